@@ -1,0 +1,517 @@
+//! The policy file: plans, windows, caps, the ceiling, the ladder, timers, stage effects and the
+//! messages users see. Parsed from TOML with unknown keys refused, then validated; every error
+//! names the key it is about. The shipped default is `default-policy.toml` beside this crate.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use serde::{Deserialize, Serialize};
+
+use crate::stage::Stage;
+use crate::time::{DurationMs, MS_PER_MINUTE};
+
+pub const DEFAULT_POLICY_TOML: &str = include_str!("../default-policy.toml");
+
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum PolicyError {
+    #[error("policy file is not valid: {0}")]
+    Parse(String),
+    #[error("policy key `{key}`: {message}")]
+    Invalid { key: String, message: String },
+}
+
+fn invalid(key: impl Into<String>, message: impl Into<String>) -> PolicyError {
+    PolicyError::Invalid { key: key.into(), message: message.into() }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Mode {
+    #[default]
+    Enforce,
+    Shadow,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Switches {
+    pub enabled: bool,
+    pub mode: Mode,
+    pub kill_switch: bool,
+    pub exempt_uids: BTreeSet<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Metering {
+    pub retention: DurationMs,
+    pub max_future_skew: DurationMs,
+    pub max_report_speech: DurationMs,
+    pub check_interval: DurationMs,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WindowDef {
+    pub name: String,
+    pub length: DurationMs,
+}
+
+impl WindowDef {
+    pub fn minutes(&self) -> i64 {
+        self.length.ms() / MS_PER_MINUTE
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Ceiling {
+    pub window: String,
+    pub limit: DurationMs,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PlanDef {
+    #[serde(default)]
+    pub free: bool,
+    pub caps: BTreeMap<String, DurationMs>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ClassifierBackend {
+    Heuristic,
+    Openai,
+    Ensemble,
+    Scripted,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClassifierPolicy {
+    pub backend: ClassifierBackend,
+    pub cooldown: DurationMs,
+    pub qualify_score: f64,
+    pub lookback: DurationMs,
+    pub evidence_retention: DurationMs,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LadderPolicy {
+    pub prior_window: DurationMs,
+    pub throttle_prior: u32,
+    pub restrict_prior: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BudgetPolicy {
+    pub slice: DurationMs,
+    pub fail_closed_when_store_down: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FreeTier {
+    pub synthetic_verdict: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Messages {
+    pub support_contact: String,
+    pub none: String,
+    pub restriction_lifted_title: String,
+    pub restriction_lifted_body: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ModelTier {
+    Standard,
+    Economy,
+}
+
+impl ModelTier {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ModelTier::Standard => "standard",
+            ModelTier::Economy => "economy",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StagePolicy {
+    /// How long the stage lasts before stepping down one stage.
+    pub timer: DurationMs,
+    pub stt_model_tier: ModelTier,
+    /// Audio forwarded to the STT vendor per UTC day; absent means no budget.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stt_daily_budget: Option<DurationMs>,
+    /// Sync uploads are refused (429 with Retry-After) while the user is over a soft cap.
+    pub sync_blocked_over_caps: bool,
+    pub title: String,
+    pub body: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Stages {
+    pub warning: StagePolicy,
+    pub throttle: StagePolicy,
+    pub restrict: StagePolicy,
+}
+
+/// The whole policy. Build it with [`Policy::from_toml_str`] or [`Policy::default`]; both validate.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Policy {
+    pub switches: Switches,
+    pub metering: Metering,
+    pub windows: Vec<WindowDef>,
+    pub ceiling: Ceiling,
+    pub default_plan: String,
+    pub plans: BTreeMap<String, PlanDef>,
+    pub classifier: ClassifierPolicy,
+    pub ladder: LadderPolicy,
+    pub budget: BudgetPolicy,
+    pub free_tier: FreeTier,
+    pub messages: Messages,
+    pub stages: Stages,
+    /// Derived at validation: plan name -> index, caps aligned with `windows`.
+    #[serde(skip)]
+    compiled: Compiled,
+}
+
+#[derive(Debug, Clone, PartialEq, Default)]
+struct Compiled {
+    plan_index: HashMap<String, usize>,
+    plan_names: Vec<String>,
+    /// `caps[plan][window]` in ms; `None` when the plan has no cap on that window.
+    caps: Vec<Vec<Option<i64>>>,
+    plan_free: Vec<bool>,
+    default_plan: usize,
+    ceiling_window: usize,
+    window_minutes: Vec<i64>,
+}
+
+/// A plan, by index into the policy's plan table (cheap to copy, valid for the policy that made it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct PlanId(pub usize);
+
+impl Default for Policy {
+    fn default() -> Self {
+        // The shipped default is validated by a unit test, so this cannot fail in a build that passed.
+        Policy::from_toml_str(DEFAULT_POLICY_TOML).expect("the shipped default policy is valid")
+    }
+}
+
+impl Policy {
+    pub fn from_toml_str(text: &str) -> Result<Policy, PolicyError> {
+        let mut policy: Policy = toml::from_str(text).map_err(|e| PolicyError::Parse(e.to_string()))?;
+        policy.validate()?;
+        Ok(policy)
+    }
+
+    /// Checks every rule and fills the derived tables. Call again after changing fields in code.
+    pub fn validate(&mut self) -> Result<(), PolicyError> {
+        let m = &self.metering;
+        if m.retention.ms() < DurationMs::hours(1).ms() {
+            return Err(invalid("metering.retention", "must be at least 1h"));
+        }
+        if m.check_interval.ms() <= 0 {
+            return Err(invalid("metering.check_interval", "must be positive"));
+        }
+        if m.max_report_speech.ms() <= 0 {
+            return Err(invalid("metering.max_report_speech", "must be positive"));
+        }
+        if self.windows.is_empty() {
+            return Err(invalid("windows", "at least one window is needed"));
+        }
+        let mut names = BTreeSet::new();
+        let mut window_minutes = Vec::new();
+        for (i, w) in self.windows.iter().enumerate() {
+            let key = format!("windows[{i}]");
+            if w.name.is_empty() || !w.name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_') {
+                return Err(invalid(format!("{key}.name"), "must be lower-case letters, digits and _"));
+            }
+            if !names.insert(w.name.clone()) {
+                return Err(invalid(format!("{key}.name"), format!("duplicate window {:?}", w.name)));
+            }
+            if w.length.ms() <= 0 || w.length.ms() % MS_PER_MINUTE != 0 {
+                return Err(invalid(format!("{key}.length"), "must be a positive whole number of minutes"));
+            }
+            if w.length > m.retention {
+                return Err(invalid(format!("{key}.length"), "must not be longer than metering.retention"));
+            }
+            window_minutes.push(w.minutes());
+        }
+        let window_pos = |name: &str| self.windows.iter().position(|w| w.name == name);
+        let ceiling_window = window_pos(&self.ceiling.window)
+            .ok_or_else(|| invalid("ceiling.window", format!("no window named {:?}", self.ceiling.window)))?;
+        if self.ceiling.limit.ms() <= 0 {
+            return Err(invalid("ceiling.limit", "must be positive"));
+        }
+        if self.plans.is_empty() {
+            return Err(invalid("plans", "at least one plan is needed"));
+        }
+        let mut compiled = Compiled { ceiling_window, window_minutes, ..Compiled::default() };
+        for (name, plan) in &self.plans {
+            let mut caps = vec![None; self.windows.len()];
+            for (wname, cap) in &plan.caps {
+                let idx = window_pos(wname)
+                    .ok_or_else(|| invalid(format!("plans.{name}.caps.{wname}"), "no window of that name"))?;
+                if cap.ms() <= 0 {
+                    return Err(invalid(format!("plans.{name}.caps.{wname}"), "must be positive"));
+                }
+                caps[idx] = Some(cap.ms());
+            }
+            compiled.plan_index.insert(name.clone(), compiled.plan_names.len());
+            compiled.plan_names.push(name.clone());
+            compiled.caps.push(caps);
+            compiled.plan_free.push(plan.free);
+        }
+        compiled.default_plan = *compiled
+            .plan_index
+            .get(&self.default_plan)
+            .ok_or_else(|| invalid("default_plan", format!("no plan named {:?}", self.default_plan)))?;
+        let c = &self.classifier;
+        if !(0.0..=1.0).contains(&c.qualify_score) || c.qualify_score.is_nan() {
+            return Err(invalid("classifier.qualify_score", "must be between 0 and 1"));
+        }
+        if c.backend == ClassifierBackend::Scripted {
+            // Allowed: `simulate --classifier scripted` sets it; the service refuses it at start-up.
+        }
+        let l = &self.ladder;
+        if l.throttle_prior > l.restrict_prior {
+            return Err(invalid("ladder.throttle_prior", "must not exceed ladder.restrict_prior"));
+        }
+        for (stage, sp) in [
+            ("warning", &self.stages.warning),
+            ("throttle", &self.stages.throttle),
+            ("restrict", &self.stages.restrict),
+        ] {
+            if sp.timer.ms() <= 0 {
+                return Err(invalid(format!("stages.{stage}.timer"), "must be positive"));
+            }
+            if let Some(b) = sp.stt_daily_budget
+                && b.ms() > DurationMs::hours(24).ms()
+            {
+                return Err(invalid(format!("stages.{stage}.stt_daily_budget"), "must be at most 24h"));
+            }
+            if sp.title.trim().is_empty() || sp.body.trim().is_empty() {
+                return Err(invalid(format!("stages.{stage}.body"), "title and body must not be empty"));
+            }
+            for placeholder in placeholders(&sp.body).chain(placeholders(&sp.title)) {
+                if !KNOWN_PLACEHOLDERS.contains(&placeholder) {
+                    return Err(invalid(
+                        format!("stages.{stage}.body"),
+                        format!("unknown placeholder {{{placeholder}}}"),
+                    ));
+                }
+            }
+            if sp.stt_daily_budget.is_none() && sp.body.contains("{stt_daily_budget}") {
+                return Err(invalid(
+                    format!("stages.{stage}.body"),
+                    "mentions {stt_daily_budget} but the stage has no budget",
+                ));
+            }
+        }
+        for uid in &self.switches.exempt_uids {
+            crate::ids::Uid::check(uid).map_err(|e| invalid("switches.exempt_uids", e.message))?;
+        }
+        if self.budget.slice.ms() <= 0 {
+            return Err(invalid("budget.slice", "must be positive"));
+        }
+        self.compiled = compiled;
+        Ok(())
+    }
+
+    pub fn to_toml_string(&self) -> String {
+        // Serializing plain data to TOML cannot fail for this shape (no non-string map keys).
+        toml::to_string_pretty(self).unwrap_or_else(|e| format!("# could not print policy: {e}\n"))
+    }
+
+    pub fn plan(&self, name: &str) -> Option<PlanId> {
+        self.compiled.plan_index.get(name).copied().map(PlanId)
+    }
+
+    /// The plan for a report that names one: unknown names are input errors.
+    pub fn plan_or_error(&self, name: &str) -> Result<PlanId, crate::error::InputError> {
+        self.plan(name).ok_or_else(|| {
+            crate::error::InputError::new(
+                "plan",
+                format!("unknown plan {name:?}; known plans: {}", self.compiled.plan_names.join(", ")),
+            )
+        })
+    }
+
+    pub fn default_plan_id(&self) -> PlanId {
+        PlanId(self.compiled.default_plan)
+    }
+
+    pub fn plan_name(&self, plan: PlanId) -> &str {
+        self.compiled.plan_names.get(plan.0).map(String::as_str).unwrap_or("?")
+    }
+
+    pub fn plan_is_free(&self, plan: PlanId) -> bool {
+        self.compiled.plan_free.get(plan.0).copied().unwrap_or(false)
+    }
+
+    /// Caps of a plan aligned with [`Policy::windows`].
+    pub fn caps(&self, plan: PlanId) -> &[Option<i64>] {
+        self.compiled.caps.get(plan.0).map(Vec::as_slice).unwrap_or(&[])
+    }
+
+    pub fn window_minutes(&self) -> &[i64] {
+        &self.compiled.window_minutes
+    }
+
+    pub fn ceiling_window(&self) -> usize {
+        self.compiled.ceiling_window
+    }
+
+    pub fn stage_policy(&self, stage: Stage) -> Option<&StagePolicy> {
+        match stage {
+            Stage::None => None,
+            Stage::Warning => Some(&self.stages.warning),
+            Stage::Throttle => Some(&self.stages.throttle),
+            Stage::Restrict => Some(&self.stages.restrict),
+        }
+    }
+
+    pub fn stage_timer(&self, stage: Stage) -> Option<i64> {
+        self.stage_policy(stage).map(|s| s.timer.ms())
+    }
+
+    pub fn is_exempt_in_config(&self, uid: &str) -> bool {
+        self.switches.exempt_uids.contains(uid)
+    }
+
+    /// A stage's user-facing text with its placeholders filled from this policy.
+    pub fn render(&self, template: &str, stage: Stage, case_ref: Option<&str>) -> String {
+        let sp = self.stage_policy(stage);
+        let budget = sp.and_then(|s| s.stt_daily_budget).map(human_amount).unwrap_or_default();
+        let timer = sp.map(|s| human_amount(s.timer)).unwrap_or_default();
+        template
+            .replace("{stt_daily_budget}", &budget)
+            .replace("{timer}", &timer)
+            .replace("{case_ref}", case_ref.unwrap_or("(none)"))
+            .replace("{support_contact}", &self.messages.support_contact)
+    }
+
+    /// `(title, body)` a user is shown on entering `stage`.
+    pub fn notification(&self, stage: Stage, case_ref: Option<&str>) -> (String, String) {
+        match self.stage_policy(stage) {
+            Some(sp) => (self.render(&sp.title, stage, case_ref), self.render(&sp.body, stage, case_ref)),
+            None => (
+                self.render(&self.messages.restriction_lifted_title, stage, case_ref),
+                self.render(&self.messages.restriction_lifted_body, stage, case_ref),
+            ),
+        }
+    }
+}
+
+const KNOWN_PLACEHOLDERS: [&str; 4] = ["stt_daily_budget", "timer", "case_ref", "support_contact"];
+
+fn placeholders(text: &str) -> impl Iterator<Item = &str> {
+    text.split('{').skip(1).filter_map(|rest| rest.split_once('}').map(|(name, _)| name))
+}
+
+/// "30 minutes", "4 hours", "7 days": the wording used in messages.
+pub fn human_amount(d: DurationMs) -> String {
+    let ms = d.ms();
+    let plural = |n: i64, unit: &str| if n == 1 { format!("1 {unit}") } else { format!("{n} {unit}s") };
+    if ms > 0 && ms % crate::time::MS_PER_DAY == 0 {
+        plural(ms / crate::time::MS_PER_DAY, "day")
+    } else if ms > 0 && ms % crate::time::MS_PER_HOUR == 0 {
+        plural(ms / crate::time::MS_PER_HOUR, "hour")
+    } else if ms > 0 && ms % MS_PER_MINUTE == 0 {
+        plural(ms / MS_PER_MINUTE, "minute")
+    } else {
+        plural(ms / 1000, "second")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shipped_default_policy_is_valid_and_matches_the_spec() {
+        let p = Policy::from_toml_str(DEFAULT_POLICY_TOML).unwrap();
+        let h = |n: i64| Some(n * 3_600_000);
+        assert_eq!(p.caps(p.plan("free").unwrap()), &[h(2), h(8), h(10)]);
+        assert_eq!(p.caps(p.plan("paid").unwrap()), &[h(2), h(8), h(10)]);
+        assert_eq!(p.caps(p.plan("unlimited").unwrap()), &[h(4), h(16), h(20)]);
+        assert_eq!(p.default_plan_id(), p.plan("free").unwrap());
+        assert!(p.plan_is_free(p.plan("free").unwrap()));
+        assert!(!p.plan_is_free(p.plan("paid").unwrap()));
+        assert_eq!(p.ceiling.limit, DurationMs::hours(30));
+        assert_eq!(p.window_minutes(), &[1440, 4320, 10080]);
+        assert_eq!(p.metering.check_interval, DurationMs::seconds(300));
+        assert_eq!(p.classifier.cooldown, DurationMs::hours(12));
+        assert_eq!(p.stages.throttle.stt_daily_budget, Some(DurationMs::hours(4)));
+        assert_eq!(p.stages.restrict.stt_daily_budget, Some(DurationMs::minutes(30)));
+        assert_eq!(p.stages.warning.stt_daily_budget, None);
+    }
+
+    #[test]
+    fn printed_policy_parses_back_to_the_same_policy() {
+        let p = Policy::default();
+        let again = Policy::from_toml_str(&p.to_toml_string()).unwrap();
+        assert_eq!(p, again);
+    }
+
+    #[test]
+    fn unknown_key_is_refused_and_named() {
+        let text = DEFAULT_POLICY_TOML.replace("kill_switch = false", "kill_switch = false\nkil_switch = true");
+        let err = Policy::from_toml_str(&text).unwrap_err().to_string();
+        assert!(err.contains("kil_switch"), "{err}");
+    }
+
+    #[test]
+    fn cap_on_a_missing_window_names_the_key() {
+        let text =
+            DEFAULT_POLICY_TOML.replace("weekly = \"10h\" }\n\n[plans.paid]", "monthly = \"10h\" }\n\n[plans.paid]");
+        let err = Policy::from_toml_str(&text).unwrap_err().to_string();
+        assert!(err.contains("plans.free.caps.monthly"), "{err}");
+    }
+
+    #[test]
+    fn unknown_default_plan_is_a_load_error() {
+        let text = DEFAULT_POLICY_TOML.replace("default_plan = \"free\"", "default_plan = \"gold\"");
+        let err = Policy::from_toml_str(&text).unwrap_err().to_string();
+        assert!(err.contains("default_plan") && err.contains("gold"), "{err}");
+    }
+
+    #[test]
+    fn bad_duration_and_score_name_their_keys() {
+        let text = DEFAULT_POLICY_TOML.replace("cooldown = \"12h\"", "cooldown = \"soon\"");
+        let err = Policy::from_toml_str(&text).unwrap_err().to_string();
+        assert!(err.contains("cooldown"), "{err}");
+        let text = DEFAULT_POLICY_TOML.replace("qualify_score = 0.7", "qualify_score = 1.5");
+        let err = Policy::from_toml_str(&text).unwrap_err().to_string();
+        assert!(err.contains("classifier.qualify_score"), "{err}");
+    }
+
+    #[test]
+    fn messages_describe_the_configured_effects() {
+        let p = Policy::default();
+        let (_, body) = p.notification(Stage::Throttle, Some("FU-000000000001"));
+        assert!(body.contains("4 hours") && body.contains("7 days") && body.contains("economy"), "{body}");
+        let (_, body) = p.notification(Stage::Restrict, Some("FU-000000000001"));
+        assert!(body.contains("30 minutes") && body.contains("30 days"), "{body}");
+        assert!(body.contains("FU-000000000001"));
+    }
+
+    #[test]
+    fn a_budget_placeholder_on_a_stage_without_budget_is_refused() {
+        let text = DEFAULT_POLICY_TOML.replace("Nothing changes for now;", "You have {stt_daily_budget};");
+        let err = Policy::from_toml_str(&text).unwrap_err().to_string();
+        assert!(err.contains("stages.warning.body"), "{err}");
+    }
+}

@@ -1,0 +1,339 @@
+//! Speech metering in trailing windows, exact to the minute (SPEC section 3).
+//!
+//! Usage is kept per lane as minute buckets plus hour roll-ups, both sorted by time. A window of
+//! `M` minutes at `now` is the sum of buckets `m_now - M < m <= m_now`; it is read as whole hours
+//! from the roll-up plus at most two partial hours of minutes at its edges, so a 168 h window costs
+//! about 170 additions however many minutes are active (Omi read all 10,080 per check).
+//! Idempotency keys and per-session cumulative totals (merged by max) are handled here too, so that
+//! a retried or replayed report is never counted twice.
+
+use std::collections::{HashMap, VecDeque};
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::InputError;
+use crate::ids::Lane;
+use crate::policy::Policy;
+use crate::time::{MS_PER_MINUTE, Timestamp};
+
+/// How much speech a report carries.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum SpeechAmount {
+    /// A delta: this many ms of speech.
+    Delta(i64),
+    /// A streaming session's running total; only the increase over the largest value seen counts.
+    /// `stt_ms` of such a report is cumulative for the session too.
+    Cumulative { session_id: String, total_ms: i64 },
+}
+
+/// One usage report, validated by [`UsageReport::validate`] before it reaches a meter.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UsageReport {
+    pub lane: Lane,
+    pub amount: SpeechAmount,
+    /// When the speech happened; `None` means now.
+    pub at: Option<Timestamp>,
+    pub idempotency_key: Option<String>,
+    /// Audio forwarded to the STT vendor, silence included.
+    pub stt_ms: i64,
+}
+
+impl UsageReport {
+    pub fn delta(lane: Lane, speech_ms: i64) -> Self {
+        UsageReport { lane, amount: SpeechAmount::Delta(speech_ms), at: None, idempotency_key: None, stt_ms: 0 }
+    }
+
+    /// Checks the bounds of SPEC section 3; every error names its field.
+    pub fn validate(&self, policy: &Policy, now: Timestamp) -> Result<(), InputError> {
+        let max = policy.metering.max_report_speech.ms();
+        match &self.amount {
+            SpeechAmount::Delta(ms) => {
+                if *ms < 0 {
+                    return Err(InputError::new("speech_ms", format!("must not be negative, got {ms}")));
+                }
+                if *ms > max {
+                    return Err(InputError::new(
+                        "speech_ms",
+                        format!("{ms} ms in one report is more than the {max} ms allowed"),
+                    ));
+                }
+            }
+            SpeechAmount::Cumulative { session_id, total_ms } => {
+                if session_id.is_empty() || session_id.len() > 128 {
+                    return Err(InputError::new("session_id", "must be 1-128 characters"));
+                }
+                let retention = policy.metering.retention.ms();
+                if *total_ms < 0 || *total_ms > retention {
+                    return Err(InputError::new(
+                        "cumulative_speech_ms",
+                        format!("must be between 0 and {retention}, got {total_ms}"),
+                    ));
+                }
+            }
+        }
+        let stt_max = match &self.amount {
+            SpeechAmount::Delta(_) => max,
+            SpeechAmount::Cumulative { .. } => policy.metering.retention.ms(),
+        };
+        if self.stt_ms < 0 || self.stt_ms > stt_max {
+            return Err(InputError::new("stt_ms", format!("must be between 0 and {stt_max}, got {}", self.stt_ms)));
+        }
+        if let Some(key) = &self.idempotency_key
+            && (key.is_empty() || key.len() > 200)
+        {
+            return Err(InputError::new("idempotency_key", "must be 1-200 characters"));
+        }
+        if let Some(at) = self.at {
+            let retention_minutes = policy.metering.retention.ms() / MS_PER_MINUTE;
+            if at.minute() <= now.minute() - retention_minutes {
+                return Err(InputError::new(
+                    "at",
+                    format!("{at} is older than the retention period ({})", policy.metering.retention.human()),
+                ));
+            }
+            let skew = policy.metering.max_future_skew.ms();
+            if at.millis() > now.millis() + skew {
+                return Err(InputError::new(
+                    "at",
+                    format!("{at} is more than {} in the future", policy.metering.max_future_skew.human()),
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// What recording a report did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+pub struct RecordOutcome {
+    pub speech_added_ms: i64,
+    pub stt_added_ms: i64,
+    pub duplicate: bool,
+}
+
+/// Buckets of one lane: minutes and their hour roll-ups, both ascending.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LaneSeries {
+    minutes: VecDeque<(i64, i64)>,
+    hours: VecDeque<(i64, i64)>,
+}
+
+fn add_sorted(buckets: &mut VecDeque<(i64, i64)>, key: i64, ms: i64) {
+    // Almost every report lands in the newest bucket or a new last one.
+    if let Some(last) = buckets.back_mut() {
+        if last.0 == key {
+            last.1 += ms;
+            return;
+        }
+        if last.0 < key {
+            buckets.push_back((key, ms));
+            return;
+        }
+    } else {
+        buckets.push_back((key, ms));
+        return;
+    }
+    let pos = buckets.partition_point(|&(k, _)| k < key);
+    match buckets.get_mut(pos) {
+        Some(b) if b.0 == key => b.1 += ms,
+        _ => buckets.insert(pos, (key, ms)),
+    }
+}
+
+fn sum_range(buckets: &VecDeque<(i64, i64)>, lo: i64, hi: i64) -> i64 {
+    if lo > hi {
+        return 0;
+    }
+    let start = buckets.partition_point(|&(k, _)| k < lo);
+    buckets.range(start..).take_while(|&&(k, _)| k <= hi).map(|&(_, v)| v).sum()
+}
+
+impl LaneSeries {
+    pub fn add(&mut self, minute: i64, ms: i64) {
+        if ms == 0 {
+            return;
+        }
+        add_sorted(&mut self.minutes, minute, ms);
+        add_sorted(&mut self.hours, minute.div_euclid(60), ms);
+    }
+
+    /// Sum of minutes `lo..=hi`.
+    pub fn sum(&self, lo: i64, hi: i64) -> i64 {
+        if hi - lo < 120 {
+            return sum_range(&self.minutes, lo, hi);
+        }
+        let first_full_hour = (lo + 59).div_euclid(60);
+        let last_full_hour = (hi + 1).div_euclid(60) - 1;
+        sum_range(&self.minutes, lo, first_full_hour * 60 - 1)
+            + sum_range(&self.hours, first_full_hour, last_full_hour)
+            + sum_range(&self.minutes, (last_full_hour + 1) * 60, hi)
+    }
+
+    /// Drops buckets at or before `oldest_kept_minute - 1`.
+    pub fn prune(&mut self, oldest_kept_minute: i64) {
+        while self.minutes.front().is_some_and(|&(m, _)| m < oldest_kept_minute) {
+            self.minutes.pop_front();
+        }
+        // An hour goes once all of its minutes are gone.
+        while self.hours.front().is_some_and(|&(h, _)| h * 60 + 59 < oldest_kept_minute) {
+            self.hours.pop_front();
+        }
+    }
+
+    pub fn minutes(&self) -> impl Iterator<Item = (i64, i64)> + '_ {
+        self.minutes.iter().copied()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.minutes.is_empty()
+    }
+}
+
+/// One user's meter: all lanes, idempotency keys and session totals.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct UserMeter {
+    lanes: [LaneSeries; 4],
+    /// `(lane, key)` -> when first seen.
+    idempotency: HashMap<(Lane, String), Timestamp>,
+    /// session id -> (largest cumulative speech ms, largest cumulative stt ms, last seen).
+    sessions: HashMap<String, (i64, i64, Timestamp)>,
+    /// Size of the key maps after the last sweep; they are swept again when they double.
+    swept_len: usize,
+}
+
+impl UserMeter {
+    /// Records a report already checked by [`UsageReport::validate`].
+    pub fn record(&mut self, report: &UsageReport, retention_ms: i64, now: Timestamp) -> RecordOutcome {
+        if let Some(key) = &report.idempotency_key {
+            let entry = (report.lane, key.clone());
+            match self.idempotency.get(&entry) {
+                Some(seen) if now.millis() - seen.millis() < retention_ms => {
+                    return RecordOutcome { duplicate: true, ..RecordOutcome::default() };
+                }
+                _ => {
+                    self.idempotency.insert(entry, now);
+                }
+            }
+        }
+        let (speech, stt) = match &report.amount {
+            SpeechAmount::Delta(ms) => (*ms, report.stt_ms),
+            SpeechAmount::Cumulative { session_id, total_ms } => {
+                let slot = self.sessions.entry(session_id.clone()).or_insert((0, 0, now));
+                let speech = (*total_ms - slot.0).max(0);
+                let stt = (report.stt_ms - slot.1).max(0);
+                slot.0 = slot.0.max(*total_ms);
+                slot.1 = slot.1.max(report.stt_ms);
+                slot.2 = now;
+                (speech, stt)
+            }
+        };
+        let minute = report.at.unwrap_or(now).minute();
+        self.lanes[report.lane.index()].add(minute, speech);
+        self.prune(retention_ms, now);
+        RecordOutcome { speech_added_ms: speech, stt_added_ms: stt, duplicate: false }
+    }
+
+    fn prune(&mut self, retention_ms: i64, now: Timestamp) {
+        let oldest_kept = now.minute() - retention_ms / MS_PER_MINUTE + 1;
+        for lane in &mut self.lanes {
+            lane.prune(oldest_kept);
+        }
+        let keys = self.idempotency.len() + self.sessions.len();
+        if keys > 64 && keys > 2 * self.swept_len {
+            self.idempotency.retain(|_, seen| now.millis() - seen.millis() < retention_ms);
+            self.sessions.retain(|_, s| now.millis() - s.2.millis() < retention_ms);
+            self.swept_len = self.idempotency.len() + self.sessions.len();
+        }
+    }
+
+    /// The total of the lanes that count toward caps for a window of `minutes` ending at `now`.
+    pub fn capped_total(&self, minutes: i64, now: Timestamp) -> i64 {
+        let hi = now.minute();
+        let lo = hi - minutes + 1;
+        self.lanes[Lane::Realtime.index()].sum(lo, hi) + self.lanes[Lane::SyncFresh.index()].sum(lo, hi)
+    }
+
+    /// Capped totals for every window of the policy, in the policy's order.
+    pub fn capped_totals(&self, policy: &Policy, now: Timestamp) -> Vec<i64> {
+        policy.window_minutes().iter().map(|&m| self.capped_total(m, now)).collect()
+    }
+
+    pub fn lane_total(&self, lane: Lane, minutes: i64, now: Timestamp) -> i64 {
+        let hi = now.minute();
+        self.lanes[lane.index()].sum(hi - minutes + 1, hi)
+    }
+
+    pub fn lane(&self, lane: Lane) -> &LaneSeries {
+        &self.lanes[lane.index()]
+    }
+}
+
+/// When a window total falls back to `cap` or below if the user stops now: the minute at which
+/// enough of the oldest speech has left the window. `None` when it is not over the cap.
+pub fn recovery_at(meter: &UserMeter, window_minutes: i64, cap_ms: i64, now: Timestamp) -> Option<Timestamp> {
+    let hi = now.minute();
+    let lo = hi - window_minutes + 1;
+    let mut total = meter.capped_total(window_minutes, now);
+    if total <= cap_ms {
+        return None;
+    }
+    // Merge the two capped lanes' minutes in the window in time order; drop the oldest until under.
+    let mut minutes: Vec<(i64, i64)> = [Lane::Realtime, Lane::SyncFresh]
+        .iter()
+        .flat_map(|l| meter.lane(*l).minutes().filter(|&(m, _)| m >= lo && m <= hi))
+        .collect();
+    minutes.sort_unstable();
+    for (m, ms) in minutes {
+        total -= ms;
+        if total <= cap_ms {
+            // Bucket m leaves the window at the start of minute m + window_minutes.
+            return Some(Timestamp::from_millis((m + window_minutes) * MS_PER_MINUTE));
+        }
+    }
+    Some(Timestamp::from_millis((hi + 1) * MS_PER_MINUTE))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(min: i64) -> Timestamp {
+        Timestamp::from_millis(min * MS_PER_MINUTE)
+    }
+
+    const RET: i64 = 8 * 24 * 60 * MS_PER_MINUTE;
+
+    #[test]
+    fn window_includes_now_and_excludes_its_left_edge() {
+        let mut m = UserMeter::default();
+        let now = at(10_000);
+        for minute in [10_000 - 1440, 10_000 - 1439, 10_000] {
+            let r = UsageReport { at: Some(at(minute)), ..UsageReport::delta(Lane::Realtime, 1000) };
+            m.record(&r, RET, now);
+        }
+        assert_eq!(m.capped_total(1440, now), 2000);
+        assert_eq!(m.capped_total(1441, now), 3000);
+    }
+
+    #[test]
+    fn backfill_and_custom_lanes_are_metered_but_not_capped() {
+        let mut m = UserMeter::default();
+        let now = at(500);
+        m.record(&UsageReport::delta(Lane::SyncBackfill, 5000), RET, now);
+        m.record(&UsageReport::delta(Lane::CustomStt, 7000), RET, now);
+        m.record(&UsageReport::delta(Lane::SyncFresh, 11), RET, now);
+        assert_eq!(m.capped_total(1440, now), 11);
+        assert_eq!(m.lane_total(Lane::CustomStt, 1440, now), 7000);
+    }
+
+    #[test]
+    fn recovery_is_when_the_oldest_speech_leaves_the_window() {
+        let mut m = UserMeter::default();
+        let now = at(1000);
+        m.record(&UsageReport { at: Some(at(900)), ..UsageReport::delta(Lane::Realtime, 60_000) }, RET, now);
+        m.record(&UsageReport { at: Some(at(950)), ..UsageReport::delta(Lane::Realtime, 60_000) }, RET, now);
+        // A 200-minute window with a 1-minute cap: drop the minute-900 bucket and it is at the cap.
+        assert_eq!(recovery_at(&m, 200, 60_000, now), Some(at(1100)));
+        assert_eq!(recovery_at(&m, 200, 120_000, now), None);
+    }
+}

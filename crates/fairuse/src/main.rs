@@ -1,0 +1,135 @@
+//! `fairuse`: the command line. Parses arguments and hands over to the library's commands.
+
+use std::fs::File;
+use std::io::{BufReader, BufWriter, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Instant;
+
+use anyhow::{Context, bail};
+use clap::{Parser, Subcommand};
+use fairuse::sim::{SimClassifier, Simulator};
+use fairuse_domain::policy::{ClassifierBackend, Policy};
+
+#[derive(Parser)]
+#[command(name = "fairuse", version, about = "Fair-use metering and enforcement for real-time speech apps")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the HTTP service.
+    Serve {
+        #[arg(long)]
+        config: Option<PathBuf>,
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        listen: String,
+        #[arg(long, default_value = "./data")]
+        data_dir: PathBuf,
+    },
+    /// Replay a trace through the engine and print the outcomes as JSON lines.
+    Simulate {
+        /// The trace (JSON lines); `-` reads standard input.
+        #[arg(long)]
+        trace: String,
+        /// A policy file; the shipped default when absent.
+        #[arg(long, env = "FAIRUSE_POLICY")]
+        policy: Option<PathBuf>,
+        /// Which classifier answers; by default the policy's backend (heuristic).
+        #[arg(long, value_enum)]
+        classifier: Option<SimClassifier>,
+        /// Where the outcome lines go; `-` is standard output.
+        #[arg(long, short, default_value = "-")]
+        out: String,
+        /// Print lines per second and the usage-report rate to standard error at the end.
+        #[arg(long)]
+        stats: bool,
+    },
+    /// Write a realistic synthetic trace for backtests and benchmarks.
+    /// Validate the policy file and print the effective policy.
+    CheckConfig {
+        #[arg(long, env = "FAIRUSE_POLICY")]
+        policy: Option<PathBuf>,
+    },
+}
+
+fn load_policy(path: Option<&PathBuf>) -> anyhow::Result<Policy> {
+    match path {
+        None => Ok(Policy::default()),
+        Some(p) => {
+            let text = std::fs::read_to_string(p).with_context(|| format!("reading policy file {}", p.display()))?;
+            Policy::from_toml_str(&text).with_context(|| format!("policy file {}", p.display()))
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Serve { .. } => {
+            bail!(
+                "`fairuse serve` arrives with the service (issue 3); this build has the engine, `simulate`, `gen-trace` and `check-config`"
+            )
+        }
+        Command::CheckConfig { policy } => {
+            let p = load_policy(policy.as_ref())?;
+            let source = policy.as_ref().map_or("the shipped default".to_owned(), |p| p.display().to_string());
+            println!("# effective policy (from {source}); valid");
+            print!("{}", p.to_toml_string());
+            Ok(())
+        }
+        Command::Simulate { trace, policy, classifier, out, stats } => {
+            let policy = load_policy(policy.as_ref())?;
+            let classifier = match (classifier, policy.classifier.backend) {
+                (Some(c), _) => c,
+                (None, ClassifierBackend::Scripted) => SimClassifier::Scripted,
+                (None, ClassifierBackend::Heuristic | ClassifierBackend::Ensemble) => SimClassifier::Heuristic,
+                (None, ClassifierBackend::Openai) => {
+                    bail!(
+                        "simulate runs offline: the policy's classifier.backend is openai; pass --classifier heuristic or scripted"
+                    )
+                }
+            };
+            let input: Box<dyn std::io::BufRead> = if trace == "-" {
+                Box::new(std::io::stdin().lock())
+            } else {
+                Box::new(BufReader::with_capacity(
+                    1 << 20,
+                    File::open(&trace).with_context(|| format!("opening trace {trace}"))?,
+                ))
+            };
+            let output: Box<dyn Write> = if out == "-" {
+                Box::new(BufWriter::with_capacity(1 << 16, std::io::stdout().lock()))
+            } else {
+                Box::new(BufWriter::new(File::create(&out).with_context(|| format!("creating {out}"))?))
+            };
+            let started = Instant::now();
+            let summary = Simulator::new(&policy, classifier, output).run(input)?;
+            if stats {
+                let secs = started.elapsed().as_secs_f64();
+                eprintln!(
+                    "simulated {} lines ({} usage reports, {} users) in {:.2} s: {:.0} lines/s, {:.0} usage reports/s",
+                    summary.lines,
+                    summary.usage_lines,
+                    summary.users,
+                    secs,
+                    summary.lines as f64 / secs,
+                    summary.usage_lines as f64 / secs
+                );
+            }
+            Ok(())
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("fairuse: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}

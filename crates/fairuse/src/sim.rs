@@ -1,0 +1,523 @@
+//! `fairuse simulate`: replays a trace through the real engine with a virtual clock and
+//! in-memory state, writing one JSON line per outcome and a closing summary (SPEC section 8).
+//!
+//! It calls the same domain functions as the service (evaluation at most once per check interval,
+//! cooldown, ladder, timers applied as the clock passes them, budgets), so a backtest shows what
+//! the service would have done. The output is a function of the trace and the policy alone.
+
+use std::borrow::Cow;
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
+use std::io::{BufRead, Write};
+
+use fairuse_domain::classifier::{
+    Classifier, ClassifierInput, Conversation, HeuristicClassifier, ScriptedClassifier, UsageShape, UsageType, Verdict,
+};
+use fairuse_domain::engine::{self, BudgetDay, CapCheck, ClassifyGate, Ctx, EnforcementState, Event, EventKind};
+use fairuse_domain::ids::{Lane, SequentialIds, Uid};
+use fairuse_domain::policy::Policy;
+use fairuse_domain::stage::Stage;
+use fairuse_domain::time::Timestamp;
+use fairuse_domain::windows::{SpeechAmount, UsageReport, UserMeter};
+use serde::{Deserialize, Serialize};
+
+/// Which classifier the simulation asks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum SimClassifier {
+    /// `verdict` lines of the trace say what each user's runs return.
+    Scripted,
+    /// The built-in offline heuristic on `conversation` lines and usage shape.
+    Heuristic,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SimError {
+    #[error("trace line {line}: {message}")]
+    Line { line: u64, message: String },
+    #[error("reading the trace: {0}")]
+    Read(std::io::Error),
+    #[error("writing the output: {0}")]
+    Write(std::io::Error),
+}
+
+/// One trace line; every field any line type may carry. Unknown fields are refused so a typo in a
+/// hand-written trace is an error, not a silently different simulation.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TraceLine<'a> {
+    #[serde(borrow)]
+    t: Cow<'a, str>,
+    #[serde(rename = "type", borrow)]
+    kind: Cow<'a, str>,
+    #[serde(borrow, default)]
+    uid: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    lane: Option<Cow<'a, str>>,
+    #[serde(default)]
+    speech_ms: Option<i64>,
+    #[serde(default)]
+    stt_ms: Option<i64>,
+    #[serde(borrow, default)]
+    session_id: Option<Cow<'a, str>>,
+    #[serde(default)]
+    cumulative_speech_ms: Option<i64>,
+    #[serde(borrow, default)]
+    at: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    idempotency_key: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    plan: Option<Cow<'a, str>>,
+    #[serde(default)]
+    credits_exhausted: Option<bool>,
+    #[serde(default)]
+    conversation: Option<Conversation>,
+    #[serde(default)]
+    misuse_score: Option<f64>,
+    #[serde(borrow, default)]
+    usage_type: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    action: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    stage: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    until: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    reason: Option<Cow<'a, str>>,
+}
+
+#[derive(Default)]
+struct SimUser {
+    uid: String,
+    meter: UserMeter,
+    state: EnforcementState,
+    budget: BudgetDay,
+    last_eval: Option<Timestamp>,
+    /// The classifier lock doubles as the cooldown: held until this instant after a run.
+    lock_until: Option<Timestamp>,
+    scripted: Option<Verdict>,
+    conversations: Vec<Conversation>,
+    /// Ceiling headroom at the last exact read, minus speech recorded since: while it is positive
+    /// the ceiling cannot have been reached, so most reports need no window read.
+    ceiling_headroom: i64,
+}
+
+#[derive(Serialize)]
+struct OutLine<'a> {
+    t: String,
+    #[serde(rename = "type")]
+    kind: &'a str,
+    uid: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    misuse_score: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    usage_type: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    qualifies: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    from: Option<Stage>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    to: Option<Stage>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    case_ref: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    used_ms: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    limit_ms: Option<i64>,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    shadow: bool,
+}
+
+/// The closing line.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Summary {
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    pub users: u64,
+    pub stages: Stages,
+    pub classifier_runs: u64,
+    pub stt_ms_saved: i64,
+    /// Lines read, of which usage reports: the simulator's own throughput figures.
+    #[serde(skip)]
+    pub lines: u64,
+    #[serde(skip)]
+    pub usage_lines: u64,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Stages {
+    pub none: u64,
+    pub warning: u64,
+    pub throttle: u64,
+    pub restrict: u64,
+}
+
+pub struct Simulator<'p, W: Write> {
+    policy: &'p Policy,
+    classifier: SimClassifier,
+    users: Vec<SimUser>,
+    index: HashMap<String, usize>,
+    timers: BinaryHeap<Reverse<(Timestamp, usize)>>,
+    ids: SequentialIds,
+    out: W,
+    now: Timestamp,
+    classifier_runs: u64,
+    stt_ms_saved: i64,
+    lines: u64,
+    usage_lines: u64,
+}
+
+fn err(line: u64, message: impl Into<String>) -> SimError {
+    SimError::Line { line, message: message.into() }
+}
+
+impl<'p, W: Write> Simulator<'p, W> {
+    pub fn new(policy: &'p Policy, classifier: SimClassifier, out: W) -> Self {
+        Simulator {
+            policy,
+            classifier,
+            users: Vec::new(),
+            index: HashMap::new(),
+            timers: BinaryHeap::new(),
+            ids: SequentialIds::new(0x5EED_F00D),
+            out,
+            now: Timestamp(i64::MIN),
+            classifier_runs: 0,
+            stt_ms_saved: 0,
+            lines: 0,
+            usage_lines: 0,
+        }
+    }
+
+    /// Replays every line of `input`, then writes the summary.
+    pub fn run<R: BufRead>(mut self, mut input: R) -> Result<Summary, SimError> {
+        let mut buf = String::new();
+        loop {
+            buf.clear();
+            let n = input.read_line(&mut buf).map_err(SimError::Read)?;
+            if n == 0 {
+                break;
+            }
+            self.lines += 1;
+            let text = buf.trim();
+            if text.is_empty() {
+                continue;
+            }
+            self.line(text)?;
+        }
+        self.finish()
+    }
+
+    fn line(&mut self, text: &str) -> Result<(), SimError> {
+        let n = self.lines;
+        let line: TraceLine<'_> = serde_json::from_str(text).map_err(|e| err(n, format!("not a trace line: {e}")))?;
+        let t = Timestamp::parse_rfc3339(&line.t).map_err(|e| err(n, format!("t: {e}")))?;
+        if t < self.now {
+            return Err(err(
+                n,
+                format!("t: {} is earlier than the previous line ({}); traces must be in time order", line.t, self.now),
+            ));
+        }
+        self.now = t;
+        self.run_timers(t)?;
+        if line.kind == "tick" {
+            return Ok(());
+        }
+        let uid = line.uid.as_deref().ok_or_else(|| err(n, "uid: missing"))?;
+        Uid::check(uid).map_err(|e| err(n, e.to_string()))?;
+        let u = self.user(uid);
+        match &*line.kind {
+            "usage" => self.usage(u, &line, t, n),
+            "plan" => {
+                let plan_name = line.plan.as_deref().ok_or_else(|| err(n, "plan: missing"))?;
+                let plan = self.policy.plan_or_error(plan_name).map_err(|e| err(n, e.to_string()))?;
+                let events = {
+                    let user = &mut self.users[u];
+                    let mut ctx = Ctx { policy: self.policy, now: t, uid: &user.uid, ids: &mut self.ids };
+                    engine::plan_changed(&mut user.state, plan, line.credits_exhausted.unwrap_or(false), &mut ctx)
+                };
+                self.emit(u, &events)
+            }
+            "conversation" => {
+                let c = line.conversation.clone().ok_or_else(|| err(n, "conversation: missing"))?;
+                let lookback = self.policy.classifier.lookback.ms();
+                let user = &mut self.users[u];
+                user.conversations
+                    .retain(|x| x.started_at >= t.minus_ms(lookback) && x.conversation_id != c.conversation_id);
+                user.conversations.push(c.for_classifier());
+                Ok(())
+            }
+            "verdict" => {
+                let score = line.misuse_score.ok_or_else(|| err(n, "misuse_score: missing"))?;
+                let ty = line.usage_type.as_deref().unwrap_or("unknown");
+                let ty = UsageType::parse(ty).ok_or_else(|| err(n, format!("usage_type: unknown type {ty:?}")))?;
+                self.users[u].scripted = Some(ScriptedClassifier::scripted(score, ty));
+                Ok(())
+            }
+            "admin" => self.admin(u, &line, t, n),
+            other => Err(err(
+                n,
+                format!(
+                    "type: unknown line type {other:?}; expected usage, plan, conversation, verdict, admin or tick"
+                ),
+            )),
+        }
+    }
+
+    fn user(&mut self, uid: &str) -> usize {
+        if let Some(&i) = self.index.get(uid) {
+            return i;
+        }
+        let i = self.users.len();
+        self.users.push(SimUser {
+            uid: uid.to_owned(),
+            ceiling_headroom: self.policy.ceiling.limit.ms(),
+            ..SimUser::default()
+        });
+        self.index.insert(uid.to_owned(), i);
+        i
+    }
+
+    fn usage(&mut self, u: usize, line: &TraceLine<'_>, t: Timestamp, n: u64) -> Result<(), SimError> {
+        self.usage_lines += 1;
+        let policy = self.policy;
+        if !policy.switches.enabled {
+            return Ok(()); // off: nothing is metered
+        }
+        let lane = Lane::parse(line.lane.as_deref().unwrap_or("realtime")).map_err(|e| err(n, e.to_string()))?;
+        let amount = match (line.speech_ms, &line.session_id, line.cumulative_speech_ms) {
+            (Some(ms), None, None) => SpeechAmount::Delta(ms),
+            (None, Some(s), Some(total)) => SpeechAmount::Cumulative { session_id: s.to_string(), total_ms: total },
+            _ => return Err(err(n, "speech_ms: give either speech_ms, or session_id with cumulative_speech_ms")),
+        };
+        let at = match &line.at {
+            Some(a) => Some(Timestamp::parse_rfc3339(a).map_err(|e| err(n, format!("at: {e}")))?),
+            None => None,
+        };
+        let report = UsageReport {
+            lane,
+            amount,
+            at,
+            idempotency_key: line.idempotency_key.as_ref().map(|k| k.to_string()),
+            stt_ms: line.stt_ms.unwrap_or(0),
+        };
+        report.validate(policy, t).map_err(|e| err(n, e.to_string()))?;
+        let mut events: Vec<Event> = Vec::new();
+        {
+            let user = &mut self.users[u];
+            let outcome = user.meter.record(&report, policy.metering.retention.ms(), t);
+            if lane.is_capped() {
+                user.ceiling_headroom -= outcome.speech_added_ms;
+            }
+            let ceiling_exceeded = if user.ceiling_headroom > 0 {
+                false
+            } else {
+                let total = user.meter.capped_total(policy.window_minutes()[policy.ceiling_window()], t);
+                user.ceiling_headroom = policy.ceiling.limit.ms() - total;
+                user.ceiling_headroom <= 0
+            };
+            let fwd = engine::forwarding(&user.state, &user.uid, ceiling_exceeded, policy);
+            let mut ctx = Ctx { policy, now: t, uid: &user.uid, ids: &mut self.ids };
+            let (_, held, exhausted) =
+                engine::record_stt(&user.state, &mut user.budget, outcome.stt_added_ms, &fwd, &mut ctx);
+            self.stt_ms_saved += held;
+            events.extend(exhausted);
+        }
+        self.emit(u, &events)?;
+        if engine::evaluation_due(self.users[u].last_eval, policy, t) {
+            self.evaluate(u, t, line.session_id.as_deref())?;
+        }
+        Ok(())
+    }
+
+    fn evaluate(&mut self, u: usize, t: Timestamp, session_id: Option<&str>) -> Result<(), SimError> {
+        let policy = self.policy;
+        let user = &mut self.users[u];
+        user.last_eval = Some(t);
+        let totals = user.meter.capped_totals(policy, t);
+        let plan = user.state.plan_id(policy);
+        let check: CapCheck = engine::check_caps(totals, plan, policy);
+        user.ceiling_headroom = policy.ceiling.limit.ms() - check.totals[policy.ceiling_window()];
+        let exempt = user.state.exempt || policy.is_exempt_in_config(&user.uid);
+        let cooldown_passed = user.lock_until.is_none_or(|l| t >= l);
+        if engine::classify_gate(&user.state, &check, exempt, cooldown_passed, policy) != ClassifyGate::Run {
+            return Ok(());
+        }
+        let verdict = match engine::synthetic_verdict(&user.state, policy) {
+            Some(v) => v,
+            None => match self.classifier {
+                SimClassifier::Scripted => {
+                    user.scripted.clone().unwrap_or_else(|| ScriptedClassifier::scripted(0.0, UsageType::None))
+                }
+                SimClassifier::Heuristic => {
+                    let lookback = policy.classifier.lookback.ms();
+                    let input = ClassifierInput {
+                        uid: user.uid.clone(),
+                        plan: policy.plan_name(plan).to_owned(),
+                        conversations: user
+                            .conversations
+                            .iter()
+                            .filter(|c| c.started_at >= t.minus_ms(lookback))
+                            .cloned()
+                            .collect(),
+                        shape: UsageShape::measure(&user.meter, lookback, t),
+                        window_totals_ms: check.totals.clone(),
+                    };
+                    // The heuristic cannot fail; a failure would be "no verdict, lock released".
+                    match HeuristicClassifier.classify(&input) {
+                        Ok(v) => v,
+                        Err(_) => return Ok(()),
+                    }
+                }
+            },
+        };
+        self.classifier_runs += 1;
+        user.lock_until = Some(t.plus_ms(policy.classifier.cooldown.ms()));
+        let trigger = check.trigger("soft_cap", plan, policy);
+        let mut ctx = Ctx { policy, now: t, uid: &user.uid, ids: &mut self.ids };
+        let events =
+            engine::apply_verdict(&mut user.state, verdict, Some(trigger), session_id.map(str::to_owned), &mut ctx);
+        self.emit(u, &events)
+    }
+
+    fn admin(&mut self, u: usize, line: &TraceLine<'_>, t: Timestamp, n: u64) -> Result<(), SimError> {
+        let policy = self.policy;
+        let user = &mut self.users[u];
+        let mut ctx = Ctx { policy, now: t, uid: &user.uid, ids: &mut self.ids };
+        let reason = line.reason.as_ref().map(|r| r.to_string());
+        let events = match line.action.as_deref() {
+            Some("reset") => engine::admin_reset(&mut user.state, "trace", reason, &mut ctx),
+            Some("set_stage") => {
+                let stage = Stage::parse(line.stage.as_deref().unwrap_or("")).map_err(|e| err(n, e.to_string()))?;
+                let until = match &line.until {
+                    Some(u) => Some(Timestamp::parse_rfc3339(u).map_err(|e| err(n, format!("until: {e}")))?),
+                    None => None,
+                };
+                engine::admin_set_stage(&mut user.state, stage, until, "trace", reason, &mut ctx)
+                    .map_err(|e| err(n, e.to_string()))?
+            }
+            Some(other) => {
+                return Err(err(n, format!("action: unknown admin action {other:?}; expected reset or set_stage")));
+            }
+            None => return Err(err(n, "action: missing")),
+        };
+        self.emit(u, &events)
+    }
+
+    /// Applies every timer due by `t`, in time order across users.
+    fn run_timers(&mut self, t: Timestamp) -> Result<(), SimError> {
+        while let Some(&Reverse((due, u))) = self.timers.peek() {
+            if due > t {
+                break;
+            }
+            self.timers.pop();
+            let user = &mut self.users[u];
+            if user.state.stage_until != Some(due) {
+                continue; // superseded by a later timer
+            }
+            let mut ctx = Ctx { policy: self.policy, now: due, uid: &user.uid, ids: &mut self.ids };
+            let events = engine::apply_timers(&mut user.state, &mut ctx);
+            self.emit(u, &events)?;
+        }
+        Ok(())
+    }
+
+    fn emit(&mut self, u: usize, events: &[Event]) -> Result<(), SimError> {
+        let user = &self.users[u];
+        let out = &mut self.out;
+        let qualify_score = self.policy.classifier.qualify_score;
+        for e in events {
+            let base = |kind| OutLine {
+                t: e.created_at.to_rfc3339(),
+                kind,
+                uid: &user.uid,
+                misuse_score: None,
+                usage_type: None,
+                qualifies: None,
+                from: None,
+                to: None,
+                case_ref: None,
+                used_ms: None,
+                limit_ms: None,
+                shadow: e.shadow,
+            };
+            let stage_line = |kind| OutLine {
+                from: Some(e.previous_stage),
+                to: Some(e.new_stage),
+                case_ref: Some(e.case_ref.as_str()),
+                ..base(kind)
+            };
+            match e.kind {
+                EventKind::Classified => {
+                    let v = e.verdict.as_ref();
+                    let score = v.map_or(0.0, |v| v.misuse_score);
+                    write_line(
+                        out,
+                        &OutLine {
+                            misuse_score: Some(score),
+                            usage_type: v.map(|v| v.usage_type.as_str()),
+                            qualifies: Some(score >= qualify_score),
+                            ..base("classified")
+                        },
+                    )?;
+                    if e.changes_stage() {
+                        write_line(out, &stage_line("stage_changed"))?;
+                    }
+                }
+                EventKind::BudgetExhausted => {
+                    let b = e.budget.as_ref();
+                    write_line(
+                        out,
+                        &OutLine {
+                            used_ms: b.map(|b| b.used_ms),
+                            limit_ms: b.map(|b| b.limit_ms),
+                            ..base("budget_exhausted")
+                        },
+                    )?;
+                }
+                kind => write_line(out, &stage_line(kind.as_str()))?,
+            }
+        }
+        let state = &self.users[u].state;
+        if let Some(until) = state.stage_until
+            && !events.is_empty()
+        {
+            self.timers.push(Reverse((until, u)));
+        }
+        Ok(())
+    }
+
+    fn finish(mut self) -> Result<Summary, SimError> {
+        let mut stages = Stages::default();
+        let now = self.now;
+        for u in 0..self.users.len() {
+            // Stages as of the last instant of the trace, timers applied.
+            let user = &mut self.users[u];
+            let mut ctx = Ctx { policy: self.policy, now, uid: &user.uid, ids: &mut self.ids };
+            let events = engine::apply_timers(&mut user.state, &mut ctx);
+            debug_assert!(events.is_empty(), "run_timers already applied every timer due by now");
+            match user.state.stage {
+                Stage::None => stages.none += 1,
+                Stage::Warning => stages.warning += 1,
+                Stage::Throttle => stages.throttle += 1,
+                Stage::Restrict => stages.restrict += 1,
+            }
+        }
+        let summary = Summary {
+            kind: "summary",
+            users: self.users.len() as u64,
+            stages,
+            classifier_runs: self.classifier_runs,
+            stt_ms_saved: self.stt_ms_saved,
+            lines: self.lines,
+            usage_lines: self.usage_lines,
+        };
+        write_line(&mut self.out, &summary)?;
+        self.out.flush().map_err(SimError::Write)?;
+        Ok(summary)
+    }
+}
+
+fn write_line<W: Write, T: Serialize>(out: &mut W, line: &T) -> Result<(), SimError> {
+    serde_json::to_writer(&mut *out, line).map_err(|e| SimError::Write(std::io::Error::other(e)))?;
+    out.write_all(b"\n").map_err(SimError::Write)
+}
