@@ -202,6 +202,15 @@ impl Verdict {
     }
 }
 
+/// Removes the evidence text (titles and reasons) after the retention period; the conversation
+/// ids stay so a reviewer can still see which conversations were cited.
+pub fn redact(verdict: &mut Verdict) {
+    for e in &mut verdict.evidence {
+        e.title = "[redacted]".into();
+        e.reason = "[redacted]".into();
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ClassifierError {
     #[error("classifier timed out")]

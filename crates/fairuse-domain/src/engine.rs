@@ -21,6 +21,9 @@ pub struct VerdictRecord {
     pub event_id: String,
     pub at: Timestamp,
     pub overturned: bool,
+    /// Free-exhausted verdicts are about credits, not abuse: an upgrade removes them.
+    #[serde(default)]
+    pub usage_type: UsageType,
 }
 
 /// A user's enforcement state: the durable part of fair use.
@@ -261,7 +264,12 @@ pub fn apply_verdict(
             state.stage_since = Some(now);
             state.last_case_ref = Some(e.case_ref.clone());
         }
-        state.qualifying.push(VerdictRecord { event_id: e.event_id.clone(), at: now, overturned: false });
+        state.qualifying.push(VerdictRecord {
+            event_id: e.event_id.clone(),
+            at: now,
+            overturned: false,
+            usage_type: verdict.usage_type,
+        });
     }
     state.last_usage_type = Some(verdict.usage_type);
     state.last_score = Some(verdict.misuse_score);
@@ -368,9 +376,9 @@ pub fn synthetic_verdict(state: &EnforcementState, policy: &Policy) -> Option<Ve
     (policy.free_tier.synthetic_verdict && free && state.credits_exhausted).then(Verdict::free_exhausted)
 }
 
-/// The host reported a plan. Moving to a paid plan clears a stage that came from the
-/// free-exhausted verdict (Omi's #6298) and starts a new counting period, so those verdicts do not
-/// count against the paying user later.
+/// The host reported a plan. On a paid plan, free-exhausted verdicts stop counting (they were
+/// about credits, not abuse: Omi's #6298), and a stage that only they drove is cleared back to
+/// `none`. A stage that abuse verdicts also drove, or that an admin set, stays.
 pub fn plan_changed(
     state: &mut EnforcementState,
     plan: PlanId,
@@ -381,10 +389,20 @@ pub fn plan_changed(
     state.plan = Some(ctx.policy.plan_name(plan).to_owned());
     state.credits_exhausted = credits_exhausted;
     state.updated_at = Some(ctx.now);
-    let paid = !ctx.policy.plan_is_free(plan);
-    if paid && state.stage != Stage::None && state.last_usage_type == Some(UsageType::FreeExhausted) {
+    if ctx.policy.plan_is_free(plan) {
+        return events;
+    }
+    let before = state.qualifying.len();
+    state.qualifying.retain(|v| v.usage_type != UsageType::FreeExhausted);
+    let removed_any = state.qualifying.len() != before;
+    let abuse_remains = state.qualifying.iter().any(|v| !v.overturned);
+    let driven_by_credits = removed_any || state.last_usage_type == Some(UsageType::FreeExhausted);
+    if state.stage != Stage::None && !state.manual && driven_by_credits && !abuse_remains {
         let from = state.stage;
-        clear(state, ctx.now);
+        state.stage = Stage::None;
+        state.stage_until = None;
+        state.stage_since = Some(ctx.now);
+        state.last_usage_type = None;
         let mut e = ctx.event(EventKind::StageChanged, ctx.now, from, Stage::None);
         e.notes = Some(format!("cleared on upgrade to {}", ctx.policy.plan_name(plan)));
         e.trigger = Some(Trigger {

@@ -124,6 +124,8 @@ pub struct Messages {
     pub none: String,
     pub restriction_lifted_title: String,
     pub restriction_lifted_body: String,
+    pub budget_exhausted_title: String,
+    pub budget_exhausted_body: String,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -401,6 +403,14 @@ impl Policy {
             .replace("{timer}", &timer)
             .replace("{case_ref}", case_ref.unwrap_or("(none)"))
             .replace("{support_contact}", &self.messages.support_contact)
+    }
+
+    /// `(title, body)` a user is shown when today's STT budget of `stage` runs out.
+    pub fn budget_notification(&self, stage: Stage, case_ref: Option<&str>) -> (String, String) {
+        (
+            self.render(&self.messages.budget_exhausted_title, stage, case_ref),
+            self.render(&self.messages.budget_exhausted_body, stage, case_ref),
+        )
     }
 
     /// `(title, body)` a user is shown on entering `stage`.

@@ -90,22 +90,76 @@ pub struct Versioned<T> {
 #[async_trait]
 pub trait EnforcementStore: Send + Sync {
     async fn load(&self, uid: &Uid) -> Result<Option<Versioned<EnforcementState>>, StoreError>;
-    /// Writes the state if its version is still `expected` (0 for a new user) and appends the
-    /// events, atomically. Returns the new version, or [`StoreError::Conflict`].
+    /// Writes the state if its version is still `expected` (0 for a new user), appends the events
+    /// and enqueues the outbox messages, atomically. Returns the new version, or
+    /// [`StoreError::Conflict`] (nothing written).
     async fn commit(
         &self,
         uid: &Uid,
         state: &EnforcementState,
         expected: u64,
         events: &[Event],
+        outbox: &[OutboxMessage],
     ) -> Result<u64, StoreError>;
     /// Newest first.
     async fn events(&self, uid: &Uid, limit: usize) -> Result<Vec<Event>, StoreError>;
     async fn event_by_case_ref(&self, case_ref: &str) -> Result<Option<Event>, StoreError>;
+    async fn event_by_id(&self, uid: &Uid, event_id: &str) -> Result<Option<Event>, StoreError>;
     /// Replaces an event's resolution (the only mutable part of an event).
     async fn update_event(&self, event: &Event) -> Result<(), StoreError>;
     /// Users not in `none` (or in `stage`), most recently changed first.
     async fn flagged(&self, stage: Option<Stage>, limit: usize) -> Result<Vec<(String, EnforcementState)>, StoreError>;
+    /// Users whose stage timer has run out by `now` (for the timer worker), at most `limit`.
+    async fn due_timers(&self, now: Timestamp, limit: usize) -> Result<Vec<String>, StoreError>;
+    /// Removes evidence text from verdicts of events created before `cutoff` and stamps
+    /// `evidence_redacted_at = now`. Returns how many events changed.
+    async fn redact_evidence_before(&self, cutoff: Timestamp, now: Timestamp) -> Result<u64, StoreError>;
+}
+
+/// A webhook waiting for delivery. `id` is the event id the receiver deduplicates on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutboxMessage {
+    pub id: String,
+    pub body: String,
+    pub attempts: u32,
+    pub next_attempt_at: Timestamp,
+    pub created_at: Timestamp,
+    pub last_error: Option<String>,
+}
+
+/// The durable webhook outbox: at least once delivery.
+#[async_trait]
+pub trait OutboxStore: Send + Sync {
+    /// Messages due by `now`, leased to the caller until `now + lease_ms` so no other worker or
+    /// replica takes them meanwhile (a crash before `delivered` makes them due again).
+    async fn claim_due(&self, now: Timestamp, limit: usize, lease_ms: i64) -> Result<Vec<OutboxMessage>, StoreError>;
+    async fn delivered(&self, id: &str, now: Timestamp) -> Result<(), StoreError>;
+    /// Schedules another attempt; `give_up` moves the message to the dead letters instead.
+    async fn failed(&self, id: &str, next_attempt_at: Timestamp, error: &str, give_up: bool) -> Result<(), StoreError>;
+    /// Messages not yet delivered (pending, leased and dead).
+    async fn pending(&self) -> Result<u64, StoreError>;
+}
+
+/// A durable classifier job: the user to classify and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Job {
+    pub id: String,
+    pub uid: String,
+    pub lock_token: String,
+    pub session_id: Option<String>,
+    pub attempts: u32,
+    pub created_at: Timestamp,
+}
+
+/// Durable jobs (the classifier queue): a job survives a restart until it is completed.
+#[async_trait]
+pub trait JobStore: Send + Sync {
+    async fn enqueue(&self, job: &Job, now: Timestamp) -> Result<(), StoreError>;
+    /// Jobs not completed and not leased by someone else, leased until `now + lease_ms`.
+    async fn claim(&self, now: Timestamp, limit: usize, lease_ms: i64) -> Result<Vec<Job>, StoreError>;
+    async fn complete(&self, id: &str) -> Result<(), StoreError>;
+    /// Makes a job due again at `retry_at` with its attempt count raised.
+    async fn retry(&self, id: &str, retry_at: Timestamp) -> Result<(), StoreError>;
 }
 
 #[async_trait]
@@ -131,6 +185,10 @@ pub struct MemoryStore {
     states: Mutex<HashMap<Uid, Versioned<EnforcementState>>>,
     events: Mutex<Vec<Event>>,
     conversations: Mutex<HashMap<Uid, Vec<Conversation>>>,
+    /// id -> (message, leased until, dead).
+    outbox: Mutex<Vec<(OutboxMessage, i64, bool)>>,
+    /// (job, due at ms).
+    jobs: Mutex<Vec<(Job, i64)>>,
 }
 
 impl MemoryStore {
@@ -264,6 +322,7 @@ impl EnforcementStore for MemoryStore {
         state: &EnforcementState,
         expected: u64,
         events: &[Event],
+        outbox: &[OutboxMessage],
     ) -> Result<u64, StoreError> {
         let mut states = lock(&self.states);
         let current = states.get(uid).map_or(0, |v| v.version);
@@ -277,6 +336,7 @@ impl EnforcementStore for MemoryStore {
             }
         }
         all.extend(events.iter().cloned());
+        lock(&self.outbox).extend(outbox.iter().map(|m| (m.clone(), 0, false)));
         states.insert(uid.clone(), Versioned { value: state.clone(), version: current + 1 });
         Ok(current + 1)
     }
@@ -288,6 +348,10 @@ impl EnforcementStore for MemoryStore {
 
     async fn event_by_case_ref(&self, case_ref: &str) -> Result<Option<Event>, StoreError> {
         Ok(lock(&self.events).iter().find(|e| e.case_ref.as_str() == case_ref).cloned())
+    }
+
+    async fn event_by_id(&self, uid: &Uid, event_id: &str) -> Result<Option<Event>, StoreError> {
+        Ok(lock(&self.events).iter().find(|e| e.event_id == event_id && e.uid == uid.as_str()).cloned())
     }
 
     async fn update_event(&self, event: &Event) -> Result<(), StoreError> {
@@ -315,6 +379,110 @@ impl EnforcementStore for MemoryStore {
         out.sort_by(|a, b| b.1.stage_since.cmp(&a.1.stage_since).then_with(|| a.0.cmp(&b.0)));
         out.truncate(limit);
         Ok(out)
+    }
+
+    async fn due_timers(&self, now: Timestamp, limit: usize) -> Result<Vec<String>, StoreError> {
+        let states = lock(&self.states);
+        let mut due: Vec<String> = states
+            .iter()
+            .filter(|(_, v)| v.value.stage != Stage::None && v.value.stage_until.is_some_and(|u| u <= now))
+            .map(|(uid, _)| uid.to_string())
+            .collect();
+        due.sort();
+        due.truncate(limit);
+        Ok(due)
+    }
+
+    async fn redact_evidence_before(&self, cutoff: Timestamp, now: Timestamp) -> Result<u64, StoreError> {
+        let mut n = 0;
+        for e in lock(&self.events).iter_mut() {
+            if e.created_at < cutoff && e.evidence_redacted_at.is_none() {
+                if let Some(v) = e.verdict.as_mut() {
+                    crate::classifier::redact(v);
+                }
+                e.evidence_redacted_at = Some(now);
+                n += 1;
+            }
+        }
+        Ok(n)
+    }
+}
+
+#[async_trait]
+impl OutboxStore for MemoryStore {
+    async fn claim_due(&self, now: Timestamp, limit: usize, lease_ms: i64) -> Result<Vec<OutboxMessage>, StoreError> {
+        let mut all = lock(&self.outbox);
+        let mut out = Vec::new();
+        for (m, leased_until, dead) in all.iter_mut() {
+            if out.len() >= limit {
+                break;
+            }
+            if !*dead && m.next_attempt_at <= now && *leased_until <= now.millis() {
+                *leased_until = now.millis() + lease_ms;
+                out.push(m.clone());
+            }
+        }
+        Ok(out)
+    }
+
+    async fn delivered(&self, id: &str, _now: Timestamp) -> Result<(), StoreError> {
+        lock(&self.outbox).retain(|(m, _, _)| m.id != id);
+        Ok(())
+    }
+
+    async fn failed(&self, id: &str, next_attempt_at: Timestamp, error: &str, give_up: bool) -> Result<(), StoreError> {
+        let mut all = lock(&self.outbox);
+        let (m, leased, dead) = all
+            .iter_mut()
+            .find(|(m, _, _)| m.id == id)
+            .ok_or_else(|| StoreError::NotFound(format!("outbox message {id}")))?;
+        m.attempts += 1;
+        m.next_attempt_at = next_attempt_at;
+        m.last_error = Some(error.to_owned());
+        *leased = 0;
+        *dead = give_up;
+        Ok(())
+    }
+
+    async fn pending(&self) -> Result<u64, StoreError> {
+        Ok(lock(&self.outbox).len() as u64)
+    }
+}
+
+#[async_trait]
+impl JobStore for MemoryStore {
+    async fn enqueue(&self, job: &Job, now: Timestamp) -> Result<(), StoreError> {
+        lock(&self.jobs).push((job.clone(), now.millis()));
+        Ok(())
+    }
+
+    async fn claim(&self, now: Timestamp, limit: usize, lease_ms: i64) -> Result<Vec<Job>, StoreError> {
+        let mut jobs = lock(&self.jobs);
+        let mut out = Vec::new();
+        for (job, due) in jobs.iter_mut() {
+            if out.len() >= limit {
+                break;
+            }
+            if *due <= now.millis() {
+                *due = now.millis() + lease_ms;
+                out.push(job.clone());
+            }
+        }
+        Ok(out)
+    }
+
+    async fn complete(&self, id: &str) -> Result<(), StoreError> {
+        lock(&self.jobs).retain(|(j, _)| j.id != id);
+        Ok(())
+    }
+
+    async fn retry(&self, id: &str, retry_at: Timestamp) -> Result<(), StoreError> {
+        let mut jobs = lock(&self.jobs);
+        let (job, due) =
+            jobs.iter_mut().find(|(j, _)| j.id == id).ok_or_else(|| StoreError::NotFound(format!("job {id}")))?;
+        job.attempts += 1;
+        *due = retry_at.millis();
+        Ok(())
     }
 }
 

@@ -219,6 +219,11 @@ impl UserMeter {
             SpeechAmount::Delta(ms) => (*ms, report.stt_ms),
             SpeechAmount::Cumulative { session_id, total_ms } => {
                 let slot = self.sessions.entry(session_id.clone()).or_insert((0, 0, now));
+                // A session silent for longer than the retention is forgotten, whether or not a
+                // sweep has removed it yet: the same report always counts the same.
+                if now.millis() - slot.2.millis() >= retention_ms {
+                    *slot = (0, 0, now);
+                }
                 let speech = (*total_ms - slot.0).max(0);
                 let stt = (report.stt_ms - slot.1).max(0);
                 slot.0 = slot.0.max(*total_ms);
@@ -268,29 +273,41 @@ impl UserMeter {
     }
 }
 
-/// When a window total falls back to `cap` or below if the user stops now: the minute at which
-/// enough of the oldest speech has left the window. `None` when it is not over the cap.
+/// When a window total falls back to `cap` or below, for good, if the user stops now: the first
+/// minute boundary from which the total stays at or under the cap. Speech stamped in the future
+/// (allowed up to the skew limit) still enters the window later, so it is taken into account.
+/// `None` when the total is not over the cap now.
 pub fn recovery_at(meter: &UserMeter, window_minutes: i64, cap_ms: i64, now: Timestamp) -> Option<Timestamp> {
     let hi = now.minute();
-    let lo = hi - window_minutes + 1;
-    let mut total = meter.capped_total(window_minutes, now);
-    if total <= cap_ms {
+    if meter.capped_total(window_minutes, now) <= cap_ms {
         return None;
     }
-    // Merge the two capped lanes' minutes in the window in time order; drop the oldest until under.
-    let mut minutes: Vec<(i64, i64)> = [Lane::Realtime, Lane::SyncFresh]
+    let lo = hi - window_minutes + 1;
+    // Every capped bucket that is or will be in a window from now on, merged across lanes.
+    let mut buckets: Vec<(i64, i64)> = [Lane::Realtime, Lane::SyncFresh]
         .iter()
-        .flat_map(|l| meter.lane(*l).minutes().filter(|&(m, _)| m >= lo && m <= hi))
+        .flat_map(|l| meter.lane(*l).minutes().filter(|&(m, _)| m >= lo))
         .collect();
-    minutes.sort_unstable();
-    for (m, ms) in minutes {
-        total -= ms;
-        if total <= cap_ms {
-            // Bucket m leaves the window at the start of minute m + window_minutes.
-            return Some(Timestamp::from_millis((m + window_minutes) * MS_PER_MINUTE));
+    buckets.sort_unstable();
+    let last_bucket = buckets.last().map_or(hi, |b| b.0);
+    // Slide the window one minute at a time: bucket m is inside at minute t when t-M < m <= t.
+    let (mut enter, mut leave) = (0usize, 0usize);
+    let mut total = 0i64;
+    let mut last_over = hi;
+    for t in hi..=last_bucket.max(hi) + window_minutes {
+        while enter < buckets.len() && buckets[enter].0 <= t {
+            total += buckets[enter].1;
+            enter += 1;
+        }
+        while leave < enter && buckets[leave].0 <= t - window_minutes {
+            total -= buckets[leave].1;
+            leave += 1;
+        }
+        if total > cap_ms {
+            last_over = t;
         }
     }
-    Some(Timestamp::from_millis((hi + 1) * MS_PER_MINUTE))
+    Some(Timestamp::from_millis((last_over + 1) * MS_PER_MINUTE))
 }
 
 #[cfg(test)]
@@ -335,5 +352,40 @@ mod tests {
         // A 200-minute window with a 1-minute cap: drop the minute-900 bucket and it is at the cap.
         assert_eq!(recovery_at(&m, 200, 60_000, now), Some(at(1100)));
         assert_eq!(recovery_at(&m, 200, 120_000, now), None);
+    }
+
+    #[test]
+    fn recovery_waits_for_speech_stamped_in_the_future() {
+        let mut m = UserMeter::default();
+        let now = at(10_000);
+        m.record(&UsageReport { at: Some(at(9_970)), ..UsageReport::delta(Lane::Realtime, 60_000) }, RET, now);
+        m.record(&UsageReport { at: Some(at(10_003)), ..UsageReport::delta(Lane::Realtime, 60_000) }, RET, now);
+        let t = recovery_at(&m, 60, 30_000, now).unwrap();
+        assert_eq!(t, at(10_063), "the future-stamped minute leaves the 60-minute window at 10,063");
+        assert!(m.capped_total(60, t) <= 30_000);
+        assert!(m.capped_total(60, at(10_062)) > 30_000);
+    }
+
+    #[test]
+    fn an_idle_session_is_forgotten_the_same_way_whatever_other_keys_exist() {
+        let cumulative = |t: i64| UsageReport {
+            lane: Lane::Realtime,
+            amount: SpeechAmount::Cumulative { session_id: "s".into(), total_ms: t },
+            at: None,
+            idempotency_key: None,
+            stt_ms: 0,
+        };
+        let run = |extra_keys: usize| {
+            let mut m = UserMeter::default();
+            m.record(&cumulative(3_600_000), RET, at(0));
+            let later = at(RET / MS_PER_MINUTE + 1440);
+            for i in 0..extra_keys {
+                let keyed =
+                    UsageReport { idempotency_key: Some(format!("k{i}")), ..UsageReport::delta(Lane::Realtime, 0) };
+                m.record(&keyed, RET, later);
+            }
+            m.record(&cumulative(3_660_000), RET, later).speech_added_ms
+        };
+        assert_eq!(run(10), run(100));
     }
 }
