@@ -101,11 +101,11 @@ pub trait EnforcementStore: Send + Sync {
         events: &[Event],
         outbox: &[OutboxMessage],
     ) -> Result<u64, StoreError>;
-    /// Newest first.
+    /// Newest first: by `created_at` descending, and among equal instants the later append first.
     async fn events(&self, uid: &Uid, limit: usize) -> Result<Vec<Event>, StoreError>;
     async fn event_by_case_ref(&self, case_ref: &str) -> Result<Option<Event>, StoreError>;
     async fn event_by_id(&self, uid: &Uid, event_id: &str) -> Result<Option<Event>, StoreError>;
-    /// Replaces an event's resolution (the only mutable part of an event).
+    /// Replaces an event's resolution: the only part of an event this changes.
     async fn update_event(&self, event: &Event) -> Result<(), StoreError>;
     /// Users not in `none` (or in `stage`), most recently changed first.
     async fn flagged(&self, stage: Option<Stage>, limit: usize) -> Result<Vec<(String, EnforcementState)>, StoreError>;
@@ -154,6 +154,7 @@ pub struct Job {
 /// Durable jobs (the classifier queue): a job survives a restart until it is completed.
 #[async_trait]
 pub trait JobStore: Send + Sync {
+    /// Enqueues a job; a job with the same id already queued is left as it is.
     async fn enqueue(&self, job: &Job, now: Timestamp) -> Result<(), StoreError>;
     /// Jobs not completed and not leased by someone else, leased until `now + lease_ms`.
     async fn claim(&self, now: Timestamp, limit: usize, lease_ms: i64) -> Result<Vec<Job>, StoreError>;
@@ -294,6 +295,9 @@ impl LockStore for MemoryStore {
 #[async_trait]
 impl RateLimitStore for MemoryStore {
     async fn hit(&self, key: &str, limit: u32, window_ms: i64, now: Timestamp) -> Result<RateLimitOutcome, StoreError> {
+        if window_ms <= 0 {
+            return Err(StoreError::Invalid(format!("rate-limit window must be positive, got {window_ms} ms")));
+        }
         let mut rates = lock(&self.rates);
         let window = now.millis().div_euclid(window_ms);
         let slot = rates.entry(key.to_owned()).or_insert((window, 0));
@@ -329,6 +333,12 @@ impl EnforcementStore for MemoryStore {
         if current != expected {
             return Err(StoreError::Conflict);
         }
+        let mut pending = std::collections::HashSet::new();
+        for m in outbox {
+            if !pending.insert(m.id.as_str()) || lock(&self.outbox).iter().any(|(x, _, _)| x.id == m.id) {
+                return Err(StoreError::Invalid(format!("duplicate outbox message id {}", m.id)));
+            }
+        }
         let mut all = lock(&self.events);
         for e in events {
             if all.iter().any(|x| x.case_ref == e.case_ref || x.event_id == e.event_id) {
@@ -343,7 +353,10 @@ impl EnforcementStore for MemoryStore {
 
     async fn events(&self, uid: &Uid, limit: usize) -> Result<Vec<Event>, StoreError> {
         let all = lock(&self.events);
-        Ok(all.iter().rev().filter(|e| e.uid == uid.as_str()).take(limit).cloned().collect())
+        let mut mine: Vec<&Event> = all.iter().rev().filter(|e| e.uid == uid.as_str()).collect();
+        // Newest first by creation time; among equal times, the later append first (stable sort).
+        mine.sort_by_key(|e| std::cmp::Reverse(e.created_at));
+        Ok(mine.into_iter().take(limit).cloned().collect())
     }
 
     async fn event_by_case_ref(&self, case_ref: &str) -> Result<Option<Event>, StoreError> {
@@ -359,7 +372,6 @@ impl EnforcementStore for MemoryStore {
         match all.iter_mut().find(|e| e.event_id == event.event_id) {
             Some(e) => {
                 e.resolution = event.resolution.clone();
-                e.evidence_redacted_at = event.evidence_redacted_at;
                 Ok(())
             }
             None => Err(StoreError::NotFound(format!("event {}", event.event_id))),
@@ -452,7 +464,11 @@ impl OutboxStore for MemoryStore {
 #[async_trait]
 impl JobStore for MemoryStore {
     async fn enqueue(&self, job: &Job, now: Timestamp) -> Result<(), StoreError> {
-        lock(&self.jobs).push((job.clone(), now.millis()));
+        let mut jobs = lock(&self.jobs);
+        // Enqueueing the same job twice is one job (a retried request must not classify twice).
+        if !jobs.iter().any(|(j, _)| j.id == job.id) {
+            jobs.push((job.clone(), now.millis()));
+        }
         Ok(())
     }
 

@@ -1,0 +1,147 @@
+//! STT budgets and locks (in SQLite) and rate limits (in memory).
+//!
+//! Locks are persisted because the classifier lock *is* the classifier cooldown (12 h by default):
+//! forgetting it on restart would classify users again at once, and every qualifying verdict moves
+//! the ladder, so a restart could escalate a user sooner than the policy says.
+//!
+//! Rate-limit counters stay in memory: the embedded mode is one process, so there is nothing to
+//! share, and a restart that resets a window lets a client through at most one extra window's
+//! worth of requests, which is the nature of fixed windows anyway. Writing every request to disk
+//! would cost more than the limit protects.
+
+use std::collections::HashMap;
+use std::sync::{Mutex, MutexGuard};
+
+use async_trait::async_trait;
+use fairuse_domain::error::StoreError;
+use fairuse_domain::ids::Uid;
+use fairuse_domain::store::{BudgetStore, LockStore, RateLimitOutcome, RateLimitStore};
+use fairuse_domain::time::Timestamp;
+
+use crate::EmbeddedStore;
+use crate::error::{Effect, store_error};
+
+#[async_trait]
+impl BudgetStore for EmbeddedStore {
+    async fn add_forwarded(&self, uid: &Uid, day: i64, ms: i64) -> Result<i64, StoreError> {
+        sqlx::query_scalar(
+            "INSERT INTO budgets (uid, day, used_ms, exhausted_noted) VALUES (?1, ?2, ?3, 0)
+             ON CONFLICT (uid, day) DO UPDATE SET used_ms = used_ms + excluded.used_ms
+             RETURNING used_ms",
+        )
+        .bind(uid.as_str())
+        .bind(day)
+        .bind(ms)
+        .fetch_one(&self.writer)
+        .await
+        .map_err(|e| store_error("add forwarded audio to the budget", Effect::MaybeApplied, e))
+    }
+
+    async fn used(&self, uid: &Uid, day: i64) -> Result<i64, StoreError> {
+        let used: Option<i64> = sqlx::query_scalar("SELECT used_ms FROM budgets WHERE uid = ?1 AND day = ?2")
+            .bind(uid.as_str())
+            .bind(day)
+            .fetch_optional(&self.reader)
+            .await
+            .map_err(|e| store_error("read the budget", Effect::NotApplied, e))?;
+        Ok(used.unwrap_or(0))
+    }
+
+    async fn note_exhausted_once(&self, uid: &Uid, day: i64) -> Result<bool, StoreError> {
+        // The upsert changes a row only the first time: inserted, or flipped from 0 to 1.
+        let changed = sqlx::query(
+            "INSERT INTO budgets (uid, day, used_ms, exhausted_noted) VALUES (?1, ?2, 0, 1)
+             ON CONFLICT (uid, day) DO UPDATE SET exhausted_noted = 1 WHERE exhausted_noted = 0",
+        )
+        .bind(uid.as_str())
+        .bind(day)
+        .execute(&self.writer)
+        .await
+        .map_err(|e| store_error("note the exhausted budget", Effect::MaybeApplied, e))?
+        .rows_affected();
+        Ok(changed == 1)
+    }
+}
+
+#[async_trait]
+impl LockStore for EmbeddedStore {
+    async fn try_acquire(&self, key: &str, token: &str, ttl_ms: i64, now: Timestamp) -> Result<bool, StoreError> {
+        // Insert, or take over a lock that has expired by `now`; a held lock changes no row.
+        let changed = sqlx::query(
+            "INSERT INTO locks (key, token, expires_at) VALUES (?1, ?2, ?3)
+             ON CONFLICT (key) DO UPDATE SET token = excluded.token, expires_at = excluded.expires_at
+             WHERE locks.expires_at <= ?4",
+        )
+        .bind(key)
+        .bind(token)
+        .bind(now.millis().saturating_add(ttl_ms))
+        .bind(now.millis())
+        .execute(&self.writer)
+        .await
+        .map_err(|e| store_error("acquire a lock", Effect::MaybeApplied, e))?
+        .rows_affected();
+        Ok(changed == 1)
+    }
+
+    async fn release(&self, key: &str, token: &str) -> Result<bool, StoreError> {
+        let deleted = sqlx::query("DELETE FROM locks WHERE key = ?1 AND token = ?2")
+            .bind(key)
+            .bind(token)
+            .execute(&self.writer)
+            .await
+            .map_err(|e| store_error("release a lock", Effect::MaybeApplied, e))?
+            .rows_affected();
+        Ok(deleted == 1)
+    }
+}
+
+struct RateWindow {
+    /// `now / window_ms` of the window being counted.
+    index: i64,
+    ends_at_ms: i64,
+    hits: u32,
+}
+
+/// Fixed-window counters, aligned to multiples of the window length since the epoch.
+#[derive(Default)]
+pub(crate) struct RateWindows {
+    windows: Mutex<HashMap<String, RateWindow>>,
+}
+
+impl RateWindows {
+    fn map(&self) -> MutexGuard<'_, HashMap<String, RateWindow>> {
+        // Each critical section is one lookup and a few assignments: poisoning carries nothing.
+        self.windows.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Forgets windows that have ended; returns how many.
+    pub(crate) fn prune(&self, now: Timestamp) -> u64 {
+        let mut map = self.map();
+        let before = map.len();
+        map.retain(|_, w| w.ends_at_ms > now.millis());
+        (before - map.len()) as u64
+    }
+}
+
+#[async_trait]
+impl RateLimitStore for EmbeddedStore {
+    async fn hit(&self, key: &str, limit: u32, window_ms: i64, now: Timestamp) -> Result<RateLimitOutcome, StoreError> {
+        if window_ms <= 0 {
+            return Err(StoreError::Invalid(format!("rate-limit window must be positive, got {window_ms} ms")));
+        }
+        let index = now.millis().div_euclid(window_ms);
+        let ends_at_ms = (index + 1).saturating_mul(window_ms);
+        let mut map = self.rates.map();
+        let window = map.entry(key.to_owned()).or_insert(RateWindow { index, ends_at_ms, hits: 0 });
+        if window.index != index {
+            *window = RateWindow { index, ends_at_ms, hits: 0 };
+        }
+        window.hits = window.hits.saturating_add(1);
+        let allowed = window.hits <= limit;
+        Ok(RateLimitOutcome {
+            allowed,
+            remaining: limit.saturating_sub(window.hits),
+            retry_after_ms: if allowed { 0 } else { ends_at_ms - now.millis() },
+        })
+    }
+}

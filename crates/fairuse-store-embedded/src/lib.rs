@@ -1,0 +1,178 @@
+//! fairuse-store-embedded: every store port of `fairuse-domain` for a single-process deployment,
+//! durable in the data directory.
+//!
+//! [`EmbeddedStore`] keeps everything that must survive a restart in one SQLite database,
+//! `<data_dir>/fairuse.db` (WAL mode): enforcement state, events, the webhook outbox, classifier
+//! jobs, conversations, minute buckets with their idempotency keys and session maxima, STT budgets
+//! and locks. The usage meter's hot path writes through: a report is committed to SQLite before it
+//! is acknowledged, and each user's `UserMeter` is cached in memory so window totals are computed
+//! by the domain's own window math without reading SQLite. Only rate-limit counters live in memory
+//! alone (see [`hot`]).
+//!
+//! It must not depend on the server, HTTP, Redis or PostgreSQL crates: it implements the domain's
+//! traits and nothing else. Driver errors become `StoreError`s in one function ([`error`]).
+#![forbid(unsafe_code)]
+
+mod db;
+mod durable;
+mod error;
+mod hot;
+mod meter;
+mod queues;
+
+use std::path::{Path, PathBuf};
+
+use fairuse_domain::error::StoreError;
+use fairuse_domain::time::{MS_PER_MINUTE, Timestamp};
+
+use crate::error::{Effect, store_error};
+
+/// The database file inside the data directory.
+pub const DB_FILE_NAME: &str = "fairuse.db";
+/// The lock file that keeps a second process out of the same data directory.
+pub const LOCK_FILE_NAME: &str = "fairuse.lock";
+
+/// All store ports over one SQLite database plus in-memory caches. Share it as `Arc<EmbeddedStore>`
+/// (or as `Arc<dyn Trait>` per port); only one process may open a data directory at a time, since
+/// the meter cache assumes it is the only writer.
+pub struct EmbeddedStore {
+    writer: sqlx::SqlitePool,
+    reader: sqlx::SqlitePool,
+    db_path: PathBuf,
+    meters: meter::MeterCache,
+    rates: hot::RateWindows,
+    /// An exclusive lock on `fairuse.lock` in the data directory, held while the store is open:
+    /// the meter cache assumes it is the only writer, so a second process must not open the
+    /// same directory (use the distributed mode for several replicas).
+    dir_lock: std::sync::Mutex<Option<std::fs::File>>,
+}
+
+/// What one [`EmbeddedStore::prune`] removed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PruneReport {
+    pub buckets: u64,
+    pub idempotency_keys: u64,
+    pub sessions: u64,
+    pub budget_days: u64,
+    pub expired_locks: u64,
+    pub cached_meters: u64,
+    pub rate_windows: u64,
+}
+
+impl EmbeddedStore {
+    /// Creates `data_dir` if needed, opens (or creates) `fairuse.db` in WAL mode and applies
+    /// pending migrations.
+    pub async fn open(data_dir: &Path) -> Result<EmbeddedStore, StoreError> {
+        tokio::fs::create_dir_all(data_dir).await.map_err(|e| {
+            StoreError::Unavailable(format!("cannot create the data directory {}: {e}", data_dir.display()))
+        })?;
+        let lock_path = data_dir.join(LOCK_FILE_NAME);
+        let lock_file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(|e| StoreError::Unavailable(format!("cannot open {}: {e}", lock_path.display())))?;
+        lock_file.try_lock().map_err(|_| {
+            StoreError::Unavailable(format!(
+                "the data directory {} is in use by another fairuse process; one embedded store per directory",
+                data_dir.display()
+            ))
+        })?;
+        let db_path = data_dir.join(DB_FILE_NAME);
+        let pools = db::open(&db_path).await?;
+        tracing::info!(path = %db_path.display(), "opened the embedded store");
+        Ok(EmbeddedStore {
+            writer: pools.writer,
+            reader: pools.reader,
+            db_path,
+            meters: meter::MeterCache::default(),
+            rates: hot::RateWindows::default(),
+            dir_lock: std::sync::Mutex::new(Some(lock_file)),
+        })
+    }
+
+    /// The database file, for backups: copy it with `sqlite3 fairuse.db ".backup out.db"` (or
+    /// `VACUUM INTO`) while the service runs; a plain file copy also needs the `-wal` file.
+    pub fn db_path(&self) -> PathBuf {
+        self.db_path.clone()
+    }
+
+    /// Readiness: the write connection is available and answers.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1")
+            .execute(&self.writer)
+            .await
+            .map(|_| ())
+            .map_err(|e| store_error("ping the database", Effect::NotApplied, e))
+    }
+
+    /// Closes both pools, waiting for calls in flight. Later calls fail with `Unavailable`.
+    pub async fn close(&self) {
+        self.writer.close().await;
+        self.reader.close().await;
+        // Dropping the file releases the directory lock.
+        self.dir_lock.lock().unwrap_or_else(|p| p.into_inner()).take();
+    }
+
+    /// Removes what the retention period no longer needs: minute buckets, idempotency keys and
+    /// session maxima older than `retention_ms`, budget days before it, expired locks, rate-limit
+    /// windows that ended, and cached meters of users idle for an hour (reloaded on demand). The
+    /// service calls it periodically; the meter also prunes on its own every few thousand writes,
+    /// so the database and the caches stay bounded without it.
+    pub async fn prune(&self, now: Timestamp, retention_ms: i64) -> Result<PruneReport, StoreError> {
+        let mut report = prune_sql(&self.writer, now, retention_ms).await?;
+        report.cached_meters = self.meters.evict_idle(now);
+        report.rate_windows = self.rates.prune(now);
+        Ok(report)
+    }
+}
+
+/// Deleted in batches so the single write connection is never held for long.
+const PRUNE_BATCH: i64 = 5_000;
+
+async fn prune_sql(writer: &sqlx::SqlitePool, now: Timestamp, retention_ms: i64) -> Result<PruneReport, StoreError> {
+    let oldest_kept_minute = now.minute() - retention_ms / MS_PER_MINUTE + 1;
+    let cutoff = now.millis() - retention_ms;
+    let oldest_kept_day = Timestamp::from_millis(cutoff).utc_day();
+    let batches: [(&'static str, i64); 5] = [
+        (
+            "DELETE FROM meter_buckets WHERE (uid, lane, minute) IN \
+             (SELECT uid, lane, minute FROM meter_buckets WHERE minute < ?1 LIMIT ?2)",
+            oldest_kept_minute,
+        ),
+        (
+            "DELETE FROM meter_idempotency WHERE (uid, lane, key) IN \
+             (SELECT uid, lane, key FROM meter_idempotency WHERE seen_at <= ?1 LIMIT ?2)",
+            cutoff,
+        ),
+        (
+            "DELETE FROM meter_sessions WHERE (uid, session_id) IN \
+             (SELECT uid, session_id FROM meter_sessions WHERE last_seen <= ?1 LIMIT ?2)",
+            cutoff,
+        ),
+        (
+            "DELETE FROM budgets WHERE (uid, day) IN (SELECT uid, day FROM budgets WHERE day < ?1 LIMIT ?2)",
+            oldest_kept_day,
+        ),
+        ("DELETE FROM locks WHERE key IN (SELECT key FROM locks WHERE expires_at <= ?1 LIMIT ?2)", now.millis()),
+    ];
+    let mut removed = [0u64; 5];
+    for (i, (sql, bound)) in batches.into_iter().enumerate() {
+        loop {
+            let done = sqlx::query(sql)
+                .bind(bound)
+                .bind(PRUNE_BATCH)
+                .execute(writer)
+                .await
+                .map_err(|e| store_error("prune old rows", Effect::MaybeApplied, e))?
+                .rows_affected();
+            removed[i] += done;
+            if done < PRUNE_BATCH.unsigned_abs() {
+                break;
+            }
+        }
+    }
+    let [buckets, idempotency_keys, sessions, budget_days, expired_locks] = removed;
+    Ok(PruneReport { buckets, idempotency_keys, sessions, budget_days, expired_locks, ..PruneReport::default() })
+}
