@@ -1,6 +1,9 @@
-//! The fairuse binary's library: the commands (`simulate`, `gen-trace`, `check-config`, `serve`),
-//! kept in a library so tests can drive them in-process. The composition root: it is the only
-//! crate that knows every other crate.
+//! The fairuse binary's library: the commands (`serve`, `simulate`, `gen-trace`,
+//! `check-config`), kept in a library so tests can drive them in-process. This is the
+//! composition root: the only crate that knows every other crate.
 #![forbid(unsafe_code)]
 
+pub mod config;
+pub mod gen_trace;
+pub mod serve;
 pub mod sim;

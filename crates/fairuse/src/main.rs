@@ -8,6 +8,7 @@ use std::time::Instant;
 
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
+use fairuse::serve::ServeArgs;
 use fairuse::sim::{SimClassifier, Simulator};
 use fairuse_domain::policy::{ClassifierBackend, Policy};
 
@@ -20,14 +21,17 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run the HTTP service.
+    /// Run the HTTP service (embedded store in the data directory by default).
     Serve {
-        #[arg(long)]
+        /// The process configuration file (fairuse.toml).
+        #[arg(long, env = "FAIRUSE_CONFIG")]
         config: Option<PathBuf>,
-        #[arg(long, default_value = "127.0.0.1:8080")]
-        listen: String,
-        #[arg(long, default_value = "./data")]
-        data_dir: PathBuf,
+        /// Address to listen on [default: 127.0.0.1:8080, or server.listen].
+        #[arg(long)]
+        listen: Option<String>,
+        /// Where the embedded store keeps its data [default: ./data, or server.data_dir].
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
     },
     /// Replay a trace through the engine and print the outcomes as JSON lines.
     Simulate {
@@ -48,8 +52,13 @@ enum Command {
         stats: bool,
     },
     /// Write a realistic synthetic trace for backtests and benchmarks.
-    /// Validate the policy file and print the effective policy.
+    GenTrace(fairuse::gen_trace::GenTraceArgs),
+    /// Validate the configuration and policy files and print the effective policy.
     CheckConfig {
+        /// The process configuration file (fairuse.toml); its server.policy names the policy file.
+        #[arg(long, env = "FAIRUSE_CONFIG")]
+        config: Option<PathBuf>,
+        /// A policy file; overrides server.policy of the configuration.
         #[arg(long, env = "FAIRUSE_POLICY")]
         policy: Option<PathBuf>,
     },
@@ -67,15 +76,22 @@ fn load_policy(path: Option<&PathBuf>) -> anyhow::Result<Policy> {
 
 fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
-        Command::Serve { .. } => {
-            bail!(
-                "`fairuse serve` arrives with the service (issue 3); this build has the engine, `simulate`, `gen-trace` and `check-config`"
-            )
+        Command::Serve { config, listen, data_dir } => {
+            let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting tokio")?;
+            runtime.block_on(fairuse::serve::run(ServeArgs { config, listen, data_dir }, fairuse::serve::env_map()))
         }
-        Command::CheckConfig { policy } => {
-            let p = load_policy(policy.as_ref())?;
-            let source = policy.as_ref().map_or("the shipped default".to_owned(), |p| p.display().to_string());
-            println!("# effective policy (from {source}); valid");
+        Command::CheckConfig { config, policy } => {
+            let env = fairuse::serve::env_map();
+            let cfg = fairuse::config::Config::load(config.as_deref(), &env)?;
+            let policy_path = policy.or_else(|| cfg.policy_path());
+            let p = fairuse::config::load_policy(policy_path.as_deref(), &env)?;
+            let source = policy_path.as_ref().map_or("the shipped default".to_owned(), |p| p.display().to_string());
+            println!(
+                "# configuration: valid (listen {}, data_dir {})",
+                cfg.server.listen,
+                cfg.server.data_dir.display()
+            );
+            println!("# effective policy (from {source}, FAIR_USE_* variables applied): valid");
             print!("{}", p.to_toml_string());
             Ok(())
         }
@@ -118,6 +134,11 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     summary.usage_lines as f64 / secs
                 );
             }
+            Ok(())
+        }
+        Command::GenTrace(args) => {
+            let s = fairuse::gen_trace::run(&args)?;
+            eprintln!("wrote {} lines ({} usage) for {} users, {} abusers", s.lines, s.usage_lines, s.users, s.abusers);
             Ok(())
         }
     }

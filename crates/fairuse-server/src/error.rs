@@ -1,0 +1,69 @@
+//! The one table from errors to HTTP: every failure becomes `{"error": {"code", "message"}}`
+//! with the status below. Handlers return `ApiError`; nothing else builds error responses.
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use fairuse_domain::{InputError, StoreError};
+use serde_json::json;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("{0}")]
+    Input(#[from] InputError),
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("{0}")]
+    Auth(#[from] fairuse_auth::AuthError),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("request body is larger than {0} bytes")]
+    PayloadTooLarge(usize),
+    #[error("too many requests; retry in {retry_after_s} s")]
+    RateLimited { retry_after_s: i64 },
+    #[error("{0}")]
+    Store(#[from] StoreError),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("fair use is not available: {0}")]
+    Unavailable(String),
+}
+
+impl ApiError {
+    /// The table: (status, code).
+    pub fn status_and_code(&self) -> (StatusCode, &'static str) {
+        match self {
+            ApiError::Input(_) | ApiError::BadRequest(_) => (StatusCode::BAD_REQUEST, "invalid_request"),
+            ApiError::Auth(e) => (StatusCode::from_u16(e.status()).unwrap_or(StatusCode::UNAUTHORIZED), e.code()),
+            ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
+            ApiError::PayloadTooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
+            ApiError::RateLimited { .. } => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
+            ApiError::Conflict(_) | ApiError::Store(StoreError::Conflict) => (StatusCode::CONFLICT, "conflict"),
+            ApiError::Store(StoreError::NotFound(_)) => (StatusCode::NOT_FOUND, "not_found"),
+            ApiError::Store(StoreError::Invalid(_)) => (StatusCode::BAD_REQUEST, "invalid_request"),
+            ApiError::Store(_) => (StatusCode::SERVICE_UNAVAILABLE, "store_unavailable"),
+            ApiError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, code) = self.status_and_code();
+        if status.is_server_error() {
+            tracing::warn!(error = %self, code, "request failed");
+        }
+        let mut body = json!({"error": {"code": code, "message": self.to_string()}});
+        if let ApiError::Input(e) = &self {
+            body["error"]["field"] = json!(e.field);
+        }
+        let mut resp = (status, axum::Json(body)).into_response();
+        if let ApiError::RateLimited { retry_after_s } = self
+            && let Ok(v) = HeaderValue::from_str(&retry_after_s.max(1).to_string())
+        {
+            resp.headers_mut().insert(header::RETRY_AFTER, v);
+        }
+        resp
+    }
+}
+
+pub type ApiResult<T> = Result<T, ApiError>;

@@ -1,0 +1,705 @@
+//! Routes of SPEC section 4 (all but `/v1/listen`): thin handlers that parse, authenticate and
+//! call the service. Omi's paths and field names are kept (and Omi's query-parameter forms of
+//! the admin actions are accepted) so Omi's clients can point here.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::body::Bytes;
+use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, MatchedPath, Path, Query, Request, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post, put};
+use axum::{Json, Router};
+use fairuse_auth::{AdminIdentity, Authenticator};
+use fairuse_domain::classifier::Conversation;
+use fairuse_domain::engine::{Decision, EnforcementState, Event, Outcome};
+use fairuse_domain::ids::{Lane, Uid};
+use fairuse_domain::stage::Stage;
+use fairuse_domain::time::{MS_PER_HOUR, Timestamp};
+use fairuse_domain::windows::{SpeechAmount, UsageReport};
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use serde_json::{Value, json};
+
+use crate::error::{ApiError, ApiResult};
+use crate::service::Service;
+
+pub const MAX_BODY_BYTES: usize = 1 << 20;
+
+/// Process settings the routes need.
+#[derive(Clone, Debug)]
+pub struct HttpSettings {
+    /// Public case lookups per client per minute.
+    pub case_lookups_per_minute: u32,
+    /// A proxy header that carries the client address (e.g. `x-forwarded-for`); none by default,
+    /// so a client cannot choose its own rate-limit key.
+    pub trusted_proxy_header: Option<String>,
+}
+
+impl Default for HttpSettings {
+    fn default() -> Self {
+        HttpSettings { case_lookups_per_minute: 10, trusted_proxy_header: None }
+    }
+}
+
+/// What every handler can reach.
+#[derive(Clone)]
+pub struct AppState {
+    pub service: Arc<Service>,
+    pub auth: Arc<Authenticator>,
+    pub settings: HttpSettings,
+    pub metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
+    pub ready: Arc<dyn Fn() -> futures_ready::ReadyFuture + Send + Sync>,
+}
+
+/// Readiness probe type: an async check of the stores.
+pub mod futures_ready {
+    use std::future::Future;
+    use std::pin::Pin;
+    pub type ReadyFuture = Pin<Box<dyn Future<Output = Result<(), String>> + Send>>;
+}
+
+/// A JSON body: size-limited (413), and a parse error names the field that is wrong.
+pub struct JsonBody<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for JsonBody<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let bytes = read_body(req, state).await?;
+        parse_json(&bytes).map(JsonBody)
+    }
+}
+
+/// A JSON body that may be absent (Omi sends admin parameters in the query): empty means
+/// `T::default()`; too large is 413 and a bad field is 400, as for [`JsonBody`].
+pub struct OptionalJson<T>(pub T);
+
+impl<T: DeserializeOwned + Default, S: Send + Sync> FromRequest<S> for OptionalJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let bytes = read_body(req, state).await?;
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            Ok(OptionalJson(T::default()))
+        } else {
+            parse_json(&bytes).map(OptionalJson)
+        }
+    }
+}
+
+async fn read_body<S: Send + Sync>(req: Request, state: &S) -> ApiResult<Bytes> {
+    Bytes::from_request(req, state).await.map_err(|rejection| {
+        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::PayloadTooLarge(MAX_BODY_BYTES)
+        } else {
+            ApiError::BadRequest(format!("could not read the body: {rejection}"))
+        }
+    })
+}
+
+pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> ApiResult<T> {
+    let de = &mut serde_json::Deserializer::from_slice(bytes);
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        if path == "." || path.is_empty() {
+            ApiError::BadRequest(format!("body is not valid: {inner}"))
+        } else {
+            ApiError::Input(fairuse_domain::InputError::new(path, inner.to_string()))
+        }
+    })
+}
+
+fn header_str<'a>(parts: &'a Parts, name: &str) -> Option<&'a str> {
+    parts.headers.get(name).and_then(|v| v.to_str().ok())
+}
+
+/// A caller holding a service key.
+pub struct ServiceCaller;
+
+impl FromRequestParts<AppState> for ServiceCaller {
+    type Rejection = ApiError;
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        state.auth.service(header_str(parts, "authorization"))?;
+        Ok(ServiceCaller)
+    }
+}
+
+/// An admin (any role), from the `X-Admin-Key` header only: a key in the query never counts.
+pub struct Admin(pub AdminIdentity);
+
+impl FromRequestParts<AppState> for Admin {
+    type Rejection = ApiError;
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        Ok(Admin(state.auth.admin(header_str(parts, "x-admin-key"))?))
+    }
+}
+
+/// An admin whose role may change things.
+pub struct Operator(pub AdminIdentity);
+
+impl FromRequestParts<AppState> for Operator {
+    type Rejection = ApiError;
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let id = state.auth.admin(header_str(parts, "x-admin-key"))?;
+        if !id.role.can_write() {
+            return Err(ApiError::Auth(fairuse_auth::AuthError::Forbidden));
+        }
+        Ok(Operator(id))
+    }
+}
+
+/// The peer address when the server was started with connect info (absent in router-only tests).
+pub struct PeerAddr(pub Option<SocketAddr>);
+
+impl<S: Send + Sync> FromRequestParts<S> for PeerAddr {
+    type Rejection = std::convert::Infallible;
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(PeerAddr(parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0)))
+    }
+}
+
+/// The user of a verified token; the uid never comes from a parameter.
+pub struct User(pub Uid);
+
+impl FromRequestParts<AppState> for User {
+    type Rejection = ApiError;
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let now_s = state.service.now().secs().max(0) as u64;
+        let uid = state.auth.user(header_str(parts, "authorization"), now_s).await?;
+        Ok(User(Uid::parse(&uid)?))
+    }
+}
+
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/v1/usage", post(post_usage))
+        .route("/v1/users/{uid}/decision", get(get_decision))
+        .route("/v1/users/{uid}/plan", put(put_plan))
+        .route("/v1/users/{uid}/conversations", post(post_conversations))
+        .route("/v1/fair-use/status", get(get_user_status))
+        .route("/v1/fair-use/case/{case_ref}/status", get(get_case_status))
+        .route("/v1/fair-use/case/{case_ref}/appeal", post(post_appeal))
+        .route("/v1/admin/fair-use/flagged", get(get_flagged))
+        .route("/v1/admin/fair-use/user/{uid}", get(get_admin_user))
+        .route("/v1/admin/fair-use/case/{case_ref}", get(get_admin_case))
+        .route("/v1/admin/fair-use/user/{uid}/resolve-event/{event_id}", post(post_resolve))
+        .route("/v1/admin/fair-use/user/{uid}/reset", post(post_reset))
+        .route("/v1/admin/fair-use/user/{uid}/set-stage", post(post_set_stage))
+        .route("/v1/admin/fair-use/exempt/{uid}", get(get_exempt).put(put_exempt).delete(delete_exempt))
+        .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
+        .route("/readyz", get(get_readyz))
+        .route("/metrics", get(get_metrics))
+        .route("/openapi.json", get(get_openapi))
+        .fallback(|| async { ApiError::NotFound("no such route".into()) })
+        .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(middleware::from_fn(track_requests))
+        .with_state(state)
+}
+
+/// Request latency and count per route, for `/metrics`.
+async fn track_requests(req: Request, next: Next) -> Response {
+    let route = req.extensions().get::<MatchedPath>().map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
+    let method = req.method().to_string();
+    let started = Instant::now();
+    let resp = next.run(req).await;
+    let status = resp.status().as_u16().to_string();
+    metrics::histogram!("fairuse_http_request_duration_seconds", "route" => route.clone(), "method" => method.clone(), "status" => status.clone())
+        .record(started.elapsed().as_secs_f64());
+    metrics::counter!("fairuse_http_requests_total", "route" => route, "method" => method, "status" => status)
+        .increment(1);
+    resp
+}
+
+fn uid_param(raw: &str) -> ApiResult<Uid> {
+    Ok(Uid::parse(raw)?)
+}
+
+// ---- service routes -------------------------------------------------------------------------
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UsageIn {
+    uid: String,
+    lane: String,
+    #[serde(default)]
+    speech_ms: Option<i64>,
+    #[serde(default)]
+    session_id: Option<String>,
+    #[serde(default)]
+    cumulative_speech_ms: Option<i64>,
+    #[serde(default)]
+    at: Option<String>,
+    #[serde(default)]
+    idempotency_key: Option<String>,
+    #[serde(default)]
+    stt_ms: Option<i64>,
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum UsageBody {
+    Batch { reports: Vec<Value> },
+    One(Value),
+}
+
+fn usage_report(raw: Value) -> ApiResult<(Uid, UsageReport, Option<String>)> {
+    let r: UsageIn = parse_json(raw.to_string().as_bytes())?;
+    let uid = Uid::parse(&r.uid)?;
+    let lane = Lane::parse(&r.lane)?;
+    let amount = match (r.speech_ms, &r.session_id, r.cumulative_speech_ms) {
+        (Some(ms), None, None) => SpeechAmount::Delta(ms),
+        (None, Some(s), Some(total)) => SpeechAmount::Cumulative { session_id: s.clone(), total_ms: total },
+        (Some(_), Some(_), _) | (Some(_), _, Some(_)) => {
+            return Err(fairuse_domain::InputError::new(
+                "speech_ms",
+                "give either speech_ms, or session_id with cumulative_speech_ms, not both",
+            )
+            .into());
+        }
+        (None, None, _) => {
+            return Err(fairuse_domain::InputError::new(
+                "speech_ms",
+                "missing: give speech_ms, or session_id with cumulative_speech_ms",
+            )
+            .into());
+        }
+        (None, Some(_), None) => {
+            return Err(fairuse_domain::InputError::new("cumulative_speech_ms", "missing for a session report").into());
+        }
+    };
+    let at = match &r.at {
+        Some(a) => Some(Timestamp::parse_rfc3339(a).map_err(|e| fairuse_domain::InputError::new("at", e.to_string()))?),
+        None => None,
+    };
+    let session = r.session_id.clone();
+    Ok((
+        uid,
+        UsageReport { lane, amount, at, idempotency_key: r.idempotency_key, stt_ms: r.stt_ms.unwrap_or(0) },
+        session,
+    ))
+}
+
+async fn post_usage(
+    State(st): State<AppState>,
+    _: ServiceCaller,
+    JsonBody(body): JsonBody<UsageBody>,
+) -> ApiResult<Json<Value>> {
+    let raw = match body {
+        UsageBody::Batch { reports } => {
+            if reports.is_empty() || reports.len() > 1000 {
+                return Err(fairuse_domain::InputError::new(
+                    "reports",
+                    format!("must hold 1-1000 reports, got {}", reports.len()),
+                )
+                .into());
+            }
+            reports
+        }
+        UsageBody::One(v) => vec![v],
+    };
+    let batch = raw.len() > 1;
+    let mut reports = Vec::with_capacity(raw.len());
+    for (i, v) in raw.into_iter().enumerate() {
+        reports.push(usage_report(v).map_err(|e| match e {
+            ApiError::Input(ie) if batch => ApiError::Input(ie.at_index("reports", i)),
+            other => other,
+        })?);
+    }
+    let accepted = st.service.record_usage(reports).await?;
+    Ok(Json(serde_json::to_value(accepted).unwrap_or_default()))
+}
+
+async fn get_decision(State(st): State<AppState>, _: ServiceCaller, Path(uid): Path<String>) -> ApiResult<Response> {
+    let uid = uid_param(&uid)?;
+    let d = st.service.decision(&uid).await?;
+    Ok(decision_json(&d).into_response())
+}
+
+fn decision_json(d: &Decision) -> Json<Value> {
+    Json(serde_json::to_value(d).unwrap_or_default())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PlanIn {
+    plan: String,
+    #[serde(default)]
+    credits_exhausted: bool,
+}
+
+async fn put_plan(
+    State(st): State<AppState>,
+    _: ServiceCaller,
+    Path(uid): Path<String>,
+    JsonBody(body): JsonBody<PlanIn>,
+) -> ApiResult<Json<Value>> {
+    let uid = uid_param(&uid)?;
+    let state = st.service.set_plan(&uid, &body.plan, body.credits_exhausted).await?;
+    Ok(Json(
+        json!({"uid": uid, "plan": state.plan, "credits_exhausted": state.credits_exhausted, "stage": state.stage}),
+    ))
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum ConversationsBody {
+    Many { conversations: Vec<Value> },
+    One(Value),
+}
+
+async fn post_conversations(
+    State(st): State<AppState>,
+    _: ServiceCaller,
+    Path(uid): Path<String>,
+    JsonBody(body): JsonBody<ConversationsBody>,
+) -> ApiResult<Json<Value>> {
+    let uid = uid_param(&uid)?;
+    let raw = match body {
+        ConversationsBody::Many { conversations } => conversations,
+        ConversationsBody::One(v) => vec![v],
+    };
+    if raw.is_empty() || raw.len() > 500 {
+        return Err(fairuse_domain::InputError::new("conversations", "must hold 1-500 conversations").into());
+    }
+    let many = raw.len() > 1;
+    let mut parsed = Vec::with_capacity(raw.len());
+    for (i, v) in raw.into_iter().enumerate() {
+        let c: Conversation = parse_json(v.to_string().as_bytes()).map_err(|e| match e {
+            ApiError::Input(ie) if many => ApiError::Input(ie.at_index("conversations", i)),
+            other => other,
+        })?;
+        crate::service::validate_conversation(&c).map_err(|e| if many { e.at_index("conversations", i) } else { e })?;
+        parsed.push(c);
+    }
+    for c in &parsed {
+        st.service.upsert_conversation(&uid, c).await?;
+    }
+    Ok(Json(json!({"uid": uid, "upserted": parsed.len()})))
+}
+
+// ---- user routes ----------------------------------------------------------------------------
+
+fn hours(ms: i64) -> f64 {
+    (ms as f64 / MS_PER_HOUR as f64 * 100.0).round() / 100.0
+}
+
+async fn get_user_status(State(st): State<AppState>, User(uid): User) -> ApiResult<Json<Value>> {
+    let policy = st.service.policy();
+    let d = st.service.decision(&uid).await?;
+    let state = st.service.current_state(&uid).await.unwrap_or_default();
+    let now = st.service.now();
+    let mut limits = serde_json::Map::new();
+    let mut usage_pct = serde_json::Map::new();
+    let mut speech = serde_json::Map::new();
+    let mut recovery = Vec::new();
+    let caps = policy.caps(state.plan_id(&policy));
+    for (i, w) in policy.windows.iter().enumerate() {
+        // Omi's names for the three default windows; other windows by their own name.
+        let omi = match w.name.as_str() {
+            "daily" => ("today", "daily"),
+            "three_day" => ("3day", "three_day"),
+            "weekly" => ("weekly", "weekly"),
+            other => (other, other),
+        };
+        let total = d.windows.get(&format!("{}_ms", w.name)).copied().unwrap_or(0);
+        speech.insert(format!("speech_hours_{}", omi.0), json!(hours(total)));
+        if let Some(cap) = caps.get(i).copied().flatten() {
+            limits.insert(format!("{}_hours", omi.1), json!(hours(cap)));
+            usage_pct.insert(omi.1.to_owned(), json!((total as f64 / cap as f64 * 1000.0).round() / 10.0));
+            if total > cap {
+                let at = st.service.stores.meter.recovery_at(&uid, w.minutes(), cap, now).await.ok().flatten();
+                recovery.push(json!({"window": w.name, "total_ms": total, "cap_ms": cap, "under_cap_at": at}));
+            }
+        }
+    }
+    let message = match policy.stage_policy(d.stage) {
+        Some(sp) => policy.render(&sp.body, d.stage, state.last_case_ref.as_ref().map(|c| c.as_str())),
+        None => policy.messages.none.clone(),
+    };
+    let mut body = json!({
+        "uid": uid,
+        "stage": d.stage,
+        "effective_stage": d.effective_stage,
+        "case_ref": state.last_case_ref,
+        "stage_until": state.stage_until,
+        "plan": d.plan,
+        "limits": limits,
+        "usage_pct": usage_pct,
+        "stt_budget": d.stt_budget,
+        "dg_budget": d.stt_budget,
+        "stt_allowed": d.stt_allowed,
+        "message": message,
+        "recovery": recovery,
+    });
+    if let Some(obj) = body.as_object_mut() {
+        obj.extend(speech);
+    }
+    Ok(Json(body))
+}
+
+fn client_key(st: &AppState, headers: &HeaderMap, peer: Option<SocketAddr>) -> String {
+    if let Some(h) = &st.settings.trusted_proxy_header
+        && let Some(v) = headers.get(h.as_str()).and_then(|v| v.to_str().ok())
+    {
+        // The right-most address is the one our own proxy saw; earlier ones are client-supplied.
+        if let Some(last) = v.rsplit(',').map(str::trim).find(|s| !s.is_empty()) {
+            return last.to_owned();
+        }
+    }
+    peer.map_or_else(|| "unknown".to_owned(), |p| p.ip().to_string())
+}
+
+async fn get_case_status(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    PeerAddr(peer): PeerAddr,
+    Path(case_ref): Path<String>,
+) -> ApiResult<Json<Value>> {
+    let key = client_key(&st, &headers, peer);
+    st.service.case_lookup_allowed(&key, st.settings.case_lookups_per_minute).await?;
+    let event = st.service.case_event(&case_ref).await?;
+    let uid = Uid::parse(&event.uid)?;
+    let state = st.service.current_state(&uid).await?;
+    let policy = st.service.policy();
+    let message = match policy.stage_policy(state.stage) {
+        Some(sp) => policy.render(&sp.body, state.stage, Some(event.case_ref.as_str())),
+        None => policy.messages.none.clone(),
+    };
+    let updated_at = event.resolution.as_ref().map(|r| r.resolved_at).unwrap_or(event.created_at);
+    Ok(Json(json!({
+        "case_ref": event.case_ref,
+        "stage": state.stage,
+        "message": message,
+        "created_at": event.created_at,
+        "updated_at": updated_at,
+        "support_contact": policy.messages.support_contact,
+        "support_email": policy.messages.support_contact,
+    })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AppealIn {
+    text: String,
+}
+
+async fn post_appeal(
+    State(st): State<AppState>,
+    User(uid): User,
+    Path(case_ref): Path<String>,
+    JsonBody(body): JsonBody<AppealIn>,
+) -> ApiResult<Response> {
+    let event = st.service.appeal(&uid, &case_ref, &body.text).await?;
+    Ok((StatusCode::CREATED, Json(json!({"status": "received", "case_ref": case_ref, "appeal": event})))
+        .into_response())
+}
+
+// ---- admin routes ---------------------------------------------------------------------------
+
+#[derive(Deserialize)]
+struct FlaggedQuery {
+    stage: Option<String>,
+    limit: Option<String>,
+}
+
+fn flagged_row(uid: &str, s: &EnforcementState) -> Value {
+    json!({
+        "uid": uid, "stage": s.stage, "stage_until": s.stage_until, "manual": s.manual, "stage_since": s.stage_since,
+        "updated_at": s.updated_at, "last_case_ref": s.last_case_ref, "last_usage_type": s.last_usage_type,
+        "last_score": s.last_score, "plan": s.plan, "exempt": s.exempt,
+    })
+}
+
+async fn get_flagged(State(st): State<AppState>, _: Admin, Query(q): Query<FlaggedQuery>) -> ApiResult<Json<Value>> {
+    let stage = match q.stage.as_deref().filter(|s| !s.is_empty()) {
+        Some(s) => Some(Stage::parse(s)?),
+        None => None,
+    };
+    let limit = match q.limit.as_deref() {
+        None | Some("") => 50,
+        Some(l) => match l.parse::<usize>() {
+            Ok(n) if (1..=200).contains(&n) => n,
+            _ => {
+                return Err(fairuse_domain::InputError::new(
+                    "limit",
+                    format!("must be a number from 1 to 200, got {l:?}"),
+                )
+                .into());
+            }
+        },
+    };
+    let rows = st.service.stores.durable.flagged(stage, limit).await?;
+    let users: Vec<Value> = rows.iter().map(|(uid, s)| flagged_row(uid, s)).collect();
+    Ok(Json(json!({"users": users, "fair_use_enabled": st.service.policy().switches.enabled})))
+}
+
+async fn get_admin_user(State(st): State<AppState>, _: Admin, Path(uid): Path<String>) -> ApiResult<Json<Value>> {
+    let uid = uid_param(&uid)?;
+    let state = st.service.current_state(&uid).await?;
+    let events = st.service.stores.durable.events(&uid, 50).await?;
+    let decision = st.service.decision(&uid).await?;
+    let usage = st.service.usage_series(&uid, 7).await?;
+    let current_speech_ms: BTreeMap<String, i64> = decision.windows.clone();
+    Ok(Json(json!({
+        "uid": uid,
+        "state": state,
+        "events": events,
+        "windows": decision.windows,
+        "caps": decision.caps,
+        "ceiling_ms": st.service.policy().ceiling.limit.ms(),
+        "current_speech_ms": current_speech_ms,
+        "budget": decision.stt_budget,
+        "decision": decision,
+        "usage": {"unit": "unix_minute_and_ms", "lanes": usage},
+    })))
+}
+
+async fn get_admin_case(State(st): State<AppState>, _: Admin, Path(case_ref): Path<String>) -> ApiResult<Json<Value>> {
+    let event = st.service.case_event(&case_ref).await?;
+    Ok(Json(json!({"uid": event.uid, "event_id": event.event_id, "event": event})))
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct ResolveIn {
+    outcome: Option<String>,
+    notes: Option<String>,
+}
+
+async fn post_resolve(
+    State(st): State<AppState>,
+    Operator(admin): Operator,
+    Path((uid, event_id)): Path<(String, String)>,
+    Query(q): Query<BTreeMap<String, String>>,
+    OptionalJson(body): OptionalJson<ResolveIn>,
+) -> ApiResult<Json<Value>> {
+    let uid = uid_param(&uid)?;
+    let outcome = body.outcome.or_else(|| q.get("outcome").cloned()).unwrap_or_else(|| "upheld".into());
+    let outcome = match outcome.as_str() {
+        "upheld" => Outcome::Upheld,
+        "overturned" => Outcome::Overturned,
+        other => {
+            return Err(fairuse_domain::InputError::new(
+                "outcome",
+                format!("must be upheld or overturned, got {other:?}"),
+            )
+            .into());
+        }
+    };
+    let notes = body.notes.or_else(|| q.get("notes").cloned()).unwrap_or_default();
+    let (event, audit) = st.service.resolve(&uid, &event_id, outcome, notes, &admin.name).await?;
+    Ok(Json(json!({"status": "resolved", "event": event, "audit": audit})))
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct ResetIn {
+    reason: Option<String>,
+}
+
+async fn post_reset(
+    State(st): State<AppState>,
+    Operator(admin): Operator,
+    Path(uid): Path<String>,
+    OptionalJson(body): OptionalJson<ResetIn>,
+) -> ApiResult<Json<Value>> {
+    let uid = uid_param(&uid)?;
+    let (state, audit) = st.service.reset(&uid, &admin.name, body.reason).await?;
+    Ok(Json(json!({"status": "reset", "state": state, "audit": audit})))
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct SetStageIn {
+    stage: Option<String>,
+    until: Option<String>,
+    reason: Option<String>,
+}
+
+async fn post_set_stage(
+    State(st): State<AppState>,
+    Operator(admin): Operator,
+    Path(uid): Path<String>,
+    Query(q): Query<BTreeMap<String, String>>,
+    OptionalJson(body): OptionalJson<SetStageIn>,
+) -> ApiResult<Json<Value>> {
+    let uid = uid_param(&uid)?;
+    let stage = body
+        .stage
+        .or_else(|| q.get("stage").cloned())
+        .ok_or_else(|| fairuse_domain::InputError::new("stage", "missing"))?;
+    let stage = Stage::parse(&stage)?;
+    let until = match body.until.or_else(|| q.get("until").cloned()) {
+        Some(u) => {
+            Some(Timestamp::parse_rfc3339(&u).map_err(|e| fairuse_domain::InputError::new("until", e.to_string()))?)
+        }
+        None => None,
+    };
+    let reason = body.reason.or_else(|| q.get("reason").cloned());
+    let (state, audit) = st.service.set_stage(&uid, stage, until, &admin.name, reason).await?;
+    Ok(Json(json!({"status": "updated", "stage": state.stage, "state": state, "audit": audit})))
+}
+
+async fn get_exempt(State(st): State<AppState>, _: Admin, Path(uid): Path<String>) -> ApiResult<Json<Value>> {
+    let uid = uid_param(&uid)?;
+    let state = st.service.current_state(&uid).await?;
+    let in_config = st.service.policy().is_exempt_in_config(uid.as_str());
+    Ok(Json(json!({"uid": uid, "exempt": state.exempt || in_config, "dynamic": state.exempt, "in_config": in_config})))
+}
+
+async fn put_exempt(
+    State(st): State<AppState>,
+    Operator(admin): Operator,
+    Path(uid): Path<String>,
+) -> ApiResult<Json<Value>> {
+    let uid = uid_param(&uid)?;
+    let (state, audit) = st.service.set_exempt(&uid, true, &admin.name).await?;
+    Ok(Json(json!({"uid": uid, "exempt": state.exempt, "audit": audit})))
+}
+
+async fn delete_exempt(
+    State(st): State<AppState>,
+    Operator(admin): Operator,
+    Path(uid): Path<String>,
+) -> ApiResult<Json<Value>> {
+    let uid = uid_param(&uid)?;
+    let in_config = st.service.policy().is_exempt_in_config(uid.as_str());
+    let (state, audit) = st.service.set_exempt(&uid, false, &admin.name).await?;
+    Ok(Json(
+        json!({"uid": uid, "exempt": state.exempt || in_config, "dynamic": state.exempt, "in_config": in_config, "audit": audit}),
+    ))
+}
+
+// ---- operations -----------------------------------------------------------------------------
+
+async fn get_readyz(State(st): State<AppState>) -> Response {
+    match (st.ready)().await {
+        Ok(()) => Json(json!({"status": "ready"})).into_response(),
+        Err(e) => ApiError::Unavailable(format!("stores not reachable: {e}")).into_response(),
+    }
+}
+
+async fn get_metrics(State(st): State<AppState>) -> Response {
+    match &st.metrics {
+        Some(h) => ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], h.render()).into_response(),
+        None => ApiError::Unavailable("metrics recorder is not installed".into()).into_response(),
+    }
+}
+
+pub const OPENAPI_JSON: &str = include_str!("../openapi.json");
+
+async fn get_openapi() -> Response {
+    ([(header::CONTENT_TYPE, "application/json")], OPENAPI_JSON).into_response()
+}
+
+/// Events as the admin API shows them (kept for the dashboard issue).
+pub fn event_json(e: &Event) -> Value {
+    serde_json::to_value(e).unwrap_or_default()
+}

@@ -1,0 +1,530 @@
+//! The service layer: each API operation as stores + the domain's pure functions. Handlers call
+//! these and only translate HTTP; workers call them too. No SQL and no Redis commands here: the
+//! stores are `Arc<dyn Trait>` chosen by the composition root.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+use fairuse_domain::classifier::{Classifier, ClassifierInput, Conversation, Verdict};
+use fairuse_domain::engine::{self, CapCheck, ClassifyGate, Ctx, Decision, EnforcementState, Event, Outcome};
+use fairuse_domain::ids::{CaseRef, IdSource, Lane, Uid};
+use fairuse_domain::policy::{Mode, Policy};
+use fairuse_domain::stage::Stage;
+use fairuse_domain::store::{
+    BudgetStore, ConversationStore, EnforcementStore, Job, JobStore, LockStore, OutboxMessage, OutboxStore,
+    RateLimitStore, UsageMeterStore,
+};
+use fairuse_domain::time::{Clock, MS_PER_MINUTE, Timestamp};
+use fairuse_domain::windows::{RecordOutcome, UsageReport};
+use fairuse_domain::{InputError, StoreError};
+use serde::Serialize;
+use tokio::sync::Notify;
+
+use crate::clock::RandomIds;
+use crate::error::{ApiError, ApiResult};
+
+/// Every store the service uses, as ports.
+#[derive(Clone)]
+pub struct Stores {
+    pub meter: Arc<dyn UsageMeterStore>,
+    pub budget: Arc<dyn BudgetStore>,
+    pub locks: Arc<dyn LockStore>,
+    pub rates: Arc<dyn RateLimitStore>,
+    pub durable: Arc<dyn EnforcementStore>,
+    pub conversations: Arc<dyn ConversationStore>,
+    pub outbox: Arc<dyn OutboxStore>,
+    pub jobs: Arc<dyn JobStore>,
+}
+
+impl Stores {
+    /// All roles served by one backend (the embedded store, or memory in tests).
+    pub fn single<T>(store: Arc<T>) -> Stores
+    where
+        T: UsageMeterStore
+            + BudgetStore
+            + LockStore
+            + RateLimitStore
+            + EnforcementStore
+            + ConversationStore
+            + OutboxStore
+            + JobStore
+            + 'static,
+    {
+        Stores {
+            meter: store.clone(),
+            budget: store.clone(),
+            locks: store.clone(),
+            rates: store.clone(),
+            durable: store.clone(),
+            conversations: store.clone(),
+            outbox: store.clone(),
+            jobs: store,
+        }
+    }
+}
+
+/// Webhook settings the service needs to fill the outbox (delivery lives in `fairuse-webhook`).
+#[derive(Clone, Debug, Default)]
+pub struct Notifications {
+    /// Whether a webhook URL is configured; without one nothing is queued.
+    pub enabled: bool,
+}
+
+/// The live policy, swapped whole on reload.
+pub type PolicyCell = ArcSwap<Policy>;
+
+pub struct Service {
+    pub stores: Stores,
+    pub policy: PolicyCell,
+    pub clock: Arc<dyn Clock>,
+    pub classifier: Arc<dyn Classifier>,
+    pub notifications: Notifications,
+    /// Wakes the classifier worker when a job is queued.
+    pub jobs_ready: Notify,
+}
+
+/// What `POST /v1/usage` answers.
+#[derive(Debug, Serialize)]
+pub struct UsageAccepted {
+    pub accepted: usize,
+    pub duplicates: usize,
+    pub metered: bool,
+    pub results: Vec<RecordOutcome>,
+}
+
+const MAX_COMMIT_ATTEMPTS: usize = 6;
+
+fn token() -> String {
+    uuid::Uuid::new_v4().to_string()
+}
+
+impl Service {
+    pub fn policy(&self) -> Arc<Policy> {
+        self.policy.load_full()
+    }
+
+    pub fn now(&self) -> Timestamp {
+        self.clock.now()
+    }
+
+    /// Webhook messages for events that notify users (never in shadow mode).
+    fn outbox_for(&self, policy: &Policy, events: &[Event], now: Timestamp) -> Vec<OutboxMessage> {
+        if !self.notifications.enabled {
+            return Vec::new();
+        }
+        events
+            .iter()
+            .filter_map(|e| {
+                let kind = fairuse_webhook::webhook_kind(e)?;
+                let case = Some(e.case_ref.as_str());
+                let (title, body) = match kind {
+                    fairuse_webhook::WebhookKind::BudgetExhausted => policy.budget_notification(e.new_stage, case),
+                    _ => policy.notification(e.new_stage, case),
+                };
+                Some(fairuse_webhook::outbox_message(e, kind, &title, &body, now))
+            })
+            .collect()
+    }
+
+    /// Loads a user's state, applies `change` (after any timers that ran out), and commits state,
+    /// events and webhooks atomically; on a version conflict it reloads and tries again, so two
+    /// writers never lose an escalation or an admin action.
+    pub async fn update<F>(&self, uid: &Uid, mut change: F) -> ApiResult<(EnforcementState, Vec<Event>)>
+    where
+        F: FnMut(&mut EnforcementState, &mut Ctx<'_>) -> ApiResult<Vec<Event>>,
+    {
+        let policy = self.policy();
+        for _ in 0..MAX_COMMIT_ATTEMPTS {
+            let loaded = self.stores.durable.load(uid).await?;
+            let (original, version) = loaded.map(|v| (v.value, v.version)).unwrap_or_default();
+            let mut state = original.clone();
+            let now = self.now();
+            // The context borrows a non-Send id source: keep it out of scope at the await below.
+            let events = {
+                let mut ids = RandomIds;
+                let mut ctx = Ctx { policy: &policy, now, uid: uid.as_str(), ids: &mut ids as &mut dyn IdSource };
+                let mut events = engine::apply_timers(&mut state, &mut ctx);
+                events.extend(change(&mut state, &mut ctx)?);
+                events
+            };
+            if events.is_empty() && state == original {
+                return Ok((state, events));
+            }
+            let outbox = self.outbox_for(&policy, &events, now);
+            match self.stores.durable.commit(uid, &state, version, &events, &outbox).await {
+                Ok(_) => {
+                    record_event_metrics(&events);
+                    return Ok((state, events));
+                }
+                // A concurrent writer, or (astronomically rarely) a repeated random case reference.
+                Err(StoreError::Conflict) | Err(StoreError::Invalid(_)) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(ApiError::Conflict(format!("too many concurrent updates of {uid}; retry")))
+    }
+
+    /// The state with timers applied (and persisted when they changed it).
+    pub async fn current_state(&self, uid: &Uid) -> ApiResult<EnforcementState> {
+        Ok(self.update(uid, |_, _| Ok(Vec::new())).await?.0)
+    }
+
+    /// Records validated reports; evaluates each user at most once per check interval.
+    pub async fn record_usage(&self, reports: Vec<(Uid, UsageReport, Option<String>)>) -> ApiResult<UsageAccepted> {
+        let policy = self.policy();
+        if !policy.switches.enabled {
+            return Ok(UsageAccepted { accepted: reports.len(), duplicates: 0, metered: false, results: vec![] });
+        }
+        let now = self.now();
+        for (i, (_, r, _)) in reports.iter().enumerate() {
+            r.validate(&policy, now).map_err(|e| if reports.len() > 1 { e.at_index("reports", i) } else { e })?;
+        }
+        // Group by user, keeping each user's reports in order.
+        let mut by_user: BTreeMap<Uid, Vec<(usize, UsageReport, Option<String>)>> = BTreeMap::new();
+        for (i, (uid, r, session)) in reports.into_iter().enumerate() {
+            by_user.entry(uid).or_default().push((i, r, session));
+        }
+        let total = by_user.values().map(Vec::len).sum();
+        let mut results = vec![RecordOutcome::default(); total];
+        for (uid, items) in by_user {
+            let batch: Vec<UsageReport> = items.iter().map(|(_, r, _)| r.clone()).collect();
+            let (outcomes, totals) = self.stores.meter.record_and_read(&uid, &batch, &policy, now).await?;
+            metrics::counter!("fairuse_usage_reports_total").increment(batch.len() as u64);
+            let stt: i64 = outcomes.iter().map(|o| o.stt_added_ms).sum();
+            for ((i, _, _), o) in items.iter().zip(&outcomes) {
+                results[*i] = *o;
+            }
+            let session = items.iter().rev().find_map(|(_, _, s)| s.clone());
+            // Metering is acknowledged; what follows must not fail the request (fail open).
+            if let Err(e) = self.after_usage(&uid, stt, totals, session, &policy, now).await {
+                tracing::warn!(%uid, error = %e, "evaluation after usage failed; metering was recorded");
+                metrics::counter!("fairuse_store_errors_total", "op" => "after_usage").increment(1);
+            }
+        }
+        let duplicates = results.iter().filter(|o| o.duplicate).count();
+        Ok(UsageAccepted { accepted: total, duplicates, metered: true, results })
+    }
+
+    async fn after_usage(
+        &self,
+        uid: &Uid,
+        stt_ms: i64,
+        totals: Vec<i64>,
+        session: Option<String>,
+        policy: &Policy,
+        now: Timestamp,
+    ) -> ApiResult<()> {
+        if stt_ms > 0 {
+            let used = self.stores.budget.add_forwarded(uid, now.utc_day(), stt_ms).await?;
+            let state = self.current_state(uid).await?;
+            let ceiling = totals.get(policy.ceiling_window()).is_some_and(|t| *t >= policy.ceiling.limit.ms());
+            let fwd = engine::forwarding(&state, uid.as_str(), ceiling, policy);
+            if let Some(limit) = fwd.budget_limit_ms.or(fwd.recorded_budget_limit_ms)
+                && used >= limit
+                && self.stores.budget.note_exhausted_once(uid, now.utc_day()).await?
+            {
+                self.update(uid, |s, ctx| {
+                    let mut day = engine::BudgetDay { day: ctx.now.utc_day(), used_ms: used, exhausted_noted: false };
+                    let (_, _, e) = engine::record_stt(s, &mut day, 0, &fwd, ctx);
+                    Ok(e.into_iter().collect())
+                })
+                .await?;
+            }
+        }
+        let eval_key = format!("eval:{uid}");
+        if !self.stores.locks.try_acquire(&eval_key, &token(), policy.metering.check_interval.ms(), now).await? {
+            return Ok(()); // evaluated less than a check interval ago
+        }
+        let state = self.current_state(uid).await?;
+        let check = engine::check_caps(totals, state.plan_id(policy), policy);
+        let exempt = state.exempt || policy.is_exempt_in_config(uid.as_str());
+        if engine::classify_gate(&state, &check, exempt, true, policy) != ClassifyGate::Run {
+            return Ok(());
+        }
+        let lock_token = token();
+        let lock_key = classifier_lock_key(uid);
+        if !self.stores.locks.try_acquire(&lock_key, &lock_token, policy.classifier.cooldown.ms(), now).await? {
+            return Ok(()); // classified within the cooldown, or running elsewhere
+        }
+        let job =
+            Job { id: token(), uid: uid.to_string(), lock_token, session_id: session, attempts: 0, created_at: now };
+        if let Err(e) = self.stores.jobs.enqueue(&job, now).await {
+            self.stores.locks.release(&lock_key, &job.lock_token).await.ok();
+            return Err(e.into());
+        }
+        self.jobs_ready.notify_one();
+        Ok(())
+    }
+
+    /// Runs one classifier job. A failure gives no verdict, is recorded, and releases the lock
+    /// so the next check may try again (fail open).
+    pub async fn run_classifier_job(&self, job: &Job) -> ApiResult<()> {
+        let uid = Uid::parse(&job.uid)?;
+        let policy = self.policy();
+        let now = self.now();
+        let state = self.current_state(&uid).await?;
+        if state.stage == Stage::Restrict {
+            self.stores.jobs.complete(&job.id).await?;
+            return Ok(());
+        }
+        let plan = state.plan_id(&policy);
+        let totals = self.stores.meter.read_totals(&uid, &policy, now).await?;
+        let check = engine::check_caps(totals, plan, &policy);
+        let verdict: Result<Verdict, String> = match engine::synthetic_verdict(&state, &policy) {
+            Some(v) => Ok(v),
+            None => {
+                let lookback = policy.classifier.lookback.ms();
+                let conversations = self.stores.conversations.since(&uid, now.minus_ms(lookback), 200).await?;
+                let shape = self.stores.meter.usage_shape(&uid, lookback, now).await?;
+                let input = ClassifierInput {
+                    uid: uid.to_string(),
+                    plan: policy.plan_name(plan).to_owned(),
+                    conversations,
+                    shape,
+                    window_totals_ms: check.totals.clone(),
+                };
+                let classifier = self.classifier.clone();
+                let started = std::time::Instant::now();
+                let r = tokio::task::spawn_blocking(move || classifier.classify(&input))
+                    .await
+                    .map_err(|e| format!("classifier task failed: {e}"))
+                    .and_then(|r| r.map_err(|e| e.to_string()));
+                metrics::histogram!("fairuse_classifier_seconds").record(started.elapsed().as_secs_f64());
+                r
+            }
+        };
+        let verdict = match verdict {
+            Ok(v) => v.clamped(),
+            Err(reason) => {
+                metrics::counter!("fairuse_classifier_runs_total", "outcome" => "failed").increment(1);
+                tracing::warn!(%uid, %reason, "classifier failed; no verdict, lock released");
+                self.stores.locks.release(&classifier_lock_key(&uid), &job.lock_token).await?;
+                self.stores.jobs.complete(&job.id).await?;
+                return Ok(());
+            }
+        };
+        metrics::counter!("fairuse_classifier_runs_total", "outcome" => "ok").increment(1);
+        let trigger = check.trigger("soft_cap", plan, &policy);
+        self.update(&uid, |s, ctx| {
+            Ok(engine::apply_verdict(s, verdict.clone(), Some(trigger.clone()), job.session_id.clone(), ctx))
+        })
+        .await?;
+        self.stores.jobs.complete(&job.id).await?;
+        Ok(())
+    }
+
+    /// The decision for the host before it forwards audio. Stores that fail make it fail open,
+    /// except the STT budget of users already throttled or restricted (policy switch).
+    pub async fn decision(&self, uid: &Uid) -> ApiResult<Decision> {
+        let policy = self.policy();
+        let now = self.now();
+        let mut degraded = Vec::new();
+        let state = match self.current_state(uid).await {
+            Ok(s) => s,
+            Err(e) => {
+                degraded.push(format!("enforcement state unavailable ({e}); failing open"));
+                EnforcementState::default()
+            }
+        };
+        let totals = match self.stores.meter.read_totals(uid, &policy, now).await {
+            Ok(t) => t,
+            Err(e) => {
+                degraded.push(format!("usage meter unavailable ({e}); caps not applied"));
+                vec![0; policy.windows.len()]
+            }
+        };
+        let check = engine::check_caps(totals, state.plan_id(&policy), &policy);
+        let (used, budget_down) = match self.stores.budget.used(uid, now.utc_day()).await {
+            Ok(u) => (u, false),
+            Err(_) => (0, true),
+        };
+        let recoveries = self.recoveries(uid, &check, &state, &policy, now).await;
+        let mut d = engine::decide(&state, uid.as_str(), &check, used, &policy, now, &|w, cap| {
+            recoveries.get(&(w, cap)).copied().flatten()
+        });
+        if budget_down && d.stt_budget.is_some() && policy.budget.fail_closed_when_store_down {
+            d.stt_allowed = false;
+            d.reasons.push("STT budget store unavailable; failing closed for this stage".into());
+        }
+        d.reasons.extend(degraded);
+        let outcome = if d.stt_allowed { "allowed" } else { "denied" };
+        metrics::counter!("fairuse_decisions_total", "outcome" => outcome, "stage" => d.effective_stage.as_str())
+            .increment(1);
+        Ok(d)
+    }
+
+    async fn recoveries(
+        &self,
+        uid: &Uid,
+        check: &CapCheck,
+        state: &EnforcementState,
+        policy: &Policy,
+        now: Timestamp,
+    ) -> BTreeMap<(usize, i64), Option<Timestamp>> {
+        let caps = policy.caps(state.plan_id(policy));
+        let mut wanted: Vec<(usize, i64)> =
+            check.triggered.iter().filter_map(|&i| caps.get(i).copied().flatten().map(|c| (i, c))).collect();
+        if check.ceiling_exceeded {
+            wanted.push((policy.ceiling_window(), policy.ceiling.limit.ms() - 1));
+        }
+        let mut out = BTreeMap::new();
+        for (w, cap) in wanted {
+            let minutes = policy.window_minutes()[w];
+            let r = self.stores.meter.recovery_at(uid, minutes, cap, now).await.ok().flatten();
+            out.insert((w, cap), r);
+        }
+        out
+    }
+
+    pub async fn set_plan(&self, uid: &Uid, plan: &str, credits_exhausted: bool) -> ApiResult<EnforcementState> {
+        let policy = self.policy();
+        let plan = policy.plan_or_error(plan)?;
+        Ok(self.update(uid, |s, ctx| Ok(engine::plan_changed(s, plan, credits_exhausted, ctx))).await?.0)
+    }
+
+    pub async fn upsert_conversation(&self, uid: &Uid, c: &Conversation) -> ApiResult<()> {
+        validate_conversation(c)?;
+        self.stores.conversations.upsert(uid, &c.for_classifier()).await?;
+        Ok(())
+    }
+
+    /// The public case lookup, rate-limited per client across replicas through the hot store.
+    pub async fn case_lookup_allowed(&self, client: &str, limit_per_minute: u32) -> ApiResult<()> {
+        let r = self.stores.rates.hit(&format!("case-lookup:{client}"), limit_per_minute, 60_000, self.now()).await?;
+        if r.allowed { Ok(()) } else { Err(ApiError::RateLimited { retry_after_s: (r.retry_after_ms + 999) / 1000 }) }
+    }
+
+    pub async fn case_event(&self, case_ref: &str) -> ApiResult<Event> {
+        let case = CaseRef::parse(case_ref)?;
+        self.stores
+            .durable
+            .event_by_case_ref(case.as_str())
+            .await?
+            .ok_or_else(|| ApiError::NotFound(format!("case {case} not found")))
+    }
+
+    pub async fn appeal(&self, uid: &Uid, case_ref: &str, text: &str) -> ApiResult<Event> {
+        let event = self.case_event(case_ref).await?;
+        if event.uid != uid.as_str() {
+            // The same answer as a case that does not exist: owners only, and no probing.
+            return Err(ApiError::NotFound(format!("case {case_ref} not found")));
+        }
+        let (_, events) = self.update(uid, |s, ctx| Ok(vec![engine::appeal(s, &event.case_ref, text, ctx)?])).await?;
+        events.into_iter().last().ok_or_else(|| ApiError::Unavailable("appeal was not recorded".into()))
+    }
+
+    pub async fn resolve(
+        &self,
+        uid: &Uid,
+        event_id: &str,
+        outcome: Outcome,
+        notes: String,
+        actor: &str,
+    ) -> ApiResult<(Event, Event)> {
+        let mut target = self
+            .stores
+            .durable
+            .event_by_id(uid, event_id)
+            .await?
+            .ok_or_else(|| ApiError::NotFound(format!("event {event_id} of user {uid} not found")))?;
+        let (_, events) = self
+            .update(uid, |s, ctx| Ok(engine::resolve_event(s, &mut target, outcome, notes.clone(), actor, ctx)))
+            .await?;
+        self.stores.durable.update_event(&target).await?;
+        let audit =
+            events.into_iter().last().ok_or_else(|| ApiError::Unavailable("resolution was not recorded".into()))?;
+        Ok((target, audit))
+    }
+
+    pub async fn reset(&self, uid: &Uid, actor: &str, reason: Option<String>) -> ApiResult<(EnforcementState, Event)> {
+        let (state, events) = self.update(uid, |s, ctx| Ok(engine::admin_reset(s, actor, reason.clone(), ctx))).await?;
+        let audit = events.into_iter().last().ok_or_else(|| ApiError::Unavailable("reset was not recorded".into()))?;
+        // A reset also lifts the classifier cooldown's effect on the new counting period only
+        // through the ladder; the lock itself is left to expire.
+        Ok((state, audit))
+    }
+
+    pub async fn set_stage(
+        &self,
+        uid: &Uid,
+        stage: Stage,
+        until: Option<Timestamp>,
+        actor: &str,
+        reason: Option<String>,
+    ) -> ApiResult<(EnforcementState, Event)> {
+        let (state, events) = self
+            .update(uid, |s, ctx| Ok(engine::admin_set_stage(s, stage, until, actor, reason.clone(), ctx)?))
+            .await?;
+        let audit = events.into_iter().last().ok_or_else(|| ApiError::Unavailable("stage was not recorded".into()))?;
+        Ok((state, audit))
+    }
+
+    pub async fn set_exempt(&self, uid: &Uid, exempt: bool, actor: &str) -> ApiResult<(EnforcementState, Event)> {
+        let (state, events) = self.update(uid, |s, ctx| Ok(engine::set_exempt(s, exempt, actor, ctx))).await?;
+        let audit =
+            events.into_iter().last().ok_or_else(|| ApiError::Unavailable("exemption was not recorded".into()))?;
+        Ok((state, audit))
+    }
+
+    /// Minute-level usage of the last `days` per lane, for the admin charts: `(unix minute, ms)`.
+    pub async fn usage_series(&self, uid: &Uid, days: i64) -> ApiResult<BTreeMap<&'static str, Vec<(i64, i64)>>> {
+        let now = self.now();
+        let to = now.minute();
+        let from = to - days * 1440 + 1;
+        let mut out = BTreeMap::new();
+        for lane in Lane::ALL {
+            out.insert(lane.as_str(), self.stores.meter.minute_series(uid, lane, from, to).await?);
+        }
+        Ok(out)
+    }
+
+    /// Timer worker step: applies timers that ran out (and sends their webhooks).
+    pub async fn apply_due_timers(&self, limit: usize) -> ApiResult<usize> {
+        let due = self.stores.durable.due_timers(self.now(), limit).await?;
+        for uid in &due {
+            if let Ok(uid) = Uid::parse(uid) {
+                self.current_state(&uid).await?;
+            }
+        }
+        Ok(due.len())
+    }
+
+    pub fn shadow(&self) -> bool {
+        self.policy().switches.mode == Mode::Shadow
+    }
+}
+
+pub fn classifier_lock_key(uid: &Uid) -> String {
+    format!("classifier:{uid}")
+}
+
+fn record_event_metrics(events: &[Event]) {
+    for e in events {
+        metrics::counter!("fairuse_events_total", "kind" => e.kind.as_str()).increment(1);
+        if e.changes_stage() {
+            metrics::counter!("fairuse_stage_transitions_total", "from" => e.previous_stage.as_str(), "to" => e.new_stage.as_str())
+                .increment(1);
+        }
+    }
+}
+
+pub fn validate_conversation(c: &Conversation) -> Result<(), InputError> {
+    let id = &c.conversation_id;
+    if id.is_empty() || id.len() > 128 {
+        return Err(InputError::new("conversation_id", "must be 1-128 characters"));
+    }
+    if c.title.chars().count() > 500 {
+        return Err(InputError::new("title", "must be at most 500 characters"));
+    }
+    if c.category.chars().count() > 100 || c.source.chars().count() > 100 {
+        return Err(InputError::new("category", "category and source must be at most 100 characters"));
+    }
+    if c.finished_at < c.started_at {
+        return Err(InputError::new("finished_at", "must not be before started_at"));
+    }
+    if c.finished_at.millis() - c.started_at.millis() > 7 * 24 * 60 * MS_PER_MINUTE {
+        return Err(InputError::new("finished_at", "a conversation longer than 7 days is not plausible"));
+    }
+    Ok(())
+}

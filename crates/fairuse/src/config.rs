@@ -1,0 +1,346 @@
+//! Process configuration: `fairuse.toml` (path by `--config`), overridden by environment
+//! variables `FAIRUSE__SECTION__KEY`, with secrets from the variables of SPEC section 7 and Omi's
+//! `FAIR_USE_*` names accepted as aliases for the policy settings they meant.
+//! Unknown keys, in the file or in a `FAIRUSE__` variable, are errors that name the key.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+use fairuse_domain::policy::Policy;
+use fairuse_domain::time::DurationMs;
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    pub server: ServerSection,
+    pub workers: WorkersSection,
+    pub webhook: WebhookSection,
+    pub auth: AuthSection,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerSection {
+    pub listen: String,
+    pub data_dir: PathBuf,
+    /// The policy file; empty means the shipped default policy.
+    pub policy: String,
+    /// A proxy header carrying the client address for the public lookup's rate limit (for
+    /// example `x-forwarded-for`); empty trusts none.
+    pub trusted_proxy_header: String,
+    pub case_lookups_per_minute: u32,
+    /// How long shutdown waits for in-flight requests and the outbox.
+    pub shutdown_grace: DurationMs,
+    /// `text` or `json`.
+    pub log_format: String,
+}
+
+impl Default for ServerSection {
+    fn default() -> Self {
+        ServerSection {
+            listen: "127.0.0.1:8080".into(),
+            data_dir: PathBuf::from("./data"),
+            policy: String::new(),
+            trusted_proxy_header: String::new(),
+            case_lookups_per_minute: 10,
+            shutdown_grace: DurationMs::seconds(20),
+            log_format: "text".into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WorkersSection {
+    pub timer_interval: DurationMs,
+    pub redaction_interval: DurationMs,
+    pub policy_reload_interval: DurationMs,
+    pub prune_interval: DurationMs,
+}
+
+impl Default for WorkersSection {
+    fn default() -> Self {
+        WorkersSection {
+            timer_interval: DurationMs::seconds(30),
+            redaction_interval: DurationMs::hours(1),
+            policy_reload_interval: DurationMs::seconds(2),
+            prune_interval: DurationMs::minutes(10),
+        }
+    }
+}
+
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WebhookSection {
+    pub url: String,
+    pub secret: String,
+    pub timeout: DurationMs,
+    /// The first retry delay; it doubles per failure up to `max_backoff`.
+    pub base_backoff: DurationMs,
+    pub max_backoff: DurationMs,
+}
+
+impl Default for WebhookSection {
+    fn default() -> Self {
+        WebhookSection {
+            url: String::new(),
+            secret: String::new(),
+            timeout: DurationMs::seconds(10),
+            base_backoff: DurationMs::seconds(5),
+            max_backoff: DurationMs::minutes(30),
+        }
+    }
+}
+
+impl std::fmt::Debug for WebhookSection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WebhookSection").field("url", &self.url).field("secret", &"<redacted>").finish()
+    }
+}
+
+/// Secrets and auth settings: the same names as the variables of SPEC section 7, lower-cased.
+#[derive(Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthSection {
+    pub service_keys: String,
+    pub admin_keys: String,
+    pub jwt_hs256_secret: String,
+    pub firebase_project_id: String,
+    pub oidc_jwks_url: String,
+    pub oidc_issuer: String,
+    pub oidc_audience: String,
+    /// Where Google's JWKS for Firebase tokens is fetched (overridable for tests).
+    pub google_jwks_url: String,
+}
+
+impl std::fmt::Debug for AuthSection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let set = |s: &str| if s.is_empty() { "unset" } else { "set" };
+        f.debug_struct("AuthSection")
+            .field("service_keys", &set(&self.service_keys))
+            .field("admin_keys", &set(&self.admin_keys))
+            .field("jwt_hs256_secret", &set(&self.jwt_hs256_secret))
+            .field("firebase_project_id", &self.firebase_project_id)
+            .field("oidc_jwks_url", &self.oidc_jwks_url)
+            .finish()
+    }
+}
+
+/// The secrets table of SPEC section 7: variable -> key under `[auth]` or `[webhook]`.
+const SECRET_VARS: [(&str, &str, &str); 10] = [
+    ("FAIRUSE_SERVICE_KEYS", "auth", "service_keys"),
+    ("FAIRUSE_ADMIN_KEYS", "auth", "admin_keys"),
+    ("FAIRUSE_JWT_HS256_SECRET", "auth", "jwt_hs256_secret"),
+    ("FAIRUSE_FIREBASE_PROJECT_ID", "auth", "firebase_project_id"),
+    ("FAIRUSE_OIDC_JWKS_URL", "auth", "oidc_jwks_url"),
+    ("FAIRUSE_OIDC_ISSUER", "auth", "oidc_issuer"),
+    ("FAIRUSE_OIDC_AUDIENCE", "auth", "oidc_audience"),
+    ("FAIRUSE_GOOGLE_JWKS_URL", "auth", "google_jwks_url"),
+    ("FAIRUSE_WEBHOOK_URL", "webhook", "url"),
+    ("FAIRUSE_WEBHOOK_SECRET", "webhook", "secret"),
+];
+
+fn scalar(text: &str) -> toml::Value {
+    if let Ok(b) = text.parse::<bool>() {
+        toml::Value::Boolean(b)
+    } else if let Ok(i) = text.parse::<i64>() {
+        toml::Value::Integer(i)
+    } else {
+        toml::Value::String(text.to_owned())
+    }
+}
+
+impl Config {
+    /// File, then `FAIRUSE__SECTION__KEY` variables, then the secret variables.
+    pub fn load(path: Option<&Path>, env: &BTreeMap<String, String>) -> anyhow::Result<Config> {
+        let mut root = match path {
+            Some(p) => {
+                let text =
+                    std::fs::read_to_string(p).with_context(|| format!("reading config file {}", p.display()))?;
+                text.parse::<toml::Table>().with_context(|| format!("config file {}", p.display()))?
+            }
+            None => toml::Table::new(),
+        };
+        let defaults = toml::Table::try_from(Config::default()).context("default configuration")?;
+        for (name, value) in env {
+            let Some(rest) = name.strip_prefix("FAIRUSE__") else { continue };
+            let parts: Vec<String> = rest.split("__").map(str::to_ascii_lowercase).collect();
+            let [section, key] = parts.as_slice() else {
+                bail!("environment variable {name}: expected FAIRUSE__SECTION__KEY");
+            };
+            let table = root
+                .entry(section.clone())
+                .or_insert_with(|| toml::Value::Table(toml::Table::new()))
+                .as_table_mut()
+                .with_context(|| format!("environment variable {name}: [{section}] is not a table"))?;
+            // A value is a string exactly where the default configuration has a string (paths,
+            // durations, keys); otherwise it is read as a boolean or number if it looks like one.
+            let is_string = defaults.get(section).and_then(|t| t.get(key)).is_some_and(toml::Value::is_str);
+            let v = if is_string { toml::Value::String(value.clone()) } else { scalar(value) };
+            table.insert(key.clone(), v);
+        }
+        for (var, section, key) in SECRET_VARS {
+            if let Some(v) = env.get(var) {
+                let table = root
+                    .entry(section.to_owned())
+                    .or_insert_with(|| toml::Value::Table(toml::Table::new()))
+                    .as_table_mut()
+                    .with_context(|| format!("[{section}] is not a table"))?;
+                table.insert(key.to_owned(), toml::Value::String(v.clone()));
+            }
+        }
+        let config: Config = toml::Value::Table(root)
+            .try_into()
+            .map_err(|e: toml::de::Error| anyhow::anyhow!("configuration: {}", e.message()))?;
+        if config.server.listen.parse::<std::net::SocketAddr>().is_err() {
+            bail!("configuration key server.listen: {:?} is not an address like 127.0.0.1:8080", config.server.listen);
+        }
+        if !matches!(config.server.log_format.as_str(), "text" | "json") {
+            bail!("configuration key server.log_format: must be text or json");
+        }
+        if !config.webhook.url.is_empty() && config.webhook.secret.is_empty() {
+            bail!("a webhook URL is set but no secret: set FAIRUSE_WEBHOOK_SECRET so receivers can verify signatures");
+        }
+        Ok(config)
+    }
+
+    pub fn policy_path(&self) -> Option<PathBuf> {
+        (!self.server.policy.is_empty()).then(|| PathBuf::from(&self.server.policy))
+    }
+}
+
+/// Loads the policy (file or shipped default) and applies Omi's variables.
+pub fn load_policy(path: Option<&Path>, env: &BTreeMap<String, String>) -> anyhow::Result<Policy> {
+    let mut policy = match path {
+        None => Policy::default(),
+        Some(p) => {
+            let text = std::fs::read_to_string(p).with_context(|| format!("reading policy file {}", p.display()))?;
+            Policy::from_toml_str(&text).with_context(|| format!("policy file {}", p.display()))?
+        }
+    };
+    apply_omi_aliases(&mut policy, env).map_err(|e| anyhow::anyhow!(e))?;
+    Ok(policy)
+}
+
+fn ms_var(env: &BTreeMap<String, String>, name: &str, scale: i64) -> Result<Option<i64>, String> {
+    match env.get(name) {
+        None => Ok(None),
+        Some(v) => v
+            .trim()
+            .parse::<i64>()
+            .ok()
+            .filter(|n| *n >= 0)
+            .map(|n| Some(n * scale))
+            .ok_or_else(|| format!("{name}: {v:?} is not a non-negative whole number")),
+    }
+}
+
+/// Omi's `FAIR_USE_*` variables, so an Omi deployment can switch over. Caps apply to the
+/// default tier: every plan whose caps equal the default plan's (Omi's unlimited tier had its own
+/// constants). Booleans are true only for "true", as in Omi.
+pub fn apply_omi_aliases(policy: &mut Policy, env: &BTreeMap<String, String>) -> Result<(), String> {
+    let truthy = |v: &String| v.trim().eq_ignore_ascii_case("true");
+    if let Some(v) = env.get("FAIR_USE_ENABLED") {
+        policy.switches.enabled = truthy(v);
+    }
+    if let Some(v) = env.get("FAIR_USE_KILL_SWITCH") {
+        policy.switches.kill_switch = truthy(v);
+    }
+    if let Some(v) = env.get("FAIR_USE_EXEMPT_UIDS") {
+        policy.switches.exempt_uids.extend(v.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned));
+    }
+    let default_caps = policy.plans.get(&policy.default_plan).map(|p| p.caps.clone()).unwrap_or_default();
+    for (var, window) in [
+        ("FAIR_USE_DAILY_SPEECH_MS", "daily"),
+        ("FAIR_USE_3DAY_SPEECH_MS", "three_day"),
+        ("FAIR_USE_WEEKLY_SPEECH_MS", "weekly"),
+    ] {
+        if let Some(ms) = ms_var(env, var, 1)? {
+            for plan in policy.plans.values_mut().filter(|p| p.caps == default_caps) {
+                plan.caps.insert(window.to_owned(), DurationMs(ms));
+            }
+        }
+    }
+    // Re-read after the caps changed so the comparison above used the original default tier.
+    if let Some(ms) = ms_var(env, "FAIR_USE_CHECK_INTERVAL_SECONDS", 1000)? {
+        policy.metering.check_interval = DurationMs(ms);
+    }
+    if let Some(ms) = ms_var(env, "FAIR_USE_CLASSIFIER_COOLDOWN_SECONDS", 1000)? {
+        policy.classifier.cooldown = DurationMs(ms);
+    }
+    if let Some(v) = env.get("FAIR_USE_CLASSIFIER_ABUSE_SCORE_THRESHOLD") {
+        policy.classifier.qualify_score = v
+            .trim()
+            .parse()
+            .map_err(|_| format!("FAIR_USE_CLASSIFIER_ABUSE_SCORE_THRESHOLD: {v:?} is not a number"))?;
+    }
+    if let Some(ms) = ms_var(env, "FAIR_USE_RESTRICT_DAILY_DG_MS", 1)? {
+        policy.stages.restrict.stt_daily_budget = (ms > 0).then_some(DurationMs(ms));
+    }
+    if let Some(s) = ms_var(env, "FAIR_USE_BUCKET_SECONDS", 1)?
+        && s != 60
+    {
+        return Err(format!(
+            "FAIR_USE_BUCKET_SECONDS={s}: fairuse meters in exact one-minute buckets; only 60 is accepted"
+        ));
+    }
+    if let Some(ms) = ms_var(env, "FAIR_USE_REDIS_RETENTION_SECONDS", 1000)? {
+        policy.metering.retention = DurationMs(ms);
+    }
+    // FAIR_USE_CLASSIFIER_MODEL names the model of the openai backend; it does not change the policy.
+    policy.validate().map_err(|e| format!("after applying FAIR_USE_* variables: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    #[test]
+    fn env_overrides_the_file_and_unknown_keys_are_named() {
+        let c = Config::load(None, &env(&[("FAIRUSE__SERVER__LISTEN", "0.0.0.0:9000")])).unwrap();
+        assert_eq!(c.server.listen, "0.0.0.0:9000");
+        let e = Config::load(None, &env(&[("FAIRUSE__SERVER__LISTN", "x")])).unwrap_err().to_string();
+        assert!(e.contains("listn"), "{e}");
+        let e = Config::load(None, &env(&[("FAIRUSE__SERVER__LISTEN", "nowhere")])).unwrap_err().to_string();
+        assert!(e.contains("server.listen"), "{e}");
+    }
+
+    #[test]
+    fn secrets_come_from_the_spec_variables_and_are_not_printed() {
+        let c =
+            Config::load(None, &env(&[("FAIRUSE_SERVICE_KEYS", "s3cret"), ("FAIRUSE_ADMIN_KEYS", "ann:operator:k")]))
+                .unwrap();
+        assert_eq!(c.auth.service_keys, "s3cret");
+        assert!(!format!("{c:?}").contains("s3cret"));
+    }
+
+    #[test]
+    fn omi_variables_set_the_default_tier_and_switches() {
+        let e = env(&[
+            ("FAIR_USE_ENABLED", "TRUE"),
+            ("FAIR_USE_KILL_SWITCH", "true"),
+            ("FAIR_USE_DAILY_SPEECH_MS", "3600000"),
+            ("FAIR_USE_EXEMPT_UIDS", "a, b"),
+            ("FAIR_USE_RESTRICT_DAILY_DG_MS", "600000"),
+            ("FAIR_USE_CHECK_INTERVAL_SECONDS", "60"),
+        ]);
+        let p = load_policy(None, &e).unwrap();
+        assert!(p.switches.enabled && p.switches.kill_switch);
+        assert_eq!(p.plans["free"].caps["daily"], DurationMs::hours(1));
+        assert_eq!(p.plans["paid"].caps["daily"], DurationMs::hours(1));
+        assert_eq!(p.plans["unlimited"].caps["daily"], DurationMs::hours(4), "unlimited tier keeps its own caps");
+        assert!(p.switches.exempt_uids.contains("b"));
+        assert_eq!(p.stages.restrict.stt_daily_budget, Some(DurationMs::minutes(10)));
+        assert_eq!(p.metering.check_interval, DurationMs::seconds(60));
+        let off = load_policy(None, &env(&[("FAIR_USE_ENABLED", "yes")])).unwrap();
+        assert!(!off.switches.enabled, "as in Omi, only \"true\" is true");
+        let bad = load_policy(None, &env(&[("FAIR_USE_BUCKET_SECONDS", "30")])).unwrap_err().to_string();
+        assert!(bad.contains("FAIR_USE_BUCKET_SECONDS"), "{bad}");
+    }
+}

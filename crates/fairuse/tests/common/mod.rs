@@ -1,0 +1,269 @@
+//! Test support: the real `fairuse` binary on port 0 with its own data directory, local stand-ins
+//! for what cannot be reached from here (a JWKS endpoint, a webhook receiver), and token minting.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use serde_json::{Value, json};
+
+pub const SERVICE_KEY: &str = "svc-test-key-0123456789";
+pub const OPERATOR_KEY: &str = "op-test-key-0123456789";
+pub const VIEWER_KEY: &str = "view-test-key-0123456789";
+pub const HS256_SECRET: &str = "hs256-test-secret-that-is-long-enough";
+
+pub struct TestServer {
+    child: Option<Child>,
+    pub base: String,
+    pub data_dir: PathBuf,
+    _dir: Option<tempfile::TempDir>,
+    env: Vec<(String, String)>,
+    pub client: reqwest::Client,
+}
+
+/// The environment every test server gets unless a test overrides or removes a variable.
+pub fn default_env() -> Vec<(String, String)> {
+    vec![
+        ("FAIRUSE_SERVICE_KEYS".into(), SERVICE_KEY.into()),
+        ("FAIRUSE_ADMIN_KEYS".into(), format!("olga:operator:{OPERATOR_KEY},victor:viewer:{VIEWER_KEY}")),
+        ("FAIRUSE_JWT_HS256_SECRET".into(), HS256_SECRET.into()),
+        ("FAIRUSE_LOG".into(), "warn".into()),
+    ]
+}
+
+impl TestServer {
+    pub fn start() -> TestServer {
+        Self::start_with(default_env())
+    }
+
+    pub fn start_with(env: Vec<(String, String)>) -> TestServer {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let data_dir = dir.path().join("data");
+        let mut s = TestServer { child: None, base: String::new(), data_dir, _dir: Some(dir), env, client: client() };
+        s.spawn();
+        s
+    }
+
+    fn spawn(&mut self) {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_fairuse"));
+        cmd.args(["serve", "--listen", "127.0.0.1:0", "--data-dir"]).arg(&self.data_dir);
+        for (k, _) in std::env::vars() {
+            if k.starts_with("FAIRUSE") || k.starts_with("FAIR_USE") {
+                cmd.env_remove(k);
+            }
+        }
+        cmd.envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+        cmd.stdout(Stdio::piped()).stderr(Stdio::inherit());
+        let mut child = cmd.spawn().expect("spawn fairuse");
+        let stdout = child.stdout.take().expect("stdout");
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Some(url) = line.strip_prefix("fairuse listening on ") {
+                    tx.send(url.trim().to_owned()).ok();
+                }
+            }
+        });
+        let base = rx.recv_timeout(Duration::from_secs(60)).expect("fairuse did not start listening within 60 s");
+        self.base = base;
+        self.child = Some(child);
+    }
+
+    /// SIGKILL (no chance to flush anything) and start again on the same data directory.
+    pub fn kill_and_restart(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            c.kill().expect("kill");
+            c.wait().ok();
+        }
+        self.spawn();
+    }
+
+    /// SIGTERM and wait for a clean exit; returns the exit status.
+    pub fn terminate(&mut self) -> Option<std::process::ExitStatus> {
+        let c = self.child.as_mut()?;
+        Command::new("kill").arg("-TERM").arg(c.id().to_string()).status().ok();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = c.try_wait() {
+                self.child = None;
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        None
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    pub fn data_dir(&self) -> &Path {
+        &self.data_dir
+    }
+
+    pub async fn post_usage(&self, body: Value) -> reqwest::Response {
+        self.client.post(self.url("/v1/usage")).bearer_auth(SERVICE_KEY).json(&body).send().await.expect("request")
+    }
+
+    pub async fn decision(&self, uid: &str) -> Value {
+        let r = self
+            .client
+            .get(self.url(&format!("/v1/users/{uid}/decision")))
+            .bearer_auth(SERVICE_KEY)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200, "decision for {uid}");
+        r.json().await.unwrap()
+    }
+
+    pub async fn admin_get(&self, path: &str, key: &str) -> reqwest::Response {
+        self.client.get(self.url(path)).header("X-Admin-Key", key).send().await.unwrap()
+    }
+
+    pub async fn admin_post(&self, path: &str, key: &str, body: Value) -> reqwest::Response {
+        self.client.post(self.url(path)).header("X-Admin-Key", key).json(&body).send().await.unwrap()
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            c.kill().ok();
+            c.wait().ok();
+        }
+    }
+}
+
+pub fn client() -> reqwest::Client {
+    reqwest::Client::builder().timeout(Duration::from_secs(30)).build().expect("client")
+}
+
+pub fn now_s() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64
+}
+
+pub fn hs256_token(sub: &str, extra: Value) -> String {
+    let mut claims = json!({"sub": sub, "iat": now_s(), "exp": now_s() + 3600});
+    if let (Some(c), Some(e)) = (claims.as_object_mut(), extra.as_object()) {
+        for (k, v) in e {
+            c.insert(k.clone(), v.clone());
+        }
+    }
+    jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+        &claims,
+        &jsonwebtoken::EncodingKey::from_secret(HS256_SECRET.as_bytes()),
+    )
+    .unwrap()
+}
+
+/// An unsigned token: `{"alg":"none"}` with an empty signature.
+pub fn alg_none_token(sub: &str) -> String {
+    let header = URL_SAFE_NO_PAD.encode(br#"{"alg":"none","typ":"JWT"}"#);
+    let claims = URL_SAFE_NO_PAD.encode(json!({"sub": sub, "exp": now_s() + 3600}).to_string());
+    format!("{header}.{claims}.")
+}
+
+/// An RSA key made with openssl for this test run, and its JWK.
+pub struct RsaKey {
+    pub pem: Vec<u8>,
+    pub public_pem: Vec<u8>,
+    pub jwk: Value,
+}
+
+pub fn rsa_key(kid: &str) -> RsaKey {
+    let dir = tempfile::tempdir().unwrap();
+    let key = dir.path().join("key.pem");
+    let ok = Command::new("openssl").args(["genrsa", "-out"]).arg(&key).arg("2048").stderr(Stdio::null()).status();
+    assert!(ok.map(|s| s.success()).unwrap_or(false), "openssl genrsa failed: openssl is needed to make a test key");
+    let modulus = Command::new("openssl").args(["rsa", "-noout", "-modulus", "-in"]).arg(&key).output().unwrap();
+    let text = String::from_utf8(modulus.stdout).unwrap();
+    let hexmod = text.trim().strip_prefix("Modulus=").expect("modulus");
+    let n = hex::decode(hexmod).unwrap();
+    let public = Command::new("openssl").args(["rsa", "-pubout", "-in"]).arg(&key).output().unwrap();
+    RsaKey {
+        pem: std::fs::read(&key).unwrap(),
+        public_pem: public.stdout,
+        jwk: json!({"kty": "RSA", "kid": kid, "use": "sig", "alg": "RS256", "n": URL_SAFE_NO_PAD.encode(n), "e": "AQAB"}),
+    }
+}
+
+pub fn rs256_token(key: &RsaKey, kid: &str, claims: Value) -> String {
+    let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::RS256);
+    header.kid = Some(kid.to_owned());
+    jsonwebtoken::encode(&header, &claims, &jsonwebtoken::EncodingKey::from_rsa_pem(&key.pem).unwrap()).unwrap()
+}
+
+/// A local HTTP server on 127.0.0.1:0: serves a JWKS, or records webhooks.
+pub struct LocalServer {
+    pub base: String,
+    pub received: Arc<Mutex<Vec<(axum::http::HeaderMap, String)>>>,
+    _task: tokio::task::JoinHandle<()>,
+}
+
+pub async fn jwks_server(jwks: Value) -> LocalServer {
+    let body = jwks.to_string();
+    let app = axum::Router::new().route(
+        "/jwks.json",
+        axum::routing::get(move || {
+            let body = body.clone();
+            async move { ([("content-type", "application/json"), ("cache-control", "max-age=300")], body) }
+        }),
+    );
+    serve_local(app, Arc::new(Mutex::new(Vec::new()))).await
+}
+
+/// Records every POST; answers 500 to the first `fail_first` requests, then 200.
+pub async fn webhook_receiver(fail_first: usize) -> LocalServer {
+    let received: Arc<Mutex<Vec<(axum::http::HeaderMap, String)>>> = Arc::new(Mutex::new(Vec::new()));
+    let rec = received.clone();
+    let app = axum::Router::new().route(
+        "/hook",
+        axum::routing::post(move |headers: axum::http::HeaderMap, body: String| {
+            let rec = rec.clone();
+            async move {
+                let n = {
+                    let mut r = rec.lock().unwrap();
+                    r.push((headers, body));
+                    r.len()
+                };
+                if n <= fail_first { axum::http::StatusCode::INTERNAL_SERVER_ERROR } else { axum::http::StatusCode::OK }
+            }
+        }),
+    );
+    serve_local(app, received).await
+}
+
+async fn serve_local(app: axum::Router, received: Arc<Mutex<Vec<(axum::http::HeaderMap, String)>>>) -> LocalServer {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let task = tokio::spawn(async move {
+        axum::serve(listener, app).await.ok();
+    });
+    LocalServer { base, received, _task: task }
+}
+
+/// Polls `check` every 100 ms until it returns Some or `limit` passes (not a timing assertion:
+/// the limit only bounds how long a broken build takes to fail).
+pub async fn eventually<T, F, Fut>(limit: Duration, mut check: F) -> Option<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(v) = check().await {
+            return Some(v);
+        }
+        if Instant::now() > deadline {
+            return None;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
