@@ -1,9 +1,9 @@
 //! Speech metering in trailing windows, exact to the minute (SPEC section 3).
 //!
 //! Usage is kept per lane as minute buckets plus hour roll-ups, both sorted by time. A window of
-//! `M` minutes at `now` is the sum of buckets `m_now - M < m <= m_now`; it is read as whole hours
-//! from the roll-up plus at most two partial hours of minutes at its edges, so a 168 h window costs
-//! about 170 additions however many minutes are active (Omi read all 10,080 per check).
+//! `M` minutes at `now` is the sum of buckets `m_now - M < m <= m_now`. Buckets are kept as running
+//! totals, so a window is two binary searches and a subtraction however many minutes are active
+//! (Omi read up to 10,080 entries per check).
 //! Idempotency keys and per-session cumulative totals (merged by max) are handled here too, so that
 //! a retried or replayed report is never counted twice.
 
@@ -111,41 +111,15 @@ pub struct RecordOutcome {
     pub duplicate: bool,
 }
 
-/// Buckets of one lane: minutes and their hour roll-ups, both ascending.
+/// Buckets of one lane as running totals: each entry is `(minute, total of every bucket up to
+/// and including that minute)`, ascending. Any window is then two binary searches and one
+/// subtraction, whatever the number of active minutes; appending (the common case) is O(1), and
+/// a report stamped in the past shifts the totals after it (rare, and bounded by the retention).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LaneSeries {
-    minutes: VecDeque<(i64, i64)>,
-    hours: VecDeque<(i64, i64)>,
-}
-
-fn add_sorted(buckets: &mut VecDeque<(i64, i64)>, key: i64, ms: i64) {
-    // Almost every report lands in the newest bucket or a new last one.
-    if let Some(last) = buckets.back_mut() {
-        if last.0 == key {
-            last.1 += ms;
-            return;
-        }
-        if last.0 < key {
-            buckets.push_back((key, ms));
-            return;
-        }
-    } else {
-        buckets.push_back((key, ms));
-        return;
-    }
-    let pos = buckets.partition_point(|&(k, _)| k < key);
-    match buckets.get_mut(pos) {
-        Some(b) if b.0 == key => b.1 += ms,
-        _ => buckets.insert(pos, (key, ms)),
-    }
-}
-
-fn sum_range(buckets: &VecDeque<(i64, i64)>, lo: i64, hi: i64) -> i64 {
-    if lo > hi {
-        return 0;
-    }
-    let start = buckets.partition_point(|&(k, _)| k < lo);
-    buckets.range(start..).take_while(|&&(k, _)| k <= hi).map(|&(_, v)| v).sum()
+    cumulative: VecDeque<(i64, i64)>,
+    /// The running total just before the first kept entry (what pruning removed).
+    base: i64,
 }
 
 impl LaneSeries {
@@ -153,39 +127,96 @@ impl LaneSeries {
         if ms == 0 {
             return;
         }
-        add_sorted(&mut self.minutes, minute, ms);
-        add_sorted(&mut self.hours, minute.div_euclid(60), ms);
+        match self.cumulative.back_mut() {
+            Some(last) if last.0 == minute => last.1 += ms,
+            Some(last) if last.0 < minute => {
+                let total = last.1 + ms;
+                self.cumulative.push_back((minute, total));
+            }
+            None => self.cumulative.push_back((minute, self.base + ms)),
+            Some(_) => {
+                let pos = self.cumulative.partition_point(|&(m, _)| m < minute);
+                if self.cumulative.get(pos).is_some_and(|&(m, _)| m == minute) {
+                    self.cumulative.range_mut(pos..).for_each(|e| e.1 += ms);
+                } else {
+                    let before = if pos == 0 { self.base } else { self.cumulative[pos - 1].1 };
+                    self.cumulative.insert(pos, (minute, before + ms));
+                    self.cumulative.range_mut(pos + 1..).for_each(|e| e.1 += ms);
+                }
+            }
+        }
+    }
+
+    /// The running total of every bucket at or before `minute`. Windows end at `now`, at or
+    /// after the newest bucket, and start within the last week, so the search gallops from the
+    /// back: a few probes near the end instead of a bisection across the whole series.
+    fn total_through(&self, minute: i64) -> i64 {
+        let len = self.cumulative.len();
+        let Some(&(last_minute, last_total)) = self.cumulative.back() else { return self.base };
+        if last_minute <= minute {
+            return last_total;
+        }
+        // Find a step from the back whose entry is at or before `minute`, doubling the step.
+        let mut step = 1;
+        let mut hi = len - 1; // known: entry at hi is after `minute`
+        let lo = loop {
+            if step >= len || hi < step {
+                break 0;
+            }
+            let probe = len - 1 - step;
+            if self.cumulative[probe].0 <= minute {
+                break probe;
+            }
+            hi = probe;
+            step *= 2;
+        };
+        // Bisect [lo, hi): every entry before lo is at or before `minute`, every one from hi on after.
+        let (mut a, mut b) = (lo, hi);
+        while a < b {
+            let mid = a + (b - a) / 2;
+            if self.cumulative[mid].0 <= minute {
+                a = mid + 1;
+            } else {
+                b = mid;
+            }
+        }
+        match a {
+            0 => self.base,
+            n => self.cumulative[n - 1].1,
+        }
     }
 
     /// Sum of minutes `lo..=hi`.
     pub fn sum(&self, lo: i64, hi: i64) -> i64 {
-        if hi - lo < 120 {
-            return sum_range(&self.minutes, lo, hi);
+        if lo > hi || self.cumulative.is_empty() {
+            return 0;
         }
-        let first_full_hour = (lo + 59).div_euclid(60);
-        let last_full_hour = (hi + 1).div_euclid(60) - 1;
-        sum_range(&self.minutes, lo, first_full_hour * 60 - 1)
-            + sum_range(&self.hours, first_full_hour, last_full_hour)
-            + sum_range(&self.minutes, (last_full_hour + 1) * 60, hi)
+        self.total_through(hi) - self.total_through(lo - 1)
     }
 
-    /// Drops buckets at or before `oldest_kept_minute - 1`.
+    /// Drops buckets before `oldest_kept_minute`.
     pub fn prune(&mut self, oldest_kept_minute: i64) {
-        while self.minutes.front().is_some_and(|&(m, _)| m < oldest_kept_minute) {
-            self.minutes.pop_front();
-        }
-        // An hour goes once all of its minutes are gone.
-        while self.hours.front().is_some_and(|&(h, _)| h * 60 + 59 < oldest_kept_minute) {
-            self.hours.pop_front();
+        while let Some(&(m, total)) = self.cumulative.front() {
+            if m >= oldest_kept_minute {
+                break;
+            }
+            self.base = total;
+            self.cumulative.pop_front();
         }
     }
 
+    /// `(minute, ms)` of every kept bucket, ascending.
     pub fn minutes(&self) -> impl Iterator<Item = (i64, i64)> + '_ {
-        self.minutes.iter().copied()
+        let mut previous = self.base;
+        self.cumulative.iter().map(move |&(m, total)| {
+            let ms = total - previous;
+            previous = total;
+            (m, ms)
+        })
     }
 
     pub fn is_empty(&self) -> bool {
-        self.minutes.is_empty()
+        self.cumulative.is_empty()
     }
 }
 
@@ -218,7 +249,13 @@ impl UserMeter {
         let (speech, stt) = match &report.amount {
             SpeechAmount::Delta(ms) => (*ms, report.stt_ms),
             SpeechAmount::Cumulative { session_id, total_ms } => {
-                let slot = self.sessions.entry(session_id.clone()).or_insert((0, 0, now));
+                // Look up before inserting: a known session (the common case) costs no allocation.
+                if !self.sessions.contains_key(session_id) {
+                    self.sessions.insert(session_id.clone(), (0, 0, now));
+                }
+                let Some(slot) = self.sessions.get_mut(session_id) else {
+                    return RecordOutcome::default(); // inserted just above; unreachable
+                };
                 // A session silent for longer than the retention is forgotten, whether or not a
                 // sweep has removed it yet: the same report always counts the same.
                 if now.millis() - slot.2.millis() >= retention_ms {

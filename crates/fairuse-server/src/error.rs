@@ -52,6 +52,10 @@ impl IntoResponse for ApiError {
         if status.is_server_error() {
             tracing::warn!(error = %self, code, "request failed");
         }
+        if let ApiError::Store(e) = &self {
+            let kind = if e.is_unknown() { "unknown" } else { "certain" };
+            metrics::counter!("fairuse_store_errors_total", "op" => "request", "kind" => kind).increment(1);
+        }
         let mut body = json!({"error": {"code": code, "message": self.to_string()}});
         if let ApiError::Input(e) = &self {
             body["error"]["field"] = json!(e.field);

@@ -50,6 +50,9 @@ enum Command {
         /// Print lines per second and the usage-report rate to standard error at the end.
         #[arg(long)]
         stats: bool,
+        /// Benchmark baseline: parse the trace and apply nothing.
+        #[arg(long, hide = true)]
+        parse_only: bool,
     },
     /// Write a realistic synthetic trace for backtests and benchmarks.
     GenTrace(fairuse::gen_trace::GenTraceArgs),
@@ -95,7 +98,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             print!("{}", p.to_toml_string());
             Ok(())
         }
-        Command::Simulate { trace, policy, classifier, out, stats } => {
+        Command::Simulate { trace, policy, classifier, out, stats, parse_only } => {
             let policy = load_policy(policy.as_ref())?;
             let classifier = match (classifier, policy.classifier.backend) {
                 (Some(c), _) => c,
@@ -121,7 +124,11 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 Box::new(BufWriter::new(File::create(&out).with_context(|| format!("creating {out}"))?))
             };
             let started = Instant::now();
-            let summary = Simulator::new(&policy, classifier, output).run(input)?;
+            let summary = if parse_only {
+                Simulator::<Box<dyn Write>>::parse_only(input)?
+            } else {
+                Simulator::new(&policy, classifier, output).run(input)?
+            };
             if stats {
                 let secs = started.elapsed().as_secs_f64();
                 eprintln!(

@@ -207,6 +207,37 @@ impl<'p, W: Write> Simulator<'p, W> {
         self.finish()
     }
 
+    /// The benchmark baseline: reads and parses every line (JSON and timestamp) exactly as
+    /// [`Simulator::run`] does, and applies nothing.
+    pub fn parse_only<R: BufRead>(mut input: R) -> Result<Summary, SimError> {
+        let (mut lines, mut usage_lines) = (0u64, 0u64);
+        let mut buf = String::new();
+        loop {
+            buf.clear();
+            if input.read_line(&mut buf).map_err(SimError::Read)? == 0 {
+                break;
+            }
+            lines += 1;
+            let text = buf.trim();
+            if text.is_empty() {
+                continue;
+            }
+            let line: TraceLine<'_> =
+                serde_json::from_str(text).map_err(|e| err(lines, format!("not a trace line: {e}")))?;
+            Timestamp::parse_rfc3339(&line.t).map_err(|e| err(lines, format!("t: {e}")))?;
+            usage_lines += u64::from(line.kind == "usage");
+        }
+        Ok(Summary {
+            kind: "summary",
+            users: 0,
+            stages: Stages::default(),
+            classifier_runs: 0,
+            stt_ms_saved: 0,
+            lines,
+            usage_lines,
+        })
+    }
+
     fn line(&mut self, text: &str) -> Result<(), SimError> {
         let n = self.lines;
         let line: TraceLine<'_> = serde_json::from_str(text).map_err(|e| err(n, format!("not a trace line: {e}")))?;
@@ -239,6 +270,9 @@ impl<'p, W: Write> Simulator<'p, W> {
             }
             "conversation" => {
                 let c = line.conversation.clone().ok_or_else(|| err(n, "conversation: missing"))?;
+                if self.classifier == SimClassifier::Scripted {
+                    return Ok(()); // validated above; only the heuristic reads conversations
+                }
                 let lookback = self.policy.classifier.lookback.ms();
                 let user = &mut self.users[u];
                 user.conversations
