@@ -479,3 +479,31 @@ async fn sigterm_drains_and_exits_cleanly() {
     let status = s.terminate().expect("fairuse exited after SIGTERM");
     assert!(status.success(), "{status:?}");
 }
+
+#[tokio::test]
+async fn the_policy_file_is_hot_reloaded_and_a_bad_one_keeps_the_last_good_policy() {
+    let dir = tempfile::tempdir().unwrap();
+    let policy = dir.path().join("policy.toml");
+    std::fs::write(&policy, fairuse_domain::policy::DEFAULT_POLICY_TOML).unwrap();
+    let mut env = default_env();
+    env.push(("FAIRUSE__SERVER__POLICY".into(), policy.display().to_string()));
+    env.push(("FAIRUSE__WORKERS__POLICY_RELOAD_INTERVAL".into(), "100ms".into()));
+    let s = TestServer::start_with(env);
+    s.post_usage(json!({"uid": "lena", "lane": "realtime", "speech_ms": 1000})).await;
+    assert!(!s.decision("lena").await["reasons"].to_string().contains("kill switch"));
+    let killed = fairuse_domain::policy::DEFAULT_POLICY_TOML.replace("kill_switch = false", "kill_switch = true");
+    std::fs::write(&policy, &killed).unwrap();
+    let reloaded = eventually(Duration::from_secs(20), || async {
+        s.decision("lena").await["reasons"].to_string().contains("kill switch").then_some(())
+    })
+    .await;
+    assert!(reloaded.is_some(), "the kill switch from the edited file took effect");
+    std::fs::write(&policy, killed.replace("qualify_score = 0.7", "qualify_score = 7")).unwrap();
+    let refused = eventually(Duration::from_secs(20), || async {
+        let m = s.client.get(s.url("/metrics")).send().await.ok()?.text().await.ok()?;
+        m.lines().any(|l| l.starts_with("fairuse_policy_reloads_total") && l.contains("refused")).then_some(())
+    })
+    .await;
+    assert!(refused.is_some(), "the bad file was refused");
+    assert!(s.decision("lena").await["reasons"].to_string().contains("kill switch"), "the last good policy stays");
+}

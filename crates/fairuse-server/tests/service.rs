@@ -1,0 +1,184 @@
+//! The service layer with the in-memory store and a manual clock: what happens after usage
+//! (evaluation, the classifier job and its lock), webhooks queued with stage changes, budgets.
+
+use std::sync::Arc;
+
+use fairuse_domain::classifier::{
+    Classifier, ClassifierError, ClassifierInput, ScriptedClassifier, UsageType, Verdict,
+};
+use fairuse_domain::engine::EventKind;
+use fairuse_domain::ids::{Lane, Uid};
+use fairuse_domain::policy::{Mode, Policy};
+use fairuse_domain::stage::Stage;
+use fairuse_domain::store::{EnforcementStore, JobStore, LockStore, MemoryStore, OutboxStore};
+use fairuse_domain::time::{ManualClock, Timestamp};
+use fairuse_domain::windows::UsageReport;
+use fairuse_server::service::{Notifications, PolicyCell, Service, Stores, classifier_lock_key};
+
+struct Fixed(Result<Verdict, ClassifierError>);
+
+impl Classifier for Fixed {
+    fn classify(&self, _: &ClassifierInput) -> Result<Verdict, ClassifierError> {
+        self.0.clone()
+    }
+    fn name(&self) -> &str {
+        "fixed"
+    }
+}
+
+const T0: i64 = 1_774_000_000_000; // 2026-03-20T09:46:40Z
+
+fn service(
+    policy: Policy,
+    verdict: Result<Verdict, ClassifierError>,
+    webhooks: bool,
+) -> (Arc<Service>, Arc<MemoryStore>, Arc<ManualClock>) {
+    let store = Arc::new(MemoryStore::new());
+    let clock = Arc::new(ManualClock::new(Timestamp::from_millis(T0)));
+    let svc = Arc::new(Service {
+        stores: Stores::single(store.clone()),
+        policy: PolicyCell::from_pointee(policy),
+        clock: clock.clone(),
+        classifier: Arc::new(Fixed(verdict)),
+        notifications: Notifications { enabled: webhooks },
+        jobs_ready: Default::default(),
+    });
+    (svc, store, clock)
+}
+
+fn uid(s: &str) -> Uid {
+    Uid::parse(s).unwrap()
+}
+
+/// Three hours of speech in one report (over the 2 h daily cap of the default free plan).
+fn over_cap(u: &str) -> Vec<(Uid, UsageReport, Option<String>)> {
+    vec![(uid(u), UsageReport { stt_ms: 0, ..UsageReport::delta(Lane::Realtime, 3 * 3_600_000) }, None)]
+}
+
+async fn run_jobs(svc: &Service) -> usize {
+    let jobs = svc.stores.jobs.claim(svc.now(), 100, 60_000).await.unwrap();
+    for j in &jobs {
+        svc.run_classifier_job(j).await.unwrap();
+    }
+    jobs.len()
+}
+
+#[tokio::test]
+async fn crossing_a_cap_queues_one_classifier_job_and_a_qualifying_verdict_warns_with_a_webhook() {
+    let (svc, store, _) = service(Policy::default(), Ok(ScriptedClassifier::scripted(0.9, UsageType::Audiobook)), true);
+    svc.record_usage(over_cap("ann")).await.unwrap();
+    svc.record_usage(over_cap("ann")).await.unwrap();
+    assert_eq!(run_jobs(&svc).await, 1, "evaluated once per check interval, classified once");
+    let events = store.events(&uid("ann"), 10).await.unwrap();
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0].kind, EventKind::Classified);
+    assert_eq!((events[0].previous_stage, events[0].new_stage), (Stage::None, Stage::Warning));
+    let outbox = store.claim_due(Timestamp::from_millis(T0 + 1), 10, 1000).await.unwrap();
+    assert_eq!(outbox.len(), 1);
+    assert_eq!(outbox[0].id, events[0].event_id);
+    assert!(outbox[0].body.contains("\"type\":\"fair_use.stage_changed\"") && outbox[0].body.contains("\"title\""));
+}
+
+#[tokio::test]
+async fn concurrent_reports_that_cross_a_cap_run_the_classifier_exactly_once() {
+    let (svc, store, clock) =
+        service(Policy::default(), Ok(ScriptedClassifier::scripted(0.9, UsageType::Podcast)), false);
+    let mut tasks = Vec::new();
+    for _ in 0..16 {
+        let svc = svc.clone();
+        tasks.push(tokio::spawn(async move { svc.record_usage(over_cap("bo")).await.unwrap() }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    // Even after the check interval passes and more usage arrives, the cooldown lock holds.
+    clock.advance_ms(600_000);
+    svc.record_usage(over_cap("bo")).await.unwrap();
+    let mut runs = 0;
+    for _ in 0..3 {
+        runs += run_jobs(&svc).await;
+    }
+    assert_eq!(runs, 1);
+    let classified =
+        store.events(&uid("bo"), 50).await.unwrap().into_iter().filter(|e| e.kind == EventKind::Classified).count();
+    assert_eq!(classified, 1);
+}
+
+#[tokio::test]
+async fn a_failing_classifier_gives_no_verdict_and_releases_the_lock() {
+    let (svc, store, _) = service(Policy::default(), Err(ClassifierError::Timeout), true);
+    svc.record_usage(over_cap("cy")).await.unwrap();
+    assert_eq!(run_jobs(&svc).await, 1);
+    assert!(store.events(&uid("cy"), 10).await.unwrap().is_empty(), "fail open: no verdict, no event");
+    assert_eq!(store.load(&uid("cy")).await.unwrap().map(|v| v.value.stage).unwrap_or_default(), Stage::None);
+    let free = store.try_acquire(&classifier_lock_key(&uid("cy")), "probe", 1000, svc.now()).await.unwrap();
+    assert!(free, "the lock was released so the next check may try again");
+}
+
+#[tokio::test]
+async fn users_in_restrict_are_not_classified() {
+    let (svc, store, _) =
+        service(Policy::default(), Ok(ScriptedClassifier::scripted(0.9, UsageType::Audiobook)), false);
+    svc.set_stage(&uid("di"), Stage::Restrict, None, "ops", None).await.unwrap();
+    svc.record_usage(over_cap("di")).await.unwrap();
+    assert_eq!(run_jobs(&svc).await, 0, "no job is queued for a restricted user");
+    let kinds: Vec<EventKind> = store.events(&uid("di"), 10).await.unwrap().iter().map(|e| e.kind).collect();
+    assert_eq!(kinds, vec![EventKind::AdminSetStage]);
+}
+
+#[tokio::test]
+async fn shadow_mode_records_the_escalation_but_queues_no_webhook() {
+    let mut policy = Policy::default();
+    policy.switches.mode = Mode::Shadow;
+    policy.validate().unwrap();
+    let (svc, store, _) = service(policy, Ok(ScriptedClassifier::scripted(0.95, UsageType::TvMovie)), true);
+    svc.record_usage(over_cap("ed")).await.unwrap();
+    run_jobs(&svc).await;
+    let events = store.events(&uid("ed"), 10).await.unwrap();
+    assert_eq!(events[0].new_stage, Stage::Warning);
+    assert!(events[0].shadow);
+    assert_eq!(store.pending().await.unwrap(), 0, "nothing is sent to users in shadow mode");
+    let d = svc.decision(&uid("ed")).await.unwrap();
+    assert_eq!((d.stage, d.effective_stage, d.stt_allowed), (Stage::Warning, Stage::None, true));
+}
+
+#[tokio::test]
+async fn a_restricted_user_over_budget_gets_one_budget_event_a_day_and_a_denied_decision() {
+    let (svc, store, clock) = service(Policy::default(), Ok(ScriptedClassifier::scripted(0.1, UsageType::None)), true);
+    svc.set_stage(&uid("fay"), Stage::Restrict, None, "ops", None).await.unwrap();
+    let stt =
+        |ms: i64| vec![(uid("fay"), UsageReport { stt_ms: ms, ..UsageReport::delta(Lane::Realtime, 1000) }, None)];
+    svc.record_usage(stt(20 * 60_000)).await.unwrap();
+    assert!(svc.decision(&uid("fay")).await.unwrap().stt_allowed);
+    svc.record_usage(stt(10 * 60_000)).await.unwrap();
+    svc.record_usage(stt(60_000)).await.unwrap();
+    let d = svc.decision(&uid("fay")).await.unwrap();
+    assert!(!d.stt_allowed);
+    let b = d.stt_budget.unwrap();
+    assert!(b.exhausted && b.used_ms >= 1_800_000 && b.daily_limit_ms == 1_800_000);
+    assert!(d.retry_after_s.unwrap() > 0);
+    let budget_events = |events: Vec<fairuse_domain::engine::Event>| {
+        events.iter().filter(|e| e.kind == EventKind::BudgetExhausted).count()
+    };
+    assert_eq!(budget_events(store.events(&uid("fay"), 50).await.unwrap()), 1);
+    clock.advance_ms(86_400_000);
+    assert!(svc.decision(&uid("fay")).await.unwrap().stt_allowed, "a new UTC day, a new budget");
+    svc.record_usage(stt(31 * 60_000)).await.unwrap();
+    assert_eq!(budget_events(store.events(&uid("fay"), 50).await.unwrap()), 2);
+}
+
+#[tokio::test]
+async fn a_timer_that_ran_out_is_applied_by_the_sweep_with_a_restriction_lifted_webhook() {
+    let (svc, store, clock) = service(Policy::default(), Ok(ScriptedClassifier::scripted(0.1, UsageType::None)), true);
+    let until = Timestamp::from_millis(T0 + 3_600_000);
+    svc.set_stage(&uid("gus"), Stage::Warning, Some(until), "ops", None).await.unwrap();
+    clock.advance_ms(3_600_001);
+    assert_eq!(svc.apply_due_timers(10).await.unwrap(), 1);
+    let events = store.events(&uid("gus"), 10).await.unwrap();
+    assert_eq!(events[0].kind, EventKind::TimerExpired);
+    assert_eq!((events[0].previous_stage, events[0].new_stage), (Stage::Warning, Stage::None));
+    assert_eq!(events[0].created_at, until, "stepped down at the expiry instant");
+    let lifted = store.claim_due(Timestamp::from_millis(T0 + 10_000_000), 10, 1000).await.unwrap();
+    assert!(lifted.iter().any(|m| m.body.contains("fair_use.restriction_lifted")));
+    assert_eq!(svc.apply_due_timers(10).await.unwrap(), 0);
+}
