@@ -220,6 +220,7 @@ impl Policy {
 
     /// Checks every rule and fills the derived tables. Call again after changing fields in code.
     pub fn validate(&mut self) -> Result<(), PolicyError> {
+        self.check_bounds()?;
         let m = &self.metering;
         if m.retention.ms() < DurationMs::hours(1).ms() {
             return Err(invalid("metering.retention", "must be at least 1h"));
@@ -330,6 +331,38 @@ impl Policy {
         }
         self.compiled = compiled;
         Ok(())
+    }
+
+    /// Upper bounds that keep every later sum of instants and durations far from overflow, and
+    /// the metering limits sane (a future skew of a year would accept nonsense).
+    fn check_bounds(&self) -> Result<(), PolicyError> {
+        use crate::time::MS_PER_DAY;
+        const CENTURY: i64 = 100 * 366 * MS_PER_DAY;
+        let m = &self.metering;
+        let mut limits: Vec<(String, DurationMs, i64)> = vec![
+            ("metering.retention".into(), m.retention, 366 * MS_PER_DAY),
+            ("metering.max_future_skew".into(), m.max_future_skew, MS_PER_DAY),
+            ("metering.check_interval".into(), m.check_interval, MS_PER_DAY),
+            ("metering.max_report_speech".into(), m.max_report_speech, 366 * MS_PER_DAY),
+            ("classifier.cooldown".into(), self.classifier.cooldown, CENTURY),
+            ("classifier.lookback".into(), self.classifier.lookback, CENTURY),
+            ("classifier.evidence_retention".into(), self.classifier.evidence_retention, CENTURY),
+            ("ladder.prior_window".into(), self.ladder.prior_window, CENTURY),
+            ("ceiling.limit".into(), self.ceiling.limit, CENTURY),
+            ("budget.slice".into(), self.budget.slice, CENTURY),
+            ("stages.warning.timer".into(), self.stages.warning.timer, CENTURY),
+            ("stages.throttle.timer".into(), self.stages.throttle.timer, CENTURY),
+            ("stages.restrict.timer".into(), self.stages.restrict.timer, CENTURY),
+        ];
+        limits
+            .extend(self.windows.iter().enumerate().map(|(i, w)| (format!("windows[{i}].length"), w.length, CENTURY)));
+        for (name, plan) in &self.plans {
+            limits.extend(plan.caps.iter().map(|(w, cap)| (format!("plans.{name}.caps.{w}"), *cap, CENTURY)));
+        }
+        match limits.into_iter().find(|(_, value, max)| value.ms() > *max) {
+            Some((key, _, max)) => Err(invalid(key, format!("must be at most {}", DurationMs(max).human()))),
+            None => Ok(()),
+        }
     }
 
     pub fn to_toml_string(&self) -> String {

@@ -63,6 +63,14 @@ impl Timestamp {
     pub fn parse_rfc3339(text: &str) -> Result<Timestamp, TimeParseError> {
         let parsed = OffsetDateTime::parse(text, &Rfc3339)
             .map_err(|e| TimeParseError { input: text.chars().take(64).collect(), reason: e.to_string() })?;
+        // Years 0001-9999 in UTC: everything fairuse stores prints back as the same instant.
+        let year = parsed.checked_to_offset(time::UtcOffset::UTC).map(|d| d.year());
+        if !year.is_some_and(|y| (1..=9999).contains(&y)) {
+            return Err(TimeParseError {
+                input: text.chars().take(64).collect(),
+                reason: "outside the years 0001-9999 (UTC)".into(),
+            });
+        }
         let ms = parsed.unix_timestamp_nanos().div_euclid(1_000_000);
         i64::try_from(ms)
             .map(Timestamp)
@@ -182,7 +190,8 @@ impl DurationMs {
                 return format!("{}{unit}", ms / size);
             }
         }
-        format!("{ms}ms")
+        // A plain number of milliseconds: it parses back whatever its size.
+        ms.to_string()
     }
 }
 

@@ -92,7 +92,7 @@ impl UsageReport {
                 ));
             }
             let skew = policy.metering.max_future_skew.ms();
-            if at.millis() > now.millis() + skew {
+            if at.millis() > now.millis().saturating_add(skew) {
                 return Err(InputError::new(
                     "at",
                     format!("{at} is more than {} in the future", policy.metering.max_future_skew.human()),

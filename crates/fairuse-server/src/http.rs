@@ -108,7 +108,7 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> ApiResult<T> {
     serde_path_to_error::deserialize(de).map_err(|e| {
         let path = e.path().to_string();
         let inner = e.into_inner();
-        if path == "." || path.is_empty() {
+        if path == "." || path == "?" || path.is_empty() {
             ApiError::BadRequest(format!("body is not valid: {inner}"))
         } else {
             ApiError::Input(fairuse_domain::InputError::new(path, inner.to_string()))
@@ -152,6 +152,23 @@ impl FromRequestParts<AppState> for Operator {
             return Err(ApiError::Auth(fairuse_auth::AuthError::Forbidden));
         }
         Ok(Operator(id))
+    }
+}
+
+/// Path parameters whose rejection (e.g. a segment that is not UTF-8) is our JSON error.
+pub struct ApiPath<T>(pub T);
+
+impl<T, S> FromRequestParts<S> for ApiPath<T>
+where
+    T: DeserializeOwned + Send,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        Path::<T>::from_request_parts(parts, state)
+            .await
+            .map(|Path(v)| ApiPath(v))
+            .map_err(|rejection| ApiError::Input(fairuse_domain::InputError::new("path", rejection.body_text())))
     }
 }
 
@@ -243,10 +260,26 @@ struct UsageIn {
 }
 
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UsageBatch {
+    reports: Vec<Value>,
+}
+
+#[derive(Deserialize)]
 #[serde(untagged)]
 enum UsageBody {
-    Batch { reports: Vec<Value> },
+    Batch(UsageBatch),
     One(Value),
+}
+
+/// An error about entry `i` of a list in the body names it: `reports[3].lane`, or `reports[3]`
+/// when the entry itself is not an object.
+fn index_error(e: ApiError, list: &str, i: usize) -> ApiError {
+    match e {
+        ApiError::Input(ie) => ApiError::Input(ie.at_index(list, i)),
+        ApiError::BadRequest(msg) => ApiError::Input(fairuse_domain::InputError::new(format!("{list}[{i}]"), msg)),
+        other => other,
+    }
 }
 
 fn usage_report(raw: Value) -> ApiResult<(Uid, UsageReport, Option<String>)> {
@@ -291,8 +324,9 @@ async fn post_usage(
     _: ServiceCaller,
     JsonBody(body): JsonBody<UsageBody>,
 ) -> ApiResult<Json<Value>> {
+    let batch = matches!(body, UsageBody::Batch(_));
     let raw = match body {
-        UsageBody::Batch { reports } => {
+        UsageBody::Batch(UsageBatch { reports }) => {
             if reports.is_empty() || reports.len() > 1000 {
                 return Err(fairuse_domain::InputError::new(
                     "reports",
@@ -304,19 +338,19 @@ async fn post_usage(
         }
         UsageBody::One(v) => vec![v],
     };
-    let batch = raw.len() > 1;
     let mut reports = Vec::with_capacity(raw.len());
     for (i, v) in raw.into_iter().enumerate() {
-        reports.push(usage_report(v).map_err(|e| match e {
-            ApiError::Input(ie) if batch => ApiError::Input(ie.at_index("reports", i)),
-            other => other,
-        })?);
+        reports.push(usage_report(v).map_err(|e| if batch { index_error(e, "reports", i) } else { e })?);
     }
     let accepted = st.service.record_usage(reports).await?;
     Ok(Json(serde_json::to_value(accepted).unwrap_or_default()))
 }
 
-async fn get_decision(State(st): State<AppState>, _: ServiceCaller, Path(uid): Path<String>) -> ApiResult<Response> {
+async fn get_decision(
+    State(st): State<AppState>,
+    _: ServiceCaller,
+    ApiPath(uid): ApiPath<String>,
+) -> ApiResult<Response> {
     let uid = uid_param(&uid)?;
     let d = st.service.decision(&uid).await?;
     Ok(decision_json(&d).into_response())
@@ -337,7 +371,7 @@ struct PlanIn {
 async fn put_plan(
     State(st): State<AppState>,
     _: ServiceCaller,
-    Path(uid): Path<String>,
+    ApiPath(uid): ApiPath<String>,
     JsonBody(body): JsonBody<PlanIn>,
 ) -> ApiResult<Json<Value>> {
     let uid = uid_param(&uid)?;
@@ -357,10 +391,11 @@ enum ConversationsBody {
 async fn post_conversations(
     State(st): State<AppState>,
     _: ServiceCaller,
-    Path(uid): Path<String>,
+    ApiPath(uid): ApiPath<String>,
     JsonBody(body): JsonBody<ConversationsBody>,
 ) -> ApiResult<Json<Value>> {
     let uid = uid_param(&uid)?;
+    let many = matches!(body, ConversationsBody::Many { .. });
     let raw = match body {
         ConversationsBody::Many { conversations } => conversations,
         ConversationsBody::One(v) => vec![v],
@@ -368,13 +403,10 @@ async fn post_conversations(
     if raw.is_empty() || raw.len() > 500 {
         return Err(fairuse_domain::InputError::new("conversations", "must hold 1-500 conversations").into());
     }
-    let many = raw.len() > 1;
     let mut parsed = Vec::with_capacity(raw.len());
     for (i, v) in raw.into_iter().enumerate() {
-        let c: Conversation = parse_json(v.to_string().as_bytes()).map_err(|e| match e {
-            ApiError::Input(ie) if many => ApiError::Input(ie.at_index("conversations", i)),
-            other => other,
-        })?;
+        let c: Conversation = parse_json(v.to_string().as_bytes())
+            .map_err(|e| if many { index_error(e, "conversations", i) } else { e })?;
         crate::service::validate_conversation(&c).map_err(|e| if many { e.at_index("conversations", i) } else { e })?;
         parsed.push(c);
     }
@@ -460,7 +492,7 @@ async fn get_case_status(
     State(st): State<AppState>,
     headers: HeaderMap,
     PeerAddr(peer): PeerAddr,
-    Path(case_ref): Path<String>,
+    ApiPath(case_ref): ApiPath<String>,
 ) -> ApiResult<Json<Value>> {
     let key = client_key(&st, &headers, peer);
     st.service.case_lookup_allowed(&key, st.settings.case_lookups_per_minute).await?;
@@ -493,7 +525,7 @@ struct AppealIn {
 async fn post_appeal(
     State(st): State<AppState>,
     User(uid): User,
-    Path(case_ref): Path<String>,
+    ApiPath(case_ref): ApiPath<String>,
     JsonBody(body): JsonBody<AppealIn>,
 ) -> ApiResult<Response> {
     let event = st.service.appeal(&uid, &case_ref, &body.text).await?;
@@ -540,7 +572,7 @@ async fn get_flagged(State(st): State<AppState>, _: Admin, Query(q): Query<Flagg
     Ok(Json(json!({"users": users, "fair_use_enabled": st.service.policy().switches.enabled})))
 }
 
-async fn get_admin_user(State(st): State<AppState>, _: Admin, Path(uid): Path<String>) -> ApiResult<Json<Value>> {
+async fn get_admin_user(State(st): State<AppState>, _: Admin, ApiPath(uid): ApiPath<String>) -> ApiResult<Json<Value>> {
     let uid = uid_param(&uid)?;
     let state = st.service.current_state(&uid).await?;
     let events = st.service.stores.durable.events(&uid, 50).await?;
@@ -561,7 +593,11 @@ async fn get_admin_user(State(st): State<AppState>, _: Admin, Path(uid): Path<St
     })))
 }
 
-async fn get_admin_case(State(st): State<AppState>, _: Admin, Path(case_ref): Path<String>) -> ApiResult<Json<Value>> {
+async fn get_admin_case(
+    State(st): State<AppState>,
+    _: Admin,
+    ApiPath(case_ref): ApiPath<String>,
+) -> ApiResult<Json<Value>> {
     let event = st.service.case_event(&case_ref).await?;
     Ok(Json(json!({"uid": event.uid, "event_id": event.event_id, "event": event})))
 }
@@ -576,7 +612,7 @@ struct ResolveIn {
 async fn post_resolve(
     State(st): State<AppState>,
     Operator(admin): Operator,
-    Path((uid, event_id)): Path<(String, String)>,
+    ApiPath((uid, event_id)): ApiPath<(String, String)>,
     Query(q): Query<BTreeMap<String, String>>,
     OptionalJson(body): OptionalJson<ResolveIn>,
 ) -> ApiResult<Json<Value>> {
@@ -607,7 +643,7 @@ struct ResetIn {
 async fn post_reset(
     State(st): State<AppState>,
     Operator(admin): Operator,
-    Path(uid): Path<String>,
+    ApiPath(uid): ApiPath<String>,
     OptionalJson(body): OptionalJson<ResetIn>,
 ) -> ApiResult<Json<Value>> {
     let uid = uid_param(&uid)?;
@@ -626,7 +662,7 @@ struct SetStageIn {
 async fn post_set_stage(
     State(st): State<AppState>,
     Operator(admin): Operator,
-    Path(uid): Path<String>,
+    ApiPath(uid): ApiPath<String>,
     Query(q): Query<BTreeMap<String, String>>,
     OptionalJson(body): OptionalJson<SetStageIn>,
 ) -> ApiResult<Json<Value>> {
@@ -647,7 +683,7 @@ async fn post_set_stage(
     Ok(Json(json!({"status": "updated", "stage": state.stage, "state": state, "audit": audit})))
 }
 
-async fn get_exempt(State(st): State<AppState>, _: Admin, Path(uid): Path<String>) -> ApiResult<Json<Value>> {
+async fn get_exempt(State(st): State<AppState>, _: Admin, ApiPath(uid): ApiPath<String>) -> ApiResult<Json<Value>> {
     let uid = uid_param(&uid)?;
     let state = st.service.current_state(&uid).await?;
     let in_config = st.service.policy().is_exempt_in_config(uid.as_str());
@@ -657,7 +693,7 @@ async fn get_exempt(State(st): State<AppState>, _: Admin, Path(uid): Path<String
 async fn put_exempt(
     State(st): State<AppState>,
     Operator(admin): Operator,
-    Path(uid): Path<String>,
+    ApiPath(uid): ApiPath<String>,
 ) -> ApiResult<Json<Value>> {
     let uid = uid_param(&uid)?;
     let (state, audit) = st.service.set_exempt(&uid, true, &admin.name).await?;
@@ -667,7 +703,7 @@ async fn put_exempt(
 async fn delete_exempt(
     State(st): State<AppState>,
     Operator(admin): Operator,
-    Path(uid): Path<String>,
+    ApiPath(uid): ApiPath<String>,
 ) -> ApiResult<Json<Value>> {
     let uid = uid_param(&uid)?;
     let in_config = st.service.policy().is_exempt_in_config(uid.as_str());

@@ -10,7 +10,7 @@ use fairuse_domain::engine::EventKind;
 use fairuse_domain::ids::{Lane, Uid};
 use fairuse_domain::policy::{Mode, Policy};
 use fairuse_domain::stage::Stage;
-use fairuse_domain::store::{EnforcementStore, JobStore, LockStore, MemoryStore, OutboxStore};
+use fairuse_domain::store::{EnforcementStore, LockStore, MemoryStore, OutboxStore};
 use fairuse_domain::time::{ManualClock, Timestamp};
 use fairuse_domain::windows::UsageReport;
 use fairuse_server::service::{Notifications, PolicyCell, Service, Stores, classifier_lock_key};

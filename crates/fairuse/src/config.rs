@@ -191,9 +191,14 @@ impl Config {
                 table.insert(key.to_owned(), toml::Value::String(v.clone()));
             }
         }
-        let config: Config = toml::Value::Table(root)
-            .try_into()
-            .map_err(|e: toml::de::Error| anyhow::anyhow!("configuration: {}", e.message()))?;
+        // Deserialize with the path tracked, so a bad value names its key (and its variable).
+        let config: Config = serde_path_to_error::deserialize(toml::Value::Table(root)).map_err(|e| {
+            let key = e.path().to_string();
+            let var = format!("FAIRUSE__{}", key.replace('.', "__").to_ascii_uppercase());
+            let from_env = env.contains_key(&var);
+            let source = if from_env { format!(" (from {var})") } else { String::new() };
+            anyhow::anyhow!("configuration key {key}{source}: {}", e.into_inner())
+        })?;
         if config.server.listen.parse::<std::net::SocketAddr>().is_err() {
             bail!("configuration key server.listen: {:?} is not an address like 127.0.0.1:8080", config.server.listen);
         }
@@ -232,8 +237,10 @@ fn ms_var(env: &BTreeMap<String, String>, name: &str, scale: i64) -> Result<Opti
             .parse::<i64>()
             .ok()
             .filter(|n| *n >= 0)
-            .map(|n| Some(n * scale))
-            .ok_or_else(|| format!("{name}: {v:?} is not a non-negative whole number")),
+            .and_then(|n| n.checked_mul(scale))
+            .filter(|ms| *ms <= 100 * 366 * 86_400_000)
+            .map(Some)
+            .ok_or_else(|| format!("{name}: {v:?} is not a whole number from 0 to 100 years")),
     }
 }
 

@@ -240,7 +240,7 @@ impl<'p, W: Write> Simulator<'p, W> {
 
     fn line(&mut self, text: &str) -> Result<(), SimError> {
         let n = self.lines;
-        let line: TraceLine<'_> = serde_json::from_str(text).map_err(|e| err(n, format!("not a trace line: {e}")))?;
+        let line: TraceLine<'_> = serde_json::from_str(text).map_err(|e| err(n, describe_json_error(text, e)))?;
         let t = Timestamp::parse_rfc3339(&line.t).map_err(|e| err(n, format!("t: {e}")))?;
         if t < self.now {
             return Err(err(
@@ -548,6 +548,23 @@ impl<'p, W: Write> Simulator<'p, W> {
         write_line(&mut self.out, &summary)?;
         self.out.flush().map_err(SimError::Write)?;
         Ok(summary)
+    }
+}
+
+/// A bad line's error, naming the field when there is one. Only the failure path pays for the
+/// second, path-tracking parse.
+fn describe_json_error(text: &str, e: serde_json::Error) -> String {
+    let de = &mut serde_json::Deserializer::from_str(text);
+    match serde_path_to_error::deserialize::<_, TraceLine<'_>>(de) {
+        Err(pe) => {
+            let path = pe.path().to_string();
+            if path == "." || path == "?" {
+                format!("not a trace line: {}", pe.into_inner())
+            } else {
+                format!("{path}: {}", pe.into_inner())
+            }
+        }
+        Ok(_) => format!("not a trace line: {e}"),
     }
 }
 
