@@ -82,6 +82,33 @@ pub struct Service {
     pub notifications: Notifications,
     /// Wakes the classifier worker when a job is queued.
     pub jobs_ready: Notify,
+    /// When this process last evaluated each user: a local filter in front of the shared
+    /// evaluation lock, so most reports skip a store write. The shared lock still decides.
+    pub recent_evaluations: RecentEvaluations,
+}
+
+/// Users this process evaluated within the check interval (a cache: losing it only costs a
+/// store round trip).
+#[derive(Default)]
+pub struct RecentEvaluations(std::sync::Mutex<(std::collections::HashMap<Uid, Timestamp>, usize)>);
+
+impl RecentEvaluations {
+    /// True when this process evaluated `uid` less than `interval_ms` before `now`.
+    fn recently(&self, uid: &Uid, interval_ms: i64, now: Timestamp) -> bool {
+        let map = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        map.0.get(uid).is_some_and(|at| now.millis() - at.millis() < interval_ms)
+    }
+
+    fn note(&self, uid: &Uid, interval_ms: i64, now: Timestamp) {
+        let mut guard = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let (map, swept) = &mut *guard;
+        map.insert(uid.clone(), now);
+        // Forget stale entries whenever the map doubles, so it stays bounded by active users.
+        if map.len() > 1024 && map.len() > 2 * *swept {
+            map.retain(|_, at| now.millis() - at.millis() < interval_ms);
+            *swept = map.len();
+        }
+    }
 }
 
 /// What `POST /v1/usage` answers.
@@ -135,6 +162,7 @@ impl Service {
         F: FnMut(&mut EnforcementState, &mut Ctx<'_>) -> ApiResult<Vec<Event>>,
     {
         let policy = self.policy();
+        let mut invalid_retried = false;
         for _ in 0..MAX_COMMIT_ATTEMPTS {
             let loaded = self.stores.durable.load(uid).await?;
             let (original, version) = loaded.map(|v| (v.value, v.version)).unwrap_or_default();
@@ -157,8 +185,11 @@ impl Service {
                     record_event_metrics(&events);
                     return Ok((state, events));
                 }
-                // A concurrent writer, or (astronomically rarely) a repeated random case reference.
-                Err(StoreError::Conflict) | Err(StoreError::Invalid(_)) => continue,
+                // A concurrent writer: reload and apply the change again.
+                Err(StoreError::Conflict) => continue,
+                // A repeated random case reference is astronomically rare: one retry with fresh
+                // ids; a second refusal is about the data itself (a 400, not a conflict).
+                Err(StoreError::Invalid(_)) if !invalid_retried => invalid_retried = true,
                 Err(e) => return Err(e.into()),
             }
         }
@@ -232,9 +263,15 @@ impl Service {
                 .await?;
             }
         }
+        let interval = policy.metering.check_interval.ms();
+        if self.recent_evaluations.recently(uid, interval, now) {
+            return Ok(()); // this process evaluated the user less than a check interval ago
+        }
         let eval_key = format!("eval:{uid}");
-        if !self.stores.locks.try_acquire(&eval_key, &token(), policy.metering.check_interval.ms(), now).await? {
-            return Ok(()); // evaluated less than a check interval ago
+        let acquired = self.stores.locks.try_acquire(&eval_key, &token(), interval, now).await?;
+        self.recent_evaluations.note(uid, interval, now);
+        if !acquired {
+            return Ok(()); // another process evaluated it less than a check interval ago
         }
         let state = self.current_state(uid).await?;
         let check = engine::check_caps(totals, state.plan_id(policy), policy);

@@ -42,6 +42,7 @@ fn service(
         classifier: Arc::new(Fixed(verdict)),
         notifications: Notifications { enabled: webhooks },
         jobs_ready: Default::default(),
+        recent_evaluations: Default::default(),
     });
     (svc, store, clock)
 }

@@ -99,6 +99,7 @@ pub async fn run(args: ServeArgs, env: BTreeMap<String, String>) -> anyhow::Resu
         classifier: Arc::new(HeuristicClassifier),
         notifications: Notifications { enabled: webhook_enabled },
         jobs_ready: Default::default(),
+        recent_evaluations: Default::default(),
     });
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let mut tasks = vec![

@@ -709,6 +709,7 @@ fn app() -> Router {
         classifier: Arc::new(fairuse_domain::classifier::HeuristicClassifier),
         notifications: Notifications::default(),
         jobs_ready: Default::default(),
+        recent_evaluations: Default::default(),
     };
     let env = HashMap::from([
         ("FAIRUSE_SERVICE_KEYS".to_string(), SERVICE_KEY.to_string()),
