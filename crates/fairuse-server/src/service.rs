@@ -85,6 +85,27 @@ pub struct Service {
     /// When this process last evaluated each user: a local filter in front of the shared
     /// evaluation lock, so most reports skip a store write. The shared lock still decides.
     pub recent_evaluations: RecentEvaluations,
+    /// Opens when the durable store fails, so the hot path stops waiting on it for a while.
+    pub durable_breaker: Breaker,
+}
+
+/// A circuit breaker: after a failure the caller skips the store until `open_until` (a few
+/// seconds), then tries again. Decisions meanwhile fail open at once instead of each waiting
+/// out a timeout.
+#[derive(Default)]
+pub struct Breaker(std::sync::atomic::AtomicI64);
+
+/// How long the breaker stays open after a failure.
+const BREAKER_OPEN_MS: i64 = 3_000;
+
+impl Breaker {
+    pub fn is_open(&self, now: Timestamp) -> bool {
+        now.millis() < self.0.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    fn trip(&self, now: Timestamp) {
+        self.0.store(now.millis() + BREAKER_OPEN_MS, std::sync::atomic::Ordering::Relaxed);
+    }
 }
 
 /// Users this process evaluated within the check interval (a cache: losing it only costs a
@@ -264,6 +285,9 @@ impl Service {
             }
         }
         let interval = policy.metering.check_interval.ms();
+        if self.durable_breaker.is_open(now) {
+            return Ok(()); // metering is recorded; evaluation waits until the durable store answers
+        }
         if self.recent_evaluations.recently(uid, interval, now) {
             return Ok(()); // this process evaluated the user less than a check interval ago
         }
@@ -357,11 +381,20 @@ impl Service {
         let policy = self.policy();
         let now = self.now();
         let mut degraded = Vec::new();
-        let state = match self.current_state(uid).await {
-            Ok(s) => s,
-            Err(e) => {
-                degraded.push(format!("enforcement state unavailable ({e}); failing open"));
-                EnforcementState::default()
+        let state = if self.durable_breaker.is_open(now) {
+            degraded.push("enforcement state unavailable (store recently failed); failing open".into());
+            EnforcementState::default()
+        } else {
+            match self.current_state(uid).await {
+                Ok(s) => s,
+                Err(e) => {
+                    if matches!(e, ApiError::Store(ref se) if !matches!(se, StoreError::Conflict | StoreError::Invalid(_) | StoreError::NotFound(_)))
+                    {
+                        self.durable_breaker.trip(self.now());
+                    }
+                    degraded.push(format!("enforcement state unavailable ({e}); failing open"));
+                    EnforcementState::default()
+                }
             }
         };
         let totals = match self.stores.meter.read_totals(uid, &policy, now).await {

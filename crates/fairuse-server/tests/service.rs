@@ -43,6 +43,7 @@ fn service(
         notifications: Notifications { enabled: webhooks },
         jobs_ready: Default::default(),
         recent_evaluations: Default::default(),
+        durable_breaker: Default::default(),
     });
     (svc, store, clock)
 }

@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
     pub server: ServerSection,
+    pub store: StoreSection,
     pub workers: WorkersSection,
     pub webhook: WebhookSection,
     pub auth: AuthSection,
@@ -48,6 +49,56 @@ impl Default for ServerSection {
             shutdown_grace: DurationMs::seconds(20),
             log_format: "text".into(),
         }
+    }
+}
+
+/// Where the stores live. Both empty: the embedded store in the data directory (one process).
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StoreSection {
+    /// The hot store: `redis://host:port` or `redis+cluster://host1:port,host2:port,...`.
+    pub redis_url: String,
+    /// The durable store: `postgres://...`.
+    pub database_url: String,
+    /// Starts every Redis key; replicas of one deployment share it.
+    pub redis_prefix: String,
+    /// The PostgreSQL schema holding fairuse's tables.
+    pub database_schema: String,
+    /// Apply PostgreSQL migrations at start-up (otherwise run `fairuse migrate` first).
+    pub migrate_on_start: bool,
+    /// The longest one Redis command may take.
+    pub redis_timeout: DurationMs,
+    /// The longest one SQL statement may take.
+    pub database_timeout: DurationMs,
+    pub database_max_connections: u32,
+}
+
+impl Default for StoreSection {
+    fn default() -> Self {
+        StoreSection {
+            redis_url: String::new(),
+            database_url: String::new(),
+            redis_prefix: "fairuse".into(),
+            database_schema: "fairuse".into(),
+            migrate_on_start: false,
+            redis_timeout: DurationMs(500),
+            database_timeout: DurationMs::seconds(5),
+            database_max_connections: 10,
+        }
+    }
+}
+
+impl std::fmt::Debug for StoreSection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // URLs may carry passwords: print only whether they are set.
+        let set = |s: &str| if s.is_empty() { "unset" } else { "set" };
+        f.debug_struct("StoreSection")
+            .field("redis_url", &set(&self.redis_url))
+            .field("database_url", &set(&self.database_url))
+            .field("redis_prefix", &self.redis_prefix)
+            .field("database_schema", &self.database_schema)
+            .field("migrate_on_start", &self.migrate_on_start)
+            .finish()
     }
 }
 
@@ -129,7 +180,9 @@ impl std::fmt::Debug for AuthSection {
 }
 
 /// The secrets table of SPEC section 7: variable -> key under `[auth]` or `[webhook]`.
-const SECRET_VARS: [(&str, &str, &str); 10] = [
+const SECRET_VARS: [(&str, &str, &str); 12] = [
+    ("FAIRUSE_REDIS_URL", "store", "redis_url"),
+    ("FAIRUSE_DATABASE_URL", "store", "database_url"),
     ("FAIRUSE_SERVICE_KEYS", "auth", "service_keys"),
     ("FAIRUSE_ADMIN_KEYS", "auth", "admin_keys"),
     ("FAIRUSE_JWT_HS256_SECRET", "auth", "jwt_hs256_secret"),

@@ -56,6 +56,11 @@ enum Command {
     },
     /// Write a realistic synthetic trace for backtests and benchmarks.
     GenTrace(fairuse::gen_trace::GenTraceArgs),
+    /// Apply database migrations (PostgreSQL when store.database_url is set).
+    Migrate {
+        #[arg(long, env = "FAIRUSE_CONFIG")]
+        config: Option<PathBuf>,
+    },
     /// Validate the configuration and policy files and print the effective policy.
     CheckConfig {
         /// The process configuration file (fairuse.toml); its server.policy names the policy file.
@@ -82,6 +87,13 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Serve { config, listen, data_dir } => {
             let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting tokio")?;
             runtime.block_on(fairuse::serve::run(ServeArgs { config, listen, data_dir }, fairuse::serve::env_map()))
+        }
+        Command::Migrate { config } => {
+            let env = fairuse::serve::env_map();
+            let cfg = fairuse::config::Config::load(config.as_deref(), &env)?;
+            let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting tokio")?;
+            println!("{}", runtime.block_on(fairuse::serve::migrate(&cfg))?);
+            Ok(())
         }
         Command::CheckConfig { config, policy } => {
             let env = fairuse::serve::env_map();

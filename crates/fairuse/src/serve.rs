@@ -63,12 +63,8 @@ pub async fn run(args: ServeArgs, env: BTreeMap<String, String>) -> anyhow::Resu
     }
     let listen: SocketAddr = config.server.listen.parse().context("server.listen")?;
     let listener = tokio::net::TcpListener::bind(listen).await.with_context(|| format!("binding {listen}"))?;
-    let store = Arc::new(
-        EmbeddedStore::open(&config.server.data_dir)
-            .await
-            .with_context(|| format!("opening the data directory {}", config.server.data_dir.display()))?,
-    );
-    tracing::info!(data_dir = %config.server.data_dir.display(), db = %store.db_path().display(), "embedded store open");
+    let built = build_stores(&config).await?;
+    let stores = built.stores.clone();
     let auth_env: HashMap<String, String> = [
         ("FAIRUSE_SERVICE_KEYS", &config.auth.service_keys),
         ("FAIRUSE_ADMIN_KEYS", &config.auth.admin_keys),
@@ -93,13 +89,14 @@ pub async fn run(args: ServeArgs, env: BTreeMap<String, String>) -> anyhow::Resu
     }
     let webhook_enabled = !config.webhook.url.is_empty();
     let service = Arc::new(Service {
-        stores: Stores::single(store.clone()),
+        stores,
         policy: PolicyCell::from_pointee(policy),
         clock: Arc::new(SystemClock),
         classifier: Arc::new(HeuristicClassifier),
         notifications: Notifications { enabled: webhook_enabled },
         jobs_ready: Default::default(),
         recent_evaluations: Default::default(),
+        durable_breaker: Default::default(),
     });
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let mut tasks = vec![
@@ -117,8 +114,7 @@ pub async fn run(args: ServeArgs, env: BTreeMap<String, String>) -> anyhow::Resu
             shutdown_rx.clone(),
         ));
     }
-    {
-        let store = store.clone();
+    if let Some(store) = built.embedded.clone() {
         let service = service.clone();
         let every = dur(config.workers.prune_interval);
         let mut rx = shutdown_rx.clone();
@@ -139,14 +135,15 @@ pub async fn run(args: ServeArgs, env: BTreeMap<String, String>) -> anyhow::Resu
         cfg.base_backoff = dur(config.webhook.base_backoff);
         cfg.max_backoff = dur(config.webhook.max_backoff);
         cfg.validate().context("webhook configuration")?;
-        let d = Arc::new(fairuse_webhook::WebhookDeliverer::new(cfg, store.clone(), Arc::new(SystemClock))?);
+        let d =
+            Arc::new(fairuse_webhook::WebhookDeliverer::new(cfg, built.stores.outbox.clone(), Arc::new(SystemClock))?);
         tasks.push(tokio::spawn(d.clone().run(shutdown_rx.clone(), Duration::from_secs(1))));
         Some(d)
     } else {
         tracing::info!("no webhook URL configured: stage changes are recorded, not sent");
         None
     };
-    let ready_store = store.clone();
+    let ready = built.ready.clone();
     let state = AppState {
         service: service.clone(),
         auth: Arc::new(auth),
@@ -156,10 +153,7 @@ pub async fn run(args: ServeArgs, env: BTreeMap<String, String>) -> anyhow::Resu
                 .filter(|h| !h.is_empty()),
         },
         metrics: metrics_handle(),
-        ready: Arc::new(move || {
-            let s = ready_store.clone();
-            Box::pin(async move { s.ping().await.map_err(|e| e.to_string()) })
-        }),
+        ready,
     };
     let app = router(state);
     let local = listener.local_addr()?;
@@ -183,6 +177,137 @@ pub async fn run(args: ServeArgs, env: BTreeMap<String, String>) -> anyhow::Resu
     .await;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// The stores chosen by the configuration, and how to ask whether they answer.
+pub struct BuiltStores {
+    pub stores: Stores,
+    /// The embedded store when any role lives in the data directory (it needs pruning).
+    pub embedded: Option<Arc<EmbeddedStore>>,
+    pub ready: Arc<dyn Fn() -> fairuse_server::http::futures_ready::ReadyFuture + Send + Sync>,
+}
+
+/// Hot roles on Redis when `store.redis_url` is set, durable roles on PostgreSQL when
+/// `store.database_url` is set, the embedded store for whatever is left.
+pub async fn build_stores(config: &Config) -> anyhow::Result<BuiltStores> {
+    let s = &config.store;
+    let needs_embedded = s.redis_url.is_empty() || s.database_url.is_empty();
+    let embedded = if needs_embedded {
+        let store = EmbeddedStore::open(&config.server.data_dir)
+            .await
+            .with_context(|| format!("opening the data directory {}", config.server.data_dir.display()))?;
+        tracing::info!(data_dir = %config.server.data_dir.display(), db = %store.db_path().display(), "embedded store open");
+        Some(Arc::new(store))
+    } else {
+        None
+    };
+    let redis = if s.redis_url.is_empty() {
+        None
+    } else {
+        let opts = fairuse_store_redis::RedisOptions {
+            key_prefix: s.redis_prefix.clone(),
+            command_timeout: dur(s.redis_timeout),
+            connect_timeout: Duration::from_secs(5),
+        };
+        let store =
+            fairuse_store_redis::RedisHotStore::connect(&s.redis_url, opts).await.context("connecting to Redis")?;
+        tracing::info!(prefix = %s.redis_prefix, "redis hot store connected");
+        Some(Arc::new(store))
+    };
+    let postgres = if s.database_url.is_empty() {
+        None
+    } else {
+        let opts = fairuse_store_postgres::PgOptions {
+            schema: s.database_schema.clone(),
+            max_connections: s.database_max_connections,
+            acquire_timeout: dur(s.database_timeout),
+            statement_timeout: dur(s.database_timeout),
+        };
+        let store = fairuse_store_postgres::PostgresStore::connect(&s.database_url, opts)
+            .await
+            .context("connecting to PostgreSQL")?;
+        if s.migrate_on_start {
+            store.migrate().await.context("migrating PostgreSQL")?;
+        }
+        let version = store.schema_version().await.context("reading the schema version")?;
+        if version != Some(fairuse_store_postgres::LATEST_VERSION) {
+            anyhow::bail!(
+                "PostgreSQL schema {} is at version {version:?}, this build needs {}: run `fairuse migrate` (or set store.migrate_on_start = true)",
+                s.database_schema,
+                fairuse_store_postgres::LATEST_VERSION
+            );
+        }
+        tracing::info!(schema = %s.database_schema, "postgres durable store connected");
+        Some(Arc::new(store))
+    };
+    let base = match &embedded {
+        Some(e) => Stores::single(e.clone()),
+        None => {
+            // Both distributed: every role is assigned below.
+            let r = redis.clone().context("redis")?;
+            let p = postgres.clone().context("postgres")?;
+            Stores {
+                meter: r.clone(),
+                budget: r.clone(),
+                locks: r.clone(),
+                rates: r,
+                durable: p.clone(),
+                conversations: p.clone(),
+                outbox: p.clone(),
+                jobs: p,
+            }
+        }
+    };
+    let mut stores = base;
+    if let Some(r) = &redis {
+        stores.meter = r.clone();
+        stores.budget = r.clone();
+        stores.locks = r.clone();
+        stores.rates = r.clone();
+    }
+    if let Some(p) = &postgres {
+        stores.durable = p.clone();
+        stores.conversations = p.clone();
+        stores.outbox = p.clone();
+        stores.jobs = p.clone();
+    }
+    let (e, r, p) = (embedded.clone(), redis, postgres);
+    let ready: Arc<dyn Fn() -> fairuse_server::http::futures_ready::ReadyFuture + Send + Sync> = Arc::new(move || {
+        let (e, r, p) = (e.clone(), r.clone(), p.clone());
+        Box::pin(async move {
+            if let Some(e) = e {
+                e.ping().await.map_err(|err| format!("embedded store: {err}"))?;
+            }
+            if let Some(r) = r {
+                r.ping().await.map_err(|err| format!("redis: {err}"))?;
+            }
+            if let Some(p) = p {
+                p.ping().await.map_err(|err| format!("postgres: {err}"))?;
+            }
+            Ok(())
+        })
+    });
+    Ok(BuiltStores { stores, embedded, ready })
+}
+
+/// `fairuse migrate`: applies PostgreSQL migrations (the embedded store migrates itself on open).
+pub async fn migrate(config: &Config) -> anyhow::Result<String> {
+    if config.store.database_url.is_empty() {
+        let store = EmbeddedStore::open(&config.server.data_dir).await.context("opening the data directory")?;
+        store.close().await;
+        return Ok(format!("embedded store at {} is up to date", config.server.data_dir.display()));
+    }
+    let opts = fairuse_store_postgres::PgOptions {
+        schema: config.store.database_schema.clone(),
+        ..fairuse_store_postgres::PgOptions::default()
+    };
+    let store = fairuse_store_postgres::PostgresStore::connect(&config.store.database_url, opts)
+        .await
+        .context("connecting to PostgreSQL")?;
+    store.migrate().await.context("migrating PostgreSQL")?;
+    let version = store.schema_version().await?.unwrap_or_default();
+    store.close().await;
+    Ok(format!("PostgreSQL schema {} is at version {version}", config.store.database_schema))
 }
 
 fn dur(d: fairuse_domain::time::DurationMs) -> Duration {

@@ -710,6 +710,7 @@ fn app() -> Router {
         notifications: Notifications::default(),
         jobs_ready: Default::default(),
         recent_evaluations: Default::default(),
+        durable_breaker: Default::default(),
     };
     let env = HashMap::from([
         ("FAIRUSE_SERVICE_KEYS".to_string(), SERVICE_KEY.to_string()),

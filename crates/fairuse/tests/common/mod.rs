@@ -267,3 +267,95 @@ where
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+/// The proxy's accept loop and the connections it opened, while it is up.
+type ProxyRunning = (tokio::task::JoinHandle<()>, Arc<Mutex<Vec<tokio::task::AbortHandle>>>);
+
+/// A TCP proxy the test can cut: while down it closes every connection and refuses new ones,
+/// which is what a crashed or unreachable server looks like to fairuse.
+pub struct CuttableProxy {
+    pub port: u16,
+    upstream: String,
+    state: Arc<tokio::sync::Mutex<Option<ProxyRunning>>>,
+}
+
+impl CuttableProxy {
+    pub async fn start(upstream: &str) -> CuttableProxy {
+        let port = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap().local_addr().unwrap().port();
+        let p = CuttableProxy { port, upstream: upstream.to_owned(), state: Arc::new(tokio::sync::Mutex::new(None)) };
+        p.up().await;
+        p
+    }
+
+    pub async fn up(&self) {
+        let mut state = self.state.lock().await;
+        if state.is_some() {
+            return;
+        }
+        let listener = loop {
+            // The port may linger briefly after a cut; retry until it can be bound again.
+            match tokio::net::TcpListener::bind(("127.0.0.1", self.port)).await {
+                Ok(l) => break l,
+                Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+            }
+        };
+        let conns: Arc<Mutex<Vec<tokio::task::AbortHandle>>> = Arc::new(Mutex::new(Vec::new()));
+        let upstream = self.upstream.clone();
+        let tracked = conns.clone();
+        let accept = tokio::spawn(async move {
+            while let Ok((mut inbound, _)) = listener.accept().await {
+                let upstream = upstream.clone();
+                let task = tokio::spawn(async move {
+                    if let Ok(mut outbound) = tokio::net::TcpStream::connect(&upstream).await {
+                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                    }
+                });
+                tracked.lock().unwrap().push(task.abort_handle());
+            }
+        });
+        *state = Some((accept, conns));
+    }
+
+    pub async fn down(&self) {
+        if let Some((accept, conns)) = self.state.lock().await.take() {
+            accept.abort();
+            let _ = accept.await;
+            for c in conns.lock().unwrap().drain(..) {
+                c.abort();
+            }
+        }
+    }
+}
+
+/// A short random name for isolating a test's keys and schema.
+pub fn unique(prefix: &str) -> String {
+    let n = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
+    format!("{prefix}{:x}{:x}", std::process::id(), n & 0xffff_ffff)
+}
+
+pub const REDIS_URL: &str = "redis://127.0.0.1:6379";
+pub const DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
+
+/// Fails with how to start them when the shared servers are not up.
+pub fn require_servers() {
+    for (port, what, how) in [
+        (6379, "Redis", "redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save \"\" --appendonly no"),
+        (5432, "PostgreSQL", "pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start"),
+    ] {
+        assert!(
+            std::net::TcpStream::connect(("127.0.0.1", port)).is_ok(),
+            "{what} is not reachable on 127.0.0.1:{port}; start it with: {how}"
+        );
+    }
+}
+
+/// The environment of a replica in distributed mode, isolated by its own key prefix and schema.
+pub fn distributed_env(redis_url: &str, database_url: &str, prefix: &str, schema: &str) -> Vec<(String, String)> {
+    let mut env = default_env();
+    env.push(("FAIRUSE_REDIS_URL".into(), redis_url.into()));
+    env.push(("FAIRUSE_DATABASE_URL".into(), database_url.into()));
+    env.push(("FAIRUSE__STORE__REDIS_PREFIX".into(), prefix.into()));
+    env.push(("FAIRUSE__STORE__DATABASE_SCHEMA".into(), schema.into()));
+    env.push(("FAIRUSE__STORE__MIGRATE_ON_START".into(), "true".into()));
+    env
+}

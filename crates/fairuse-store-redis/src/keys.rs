@@ -1,0 +1,143 @@
+//! Key names. Every key of one user carries the hash tag `{<prefix>:<uid>}`, so a Redis Cluster
+//! keeps all of them in one slot and a script may touch any of them; the version segment (`fu1`)
+//! lets a future layout live beside this one during a migration.
+//!
+//! The prefix may not contain `:`, `{` or `}`: with it, `{<prefix>:<uid>}` is unambiguous (the
+//! first `:` ends the prefix) and no uid can close the hash tag early (uids cannot contain braces).
+
+use fairuse_domain::error::StoreError;
+use fairuse_domain::ids::{Lane, Uid};
+
+/// The layout version, part of every key name.
+pub const LAYOUT_VERSION: &str = "fu1";
+
+/// Builds every key name the store uses, for one key prefix.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyLayout {
+    prefix: String,
+}
+
+impl KeyLayout {
+    /// A layout for `prefix`: 1-64 characters of `[A-Za-z0-9_.-]`.
+    pub fn new(prefix: &str) -> Result<KeyLayout, StoreError> {
+        if prefix.is_empty() || prefix.len() > 64 {
+            return Err(StoreError::Invalid(format!("redis key prefix must be 1-64 characters, got {}", prefix.len())));
+        }
+        if let Some(bad) = prefix.chars().find(|c| !(c.is_ascii_alphanumeric() || "_.-".contains(*c))) {
+            return Err(StoreError::Invalid(format!(
+                "redis key prefix may only contain A-Z a-z 0-9 _ . -, found {bad:?} in {prefix:?}"
+            )));
+        }
+        Ok(KeyLayout { prefix: prefix.to_owned() })
+    }
+
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    /// `{<prefix>:<uid>}`: the hash tag every key of this user starts with.
+    pub fn user_tag(&self, uid: &Uid) -> String {
+        format!("{{{}:{}}}", self.prefix, uid.as_str())
+    }
+
+    fn user_key(&self, uid: &Uid, rest: &str) -> String {
+        format!("{{{}:{}}}:{LAYOUT_VERSION}:{rest}", self.prefix, uid.as_str())
+    }
+
+    /// Hash `hz` (the oldest minute still counted) and `pm` (minute fields below it are deleted).
+    pub fn meter_state(&self, uid: &Uid) -> String {
+        self.user_key(uid, "meter")
+    }
+
+    /// Hash minute -> capped ms (realtime + sync_fresh).
+    pub fn capped_minutes(&self, uid: &Uid) -> String {
+        self.user_key(uid, "capped:m")
+    }
+
+    /// Hash hour number (minute / 60) -> capped ms.
+    pub fn capped_hours(&self, uid: &Uid) -> String {
+        self.user_key(uid, "capped:h")
+    }
+
+    /// Hash UTC day number (minute / 1440) -> capped ms.
+    pub fn capped_days(&self, uid: &Uid) -> String {
+        self.user_key(uid, "capped:d")
+    }
+
+    /// Hash minute -> ms of one lane (what `minute_series` reads).
+    pub fn lane_minutes(&self, uid: &Uid, lane: Lane) -> String {
+        self.user_key(uid, &format!("lane:{}", lane.as_str()))
+    }
+
+    /// String: when the idempotency key was first seen (ms, by the caller's clock).
+    pub fn idempotency(&self, uid: &Uid, lane: Lane, key: &str) -> String {
+        self.user_key(uid, &format!("idem:{}:{key}", lane.as_str()))
+    }
+
+    /// String `"<max speech ms> <max stt ms> <last seen ms>"` of one streaming session.
+    pub fn session(&self, uid: &Uid, session_id: &str) -> String {
+        self.user_key(uid, &format!("session:{session_id}"))
+    }
+
+    /// Integer: STT ms forwarded on one UTC day.
+    pub fn stt_budget(&self, uid: &Uid, day: i64) -> String {
+        self.user_key(uid, &format!("stt:{day}"))
+    }
+
+    /// Present once the day's `budget_exhausted` event was noted.
+    pub fn stt_exhausted(&self, uid: &Uid, day: i64) -> String {
+        self.user_key(uid, &format!("stt-exhausted:{day}"))
+    }
+
+    /// A lock. Not per user (the key is the caller's), and a single-key script, so no hash tag.
+    pub fn lock(&self, key: &str) -> String {
+        format!("{}:{LAYOUT_VERSION}:lock:{key}", self.prefix)
+    }
+
+    /// The counter of one fixed rate-limit window (`window` = now / window length).
+    pub fn rate_limit(&self, key: &str, window: i64) -> String {
+        format!("{}:{LAYOUT_VERSION}:rate:{window}:{key}", self.prefix)
+    }
+
+    /// Every per-user key name for `uid` that does not depend on caller data (the meter's fixed
+    /// keys), in the order the record script expects them.
+    pub(crate) fn meter_keys(&self, uid: &Uid) -> Vec<String> {
+        let mut keys =
+            vec![self.meter_state(uid), self.capped_minutes(uid), self.capped_hours(uid), self.capped_days(uid)];
+        keys.extend(Lane::ALL.iter().map(|&lane| self.lane_minutes(uid, lane)));
+        keys
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn uid(s: &str) -> Uid {
+        Uid::parse(s).unwrap()
+    }
+
+    #[test]
+    fn every_user_key_starts_with_the_users_hash_tag() {
+        let layout = KeyLayout::new("app-1").unwrap();
+        let u = uid("user:42@x");
+        let tag = layout.user_tag(&u);
+        assert_eq!(tag, "{app-1:user:42@x}");
+        let mut keys = layout.meter_keys(&u);
+        keys.push(layout.idempotency(&u, Lane::SyncFresh, "k{odd}"));
+        keys.push(layout.session(&u, "s}1"));
+        keys.push(layout.stt_budget(&u, 20_532));
+        keys.push(layout.stt_exhausted(&u, 20_532));
+        for key in keys {
+            assert!(key.starts_with(&format!("{tag}:{LAYOUT_VERSION}:")), "{key}");
+        }
+    }
+
+    #[test]
+    fn prefixes_that_could_break_the_hash_tag_are_refused() {
+        for bad in ["", "a:b", "a{b", "a}b", "a b", &"x".repeat(65)] {
+            assert!(matches!(KeyLayout::new(bad), Err(StoreError::Invalid(_))), "{bad:?}");
+        }
+        assert!(KeyLayout::new("fairuse_prod.eu-1").is_ok());
+    }
+}

@@ -1,0 +1,197 @@
+//! The usage meter on Redis: argument packing for the meter scripts and decoding of their
+//! replies. The per-report logic itself lives in `lua/record.lua`, next to the layout it keeps.
+//!
+//! The admin and status reads (`recovery_at`, `minute_series`, `usage_shape`) fetch the minute
+//! buckets they need and hand them to the domain's own functions, so they cannot drift from the
+//! domain's definitions.
+
+use async_trait::async_trait;
+use fairuse_domain::classifier::UsageShape;
+use fairuse_domain::error::StoreError;
+use fairuse_domain::ids::{Lane, Uid};
+use fairuse_domain::policy::Policy;
+use fairuse_domain::store::UsageMeterStore;
+use fairuse_domain::time::{MS_PER_HOUR, MS_PER_MINUTE, Timestamp};
+use fairuse_domain::windows::{RecordOutcome, SpeechAmount, UsageReport, UserMeter, recovery_at};
+
+use crate::RedisHotStore;
+use crate::error::{Effect, Failure};
+
+/// Minutes of stale buckets the record script deletes at most per call: in steady state a call
+/// deletes the one or two minutes that just left the retention; a user back after days of
+/// silence catches up over a few calls (36 after 9 days) instead of making one call slow: a call
+/// deletes at most 5 x 360 minute fields (the capped minutes and four lanes) plus their hours.
+const PRUNE_MINUTES_PER_CALL: i64 = 360;
+
+/// Redis TTLs are the retention plus this, on Redis's clock. The retention itself is applied with
+/// the caller's `now`; the grace keeps a skew between the two clocks from dropping a key early.
+pub(crate) const GC_GRACE_MS: i64 = MS_PER_HOUR;
+
+/// Rebuilding a meter from buckets must not prune any of them: they were already chosen.
+const NO_PRUNING: i64 = i64::MAX;
+
+/// A range end after every possible bucket (Lua reads it as a double; only compared).
+const FAR_FUTURE_MINUTE: i64 = 1 << 52;
+
+impl RedisHotStore {
+    /// Like [`UsageMeterStore::read_totals`], also returning how many hash fields the script read:
+    /// the per-check cost, which depends on the windows and on `now` only, not on the user's
+    /// activity.
+    pub async fn read_totals_with_cost(
+        &self,
+        uid: &Uid,
+        policy: &Policy,
+        now: Timestamp,
+    ) -> Result<(Vec<i64>, i64), StoreError> {
+        let keys = vec![
+            self.layout.meter_state(uid),
+            self.layout.capped_minutes(uid),
+            self.layout.capped_hours(uid),
+            self.layout.capped_days(uid),
+        ];
+        let windows = policy.window_minutes();
+        let mut args = Vec::with_capacity(2 + windows.len());
+        args.push(now.millis().to_string());
+        args.push(windows.len().to_string());
+        args.extend(windows.iter().map(i64::to_string));
+        let action = "read window totals";
+        let mut reply: Vec<i64> =
+            self.conn.eval(&self.scripts.totals, &keys, &args).await.map_err(Self::failed(action, Effect::Read))?;
+        if reply.len() != windows.len() + 1 {
+            let why = format!("{} values, expected {}", reply.len(), windows.len() + 1);
+            return Err(Self::failed(action, Effect::Read)(Failure::Reply(why)));
+        }
+        let cost = reply.pop().unwrap_or_default();
+        Ok((reply, cost))
+    }
+
+    /// `(minute, ms)` of one minute hash in `lo..=hi`, ascending, skipping pruned minutes.
+    async fn buckets(&self, uid: &Uid, hash: String, lo: i64, hi: i64) -> Result<Vec<(i64, i64)>, StoreError> {
+        let keys = [self.layout.meter_state(uid), hash];
+        let args = [lo.to_string(), hi.to_string()];
+        let action = "read minute buckets";
+        let flat: Vec<i64> =
+            self.conn.eval(&self.scripts.range, &keys, &args).await.map_err(Self::failed(action, Effect::Read))?;
+        if !flat.len().is_multiple_of(2) {
+            let why = format!("{} values, expected pairs", flat.len());
+            return Err(Self::failed(action, Effect::Read)(Failure::Reply(why)));
+        }
+        let mut pairs: Vec<(i64, i64)> = flat.chunks_exact(2).map(|p| (p[0], p[1])).collect();
+        pairs.sort_unstable();
+        Ok(pairs)
+    }
+
+    /// A meter holding the user's capped buckets from `lo` on, all in the realtime lane: the
+    /// domain's `recovery_at` and `UsageShape::measure` only ever look at realtime + sync_fresh
+    /// merged per minute, so this is the same meter as far as they can tell.
+    async fn capped_meter(&self, uid: &Uid, lo: i64, hi: i64, now: Timestamp) -> Result<UserMeter, StoreError> {
+        let buckets = self.buckets(uid, self.layout.capped_minutes(uid), lo, hi).await?;
+        let mut meter = UserMeter::default();
+        for (minute, ms) in buckets {
+            let at = Timestamp::from_millis(minute.saturating_mul(MS_PER_MINUTE));
+            meter.record(&UsageReport { at: Some(at), ..UsageReport::delta(Lane::Realtime, ms) }, NO_PRUNING, now);
+        }
+        Ok(meter)
+    }
+}
+
+/// Appends one report's 7 script arguments (and its idempotency and session keys to `keys`).
+fn pack_report(store: &RedisHotStore, uid: &Uid, report: &UsageReport, keys: &mut Vec<String>, args: &mut Vec<String>) {
+    // KEYS 5..8 are the lane hashes, in `Lane::index` order (see `KeyLayout::meter_keys`).
+    let lane_key = 5 + report.lane.index();
+    let (amount, session_key) = match &report.amount {
+        SpeechAmount::Delta(ms) => (*ms, 0),
+        SpeechAmount::Cumulative { session_id, total_ms } => {
+            keys.push(store.layout.session(uid, session_id));
+            (*total_ms, keys.len())
+        }
+    };
+    let idempotency_key = match &report.idempotency_key {
+        Some(key) => {
+            keys.push(store.layout.idempotency(uid, report.lane, key));
+            keys.len()
+        }
+        None => 0,
+    };
+    args.push(lane_key.to_string());
+    args.push(if report.lane.is_capped() { "1" } else { "0" }.to_owned());
+    args.push(amount.to_string());
+    args.push(report.stt_ms.to_string());
+    args.push(report.at.map(|at| at.minute().to_string()).unwrap_or_default());
+    args.push(idempotency_key.to_string());
+    args.push(session_key.to_string());
+}
+
+#[async_trait]
+impl UsageMeterStore for RedisHotStore {
+    async fn record_and_read(
+        &self,
+        uid: &Uid,
+        reports: &[UsageReport],
+        policy: &Policy,
+        now: Timestamp,
+    ) -> Result<(Vec<RecordOutcome>, Vec<i64>), StoreError> {
+        let retention = policy.metering.retention.ms();
+        let windows = policy.window_minutes();
+        let mut keys = self.layout.meter_keys(uid);
+        let mut args = Vec::with_capacity(5 + windows.len() + 7 * reports.len());
+        args.push(now.millis().to_string());
+        args.push(retention.to_string());
+        args.push(retention.saturating_add(GC_GRACE_MS).to_string());
+        args.push(PRUNE_MINUTES_PER_CALL.to_string());
+        args.push(windows.len().to_string());
+        args.extend(windows.iter().map(i64::to_string));
+        for report in reports {
+            pack_report(self, uid, report, &mut keys, &mut args);
+        }
+        let action = "record usage";
+        let reply: Vec<i64> =
+            self.conn.eval(&self.scripts.record, &keys, &args).await.map_err(Self::failed(action, Effect::Write))?;
+        // The write happened; a reply we cannot read leaves the caller not knowing what it did.
+        let expected = 3 * reports.len() + windows.len() + 1;
+        if reply.len() != expected {
+            let why = format!("{} values, expected {expected}", reply.len());
+            return Err(Self::failed(action, Effect::Write)(Failure::Reply(why)));
+        }
+        let (outcomes, rest) = reply.split_at(3 * reports.len());
+        let outcomes = outcomes
+            .chunks_exact(3)
+            .map(|o| RecordOutcome { speech_added_ms: o[0], stt_added_ms: o[1], duplicate: o[2] == 1 })
+            .collect();
+        Ok((outcomes, rest[..windows.len()].to_vec()))
+    }
+
+    async fn read_totals(&self, uid: &Uid, policy: &Policy, now: Timestamp) -> Result<Vec<i64>, StoreError> {
+        self.read_totals_with_cost(uid, policy, now).await.map(|(totals, _)| totals)
+    }
+
+    async fn recovery_at(
+        &self,
+        uid: &Uid,
+        window_minutes: i64,
+        cap_ms: i64,
+        now: Timestamp,
+    ) -> Result<Option<Timestamp>, StoreError> {
+        // Every bucket that is or will be in the window from now on, future-stamped ones included.
+        let lo = now.minute().saturating_sub(window_minutes).saturating_add(1);
+        let meter = self.capped_meter(uid, lo, FAR_FUTURE_MINUTE, now).await?;
+        Ok(recovery_at(&meter, window_minutes, cap_ms, now))
+    }
+
+    async fn minute_series(
+        &self,
+        uid: &Uid,
+        lane: Lane,
+        from_minute: i64,
+        to_minute: i64,
+    ) -> Result<Vec<(i64, i64)>, StoreError> {
+        self.buckets(uid, self.layout.lane_minutes(uid, lane), from_minute, to_minute).await
+    }
+
+    async fn usage_shape(&self, uid: &Uid, lookback_ms: i64, now: Timestamp) -> Result<UsageShape, StoreError> {
+        let hi = now.minute();
+        let lo = hi.saturating_sub(lookback_ms / MS_PER_MINUTE).saturating_add(1);
+        let meter = self.capped_meter(uid, lo, hi, now).await?;
+        Ok(UsageShape::measure(&meter, lookback_ms, now))
+    }
+}

@@ -1,0 +1,51 @@
+//! The Lua scripts (in `src/lua/`) and their SHA1 digests, computed once at connect.
+
+/// A script's source and the digest EVALSHA names it by.
+pub(crate) struct LuaScript {
+    name: &'static str,
+    source: &'static str,
+    sha: String,
+}
+
+impl LuaScript {
+    fn new(name: &'static str, source: &'static str) -> Self {
+        LuaScript { name, source, sha: redis::Script::new(source).get_hash().to_owned() }
+    }
+
+    pub(crate) fn name(&self) -> &'static str {
+        self.name
+    }
+
+    pub(crate) fn source(&self) -> &'static str {
+        self.source
+    }
+
+    pub(crate) fn sha(&self) -> &str {
+        &self.sha
+    }
+}
+
+pub(crate) struct Scripts {
+    pub(crate) record: LuaScript,
+    pub(crate) totals: LuaScript,
+    pub(crate) range: LuaScript,
+    pub(crate) lock_acquire: LuaScript,
+    pub(crate) lock_release: LuaScript,
+    pub(crate) rate_hit: LuaScript,
+    pub(crate) budget_add: LuaScript,
+}
+
+impl Scripts {
+    pub(crate) fn new() -> Self {
+        Scripts {
+            // Both meter scripts sum windows with the same function, so it is one source file.
+            record: LuaScript::new("record", concat!(include_str!("lua/windows.lua"), include_str!("lua/record.lua"))),
+            totals: LuaScript::new("totals", concat!(include_str!("lua/windows.lua"), include_str!("lua/totals.lua"))),
+            range: LuaScript::new("range", include_str!("lua/range.lua")),
+            lock_acquire: LuaScript::new("lock_acquire", include_str!("lua/lock_acquire.lua")),
+            lock_release: LuaScript::new("lock_release", include_str!("lua/lock_release.lua")),
+            rate_hit: LuaScript::new("rate_hit", include_str!("lua/rate_hit.lua")),
+            budget_add: LuaScript::new("budget_add", include_str!("lua/budget_add.lua")),
+        }
+    }
+}

@@ -1,0 +1,743 @@
+//! The store contracts of `fairuse-store-contract` against real Redis servers, plus the checks
+//! only Redis needs: one hash slot per user, one round trip per record-and-check, a per-check
+//! cost that does not grow with activity, the same answers as the domain's `UserMeter` on random
+//! traffic, bounded pruning, recovery from a flushed script cache and a restarted server, and
+//! the error classification of refused and timed-out calls.
+//!
+//! Servers: a standalone Redis on 127.0.0.1:6379 and a three-master Redis Cluster on
+//! 127.0.0.1:7001-7003 (`scripts/cluster.sh start`). A missing server fails the test with the
+//! command that starts it. Every test uses its own random key prefix, so they run in parallel
+//! on shared servers, and deletes its keys when it passes. The restart test runs a private
+//! `redis-server` on a free port, and the timeout test a fake server that never answers.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use fairuse_domain::classifier::UsageShape;
+use fairuse_domain::error::StoreError;
+use fairuse_domain::ids::{Lane, Uid};
+use fairuse_domain::policy::{Policy, WindowDef};
+use fairuse_domain::store::{BudgetStore, UsageMeterStore};
+use fairuse_domain::time::{DurationMs, MS_PER_DAY, MS_PER_MINUTE, Timestamp};
+use fairuse_domain::windows::{SpeechAmount, UsageReport, UserMeter, recovery_at};
+use fairuse_store_contract as contract;
+use fairuse_store_redis::{RedisHotStore, RedisOptions};
+use redis::AsyncCommands;
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::{TcpListener, TcpStream};
+
+const STANDALONE: &str = "127.0.0.1:6379";
+const STANDALONE_URL: &str = "redis://127.0.0.1:6379";
+const CLUSTER_NODES: [&str; 3] = ["127.0.0.1:7001", "127.0.0.1:7002", "127.0.0.1:7003"];
+const CLUSTER_URL: &str = "redis+cluster://127.0.0.1:7001,127.0.0.1:7002,127.0.0.1:7003";
+
+const STANDALONE_DOWN: &str = "Redis is not reachable on 127.0.0.1:6379; start it with: \
+     redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save \"\" --appendonly no";
+const CLUSTER_DOWN: &str = "the Redis Cluster is not reachable on 127.0.0.1:7001-7003; start it with: \
+     bash crates/fairuse-store-redis/scripts/cluster.sh start";
+
+/// 2026-03-20T00:00:00Z, a UTC midnight.
+const T0: Timestamp = Timestamp::from_millis(1_773_964_800_000);
+
+/// A name no other test (in this or a concurrent run) uses: `[A-Za-z0-9.-]` only, so it serves
+/// as a key prefix and as a contract prefix (uid characters).
+fn unique(tag: &str) -> String {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or_default();
+    format!("t{}-{:x}-{}-{tag}", std::process::id(), nanos, NEXT.fetch_add(1, Ordering::Relaxed))
+}
+
+fn options(prefix: &str) -> RedisOptions {
+    RedisOptions {
+        key_prefix: prefix.to_owned(),
+        command_timeout: Duration::from_secs(2),
+        connect_timeout: Duration::from_secs(2),
+    }
+}
+
+/// A store on its own key prefix, and that prefix.
+async fn store_at(url: &str, down: &str, tag: &str) -> (RedisHotStore, String) {
+    let prefix = unique(tag);
+    match RedisHotStore::connect(url, options(&prefix)).await {
+        Ok(store) => (store, prefix),
+        Err(e) => panic!("{down}\n(connect failed: {e})"),
+    }
+}
+
+async fn standalone(tag: &str) -> (RedisHotStore, String) {
+    store_at(STANDALONE_URL, STANDALONE_DOWN, tag).await
+}
+
+async fn cluster(tag: &str) -> (RedisHotStore, String) {
+    let (store, prefix) = store_at(CLUSTER_URL, CLUSTER_DOWN, tag).await;
+    assert!(store.is_cluster());
+    (store, prefix)
+}
+
+/// A plain connection to one node, for inspecting what the store wrote.
+async fn node(addr: &str, down: &str) -> redis::aio::MultiplexedConnection {
+    let client = redis::Client::open(format!("redis://{addr}")).expect("a valid url");
+    match tokio::time::timeout(Duration::from_secs(2), client.get_multiplexed_async_connection()).await {
+        Ok(Ok(conn)) => conn,
+        Ok(Err(e)) => panic!("{down}\n(connect to {addr} failed: {e})"),
+        Err(_) => panic!("{down}\n(connect to {addr} timed out)"),
+    }
+}
+
+/// Every key on `addr` that contains `prefix`.
+async fn keys_with(addr: &str, down: &str, prefix: &str) -> Vec<String> {
+    let mut conn = node(addr, down).await;
+    let mut found = Vec::new();
+    let mut cursor: u64 = 0;
+    loop {
+        let (next, batch): (u64, Vec<String>) = redis::cmd("SCAN")
+            .arg(cursor)
+            .arg("MATCH")
+            .arg(format!("*{prefix}*"))
+            .arg("COUNT")
+            .arg(1000)
+            .query_async(&mut conn)
+            .await
+            .expect("SCAN");
+        found.extend(batch);
+        if next == 0 {
+            return found;
+        }
+        cursor = next;
+    }
+}
+
+/// Deletes what a passing test wrote (keys expire after the retention anyway).
+async fn purge(addrs: &[&str], down: &str, prefix: &str) {
+    for addr in addrs {
+        let keys = keys_with(addr, down, prefix).await;
+        let mut conn = node(addr, down).await;
+        for key in keys {
+            let _: () = conn.del(&key).await.expect("DEL");
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The contracts, standalone and Cluster.
+
+#[tokio::test]
+async fn standalone_meter_store_meets_the_contract() {
+    let (store, prefix) = standalone("meter").await;
+    contract::meter_contract(&store, &prefix).await;
+    purge(&[STANDALONE], STANDALONE_DOWN, &prefix).await;
+}
+
+#[tokio::test]
+async fn standalone_budget_store_meets_the_contract() {
+    let (store, prefix) = standalone("budget").await;
+    contract::budget_contract(&store, &prefix).await;
+    purge(&[STANDALONE], STANDALONE_DOWN, &prefix).await;
+}
+
+#[tokio::test]
+async fn standalone_lock_store_meets_the_contract() {
+    let (store, prefix) = standalone("lock").await;
+    contract::lock_contract(&store, &prefix).await;
+    purge(&[STANDALONE], STANDALONE_DOWN, &prefix).await;
+}
+
+#[tokio::test]
+async fn standalone_rate_limit_store_meets_the_contract() {
+    let (store, prefix) = standalone("rate").await;
+    contract::rate_limit_contract(&store, &prefix).await;
+    purge(&[STANDALONE], STANDALONE_DOWN, &prefix).await;
+}
+
+#[tokio::test]
+async fn cluster_meter_store_meets_the_contract() {
+    let (store, prefix) = cluster("meter").await;
+    contract::meter_contract(&store, &prefix).await;
+    purge(&CLUSTER_NODES, CLUSTER_DOWN, &prefix).await;
+}
+
+#[tokio::test]
+async fn cluster_budget_store_meets_the_contract() {
+    let (store, prefix) = cluster("budget").await;
+    contract::budget_contract(&store, &prefix).await;
+    purge(&CLUSTER_NODES, CLUSTER_DOWN, &prefix).await;
+}
+
+#[tokio::test]
+async fn cluster_lock_store_meets_the_contract() {
+    let (store, prefix) = cluster("lock").await;
+    contract::lock_contract(&store, &prefix).await;
+    purge(&CLUSTER_NODES, CLUSTER_DOWN, &prefix).await;
+}
+
+#[tokio::test]
+async fn cluster_rate_limit_store_meets_the_contract() {
+    let (store, prefix) = cluster("rate").await;
+    contract::rate_limit_contract(&store, &prefix).await;
+    purge(&CLUSTER_NODES, CLUSTER_DOWN, &prefix).await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Layout and cost.
+
+fn uid(prefix: &str, name: &str) -> Uid {
+    Uid::parse(&format!("{prefix}.{name}")).expect("a valid uid")
+}
+
+fn delta_at(lane: Lane, ms: i64, at: Timestamp) -> UsageReport {
+    UsageReport { at: Some(at), ..UsageReport::delta(lane, ms) }
+}
+
+/// Every kind of report, so that every kind of per-user key gets written.
+fn every_kind_of_report(now: Timestamp) -> Vec<UsageReport> {
+    let mut reports: Vec<UsageReport> = Lane::ALL.iter().map(|&lane| UsageReport::delta(lane, 1_000)).collect();
+    reports.push(UsageReport { idempotency_key: Some("k{1}".into()), ..UsageReport::delta(Lane::SyncFresh, 2_000) });
+    reports.push(UsageReport {
+        lane: Lane::Realtime,
+        amount: SpeechAmount::Cumulative { session_id: "session-1".into(), total_ms: 30_000 },
+        at: Some(now.minus_ms(MS_PER_DAY)),
+        idempotency_key: None,
+        stt_ms: 40_000,
+    });
+    reports
+}
+
+#[tokio::test]
+async fn every_key_of_one_user_hashes_to_one_cluster_slot() {
+    let (store, prefix) = cluster("slots").await;
+    let policy = Policy::default();
+    let now = T0.plus_ms(MS_PER_DAY + 90 * MS_PER_MINUTE);
+    let users = [uid(&prefix, "a"), uid(&prefix, "b"), uid(&prefix, "c")];
+    for user in &users {
+        store.record_and_read(user, &every_kind_of_report(now), &policy, now).await.expect("record");
+        store.add_forwarded(user, now.utc_day(), 5_000).await.expect("add_forwarded");
+        store.note_exhausted_once(user, now.utc_day()).await.expect("note_exhausted_once");
+    }
+
+    // The key names Redis actually holds, from every master, not the names a helper would build.
+    let mut keys = Vec::new();
+    for addr in CLUSTER_NODES {
+        keys.extend(keys_with(addr, CLUSTER_DOWN, &prefix).await);
+    }
+    let mut slots: BTreeMap<String, BTreeSet<i64>> = BTreeMap::new();
+    let mut kinds: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    let mut first = node(CLUSTER_NODES[0], CLUSTER_DOWN).await;
+    for key in &keys {
+        let slot: i64 = redis::cmd("CLUSTER").arg("KEYSLOT").arg(key).query_async(&mut first).await.expect("KEYSLOT");
+        let tag = key.split('}').next().unwrap_or_default().trim_start_matches('{').to_owned();
+        slots.entry(tag.clone()).or_default().insert(slot);
+        // "{tag}:fu1:<kind>[:...]"
+        let kind = key.split("}:fu1:").nth(1).unwrap_or_else(|| panic!("{key} has no version segment"));
+        let kind = kind.split(':').next().unwrap_or_default().to_owned();
+        kinds.entry(tag).or_default().insert(kind);
+    }
+    assert_eq!(slots.len(), users.len(), "one hash tag per user: {slots:?}");
+    for (tag, user_slots) in &slots {
+        assert_eq!(user_slots.len(), 1, "every key of {tag} is in one slot: {user_slots:?}");
+        let want: BTreeSet<String> = ["meter", "capped", "lane", "idem", "session", "stt", "stt-exhausted"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        assert_eq!(kinds[tag], want, "{tag} has every kind of key");
+    }
+    let distinct: BTreeSet<i64> = slots.values().flatten().copied().collect();
+    assert!(distinct.len() > 1, "different users spread over slots: {distinct:?}");
+    purge(&CLUSTER_NODES, CLUSTER_DOWN, &prefix).await;
+}
+
+/// Reads MONITOR lines until one contains `marker`.
+async fn monitor_until(monitor: &mut BufReader<TcpStream>, marker: &str) -> Vec<String> {
+    let mut lines = Vec::new();
+    let read = async {
+        loop {
+            let mut line = String::new();
+            if monitor.read_line(&mut line).await.expect("read MONITOR") == 0 {
+                panic!("MONITOR connection closed");
+            }
+            if line.contains(marker) {
+                return;
+            }
+            lines.push(line);
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(10), read).await.expect("MONITOR saw the marker");
+    lines
+}
+
+#[tokio::test]
+async fn record_and_check_is_one_round_trip() {
+    let (store, prefix) = standalone("roundtrip").await;
+    let policy = Policy::default();
+    let user = uid(&prefix, "rt");
+    let now = T0.plus_ms(MS_PER_DAY);
+    // The first call may have to send the script source (NOSCRIPT, then EVAL): not steady state.
+    store.record_and_read(&user, &[UsageReport::delta(Lane::Realtime, 1)], &policy, now).await.expect("warm up");
+
+    let mut monitor = BufReader::new(TcpStream::connect(STANDALONE).await.expect(STANDALONE_DOWN));
+    monitor.get_mut().write_all(b"MONITOR\r\n").await.expect("MONITOR");
+    let mut ok = String::new();
+    monitor.read_line(&mut ok).await.expect("MONITOR reply");
+    assert_eq!(ok.trim_end(), "+OK");
+
+    let before = store.commands_sent();
+    let batch = every_kind_of_report(now);
+    let (outcomes, totals) = store.record_and_read(&user, &batch, &policy, now).await.expect("record");
+    assert_eq!(outcomes.len(), batch.len());
+    assert_eq!(totals.len(), 3);
+    let sent = store.commands_sent() - before;
+
+    // Everything the server ran before this marker, in order, is in the MONITOR stream.
+    let marker = unique("marker");
+    let mut other = node(STANDALONE, STANDALONE_DOWN).await;
+    let _: String = redis::cmd("ECHO").arg(&marker).query_async(&mut other).await.expect("ECHO");
+    let lines = monitor_until(&mut monitor, &marker).await;
+    let ours: Vec<&String> = lines.iter().filter(|l| l.contains(&prefix)).collect();
+    let from_client: Vec<&&String> = ours.iter().filter(|l| !l.contains(" lua] ")).collect();
+    let from_script = ours.len() - from_client.len();
+
+    assert_eq!(sent, 1, "the store sent one command for the whole batch");
+    assert_eq!(from_client.len(), 1, "the server received one command naming this user's keys: {from_client:?}");
+    assert!(from_client[0].to_lowercase().contains("\"evalsha\""), "and it was EVALSHA: {}", from_client[0]);
+    assert!(from_script > 10, "the per-report work ran inside the script ({from_script} commands)");
+    purge(&[STANDALONE], STANDALONE_DOWN, &prefix).await;
+}
+
+/// Records `active` distinct active minutes ending at `now`, in batches.
+async fn load_minutes(store: &RedisHotStore, user: &Uid, policy: &Policy, active: i64, now: Timestamp) -> UserMeter {
+    let retention = policy.metering.retention.ms();
+    let reports: Vec<UsageReport> = (0..active)
+        .map(|i| {
+            delta_at(
+                if i % 3 == 0 { Lane::SyncFresh } else { Lane::Realtime },
+                1_000 + i,
+                now.minus_ms(i * MS_PER_MINUTE),
+            )
+        })
+        .collect();
+    let mut model = UserMeter::default();
+    for batch in reports.chunks(1_000) {
+        store.record_and_read(user, batch, policy, now).await.expect("record");
+        for r in batch {
+            model.record(r, retention, now);
+        }
+    }
+    model
+}
+
+#[tokio::test]
+async fn the_cost_of_a_check_does_not_grow_with_active_minutes() {
+    let (store, prefix) = standalone("cost").await;
+    let policy = Policy::default();
+    // At a UTC midnight every window starts one minute after a midnight: the most fields.
+    let now = T0.plus_ms(8 * MS_PER_DAY);
+    let mut costs = Vec::new();
+    for active in [10, 1_440, 10_080] {
+        let user = uid(&prefix, &format!("active-{active}"));
+        let model = load_minutes(&store, &user, &policy, active, now).await;
+        let (totals, cost) = store.read_totals_with_cost(&user, &policy, now).await.expect("read_totals_with_cost");
+        assert_eq!(totals, model.capped_totals(&policy, now), "{active} active minutes: totals");
+        costs.push(cost);
+        eprintln!("{active:>6} active minutes: {cost} hash fields read per check (plus the horizon field)");
+    }
+    assert!(costs.iter().all(|&c| c == costs[0]), "same cost at 10, 1,440 and 10,080 active minutes: {costs:?}");
+    assert_eq!(costs[0], 253, "the worst case for the 24 h / 72 h / 168 h windows");
+
+    // Over every minute of a day the cost stays within that bound.
+    let user = uid(&prefix, "active-1440");
+    let mut worst = 0;
+    for minute in 0..1_440 {
+        let at = now.plus_ms(minute * MS_PER_MINUTE + 17_000);
+        let (_, cost) = store.read_totals_with_cost(&user, &policy, at).await.expect("read_totals_with_cost");
+        worst = worst.max(cost);
+    }
+    assert_eq!(worst, 253, "no minute of the day reads more than 253 fields");
+    purge(&[STANDALONE], STANDALONE_DOWN, &prefix).await;
+}
+
+#[tokio::test]
+async fn old_buckets_are_pruned_a_bounded_number_per_call_and_idle_users_expire() {
+    let (store, prefix) = standalone("prune").await;
+    let policy = Policy::default();
+    let retention = policy.metering.retention.ms();
+    let user = uid(&prefix, "pruned");
+    let layout = store.layout().clone();
+    let conn = node(STANDALONE, STANDALONE_DOWN).await;
+
+    // A full retention of active minutes, then nine days of silence: all of it is stale.
+    let start = T0.plus_ms(8 * MS_PER_DAY);
+    load_minutes(&store, &user, &policy, 11_520, start).await;
+    let fields = |key: String| {
+        let mut conn = conn.clone();
+        async move { conn.hlen::<_, i64>(key).await.expect("HLEN") }
+    };
+    assert_eq!(fields(layout.capped_minutes(&user)).await, 11_520);
+    let ttl: i64 = conn.clone().pttl(layout.capped_minutes(&user)).await.expect("PTTL");
+    assert!(ttl > retention && ttl <= retention + 3_600_000, "keys expire a grace period after the retention: {ttl}");
+
+    let back = start.plus_ms(9 * MS_PER_DAY);
+    let mut previous = 11_520;
+    let mut calls = 0;
+    loop {
+        // Only the first call adds speech; zero speech still prunes (as in the domain).
+        let report = UsageReport::delta(Lane::Realtime, if calls == 0 { 1_000 } else { 0 });
+        let (_, totals) = store.record_and_read(&user, &[report], &policy, back).await.expect("record");
+        assert_eq!(totals, vec![1_000; 3], "stale buckets never count, pruned or not");
+        let now_fields = fields(layout.capped_minutes(&user)).await;
+        assert!(previous - now_fields <= 360, "at most 360 minutes pruned per call: {previous} -> {now_fields}");
+        previous = now_fields;
+        calls += 1;
+        // The state hash says how far pruning got (`pm`) and where it has to go (`hz`).
+        let (horizon, pruned): (i64, i64) = redis::cmd("HMGET")
+            .arg(layout.meter_state(&user))
+            .arg("hz")
+            .arg("pm")
+            .query_async(&mut conn.clone())
+            .await
+            .expect("HMGET");
+        if pruned == horizon {
+            break;
+        }
+        assert!(calls < 100, "pruning makes progress");
+    }
+    eprintln!("pruning nine days of silence took {calls} calls");
+    assert_eq!(previous, 1, "only the new minute is left");
+    assert_eq!(fields(layout.capped_hours(&user)).await, 1, "hour roll-ups are pruned too");
+    assert_eq!(fields(layout.capped_days(&user)).await, 1, "day roll-ups are pruned too");
+    assert_eq!(fields(layout.lane_minutes(&user, Lane::SyncFresh)).await, 0, "and every lane");
+    purge(&[STANDALONE], STANDALONE_DOWN, &prefix).await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// The same answers as the domain on random traffic.
+
+/// xorshift64*: deterministic, so a failure replays.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+
+    /// Uniform in `lo..=hi`.
+    fn range(&mut self, lo: i64, hi: i64) -> i64 {
+        lo + (self.next() % (hi - lo + 1) as u64) as i64
+    }
+
+    fn pick<T: Copy>(&mut self, items: &[T]) -> T {
+        items[self.next() as usize % items.len()]
+    }
+}
+
+/// The shipped policy plus windows of odd lengths (1 minute, 97 minutes, 25 h + 1 min, the whole
+/// retention), so that every path of the minute/hour/day split gets exercised.
+fn policy_with_odd_windows() -> Policy {
+    let mut policy = Policy::default();
+    for (name, minutes) in [("one_minute", 1), ("odd", 97), ("day_and_a_bit", 1_501), ("retention", 11_520)] {
+        policy.windows.push(WindowDef { name: name.into(), length: DurationMs::minutes(minutes) });
+    }
+    policy.validate().expect("a valid policy");
+    policy
+}
+
+fn random_report(
+    rng: &mut Rng,
+    policy: &Policy,
+    now: Timestamp,
+    sessions: &mut BTreeMap<&'static str, i64>,
+) -> UsageReport {
+    let lane = rng.pick(&Lane::ALL);
+    let retention_minutes = policy.metering.retention.ms() / MS_PER_MINUTE;
+    let at = match rng.range(0, 5) {
+        0 | 1 => None,
+        2 => Some(now.plus_ms(rng.range(0, 5 * MS_PER_MINUTE))),
+        3 => Some(Timestamp::from_millis((now.minute() - retention_minutes + 1) * MS_PER_MINUTE)),
+        _ => Some(now.minus_ms(rng.range(0, (retention_minutes - 1) * MS_PER_MINUTE))),
+    };
+    let idempotency_key = (rng.range(0, 3) == 0).then(|| format!("k{}", rng.range(0, 6)));
+    let amount = if rng.range(0, 2) == 0 {
+        let id = rng.pick(&["s1", "s2", "s3"]);
+        let total = sessions.entry(id).or_default();
+        // Mostly growing, sometimes a stale retry below the maximum.
+        *total = (*total + rng.range(-20_000, 90_000)).clamp(0, policy.metering.retention.ms());
+        SpeechAmount::Cumulative { session_id: id.into(), total_ms: *total }
+    } else {
+        SpeechAmount::Delta(rng.pick(&[0, 1, 999, 60_000, 3_600_000]))
+    };
+    let stt_ms = match amount {
+        SpeechAmount::Cumulative { total_ms, .. } => {
+            (total_ms + rng.range(0, 1_000)).min(policy.metering.retention.ms())
+        }
+        SpeechAmount::Delta(ms) => ms / 2,
+    };
+    UsageReport { lane, amount, at, idempotency_key, stt_ms }
+}
+
+#[tokio::test]
+async fn random_traffic_gets_the_same_answers_as_the_domain_meter() {
+    let (store, prefix) = standalone("model").await;
+    let policy = policy_with_odd_windows();
+    let retention = policy.metering.retention.ms();
+    let user = uid(&prefix, "random");
+    let mut model = UserMeter::default();
+    let mut rng = Rng(0x5EED_F00D_1234_5678);
+    let mut sessions = BTreeMap::new();
+    let mut now = T0.plus_ms(37_000);
+    for step in 0..400 {
+        // Mostly minutes apart, sometimes hours or days: crosses hour and day roll-ups, drives
+        // the horizon forward and makes pruning catch up over several calls.
+        now = now.plus_ms(match rng.range(0, 20) {
+            0 => rng.range(1, 4) * MS_PER_DAY + rng.range(0, MS_PER_DAY),
+            1..=3 => rng.range(1, 600) * MS_PER_MINUTE,
+            _ => rng.range(0, 3 * MS_PER_MINUTE),
+        });
+        let batch: Vec<UsageReport> =
+            (0..rng.range(0, 6)).map(|_| random_report(&mut rng, &policy, now, &mut sessions)).collect();
+        for r in &batch {
+            r.validate(&policy, now).unwrap_or_else(|e| panic!("step {step}: the test made an invalid report: {e}"));
+        }
+        let (outcomes, totals) = store.record_and_read(&user, &batch, &policy, now).await.expect("record");
+        let want: Vec<_> = batch.iter().map(|r| model.record(r, retention, now)).collect();
+        assert_eq!(outcomes, want, "step {step}: outcomes of {batch:?}");
+        assert_eq!(totals, model.capped_totals(&policy, now), "step {step}: totals after recording");
+
+        let later = now.plus_ms(rng.range(0, 10 * MS_PER_MINUTE));
+        let read = store.read_totals(&user, &policy, later).await.expect("read_totals");
+        assert_eq!(read, model.capped_totals(&policy, later), "step {step}: read_totals a little later");
+
+        if step % 10 == 0 {
+            let window = rng.pick(&[1, 60, 97, 1_440, 10_080]);
+            let cap = rng.pick(&[0, 60_000, 3_600_000, 7_200_000]);
+            let got = store.recovery_at(&user, window, cap, now).await.expect("recovery_at");
+            assert_eq!(got, recovery_at(&model, window, cap, now), "step {step}: recovery_at({window}, {cap})");
+
+            let lookback = rng.pick(&[MS_PER_MINUTE * 90, MS_PER_DAY, 7 * MS_PER_DAY, retention]);
+            let shape = store.usage_shape(&user, lookback, now).await.expect("usage_shape");
+            assert_eq!(shape, UsageShape::measure(&model, lookback, now), "step {step}: usage_shape({lookback})");
+
+            let lane = rng.pick(&Lane::ALL);
+            let to = now.minute() + rng.range(-30, 5);
+            let from = to - rng.pick(&[0, 10, 255, 256, 3_000, 20_000]);
+            let series = store.minute_series(&user, lane, from, to).await.expect("minute_series");
+            let want: Vec<(i64, i64)> = model.lane(lane).minutes().filter(|&(m, _)| m >= from && m <= to).collect();
+            assert_eq!(series, want, "step {step}: minute_series({lane:?}, {from}..={to})");
+        }
+    }
+    purge(&[STANDALONE], STANDALONE_DOWN, &prefix).await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Failures.
+
+#[tokio::test]
+async fn an_unreachable_redis_is_a_certain_failure() {
+    // A port that was just free: connecting is refused.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    drop(listener);
+    for url in [format!("redis://127.0.0.1:{port}"), format!("redis+cluster://127.0.0.1:{port}")] {
+        match RedisHotStore::connect(&url, options("unreachable")).await {
+            Err(StoreError::Unavailable(msg)) => assert!(msg.contains("connect"), "{msg}"),
+            Err(other) => panic!("{url}: expected Unavailable, got {other:?}"),
+            Ok(_) => panic!("{url}: connected to nothing"),
+        }
+    }
+    match RedisHotStore::connect("memcached://x:1", options("bad-url")).await {
+        Err(StoreError::Invalid(_)) => {}
+        Err(other) => panic!("a bad url is Invalid, got {other:?}"),
+        Ok(_) => panic!("connected with a bad url"),
+    }
+}
+
+/// A fake Redis that completes the connection handshake and then never answers a data command:
+/// the store's calls time out after the command was sent.
+async fn silent_redis() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    tokio::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 4096];
+                loop {
+                    let Ok(n) = socket.read(&mut chunk).await else { return };
+                    if n == 0 {
+                        return;
+                    }
+                    buf.extend_from_slice(&chunk[..n]);
+                    // Answer the handshake (CLIENT SETINFO, PING, SELECT, HELLO), nothing else.
+                    while let Some((command, used)) = parse_command(&buf) {
+                        buf.drain(..used);
+                        let handshake = ["CLIENT", "PING", "SELECT", "HELLO"];
+                        if handshake.iter().any(|h| command.eq_ignore_ascii_case(h)) {
+                            let _ = socket.write_all(b"+OK\r\n").await;
+                        }
+                    }
+                }
+            });
+        }
+    });
+    port
+}
+
+/// The name of the first complete RESP command in `buf`, and how many bytes it takes.
+fn parse_command(buf: &[u8]) -> Option<(String, usize)> {
+    let line = |from: usize| -> Option<(&[u8], usize)> {
+        let end = buf[from..].windows(2).position(|w| w == b"\r\n")? + from;
+        Some((&buf[from..end], end + 2))
+    };
+    let (head, mut pos) = line(0)?;
+    let count: usize = std::str::from_utf8(head.strip_prefix(b"*")?).ok()?.parse().ok()?;
+    let mut name = None;
+    for _ in 0..count {
+        let (len, next) = line(pos)?;
+        let len: usize = std::str::from_utf8(len.strip_prefix(b"$")?).ok()?.parse().ok()?;
+        if buf.len() < next + len + 2 {
+            return None;
+        }
+        name.get_or_insert_with(|| String::from_utf8_lossy(&buf[next..next + len]).into_owned());
+        pos = next + len + 2;
+    }
+    Some((name?, pos))
+}
+
+#[tokio::test]
+async fn a_write_that_times_out_is_unknown_and_a_read_is_unavailable() {
+    let port = silent_redis().await;
+    let opts = RedisOptions {
+        key_prefix: "silent".into(),
+        command_timeout: Duration::from_millis(200),
+        connect_timeout: Duration::from_secs(2),
+    };
+    let store = RedisHotStore::connect(&format!("redis://127.0.0.1:{port}"), opts).await.expect("connect");
+    let user = Uid::parse("u1").expect("uid");
+    let policy = Policy::default();
+
+    let write = store.add_forwarded(&user, 1, 60_000).await;
+    assert!(matches!(&write, Err(e) if e.is_unknown()), "a write that got no answer may have happened: {write:?}");
+    let write = store.record_and_read(&user, &[UsageReport::delta(Lane::Realtime, 1)], &policy, T0).await;
+    assert!(matches!(&write, Err(e) if e.is_unknown()), "{write:?}");
+    let read = store.used(&user, 1).await;
+    assert!(matches!(read, Err(StoreError::Unavailable(_))), "a read that got no answer changed nothing: {read:?}");
+    let ping = store.ping().await;
+    assert!(matches!(ping, Err(StoreError::Unavailable(_))), "{ping:?}");
+}
+
+/// A redis-server of this test's own on a free port, so it can be flushed, stopped and restarted
+/// without disturbing the tests sharing the standalone server. Killed on drop.
+struct PrivateRedis {
+    port: u16,
+    child: Option<std::process::Child>,
+}
+
+impl PrivateRedis {
+    async fn start(port: Option<u16>) -> PrivateRedis {
+        let port = port.unwrap_or_else(|| {
+            let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+            listener.local_addr().expect("addr").port()
+        });
+        let child = std::process::Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("{STANDALONE_DOWN}\n(cannot run redis-server: {e})"));
+        let server = PrivateRedis { port, child: Some(child) };
+        for _ in 0..100 {
+            if TcpStream::connect(("127.0.0.1", port)).await.is_ok() {
+                return server;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        panic!("a private redis-server did not start on port {port}");
+    }
+
+    fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for PrivateRedis {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+#[tokio::test]
+async fn scripts_are_reloaded_and_connections_reopened_after_redis_restarts() {
+    let mut server = PrivateRedis::start(None).await;
+    let opts = RedisOptions { command_timeout: Duration::from_millis(500), ..options("restart") };
+    let store = RedisHotStore::connect(&server.url(), opts).await.expect("connect");
+    let policy = Policy::default();
+    let user = Uid::parse("u.restart").expect("uid");
+    let now = T0.plus_ms(MS_PER_DAY);
+    let report = [UsageReport::delta(Lane::Realtime, 1_000)];
+    store.record_and_read(&user, &report, &policy, now).await.expect("record");
+
+    // An emptied script cache costs one refused EVALSHA and one EVAL, and applies the batch once.
+    let _: () = redis::cmd("SCRIPT")
+        .arg("FLUSH")
+        .query_async(&mut node(&format!("127.0.0.1:{}", server.port), STANDALONE_DOWN).await)
+        .await
+        .expect("FLUSH");
+    let before = store.commands_sent();
+    let (_, totals) = store.record_and_read(&user, &report, &policy, now).await.expect("record after a flush");
+    assert_eq!(totals, vec![2_000; 3], "the batch was applied once");
+    assert_eq!(store.commands_sent() - before, 2, "EVALSHA refused with NOSCRIPT, then EVAL");
+    let before = store.commands_sent();
+    store.record_and_read(&user, &report, &policy, now).await.expect("record");
+    assert_eq!(store.commands_sent() - before, 1, "EVAL cached the script again");
+
+    // Redis goes away: a write on the dead connection may be Unknown, but once reconnecting is
+    // refused every call is a certain failure.
+    server.stop();
+    let mut refused = false;
+    for _ in 0..20 {
+        match store.record_and_read(&user, &report, &policy, now).await {
+            Err(StoreError::Unavailable(e)) => {
+                eprintln!("while redis is down: unavailable: {e}");
+                refused = true;
+                break;
+            }
+            Err(StoreError::Unknown(e)) => {
+                eprintln!("while redis is down: unknown: {e}");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            other => panic!("Redis is down, got {other:?}"),
+        }
+    }
+    assert!(refused, "a refused reconnect makes writes certain failures");
+    assert!(matches!(store.ping().await, Err(StoreError::Unavailable(_))));
+
+    // Back on the same port, empty (nothing persisted) and without the scripts.
+    let _server = PrivateRedis::start(Some(server.port)).await;
+    let mut recovered = None;
+    for _ in 0..40 {
+        match store.record_and_read(&user, &report, &policy, now).await {
+            Ok(answer) => {
+                recovered = Some(answer);
+                break;
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+        }
+    }
+    let (_, totals) = recovered.expect("the store reconnects by itself");
+    assert_eq!(totals, vec![1_000; 3], "a fresh server: only the new report, once");
+}
+
+#[tokio::test]
+async fn ping_answers_on_both_deployments() {
+    let (store, _) = standalone("ping").await;
+    store.ping().await.expect("standalone ping");
+    let (store, _) = cluster("ping").await;
+    store.ping().await.expect("cluster ping");
+}

@@ -1,0 +1,200 @@
+//! Distributed mode with real servers: two `fairuse serve` replicas on one Redis and one
+//! PostgreSQL, and what happens when either server goes away.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use serde_json::{Value, json};
+
+fn drop_schema(schema: &str) {
+    // Best effort: the schema only holds this test's rows.
+    let _ = std::process::Command::new("psql")
+        .args(["-h", "127.0.0.1", "-U", "postgres", "-d", "test", "-q", "-c"])
+        .arg(format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))
+        .output();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_replicas_classify_once_share_the_rate_limit_and_see_each_others_admin_actions() {
+    require_servers();
+    let (prefix, schema) = (unique("fut"), unique("fu_t_"));
+    // Evaluate at most once a second (Omi's variable), so the test need not wait five minutes.
+    let mut env = distributed_env(REDIS_URL, DATABASE_URL, &prefix, &schema);
+    env.push(("FAIR_USE_CHECK_INTERVAL_SECONDS".into(), "1".into()));
+    let a = TestServer::start_with(env.clone());
+    let b = TestServer::start_with(env);
+    let start = now_s() - 5 * 3600;
+    let conversations: Vec<Value> = (1..=6)
+        .map(|i| {
+            let st = start + i * 3000;
+            json!({"conversation_id": format!("c{i}"), "title": format!("Dune - Chapter {i}"), "category": "entertainment",
+                   "started_at": fairuse_domain::time::Timestamp::from_secs(st).to_rfc3339(),
+                   "finished_at": fairuse_domain::time::Timestamp::from_secs(st + 2900).to_rfc3339()})
+        })
+        .collect();
+    let r = a
+        .client
+        .post(a.url("/v1/users/paul/conversations"))
+        .bearer_auth(SERVICE_KEY)
+        .json(&json!({"conversations": conversations}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    // Both replicas receive usage at once; together it crosses the 2 h daily cap.
+    let mut sends = Vec::new();
+    for i in 0..40 {
+        let server = if i % 2 == 0 { &a } else { &b };
+        let (client, url) = (server.client.clone(), server.url("/v1/usage"));
+        let at = fairuse_domain::time::Timestamp::from_secs(now_s() - 4 * 3600 + i * 300).to_rfc3339();
+        let body = json!({"uid": "paul", "lane": "realtime", "speech_ms": 300_000, "at": at});
+        sends.push(tokio::spawn(async move {
+            client.post(url).bearer_auth(SERVICE_KEY).json(&body).send().await.unwrap().status()
+        }));
+    }
+    for t in sends {
+        assert_eq!(t.await.unwrap(), 200);
+    }
+    // One more report to each replica at the same moment, past the check interval: both evaluate
+    // a user over the cap, and only one may win the classifier lock.
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    let both: Vec<_> = [&a, &b]
+        .iter()
+        .map(|server| {
+            let (client, url) = (server.client.clone(), server.url("/v1/usage"));
+            tokio::spawn(async move {
+                let body = json!({"uid": "paul", "lane": "realtime", "speech_ms": 0});
+                client.post(url).bearer_auth(SERVICE_KEY).json(&body).send().await.unwrap().status()
+            })
+        })
+        .collect();
+    for t in both {
+        assert_eq!(t.await.unwrap(), 200);
+    }
+    let stage = eventually(Duration::from_secs(30), || async {
+        let d = b.decision("paul").await;
+        (d["stage"] != "none").then(|| d["stage"].clone())
+    })
+    .await
+    .expect("paul was classified by one of the replicas");
+    assert_eq!(stage, "warning");
+    assert_eq!(a.decision("paul").await["windows"]["daily_ms"], 40 * 300_000, "both replicas meter into one Redis");
+    // Give the other replica's worker time to (wrongly) run a second job, then count.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let user: Value = a.admin_get("/v1/admin/fair-use/user/paul", VIEWER_KEY).await.json().await.unwrap();
+    let classified = user["events"].as_array().unwrap().iter().filter(|e| e["kind"] == "classified").count();
+    assert_eq!(classified, 1, "exactly one classifier run and one event across both replicas: {user}");
+    // The public lookup's limit holds across replicas: 6 on one, 4 on the other, the 11th refused.
+    let case = user["state"]["last_case_ref"].as_str().unwrap().to_owned();
+    for i in 0..10 {
+        let s = if i < 6 { &a } else { &b };
+        let r = s.client.get(s.url(&format!("/v1/fair-use/case/{case}/status"))).send().await.unwrap();
+        assert_eq!(r.status(), 200, "lookup {}", i + 1);
+    }
+    let r = a.client.get(a.url(&format!("/v1/fair-use/case/{case}/status"))).send().await.unwrap();
+    assert_eq!(r.status(), 429);
+    let r = b.client.get(b.url(&format!("/v1/fair-use/case/{case}/status"))).send().await.unwrap();
+    assert_eq!(r.status(), 429);
+    // An admin reset on one replica is seen by the other (state is read from PostgreSQL).
+    let r = a.admin_post("/v1/admin/fair-use/user/paul/reset", OPERATOR_KEY, json!({"reason": "test"})).await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(b.decision("paul").await["stage"], "none");
+    drop(a);
+    drop(b);
+    drop_schema(&schema);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_redis_down_decisions_answer_nothing_accepted_is_lost_and_it_recovers() {
+    require_servers();
+    let redis = CuttableProxy::start("127.0.0.1:6379").await;
+    let (prefix, schema) = (unique("fuf"), unique("fu_f_"));
+    let env = distributed_env(&format!("redis://127.0.0.1:{}", redis.port), DATABASE_URL, &prefix, &schema);
+    let s = TestServer::start_with(env);
+    let mut accepted = 0i64;
+    let report =
+        |n: i64| json!({"uid": "rita", "lane": "realtime", "speech_ms": 1000 + n, "idempotency_key": format!("k{n}")});
+    for n in 0..20 {
+        if s.post_usage(report(n)).await.status() == 200 {
+            accepted += 1000 + n;
+        }
+    }
+    redis.down().await;
+    let (mut decisions_5xx, mut usage_refused) = (0, 0);
+    for n in 20..60 {
+        let r = s.client.get(s.url("/v1/users/rita/decision")).bearer_auth(SERVICE_KEY).send().await.unwrap();
+        if r.status().is_server_error() {
+            decisions_5xx += 1;
+        } else {
+            let d: Value = r.json().await.unwrap();
+            assert!(d["reasons"].to_string().contains("unavailable"), "the decision says it is degraded: {d}");
+        }
+        let r = s.post_usage(report(n)).await;
+        match r.status().as_u16() {
+            200 => accepted += 1000 + n,
+            503 => usage_refused += 1,
+            other => panic!("usage answered {other} while Redis was down"),
+        }
+    }
+    assert_eq!(decisions_5xx, 0, "decisions keep answering while Redis is down");
+    assert!(usage_refused > 0, "reports that cannot be stored are refused (503), not acknowledged and lost");
+    redis.up().await;
+    let recovered = eventually(Duration::from_secs(30), || async {
+        let r = s.post_usage(report(100)).await;
+        (r.status() == 200).then_some(())
+    })
+    .await;
+    assert!(recovered.is_some(), "usage is accepted again once Redis is back");
+    accepted += 1100;
+    // The host retries what was refused; idempotency keys make that safe.
+    for n in 20..60 {
+        assert_eq!(s.post_usage(report(n)).await.status(), 200, "a retry is accepted (or a duplicate)");
+    }
+    let total = s.decision("rita").await["windows"]["daily_ms"].as_i64().unwrap();
+    let all: i64 = (0..60).map(|n| 1000 + n).sum::<i64>() + 1100;
+    assert!(total >= accepted, "every acknowledged report is counted: {total} < {accepted}");
+    assert_eq!(total, all, "after the retries every report is counted exactly once");
+    drop(s);
+    drop_schema(&schema);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_postgres_down_admin_routes_answer_503_and_the_hot_path_keeps_deciding() {
+    require_servers();
+    let pg = CuttableProxy::start("127.0.0.1:5432").await;
+    let (prefix, schema) = (unique("fup"), unique("fu_p_"));
+    let url = format!("postgres://postgres@127.0.0.1:{}/test", pg.port);
+    let mut env = distributed_env(REDIS_URL, &url, &prefix, &schema);
+    env.push(("FAIRUSE__STORE__DATABASE_TIMEOUT".into(), "1s".into()));
+    let s = TestServer::start_with(env);
+    assert_eq!(s.post_usage(json!({"uid": "sam", "lane": "realtime", "speech_ms": 5000})).await.status(), 200);
+    pg.down().await;
+    let r = s.admin_get("/v1/admin/fair-use/flagged", VIEWER_KEY).await;
+    assert_eq!(r.status(), 503);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "store_unavailable", "{body}");
+    let r = s.admin_post("/v1/admin/fair-use/user/sam/reset", OPERATOR_KEY, json!({})).await;
+    assert_eq!(r.status(), 503);
+    for _ in 0..10 {
+        let d = s.decision("sam").await;
+        assert_eq!(d["stt_allowed"], true, "metering and caps fail open: {d}");
+        assert!(d["reasons"].to_string().contains("enforcement state unavailable"), "{d}");
+    }
+    assert_eq!(
+        s.post_usage(json!({"uid": "sam", "lane": "realtime", "speech_ms": 5000})).await.status(),
+        200,
+        "metering goes on"
+    );
+    assert_eq!(s.client.get(s.url("/readyz")).send().await.unwrap().status(), 503, "not ready without PostgreSQL");
+    pg.up().await;
+    let back = eventually(Duration::from_secs(30), || async {
+        (s.admin_get("/v1/admin/fair-use/flagged", VIEWER_KEY).await.status() == 200).then_some(())
+    })
+    .await;
+    assert!(back.is_some(), "admin routes recover with PostgreSQL");
+    assert_eq!(s.decision("sam").await["windows"]["daily_ms"], 10_000);
+    drop(s);
+    drop_schema(&schema);
+}
