@@ -332,23 +332,7 @@ async fn a_stage_change_reaches_the_webhook_signed_and_again_after_a_500() {
 async fn a_user_over_the_cap_with_chapter_titles_is_classified_warned_and_can_appeal() {
     let s = TestServer::start();
     let start = now_s() - 6 * 3600;
-    let conversations: Vec<Value> = (1..=6)
-        .map(|i| {
-            let st = start + i * 3000;
-            json!({"conversation_id": format!("c{i}"), "title": format!("The Hobbit - Chapter {i}"), "category": "entertainment",
-                   "started_at": fairuse_domain::time::Timestamp::from_secs(st).to_rfc3339(),
-                   "finished_at": fairuse_domain::time::Timestamp::from_secs(st + 2900).to_rfc3339(), "source": "omi"})
-        })
-        .collect();
-    let r = s
-        .client
-        .post(s.url("/v1/users/hank/conversations"))
-        .bearer_auth(SERVICE_KEY)
-        .json(&json!({"conversations": conversations}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
+    s.post_chapter_conversations("hank", "The Hobbit", start).await;
     // 3 h of speech over the last few hours: over the 2 h daily cap of the free plan.
     let reports: Vec<Value> = (0..180)
         .map(|m| json!({"uid": "hank", "lane": "realtime", "speech_ms": 60_000, "at": fairuse_domain::time::Timestamp::from_secs(now_s() - 4 * 3600 + m * 60).to_rfc3339()}))

@@ -26,23 +26,7 @@ async fn two_replicas_classify_once_share_the_rate_limit_and_see_each_others_adm
     let a = TestServer::start_with(env.clone());
     let b = TestServer::start_with(env);
     let start = now_s() - 5 * 3600;
-    let conversations: Vec<Value> = (1..=6)
-        .map(|i| {
-            let st = start + i * 3000;
-            json!({"conversation_id": format!("c{i}"), "title": format!("Dune - Chapter {i}"), "category": "entertainment",
-                   "started_at": fairuse_domain::time::Timestamp::from_secs(st).to_rfc3339(),
-                   "finished_at": fairuse_domain::time::Timestamp::from_secs(st + 2900).to_rfc3339()})
-        })
-        .collect();
-    let r = a
-        .client
-        .post(a.url("/v1/users/paul/conversations"))
-        .bearer_auth(SERVICE_KEY)
-        .json(&json!({"conversations": conversations}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
+    a.post_chapter_conversations("paul", "Dune", start).await;
     // Both replicas receive usage at once; together it crosses the 2 h daily cap.
     let mut sends = Vec::new();
     for i in 0..40 {

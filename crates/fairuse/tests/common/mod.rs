@@ -131,6 +131,31 @@ impl TestServer {
     }
 }
 
+impl TestServer {
+    /// Posts six conversations titled "<book> - Chapter N", 48 minutes each, starting at
+    /// `start_s`: what an audiobook looks like to the classifier.
+    pub async fn post_chapter_conversations(&self, uid: &str, book: &str, start_s: i64) {
+        let conversations: Vec<Value> = (1..=6)
+            .map(|i| {
+                let st = start_s + i * 3000;
+                json!({"conversation_id": format!("c{i}"), "title": format!("{book} - Chapter {i}"),
+                       "category": "entertainment", "source": "omi",
+                       "started_at": fairuse_domain::time::Timestamp::from_secs(st).to_rfc3339(),
+                       "finished_at": fairuse_domain::time::Timestamp::from_secs(st + 2900).to_rfc3339()})
+            })
+            .collect();
+        let r = self
+            .client
+            .post(self.url(&format!("/v1/users/{uid}/conversations")))
+            .bearer_auth(SERVICE_KEY)
+            .json(&json!({"conversations": conversations}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200, "conversations accepted");
+    }
+}
+
 impl Drop for TestServer {
     fn drop(&mut self) {
         if let Some(mut c) = self.child.take() {
