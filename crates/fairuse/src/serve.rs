@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use fairuse_auth::Authenticator;
-use fairuse_domain::classifier::HeuristicClassifier;
+use fairuse_domain::classifier::{Classifier, HeuristicClassifier};
 use fairuse_domain::policy::ClassifierBackend;
 use fairuse_server::clock::SystemClock;
 use fairuse_server::http::{AppState, HttpSettings, router};
@@ -58,9 +58,7 @@ pub async fn run(args: ServeArgs, env: BTreeMap<String, String>) -> anyhow::Resu
     init_logging(&config.server.log_format);
     let policy_path = config.policy_path();
     let policy = load_policy(policy_path.as_deref(), &env)?;
-    if matches!(policy.classifier.backend, ClassifierBackend::Scripted) {
-        anyhow::bail!("policy classifier.backend = \"scripted\" is for `fairuse simulate` only");
-    }
+    let policy_backend = policy.classifier.backend;
     let listen: SocketAddr = config.server.listen.parse().context("server.listen")?;
     let listener = tokio::net::TcpListener::bind(listen).await.with_context(|| format!("binding {listen}"))?;
     let built = build_stores(&config).await?;
@@ -92,7 +90,7 @@ pub async fn run(args: ServeArgs, env: BTreeMap<String, String>) -> anyhow::Resu
         stores,
         policy: PolicyCell::from_pointee(policy),
         clock: Arc::new(SystemClock),
-        classifier: Arc::new(HeuristicClassifier),
+        classifier: build_classifier(&policy_backend, &env)?,
         notifications: Notifications { enabled: webhook_enabled },
         jobs_ready: Default::default(),
         recent_evaluations: Default::default(),
@@ -177,6 +175,31 @@ pub async fn run(args: ServeArgs, env: BTreeMap<String, String>) -> anyhow::Resu
     .await;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// The classifier the policy names: `heuristic` (offline, the default), `openai` (any
+/// OpenAI-compatible endpoint: FAIRUSE_LLM_BASE_URL, FAIRUSE_LLM_API_KEY, FAIRUSE_LLM_MODEL or
+/// Omi's FAIR_USE_CLASSIFIER_MODEL), or `ensemble` (the heuristic settles clear cases, the model
+/// the doubtful ones). The backend is read at start-up; a policy reload does not switch it.
+pub fn build_classifier(
+    backend: &ClassifierBackend,
+    env: &BTreeMap<String, String>,
+) -> anyhow::Result<Arc<dyn Classifier>> {
+    let heuristic: Arc<dyn Classifier> = Arc::new(HeuristicClassifier);
+    let model = || -> anyhow::Result<Arc<dyn Classifier>> {
+        let cfg = fairuse_llm::LlmConfig::from_lookup(|k| env.get(k).cloned())
+            .context("classifier.backend needs the LLM endpoint")?;
+        tracing::info!(model = %cfg.model, "classifier: openai-compatible endpoint");
+        Ok(Arc::new(fairuse_llm::OpenAiClassifier::new(cfg).context("building the LLM client")?))
+    };
+    Ok(match backend {
+        ClassifierBackend::Heuristic => heuristic,
+        ClassifierBackend::Openai => model()?,
+        ClassifierBackend::Ensemble => Arc::new(fairuse_llm::EnsembleClassifier::new(heuristic, model()?)),
+        ClassifierBackend::Scripted => {
+            anyhow::bail!("policy classifier.backend = \"scripted\" is for `fairuse simulate` only")
+        }
+    })
 }
 
 /// The stores chosen by the configuration, and how to ask whether they answer.

@@ -491,3 +491,66 @@ async fn the_policy_file_is_hot_reloaded_and_a_bad_one_keeps_the_last_good_polic
     assert!(refused.is_some(), "the bad file was refused");
     assert!(s.decision("lena").await["reasons"].to_string().contains("kill switch"), "the last good policy stays");
 }
+
+/// A local stand-in for an OpenAI-compatible endpoint: every completion is the same verdict.
+async fn chat_completions_server(verdict: Value) -> (String, tokio::task::JoinHandle<()>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}/v1", listener.local_addr().unwrap());
+    let answer = json!({
+        "id": "cmpl-test", "object": "chat.completion", "model": "test-model",
+        "choices": [{"index": 0, "finish_reason": "stop",
+                     "message": {"role": "assistant", "content": verdict.to_string()}}],
+        "usage": {"prompt_tokens": 100, "completion_tokens": 20, "total_tokens": 120}
+    });
+    let app = axum::Router::new().route(
+        "/v1/chat/completions",
+        axum::routing::post(move |body: axum::Json<Value>| {
+            let answer = answer.clone();
+            async move {
+                assert!(body["response_format"]["json_schema"].is_object(), "structured output requested");
+                axum::Json(answer)
+            }
+        }),
+    );
+    let task = tokio::spawn(async move {
+        axum::serve(listener, app).await.ok();
+    });
+    (base, task)
+}
+
+#[tokio::test]
+async fn the_openai_backend_classifies_through_an_openai_compatible_endpoint() {
+    let verdict = json!({"reasoning": "sequential chapters", "misuse_score": 0.92, "usage_type": "audiobook",
+                         "confidence": 0.8, "evidence": [{"conversation_id": "c2", "title": "x", "reason": "chapter 2 of a book"}]});
+    let (base, _server) = chat_completions_server(verdict).await;
+    let dir = tempfile::tempdir().unwrap();
+    let policy = dir.path().join("policy.toml");
+    std::fs::write(
+        &policy,
+        fairuse_domain::policy::DEFAULT_POLICY_TOML.replace("backend = \"heuristic\"", "backend = \"openai\""),
+    )
+    .unwrap();
+    let mut env = default_env();
+    env.push(("FAIRUSE__SERVER__POLICY".into(), policy.display().to_string()));
+    env.push(("FAIRUSE_LLM_BASE_URL".into(), base));
+    env.push(("FAIRUSE_LLM_API_KEY".into(), "sk-test-not-a-real-key".into()));
+    let s = TestServer::start_with(env);
+    s.post_chapter_conversations("nora", "Emma", now_s() - 6 * 3600).await;
+    let reports: Vec<Value> = (0..180)
+        .map(|m| json!({"uid": "nora", "lane": "realtime", "speech_ms": 60_000, "at": fairuse_domain::time::Timestamp::from_secs(now_s() - 4 * 3600 + m * 60).to_rfc3339()}))
+        .collect();
+    assert_eq!(s.post_usage(json!({"reports": reports})).await.status(), 200);
+    let stage = eventually(Duration::from_secs(30), || async {
+        let d = s.decision("nora").await;
+        (d["stage"] != "none").then(|| d["stage"].clone())
+    })
+    .await
+    .expect("nora was classified by the model");
+    assert_eq!(stage, "warning");
+    let user: Value = s.admin_get("/v1/admin/fair-use/user/nora", VIEWER_KEY).await.json().await.unwrap();
+    let v = &user["events"].as_array().unwrap().iter().find(|e| e["kind"] == "classified").unwrap()["verdict"];
+    assert_eq!(v["model"], "test-model");
+    assert_eq!(v["prompt_version"], fairuse_llm::PROMPT_VERSION);
+    assert_eq!(v["evidence"][0]["conversation_id"], "c2");
+    assert_eq!(v["evidence"][0]["title"], "Emma - Chapter 2", "the host's own title, not the model's");
+}
