@@ -22,6 +22,10 @@ impl Uid {
         if text.is_empty() || text.len() > 128 {
             return Err(InputError::new("uid", format!("must be 1-128 characters, got {}", text.len())));
         }
+        if text == "." || text == ".." {
+            // Allowed by the character set, but no URL path can carry them (`/users/../plan`).
+            return Err(InputError::new("uid", "must not be \".\" or \"..\""));
+        }
         if let Some(bad) = text.chars().find(|c| !(c.is_ascii_alphanumeric() || "_.:@-".contains(*c))) {
             return Err(InputError::new("uid", format!("may only contain A-Z a-z 0-9 _ . : @ -, found {bad:?}")));
         }
@@ -191,6 +195,7 @@ mod tests {
         assert!(Uid::parse(&"a".repeat(129)).is_err());
         assert!(Uid::parse(&"a".repeat(128)).is_ok());
         assert!(Uid::parse("ünï").is_err());
+        assert!(Uid::parse(".").is_err() && Uid::parse("..").is_err() && Uid::parse("...").is_ok());
     }
 
     #[test]

@@ -4,6 +4,7 @@
 #![forbid(unsafe_code)]
 
 pub mod clock;
+pub mod dashboard;
 pub mod error;
 pub mod http;
 pub mod service;
