@@ -26,6 +26,7 @@ mod error;
 mod hot;
 mod keys;
 mod meter;
+mod plan;
 mod scripts;
 
 use std::time::Duration;

@@ -16,6 +16,7 @@ use fairuse_domain::windows::{RecordOutcome, SpeechAmount, UsageReport, UserMete
 
 use crate::RedisHotStore;
 use crate::error::{Effect, Failure};
+use crate::plan::window_plan;
 
 /// Minutes of stale buckets the record script deletes at most per call: in steady state a call
 /// deletes the one or two minutes that just left the retention; a user back after days of
@@ -50,10 +51,12 @@ impl RedisHotStore {
             self.layout.capped_days(uid),
         ];
         let windows = policy.window_minutes();
-        let mut args = Vec::with_capacity(2 + windows.len());
+        let plan = window_plan(now.minute(), windows, policy.metering.retention.ms() / MS_PER_MINUTE);
+        let mut args = Vec::with_capacity(2 + windows.len() + plan.len());
         args.push(now.millis().to_string());
         args.push(windows.len().to_string());
         args.extend(windows.iter().map(i64::to_string));
+        args.extend(plan);
         let action = "read window totals";
         let mut reply: Vec<i64> =
             self.conn.eval(&self.scripts.totals, &keys, &args).await.map_err(Self::failed(action, Effect::Read))?;
@@ -134,13 +137,15 @@ impl UsageMeterStore for RedisHotStore {
         let retention = policy.metering.retention.ms();
         let windows = policy.window_minutes();
         let mut keys = self.layout.meter_keys(uid);
-        let mut args = Vec::with_capacity(5 + windows.len() + 7 * reports.len());
+        let plan = window_plan(now.minute(), windows, retention / MS_PER_MINUTE);
+        let mut args = Vec::with_capacity(5 + windows.len() + plan.len() + 7 * reports.len());
         args.push(now.millis().to_string());
         args.push(retention.to_string());
         args.push(retention.saturating_add(GC_GRACE_MS).to_string());
         args.push(PRUNE_MINUTES_PER_CALL.to_string());
         args.push(windows.len().to_string());
         args.extend(windows.iter().map(i64::to_string));
+        args.extend(plan);
         for report in reports {
             pack_report(self, uid, report, &mut keys, &mut args);
         }

@@ -356,6 +356,41 @@ async fn the_cost_of_a_check_does_not_grow_with_active_minutes() {
 }
 
 #[tokio::test]
+async fn checks_at_an_earlier_now_than_the_horizon_allows_still_match_the_domain() {
+    // The window plan is cut in Rust without the horizon; when `now` goes back by more than the
+    // retention minus a window, the horizon raises that window's start and the script must cut
+    // the windows itself (the fallback in `lua/windows.lua`).
+    let (store, prefix) = standalone("earlier").await;
+    let policy = Policy::default();
+    let retention = policy.metering.retention.ms();
+    let loaded = T0.plus_ms(8 * MS_PER_DAY + 17 * MS_PER_MINUTE + 5_000);
+    let user = uid(&prefix, "earlier");
+    let mut model = load_minutes(&store, &user, &policy, 11_520, loaded).await;
+    // Three days later one report moves the horizon three days on, but pruning deletes only 360
+    // minutes per call: buckets below the horizon remain and must not count.
+    let now = loaded.plus_ms(3 * MS_PER_DAY);
+    let report = delta_at(Lane::Realtime, 1_234, now);
+    let (outcomes, totals) =
+        store.record_and_read(&user, std::slice::from_ref(&report), &policy, now).await.expect("record");
+    assert_eq!(outcomes, vec![model.record(&report, retention, now)], "a report three days later");
+    assert_eq!(totals, model.capped_totals(&policy, now), "totals three days later");
+    for back in [0, 30, 1_439, 1_440, 1_441, 1_500, 2 * 1_440 + 7, 3 * 1_440, 5 * 1_440 + 59] {
+        let at = now.minus_ms(back * MS_PER_MINUTE);
+        let read = store.read_totals(&user, &policy, at).await.expect("read_totals");
+        assert_eq!(read, model.capped_totals(&policy, at), "read_totals {back} minutes back");
+        let (_, totals) = store.record_and_read(&user, &[], &policy, at).await.expect("record nothing");
+        assert_eq!(totals, model.capped_totals(&policy, at), "record_and_read of nothing {back} minutes back");
+    }
+    let at = now.minus_ms(2 * MS_PER_DAY);
+    let report = delta_at(Lane::Realtime, 4_321, at);
+    let (outcomes, totals) =
+        store.record_and_read(&user, std::slice::from_ref(&report), &policy, at).await.expect("record");
+    assert_eq!(outcomes, vec![model.record(&report, retention, at)], "a report two days back");
+    assert_eq!(totals, model.capped_totals(&policy, at), "totals after a report two days back");
+    purge(&[STANDALONE], STANDALONE_DOWN, &prefix).await;
+}
+
+#[tokio::test]
 async fn old_buckets_are_pruned_a_bounded_number_per_call_and_idle_users_expire() {
     let (store, prefix) = standalone("prune").await;
     let policy = Policy::default();

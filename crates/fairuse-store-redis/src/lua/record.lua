@@ -6,9 +6,10 @@
 --       it has been deleted), 2 capped minutes, 3 capped hours, 4 capped days, 5..8 the minute
 --       hashes of the four lanes, then the idempotency and session keys of the reports.
 -- ARGV: now_ms, retention_ms, gc_ttl_ms, prune_minutes, window count W, W window lengths in
---       minutes, then 7 values per report: lane key index, capped (1/0), speech ms (a delta or a
---       session's cumulative total), stt ms, minute of `at` ('' = now), idempotency key index
---       (0 = none), session key index (0 = a delta report).
+--       minutes, the window plan (its length P, then P values: see windows.lua and src/plan.rs),
+--       then 7 values per report: lane key index, capped (1/0), speech ms (a delta or a session's
+--       cumulative total), stt ms, minute of `at` ('' = now), idempotency key index (0 = none),
+--       session key index (0 = a delta report).
 -- Reply: 3 integers per report (speech added, stt added, duplicate 1/0), W totals, fields read.
 local now = tonumber(ARGV[1])
 local retention = tonumber(ARGV[2])
@@ -27,7 +28,8 @@ local pruned = tonumber(state[2])
 
 local out = {}
 local wrote = false
-local first = 6 + nwin
+local plan = 6 + nwin
+local first = plan + 1 + tonumber(ARGV[plan])
 for b = first, #ARGV - 6, 7 do
   local lane_key = KEYS[tonumber(ARGV[b])]
   local capped = ARGV[b + 1] == '1'
@@ -140,7 +142,7 @@ if wrote then
   end
 end
 
-local totals, read = capped_totals(KEYS[2], KEYS[3], KEYS[4], now_min, horizon, windows)
+local totals, read = planned_totals(KEYS[2], KEYS[3], KEYS[4], now_min, horizon, windows, plan)
 for w = 1, #totals do
   out[#out + 1] = totals[w]
 end

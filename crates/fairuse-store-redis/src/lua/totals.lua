@@ -1,7 +1,7 @@
 -- read_totals: the capped window totals at `now`, read-only, with the bounded cost described in
 -- windows.lua.
 -- KEYS: 1 meter state, 2 capped minutes, 3 capped hours, 4 capped days.
--- ARGV: now_ms, window count W, W window lengths in minutes.
+-- ARGV: now_ms, window count W, W window lengths in minutes, the window plan (see windows.lua).
 -- Reply: W totals, then the number of hash fields read.
 local now_min = math.floor(tonumber(ARGV[1]) / 60000)
 local windows = {}
@@ -9,6 +9,6 @@ for i = 1, tonumber(ARGV[2]) do
   windows[i] = tonumber(ARGV[2 + i])
 end
 local horizon = tonumber(redis.call('HGET', KEYS[1], 'hz'))
-local totals, read = capped_totals(KEYS[2], KEYS[3], KEYS[4], now_min, horizon, windows)
+local totals, read = planned_totals(KEYS[2], KEYS[3], KEYS[4], now_min, horizon, windows, 3 + #windows)
 totals[#totals + 1] = read
 return totals

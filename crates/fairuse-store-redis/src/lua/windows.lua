@@ -72,3 +72,45 @@ local function capped_totals(cm, ch, cd, now_min, horizon, windows)
   return totals, read
 end
 
+-- The same totals from the window plan the caller computed (see `src/plan.rs`), starting at
+-- ARGV[p]: the plan's length, the smallest window start, the minute, hour and day field counts,
+-- the field names, then per window its runs of (roll-up, first position, count). Only HMGETs and
+-- sums run here. The plan was cut without the horizon, so it is used only when the horizon does
+-- not raise any window's start; otherwise (clock trouble, or no plan) the windows are cut above.
+local function planned_totals(cm, ch, cd, now_min, horizon, windows, p)
+  local len = tonumber(ARGV[p])
+  if len == 0 or (horizon and horizon > tonumber(ARGV[p + 1])) then
+    return capped_totals(cm, ch, cd, now_min, horizon, windows)
+  end
+  local keys = { cm, ch, cd }
+  local values = { {}, {}, {} }
+  local read = 0
+  local i = p + 5
+  for level = 1, 3 do
+    local n = tonumber(ARGV[p + 1 + level])
+    if n > 0 then
+      values[level] = redis.call('HMGET', keys[level], unpack(ARGV, i, i + n - 1))
+      read = read + n
+      i = i + n
+    end
+  end
+  local totals = {}
+  for w = 1, #windows do
+    local sum = 0
+    local runs = tonumber(ARGV[i])
+    i = i + 1
+    for _ = 1, runs do
+      local vals = values[tonumber(ARGV[i])]
+      local first = tonumber(ARGV[i + 1])
+      for q = first, first + tonumber(ARGV[i + 2]) - 1 do
+        local v = vals[q]
+        if v then
+          sum = sum + tonumber(v)
+        end
+      end
+      i = i + 3
+    end
+    totals[w] = sum
+  end
+  return totals, read
+end
