@@ -4,6 +4,7 @@
 #![forbid(unsafe_code)]
 
 pub mod config;
+pub mod eval;
 pub mod gen_trace;
 pub mod serve;
 pub mod sim;

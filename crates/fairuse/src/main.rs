@@ -56,6 +56,8 @@ enum Command {
     },
     /// Write a realistic synthetic trace for backtests and benchmarks.
     GenTrace(fairuse::gen_trace::GenTraceArgs),
+    /// Evaluate a labelled trace: detections, time to restrict, false stages, STT saved.
+    Eval(fairuse::eval::EvalArgs),
     /// Apply database migrations (PostgreSQL when store.database_url is set).
     Migrate {
         #[arg(long, env = "FAIRUSE_CONFIG")]
@@ -153,6 +155,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     summary.usage_lines as f64 / secs
                 );
             }
+            Ok(())
+        }
+        Command::Eval(args) => {
+            fairuse::eval::run(&args)?;
             Ok(())
         }
         Command::GenTrace(args) => {
