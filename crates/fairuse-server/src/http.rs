@@ -201,6 +201,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/users/{uid}/plan", put(put_plan))
         .route("/v1/users/{uid}/conversations", post(post_conversations))
         .route("/v1/fair-use/status", get(get_user_status))
+        .route("/v1/listen", get(crate::gateway::listen))
         .route("/v1/fair-use/case/{case_ref}/status", get(get_case_status))
         .route("/v1/fair-use/case/{case_ref}/appeal", post(post_appeal))
         .route("/v1/admin/fair-use/whoami", get(get_whoami))

@@ -6,6 +6,7 @@
 pub mod clock;
 pub mod dashboard;
 pub mod error;
+pub mod gateway;
 pub mod http;
 pub mod service;
 pub mod workers;

@@ -1,0 +1,677 @@
+//! The streaming gateway, `GET /v1/listen` (SPEC section 5): the protocol layer. It speaks the
+//! Deepgram live protocol to the client, forwards audio to a configured upstream STT vendor
+//! while the user's budget allows, relays the vendor's results unchanged, meters every stream
+//! and reports cumulative session totals, and caps concurrent streams per user.
+//!
+//! Speech detection is not here: the gateway takes a [`MeterFactory`] (the VAD crate provides
+//! the real one), so this module depends on no VAD and no store; it calls the [`Service`].
+//!
+//! The composition root attaches the gateway to the router as an extension:
+//! `http::router(state).layer(axum::Extension(Arc::new(Gateway::new(settings, factory))))`.
+//! Without it `/v1/listen` answers 503 saying so (never open by default).
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::Extension;
+use axum::extract::ws::rejection::WebSocketUpgradeRejection;
+use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
+use axum::extract::{RawQuery, State};
+use axum::http::HeaderMap;
+use axum::response::Response;
+use fairuse_domain::ids::{Lane, Uid};
+use fairuse_domain::windows::{SpeechAmount, UsageReport};
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{Value, json};
+use tokio_tungstenite::tungstenite;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+
+use crate::error::{ApiError, ApiResult};
+use crate::http::AppState;
+use crate::service::Service;
+
+/// Per-stream speech metering: fed every whole PCM frame (interleaved when stereo), asked for
+/// the running total. Implementations keep their own state per stream.
+pub trait StreamMeter: Send {
+    fn push(&mut self, pcm: &[i16]);
+    fn speech_ms(&self) -> i64;
+}
+
+/// Makes one [`StreamMeter`] per stream.
+pub trait MeterFactory: Send + Sync {
+    fn new_meter(&self, sample_rate: u32, channels: u16) -> Box<dyn StreamMeter>;
+}
+
+/// Where audio goes.
+#[derive(Clone)]
+pub enum Upstream {
+    /// Meter only: nothing is forwarded (`FAIRUSE_UPSTREAM_STT_URL=none`).
+    None,
+    /// A Deepgram-compatible live endpoint (`ws://` or `wss://`); the key is sent as
+    /// `Authorization: Token <key>` and never reaches the client.
+    Url { url: String, api_key: Option<String> },
+}
+
+impl std::fmt::Debug for Upstream {
+    // The key is a secret: never in logs.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Upstream::None => f.write_str("Upstream::None"),
+            Upstream::Url { url, api_key } => f
+                .debug_struct("Upstream::Url")
+                .field("url", url)
+                .field("api_key", &api_key.as_ref().map(|_| "<redacted>"))
+                .finish(),
+        }
+    }
+}
+
+impl Upstream {
+    /// From `FAIRUSE_UPSTREAM_STT_URL` and `FAIRUSE_UPSTREAM_STT_API_KEY`: `none` (any case)
+    /// meters only; anything else must be a `ws://` or `wss://` URL.
+    pub fn from_config(url: &str, api_key: Option<&str>) -> Result<Upstream, String> {
+        let url = url.trim();
+        if url.eq_ignore_ascii_case("none") {
+            return Ok(Upstream::None);
+        }
+        if !(url.starts_with("ws://") || url.starts_with("wss://")) {
+            return Err(format!("FAIRUSE_UPSTREAM_STT_URL must be a ws:// or wss:// URL or `none`, got {url:?}"));
+        }
+        let api_key = api_key.map(str::trim).filter(|k| !k.is_empty()).map(str::to_owned);
+        Ok(Upstream::Url { url: url.to_owned(), api_key })
+    }
+}
+
+/// Gateway settings.
+#[derive(Clone, Debug)]
+pub struct GatewaySettings {
+    pub upstream: Upstream,
+    /// How often a stream reports its cumulative totals and re-reads the decision (60 s).
+    pub flush_interval: Duration,
+    /// Open streams per user in this process; the next one is refused.
+    pub max_streams_per_user: usize,
+    /// Larger client frames are refused with an error message on the stream.
+    pub max_frame_bytes: usize,
+    /// Timeout of every outbound call: connecting upstream, sending to it, reporting usage.
+    pub outbound_timeout: Duration,
+    /// After `CloseStream`, how long to wait for the upstream's last results.
+    pub close_timeout: Duration,
+}
+
+pub const DEFAULT_MAX_STREAMS_PER_USER: usize = 4;
+
+impl Default for GatewaySettings {
+    fn default() -> Self {
+        GatewaySettings {
+            upstream: Upstream::None,
+            flush_interval: Duration::from_secs(60),
+            max_streams_per_user: DEFAULT_MAX_STREAMS_PER_USER,
+            max_frame_bytes: 1 << 20,
+            outbound_timeout: Duration::from_secs(10),
+            close_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// The gateway: settings, the meter factory and the open-stream counts.
+pub struct Gateway {
+    settings: GatewaySettings,
+    meters: Arc<dyn MeterFactory>,
+    open: Arc<Mutex<HashMap<Uid, usize>>>,
+}
+
+impl Gateway {
+    pub fn new(settings: GatewaySettings, meters: Arc<dyn MeterFactory>) -> Gateway {
+        Gateway { settings, meters, open: Arc::default() }
+    }
+
+    /// Open streams of `uid` in this process.
+    pub fn open_streams(&self, uid: &Uid) -> usize {
+        self.open.lock().unwrap_or_else(|p| p.into_inner()).get(uid).copied().unwrap_or(0)
+    }
+
+    fn acquire(&self, uid: &Uid) -> ApiResult<StreamSlot> {
+        let mut open = self.open.lock().unwrap_or_else(|p| p.into_inner());
+        let n = open.entry(uid.clone()).or_insert(0);
+        if *n >= self.settings.max_streams_per_user {
+            return Err(ApiError::Conflict(format!(
+                "too many concurrent streams: {} are open for this user and the limit is {}",
+                n, self.settings.max_streams_per_user
+            )));
+        }
+        *n += 1;
+        Ok(StreamSlot { open: self.open.clone(), uid: uid.clone() })
+    }
+}
+
+/// One counted stream; dropping it frees the slot, however the stream ends.
+struct StreamSlot {
+    open: Arc<Mutex<HashMap<Uid, usize>>>,
+    uid: Uid,
+}
+
+impl Drop for StreamSlot {
+    fn drop(&mut self) {
+        let mut open = self.open.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(n) = open.get_mut(&self.uid) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                open.remove(&self.uid);
+            }
+        }
+    }
+}
+
+/// The audio format of a stream, from the query.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Format {
+    sample_rate: u32,
+    channels: u16,
+}
+
+fn parse_format(query: &str) -> ApiResult<Format> {
+    let mut encoding = None;
+    let mut sample_rate = None;
+    let mut channels = None;
+    for (k, v) in form_pairs(query) {
+        match k.as_str() {
+            "encoding" => encoding = Some(v),
+            "sample_rate" => sample_rate = Some(v),
+            "channels" => channels = Some(v),
+            _ => {}
+        }
+    }
+    let bad = |field: &str, msg: String| ApiError::Input(fairuse_domain::InputError::new(field, msg));
+    match encoding.as_deref() {
+        Some("linear16") => {}
+        Some(other) => return Err(bad("encoding", format!("only linear16 is supported, got {other:?}"))),
+        None => return Err(bad("encoding", "is required and must be linear16".into())),
+    }
+    let sample_rate = match sample_rate.as_deref() {
+        None => return Err(bad("sample_rate", "is required (8000-48000)".into())),
+        Some(s) => match s.parse::<u32>() {
+            Ok(r) if (8000..=48000).contains(&r) => r,
+            _ => return Err(bad("sample_rate", format!("must be a number from 8000 to 48000, got {s:?}"))),
+        },
+    };
+    let channels = match channels.as_deref() {
+        None => 1,
+        Some("1") => 1,
+        Some("2") => 2,
+        Some(c) => return Err(bad("channels", format!("must be 1 or 2, got {c:?}"))),
+    };
+    Ok(Format { sample_rate, channels })
+}
+
+/// `application/x-www-form-urlencoded` pairs, percent-decoded.
+fn form_pairs(query: &str) -> Vec<(String, String)> {
+    query
+        .split('&')
+        .filter(|p| !p.is_empty())
+        .map(|p| {
+            let (k, v) = p.split_once('=').unwrap_or((p, ""));
+            (percent_decode(k), percent_decode(v))
+        })
+        .collect()
+}
+
+fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'+' => out.push(b' '),
+            b'%' if i + 2 < bytes.len() => {
+                match std::str::from_utf8(&bytes[i + 1..i + 3]).ok().and_then(|h| u8::from_str_radix(h, 16).ok()) {
+                    Some(b) => {
+                        out.push(b);
+                        i += 2;
+                    }
+                    None => out.push(b'%'),
+                }
+            }
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// The user's JWT, as `Authorization: Bearer <jwt>` or, as Deepgram SDKs send it,
+/// `Authorization: Token <jwt>`. Either way the same verifier checks it and the uid comes from
+/// the token.
+async fn authenticate(st: &AppState, headers: &HeaderMap) -> ApiResult<Uid> {
+    let raw = headers.get("authorization").and_then(|v| v.to_str().ok());
+    let normalized = raw.map(|v| {
+        let t = v.trim();
+        match t.split_once(|c: char| c.is_ascii_whitespace()) {
+            Some((scheme, rest)) if scheme.eq_ignore_ascii_case("token") => format!("Bearer {}", rest.trim()),
+            _ => t.to_owned(),
+        }
+    });
+    let now_s = st.service.now().secs().max(0) as u64;
+    let uid = st.auth.user(normalized.as_deref(), now_s).await?;
+    Ok(Uid::parse(&uid)?)
+}
+
+/// `GET /v1/listen`: checks the token, the format and the stream cap before upgrading, so a
+/// refusal is an ordinary HTTP error the client can read.
+pub async fn listen(
+    State(st): State<AppState>,
+    gateway: Option<Extension<Arc<Gateway>>>,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+    ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+) -> ApiResult<Response> {
+    let Some(Extension(gateway)) = gateway else {
+        return Err(ApiError::Unavailable(
+            "the streaming gateway is not configured (set FAIRUSE_UPSTREAM_STT_URL, or `none` to meter only)".into(),
+        ));
+    };
+    let uid = authenticate(&st, &headers).await?;
+    let query = query.unwrap_or_default();
+    let format = parse_format(&query)?;
+    let ws = ws.map_err(|e| ApiError::BadRequest(format!("/v1/listen is a WebSocket endpoint: {e}")))?;
+    let slot = gateway.acquire(&uid)?;
+    let service = st.service.clone();
+    // Frames a little over the limit still arrive, so the refusal is a message on the stream,
+    // not a dropped connection; far larger ones are cut by the WebSocket layer itself.
+    let ws = ws.max_message_size(gateway.settings.max_frame_bytes.saturating_mul(4));
+    Ok(ws.on_upgrade(move |socket| async move {
+        let stream = Stream::new(gateway, service, uid, format, query);
+        stream.run(socket).await;
+        drop(slot);
+    }))
+}
+
+type UpstreamSocket = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+async fn connect_upstream(
+    url: &str,
+    api_key: Option<&str>,
+    query: &str,
+    timeout: Duration,
+) -> Result<UpstreamSocket, String> {
+    let full = if query.is_empty() {
+        url.to_owned()
+    } else if url.contains('?') {
+        format!("{url}&{query}")
+    } else {
+        format!("{url}?{query}")
+    };
+    let mut request = full.as_str().into_client_request().map_err(|e| format!("upstream URL is not valid: {e}"))?;
+    if let Some(key) = api_key {
+        let value = tungstenite::http::HeaderValue::from_str(&format!("Token {key}"))
+            .map_err(|_| "upstream API key is not a valid header value".to_owned())?;
+        request.headers_mut().insert("authorization", value);
+    }
+    match tokio::time::timeout(timeout, tokio_tungstenite::connect_async(request)).await {
+        Ok(Ok((socket, _))) => Ok(socket),
+        Ok(Err(e)) => Err(format!("could not connect to the upstream: {e}")),
+        Err(_) => Err(format!("the upstream did not answer within {} s", timeout.as_secs())),
+    }
+}
+
+/// A control message from the client.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Control {
+    KeepAlive,
+    Finalize,
+    CloseStream,
+}
+
+fn parse_control(text: &str) -> Result<Control, String> {
+    let v: Value = serde_json::from_str(text).map_err(|e| format!("text frame is not JSON: {e}"))?;
+    match v.get("type").and_then(Value::as_str) {
+        Some("KeepAlive") => Ok(Control::KeepAlive),
+        Some("Finalize") => Ok(Control::Finalize),
+        Some("CloseStream") => Ok(Control::CloseStream),
+        Some(other) => Err(format!("unknown message type {other:?}; expected KeepAlive, Finalize or CloseStream")),
+        None => Err("text frame has no \"type\"; expected KeepAlive, Finalize or CloseStream".into()),
+    }
+}
+
+fn error_message(message: &str) -> Message {
+    Message::Text(json!({"type": "Error", "message": message}).to_string().into())
+}
+
+/// One stream's state.
+struct Stream {
+    gateway: Arc<Gateway>,
+    service: Arc<Service>,
+    uid: Uid,
+    format: Format,
+    query: String,
+    session_id: String,
+    meter: Box<dyn StreamMeter>,
+    /// Bytes of an incomplete sample frame, joined with the next binary frame.
+    carry: Vec<u8>,
+    /// Sample frames (one sample per channel) forwarded upstream.
+    forwarded_frames: u64,
+    forwarding: bool,
+    exhausted_sent: bool,
+    /// The last totals reported, to skip reports that would change nothing.
+    reported: Option<(i64, i64)>,
+}
+
+enum Next {
+    Continue,
+    /// The client asked to close: wait for the upstream to finish, then end.
+    Closing,
+    End,
+}
+
+impl Stream {
+    fn new(gateway: Arc<Gateway>, service: Arc<Service>, uid: Uid, format: Format, query: String) -> Stream {
+        let meter = gateway.meters.new_meter(format.sample_rate, format.channels);
+        Stream {
+            gateway,
+            service,
+            uid,
+            format,
+            query,
+            session_id: uuid::Uuid::new_v4().to_string(),
+            meter,
+            carry: Vec::new(),
+            forwarded_frames: 0,
+            forwarding: true,
+            exhausted_sent: false,
+            reported: None,
+        }
+    }
+
+    fn settings(&self) -> &GatewaySettings {
+        &self.gateway.settings
+    }
+
+    fn stt_ms(&self) -> i64 {
+        (self.forwarded_frames.saturating_mul(1000) / u64::from(self.format.sample_rate)) as i64
+    }
+
+    async fn run(mut self, mut client: WebSocket) {
+        metrics::gauge!("fairuse_gateway_streams").increment(1.0);
+        tracing::debug!(uid = %self.uid, session_id = %self.session_id, "stream opened");
+        self.check_budget(&mut client).await;
+        let mut upstream = match (&self.settings().upstream, self.forwarding) {
+            (Upstream::Url { url, api_key }, true) => {
+                match connect_upstream(url, api_key.as_deref(), &self.query, self.settings().outbound_timeout).await {
+                    Ok(s) => Some(s),
+                    Err(e) => {
+                        tracing::warn!(uid = %self.uid, error = %e, "upstream connect failed");
+                        let _ = client.send(error_message("the speech-to-text upstream is unavailable")).await;
+                        let _ = client.send(close(1011, "upstream unavailable")).await;
+                        metrics::gauge!("fairuse_gateway_streams").decrement(1.0);
+                        return;
+                    }
+                }
+            }
+            _ => None,
+        };
+        let period = self.settings().flush_interval;
+        let mut flush = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+        let mut closing_deadline: Option<tokio::time::Instant> = None;
+        loop {
+            let deadline = async {
+                match closing_deadline {
+                    Some(d) => tokio::time::sleep_until(d).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                msg = client.recv(), if closing_deadline.is_none() => {
+                    match self.on_client(msg, &mut client, &mut upstream).await {
+                        Next::Continue => {}
+                        Next::Closing => {
+                            if upstream.is_none() {
+                                let _ = client.send(close(1000, "")).await;
+                                break;
+                            }
+                            closing_deadline = Some(tokio::time::Instant::now() + self.settings().close_timeout);
+                        }
+                        Next::End => break,
+                    }
+                }
+                msg = next_upstream(&mut upstream) => {
+                    match msg {
+                        Some(Ok(tungstenite::Message::Text(t))) => {
+                            if client.send(Message::Text(t.as_str().into())).await.is_err() {
+                                break;
+                            }
+                        }
+                        Some(Ok(tungstenite::Message::Binary(b))) => {
+                            if client.send(Message::Binary(b)).await.is_err() {
+                                break;
+                            }
+                        }
+                        Some(Ok(_)) => {}
+                        Some(Err(_)) | None => {
+                            upstream = None;
+                            if closing_deadline.is_some() {
+                                let _ = client.send(close(1000, "")).await;
+                                break;
+                            }
+                            if self.forwarding {
+                                let _ = client.send(error_message("the speech-to-text upstream closed the stream")).await;
+                                let _ = client.send(close(1011, "upstream closed")).await;
+                                break;
+                            }
+                            // Forwarding had stopped (budget) and the upstream finished: keep metering.
+                        }
+                    }
+                }
+                _ = flush.tick() => {
+                    self.flush().await;
+                    let stopped = self.check_budget(&mut client).await;
+                    if stopped && let Some(up) = upstream.as_mut() {
+                        // Ask the upstream for its last results; the stream goes on metering.
+                        let _ = send_upstream(up, tungstenite::Message::Text(r#"{"type":"CloseStream"}"#.into()), self.settings().outbound_timeout).await;
+                    }
+                }
+                _ = deadline => {
+                    let _ = client.send(close(1000, "")).await;
+                    break;
+                }
+            }
+        }
+        if let Some(mut up) = upstream {
+            let _ = tokio::time::timeout(self.settings().outbound_timeout, up.close(None)).await;
+        }
+        self.flush().await;
+        metrics::gauge!("fairuse_gateway_streams").decrement(1.0);
+        tracing::debug!(uid = %self.uid, session_id = %self.session_id, speech_ms = self.meter.speech_ms(), stt_ms = self.stt_ms(), "stream closed");
+    }
+
+    async fn on_client(
+        &mut self,
+        msg: Option<Result<Message, axum::Error>>,
+        client: &mut WebSocket,
+        upstream: &mut Option<UpstreamSocket>,
+    ) -> Next {
+        let timeout = self.settings().outbound_timeout;
+        match msg {
+            None | Some(Err(_)) | Some(Ok(Message::Close(_))) => Next::End,
+            Some(Ok(Message::Ping(_) | Message::Pong(_))) => Next::Continue,
+            Some(Ok(Message::Binary(data))) => {
+                if data.len() > self.settings().max_frame_bytes {
+                    let msg = format!(
+                        "audio frame of {} bytes is larger than the {} bytes allowed; it was dropped",
+                        data.len(),
+                        self.settings().max_frame_bytes
+                    );
+                    return reply(client, error_message(&msg)).await;
+                }
+                let whole = self.take_whole_frames(&data);
+                if whole.is_empty() {
+                    return Next::Continue;
+                }
+                let pcm: Vec<i16> = whole.chunks_exact(2).map(|b| i16::from_le_bytes([b[0], b[1]])).collect();
+                self.meter.push(&pcm);
+                if self.forwarding
+                    && let Some(up) = upstream.as_mut()
+                {
+                    let frames = (whole.len() / self.block_align()) as u64;
+                    if let Err(e) = send_upstream(up, tungstenite::Message::Binary(whole.into()), timeout).await {
+                        tracing::warn!(uid = %self.uid, error = %e, "forwarding audio upstream failed");
+                        *upstream = None;
+                        let _ = client.send(error_message("the speech-to-text upstream failed")).await;
+                        let _ = client.send(close(1011, "upstream failed")).await;
+                        return Next::End;
+                    }
+                    self.forwarded_frames += frames;
+                }
+                Next::Continue
+            }
+            Some(Ok(Message::Text(text))) => match parse_control(text.as_str()) {
+                Err(why) => reply(client, error_message(&why)).await,
+                Ok(control) => {
+                    if let Some(up) = upstream.as_mut()
+                        && let Err(e) =
+                            send_upstream(up, tungstenite::Message::Text(text.as_str().into()), timeout).await
+                    {
+                        tracing::warn!(uid = %self.uid, error = %e, "forwarding a control message upstream failed");
+                        *upstream = None;
+                    }
+                    if control == Control::CloseStream { Next::Closing } else { Next::Continue }
+                }
+            },
+        }
+    }
+
+    fn block_align(&self) -> usize {
+        2 * usize::from(self.format.channels)
+    }
+
+    /// The whole sample frames of `carry + data`; the remainder waits for the next frame.
+    fn take_whole_frames(&mut self, data: &[u8]) -> Vec<u8> {
+        let align = self.block_align();
+        let mut joined = std::mem::take(&mut self.carry);
+        joined.extend_from_slice(data);
+        let whole = joined.len() - joined.len() % align;
+        self.carry = joined.split_off(whole);
+        joined
+    }
+
+    /// Reports the cumulative totals of this session; idempotent, so a retry or a repeated
+    /// flush never counts twice. A failure is logged: the next flush reports the same totals.
+    async fn flush(&mut self) {
+        let totals = (self.meter.speech_ms(), self.stt_ms());
+        if self.reported == Some(totals) {
+            return;
+        }
+        let report = UsageReport {
+            lane: Lane::Realtime,
+            amount: SpeechAmount::Cumulative { session_id: self.session_id.clone(), total_ms: totals.0 },
+            at: None,
+            idempotency_key: None,
+            stt_ms: totals.1,
+        };
+        let call = self.service.record_usage(vec![(self.uid.clone(), report, Some(self.session_id.clone()))]);
+        match tokio::time::timeout(self.settings().outbound_timeout, call).await {
+            Ok(Ok(_)) => self.reported = Some(totals),
+            Ok(Err(e)) => {
+                tracing::warn!(uid = %self.uid, error = %e, "stream usage report failed; retried at the next flush")
+            }
+            Err(_) => tracing::warn!(uid = %self.uid, "stream usage report timed out; retried at the next flush"),
+        }
+    }
+
+    /// Reads the decision; when STT is not allowed, stops forwarding and tells the client once
+    /// (true when it stopped now). Once stopped, a stream does not resume. A decision that
+    /// cannot be read leaves forwarding as it is (the service already fails open or closed by
+    /// policy).
+    async fn check_budget(&mut self, client: &mut WebSocket) -> bool {
+        if !self.forwarding {
+            return false;
+        }
+        let call = self.service.decision(&self.uid);
+        let decision = match tokio::time::timeout(self.settings().outbound_timeout, call).await {
+            Ok(Ok(d)) => d,
+            Ok(Err(e)) => {
+                tracing::warn!(uid = %self.uid, error = %e, "decision failed; forwarding unchanged");
+                return false;
+            }
+            Err(_) => {
+                tracing::warn!(uid = %self.uid, "decision timed out; forwarding unchanged");
+                return false;
+            }
+        };
+        if decision.stt_allowed {
+            return false;
+        }
+        self.forwarding = false;
+        if !self.exhausted_sent {
+            self.exhausted_sent = true;
+            let resets_at = decision.stt_budget.as_ref().map(|b| b.resets_at);
+            let msg = json!({
+                "type": "FairUse",
+                "event": "stt_budget_exhausted",
+                "resets_at": resets_at,
+                "case_ref": decision.case_ref,
+            });
+            metrics::counter!("fairuse_gateway_budget_stops_total").increment(1);
+            let _ = client.send(Message::Text(msg.to_string().into())).await;
+        }
+        true
+    }
+}
+
+async fn reply(client: &mut WebSocket, msg: Message) -> Next {
+    if client.send(msg).await.is_ok() { Next::Continue } else { Next::End }
+}
+
+fn close(code: u16, reason: &str) -> Message {
+    Message::Close(Some(CloseFrame { code, reason: reason.into() }))
+}
+
+async fn next_upstream(
+    upstream: &mut Option<UpstreamSocket>,
+) -> Option<Result<tungstenite::Message, tungstenite::Error>> {
+    match upstream.as_mut() {
+        Some(up) => up.next().await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn send_upstream(up: &mut UpstreamSocket, msg: tungstenite::Message, timeout: Duration) -> Result<(), String> {
+    match tokio::time::timeout(timeout, up.send(msg)).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) => Err(e.to_string()),
+        Err(_) => Err(format!("no progress within {} s", timeout.as_secs())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_linear16_with_a_rate_in_range_and_one_or_two_channels_is_accepted() {
+        assert_eq!(
+            parse_format("encoding=linear16&sample_rate=16000&channels=2&model=nova-3").unwrap(),
+            Format { sample_rate: 16000, channels: 2 }
+        );
+        assert!(parse_format("encoding=opus&sample_rate=16000").is_err());
+        assert!(parse_format("sample_rate=16000").is_err());
+        assert!(parse_format("encoding=linear16&sample_rate=7999").is_err());
+        assert!(parse_format("encoding=linear16&sample_rate=48001").is_err());
+        assert!(parse_format("encoding=linear16&sample_rate=16000&channels=3").is_err());
+    }
+
+    #[test]
+    fn percent_decoding_keeps_bad_escapes() {
+        assert_eq!(percent_decode("a%20b+c"), "a b c");
+        assert_eq!(percent_decode("100%"), "100%");
+        assert_eq!(percent_decode("%zz"), "%zz");
+    }
+
+    #[test]
+    fn control_messages_are_recognised_and_others_refused() {
+        assert_eq!(parse_control(r#"{"type":"KeepAlive"}"#), Ok(Control::KeepAlive));
+        assert_eq!(parse_control(r#"{"type":"Finalize"}"#), Ok(Control::Finalize));
+        assert_eq!(parse_control(r#"{"type":"CloseStream"}"#), Ok(Control::CloseStream));
+        assert!(parse_control(r#"{"type":"Nope"}"#).is_err());
+        assert!(parse_control("hello").is_err());
+    }
+}

@@ -1,0 +1,608 @@
+//! The streaming gateway (`/v1/listen`) end to end: the real router served on a local port, a
+//! real WebSocket client, and a local upstream test server speaking a Deepgram-like live
+//! protocol. Speech is measured by a test double (samples louder than a threshold), because
+//! the gateway's job here is the protocol, the metering reports and the budget, not the VAD.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use fairuse_domain::classifier::HeuristicClassifier;
+use fairuse_domain::ids::Uid;
+use fairuse_domain::policy::Policy;
+use fairuse_domain::stage::Stage;
+use fairuse_domain::store::MemoryStore;
+use fairuse_domain::time::DurationMs;
+use fairuse_server::gateway::{Gateway, GatewaySettings, MeterFactory, StreamMeter, Upstream};
+use fairuse_server::http::{AppState, HttpSettings, router};
+use fairuse_server::service::{Notifications, PolicyCell, Service, Stores};
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{Value, json};
+use tokio::net::TcpListener;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::handshake::server::{Request as HsRequest, Response as HsResponse};
+use tokio_tungstenite::tungstenite::{Error as WsError, Message};
+
+const SECRET: &str = "gateway-test-secret-at-least-32-bytes";
+const VENDOR_KEY: &str = "vendor-key-never-shown-0123456789";
+const RATE: u32 = 16_000;
+const LOUD: i16 = 8_000;
+
+// ---- the meter test double ------------------------------------------------------------------
+
+/// Counts samples louder than a threshold as speech: a test double, not a VAD.
+struct LoudSamples {
+    loud: u64,
+    per_second: u64,
+}
+
+impl StreamMeter for LoudSamples {
+    fn push(&mut self, pcm: &[i16]) {
+        self.loud += pcm.iter().filter(|s| s.unsigned_abs() > 1_000).count() as u64;
+    }
+    fn speech_ms(&self) -> i64 {
+        (self.loud * 1000 / self.per_second) as i64
+    }
+}
+
+struct LoudSamplesFactory;
+
+impl MeterFactory for LoudSamplesFactory {
+    fn new_meter(&self, sample_rate: u32, channels: u16) -> Box<dyn StreamMeter> {
+        Box::new(LoudSamples { loud: 0, per_second: u64::from(sample_rate) * u64::from(channels) })
+    }
+}
+
+// ---- the local upstream ---------------------------------------------------------------------
+
+/// What the upstream saw on one connection.
+#[derive(Default, Debug, Clone)]
+struct UpstreamConn {
+    authorization: Option<String>,
+    uri: String,
+    audio: Vec<u8>,
+    keepalives: usize,
+    finalizes: usize,
+    close_streams: usize,
+    sent: Vec<String>,
+}
+
+#[derive(Clone, Default)]
+struct UpstreamLog(Arc<Mutex<Vec<UpstreamConn>>>);
+
+impl UpstreamLog {
+    fn conns(&self) -> Vec<UpstreamConn> {
+        self.0.lock().unwrap().clone()
+    }
+    fn total_audio_bytes(&self) -> usize {
+        self.0.lock().unwrap().iter().map(|c| c.audio.len()).sum()
+    }
+}
+
+/// A Deepgram-like live endpoint: answers each audio frame with a `Results` message counting the
+/// samples received so far, `Finalize` with a `from_finalize` result, and `CloseStream` with a
+/// `Metadata` message and a close.
+// tungstenite's handshake callback fixes its error type (an HTTP response), which is large.
+#[allow(clippy::result_large_err)]
+async fn spawn_upstream() -> (String, UpstreamLog) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let log = UpstreamLog::default();
+    let log2 = log.clone();
+    tokio::spawn(async move {
+        loop {
+            let Ok((tcp, _)) = listener.accept().await else { return };
+            let log = log2.clone();
+            tokio::spawn(async move {
+                let seen = Arc::new(Mutex::new(UpstreamConn::default()));
+                let seen2 = seen.clone();
+                let callback = move |req: &HsRequest, resp: HsResponse| {
+                    let mut s = seen2.lock().unwrap();
+                    s.uri = req.uri().to_string();
+                    s.authorization =
+                        req.headers().get("authorization").and_then(|v| v.to_str().ok()).map(str::to_owned);
+                    Ok(resp)
+                };
+                let Ok(mut ws) = tokio_tungstenite::accept_hdr_async(tcp, callback).await else { return };
+                let index = {
+                    let mut all = log.0.lock().unwrap();
+                    all.push(seen.lock().unwrap().clone());
+                    all.len() - 1
+                };
+                let update = |f: &mut dyn FnMut(&mut UpstreamConn)| f(&mut log.0.lock().unwrap()[index]);
+                while let Some(Ok(msg)) = ws.next().await {
+                    let reply = match msg {
+                        Message::Binary(b) => {
+                            let mut samples = 0;
+                            update(&mut |c| {
+                                c.audio.extend_from_slice(&b);
+                                samples = c.audio.len() / 2;
+                            });
+                            Some(
+                                json!({"type": "Results", "is_final": false, "samples_received": samples,
+                                       "channel": {"alternatives": [{"transcript": "hello", "confidence": 0.9}]}})
+                                .to_string(),
+                            )
+                        }
+                        Message::Text(t) => {
+                            let v: Value = serde_json::from_str(t.as_str()).unwrap_or_default();
+                            match v["type"].as_str() {
+                                Some("KeepAlive") => {
+                                    update(&mut |c| c.keepalives += 1);
+                                    None
+                                }
+                                Some("Finalize") => {
+                                    update(&mut |c| c.finalizes += 1);
+                                    Some(
+                                        json!({"type": "Results", "is_final": true, "from_finalize": true}).to_string(),
+                                    )
+                                }
+                                Some("CloseStream") => {
+                                    update(&mut |c| c.close_streams += 1);
+                                    let meta = json!({"type": "Metadata", "request_id": "r-1"}).to_string();
+                                    update(&mut |c| c.sent.push(meta.clone()));
+                                    let _ = ws.send(Message::Text(meta.into())).await;
+                                    let _ = ws.close(None).await;
+                                    break;
+                                }
+                                _ => Some(json!({"type": "Error", "message": "upstream: unknown"}).to_string()),
+                            }
+                        }
+                        Message::Close(_) => break,
+                        _ => None,
+                    };
+                    if let Some(r) = reply {
+                        update(&mut |c| c.sent.push(r.clone()));
+                        if ws.send(Message::Text(r.into())).await.is_err() {
+                            break;
+                        }
+                    }
+                }
+            });
+        }
+    });
+    (format!("ws://{addr}/v1/listen"), log)
+}
+
+// ---- the app --------------------------------------------------------------------------------
+
+struct App {
+    addr: std::net::SocketAddr,
+    service: Arc<Service>,
+    gateway: Arc<Gateway>,
+}
+
+async fn spawn_app(policy: Policy, upstream: Upstream, flush_ms: u64) -> App {
+    let service = Arc::new(Service {
+        stores: Stores::single(Arc::new(MemoryStore::new())),
+        policy: PolicyCell::from_pointee(policy),
+        clock: Arc::new(fairuse_server::clock::SystemClock),
+        classifier: Arc::new(HeuristicClassifier),
+        notifications: Notifications::default(),
+        jobs_ready: Default::default(),
+        recent_evaluations: Default::default(),
+        durable_breaker: Default::default(),
+    });
+    let env = HashMap::from([("FAIRUSE_JWT_HS256_SECRET".to_string(), SECRET.to_string())]);
+    let auth = fairuse_auth::Authenticator::from_env_map(&env).unwrap();
+    let settings = GatewaySettings {
+        upstream,
+        flush_interval: Duration::from_millis(flush_ms),
+        close_timeout: Duration::from_secs(5),
+        ..GatewaySettings::default()
+    };
+    let gateway = Arc::new(Gateway::new(settings, Arc::new(LoudSamplesFactory)));
+    let app = router(AppState {
+        service: service.clone(),
+        auth: Arc::new(auth),
+        settings: HttpSettings::default(),
+        metrics: None,
+        ready: Arc::new(|| Box::pin(async { Ok(()) })),
+    })
+    .layer(axum::Extension(gateway.clone()));
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    App { addr, service, gateway }
+}
+
+async fn spawn_app_with_upstream(policy: Policy, flush_ms: u64) -> (App, UpstreamLog) {
+    let (url, log) = spawn_upstream().await;
+    let upstream = Upstream::from_config(&url, Some(VENDOR_KEY)).unwrap();
+    (spawn_app(policy, upstream, flush_ms).await, log)
+}
+
+fn token(uid: &str) -> String {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    let claims = json!({"sub": uid, "iat": now - 5, "exp": now + 3600});
+    jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+        &claims,
+        &jsonwebtoken::EncodingKey::from_secret(SECRET.as_bytes()),
+    )
+    .unwrap()
+}
+
+type Client = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+async fn try_connect(app: &App, uid: &str, query: &str, scheme: &str) -> Result<Client, WsError> {
+    let mut req = format!("ws://{}/v1/listen?{query}", app.addr).into_client_request().unwrap();
+    req.headers_mut().insert("authorization", format!("{scheme} {}", token(uid)).parse().unwrap());
+    let (ws, resp) = tokio_tungstenite::connect_async(req).await?;
+    for (_, v) in resp.headers() {
+        assert!(!v.to_str().unwrap_or_default().contains(VENDOR_KEY), "the vendor key leaked in a header");
+    }
+    Ok(ws)
+}
+
+async fn connect(app: &App, uid: &str) -> Client {
+    try_connect(app, uid, "encoding=linear16&sample_rate=16000&channels=1", "Bearer").await.unwrap()
+}
+
+/// `ms` of audio at 16 kHz mono: loud (counted as speech by the test meter) or silent.
+fn audio(ms: u32, loud: bool) -> Vec<u8> {
+    let sample: i16 = if loud { LOUD } else { 0 };
+    (0..RATE * ms / 1000).flat_map(|i| if i % 2 == 0 { sample } else { -sample }.to_le_bytes()).collect()
+}
+
+/// The next text message as JSON (skipping pings); `None` when the stream closed.
+async fn next_json(ws: &mut Client) -> Option<(String, Value)> {
+    loop {
+        let msg = tokio::time::timeout(Duration::from_secs(10), ws.next()).await.expect("no message within 10 s");
+        match msg {
+            Some(Ok(Message::Text(t))) => {
+                assert!(!t.as_str().contains(VENDOR_KEY), "the vendor key leaked in a message");
+                let v = serde_json::from_str(t.as_str()).expect("text messages are JSON");
+                return Some((t.as_str().to_owned(), v));
+            }
+            Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return None,
+            Some(Ok(_)) => {}
+        }
+    }
+}
+
+/// Reads until a message of `kind` arrives.
+async fn until_type(ws: &mut Client, kind: &str) -> Value {
+    loop {
+        match next_json(ws).await {
+            Some((_, v)) if v["type"] == kind => return v,
+            Some(_) => {}
+            None => panic!("stream closed before a {kind} message"),
+        }
+    }
+}
+
+/// Sends `CloseStream` and reads everything up to the close.
+async fn close_stream(ws: &mut Client) -> Vec<Value> {
+    ws.send(Message::Text(r#"{"type":"CloseStream"}"#.into())).await.unwrap();
+    let mut out = Vec::new();
+    while let Some((_, v)) = next_json(ws).await {
+        out.push(v);
+    }
+    out
+}
+
+fn uid(s: &str) -> Uid {
+    Uid::parse(s).unwrap()
+}
+
+async fn speech_today(app: &App, u: &str) -> i64 {
+    app.service.decision(&uid(u)).await.unwrap().windows["daily_ms"]
+}
+
+async fn forwarded_today(app: &App, u: &str) -> i64 {
+    app.service.stores.budget.used(&uid(u), app.service.now().utc_day()).await.unwrap()
+}
+
+async fn wait_until<F: AsyncFnMut() -> bool>(mut ok: F) {
+    for _ in 0..200 {
+        if ok().await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("condition not met within 5 s");
+}
+
+// ---- tests ----------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn results_are_relayed_unchanged_and_the_vendor_key_stays_on_the_server() {
+    let (app, log) = spawn_app_with_upstream(Policy::default(), 60_000).await;
+    let mut ws =
+        try_connect(&app, "ann", "encoding=linear16&sample_rate=16000&channels=1&model=nova-3&punctuate=true", "Token")
+            .await
+            .expect("Deepgram SDKs send `Token`; the gateway accepts the user's JWT that way too");
+    ws.send(Message::Binary(audio(100, true).into())).await.unwrap();
+    let (raw, v) = next_json(&mut ws).await.unwrap();
+    assert_eq!(v["type"], "Results");
+    let rest = close_stream(&mut ws).await;
+    assert_eq!(rest.last().unwrap()["type"], "Metadata", "CloseStream closes after the upstream finished");
+    let conns = log.conns();
+    assert_eq!(conns.len(), 1);
+    assert_eq!(raw, conns[0].sent[0], "relayed byte for byte");
+    assert_eq!(conns[0].authorization.as_deref(), Some(format!("Token {VENDOR_KEY}").as_str()));
+    assert!(conns[0].uri.contains("model=nova-3") && conns[0].uri.contains("punctuate=true"), "{}", conns[0].uri);
+    assert!(conns[0].uri.contains("encoding=linear16") && conns[0].uri.contains("sample_rate=16000"));
+    assert_eq!(conns[0].close_streams, 1);
+}
+
+#[tokio::test]
+async fn keepalive_and_finalize_are_forwarded_upstream() {
+    let (app, log) = spawn_app_with_upstream(Policy::default(), 60_000).await;
+    let mut ws = connect(&app, "bo").await;
+    ws.send(Message::Text(r#"{"type":"KeepAlive"}"#.into())).await.unwrap();
+    ws.send(Message::Text(r#"{"type":"Finalize"}"#.into())).await.unwrap();
+    let v = until_type(&mut ws, "Results").await;
+    assert_eq!(v["from_finalize"], true);
+    close_stream(&mut ws).await;
+    let c = &log.conns()[0];
+    assert_eq!((c.keepalives, c.finalizes, c.close_streams), (1, 1, 1));
+}
+
+#[tokio::test]
+async fn a_sample_split_across_frames_is_joined_not_dropped() {
+    let (app, log) = spawn_app_with_upstream(Policy::default(), 60_000).await;
+    let mut ws = connect(&app, "cy").await;
+    let sent = audio(250, true);
+    // Odd chunk sizes: every sample boundary falls inside some frame.
+    for chunk in sent.chunks(333) {
+        ws.send(Message::Binary(chunk.to_vec().into())).await.unwrap();
+    }
+    // The stream ends on a whole sample, so everything must arrive.
+    close_stream(&mut ws).await;
+    let c = &log.conns()[0];
+    assert_eq!(c.audio.len(), sent.len(), "{} samples upstream, {} sent", c.audio.len() / 2, sent.len() / 2);
+    assert_eq!(c.audio, sent, "the same samples, in order");
+}
+
+#[tokio::test]
+async fn bad_frames_get_an_error_on_that_stream_and_the_stream_goes_on() {
+    let (app, log) = spawn_app_with_upstream(Policy::default(), 60_000).await;
+    let mut ws = connect(&app, "di").await;
+    let mut other = connect(&app, "ed").await;
+    for bad in ["hello", r#"{"type":"Nope"}"#, r#"{"no_type":1}"#, "[1,2]"] {
+        ws.send(Message::Text(bad.into())).await.unwrap();
+        let (_, v) = next_json(&mut ws).await.unwrap();
+        assert_eq!(v["type"], "Error", "for {bad:?}");
+        assert!(v["message"].as_str().unwrap().len() > 10);
+    }
+    ws.send(Message::Binary(vec![0u8; (1 << 20) + 2].into())).await.unwrap();
+    let (_, v) = next_json(&mut ws).await.unwrap();
+    assert_eq!(v["type"], "Error");
+    assert!(v["message"].as_str().unwrap().contains("larger than"), "{v}");
+    // The stream and its neighbour both go on.
+    ws.send(Message::Binary(audio(20, true).into())).await.unwrap();
+    assert_eq!(until_type(&mut ws, "Results").await["samples_received"], 320, "the oversized frame was not forwarded");
+    other.send(Message::Binary(audio(20, true).into())).await.unwrap();
+    until_type(&mut other, "Results").await;
+    close_stream(&mut ws).await;
+    close_stream(&mut other).await;
+    assert_eq!(log.total_audio_bytes(), 2 * 640);
+}
+
+#[tokio::test]
+async fn a_bad_query_or_a_missing_token_is_refused_before_the_upgrade() {
+    let (app, _) = spawn_app_with_upstream(Policy::default(), 60_000).await;
+    let status = |r: Result<Client, WsError>| match r {
+        Err(WsError::Http(resp)) => {
+            let body = String::from_utf8_lossy(resp.body().as_deref().unwrap_or_default()).into_owned();
+            (resp.status().as_u16(), body)
+        }
+        Err(e) => panic!("expected an HTTP refusal, got {e}"),
+        Ok(_) => panic!("expected a refusal, the stream opened"),
+    };
+    for (query, field) in [
+        ("encoding=opus&sample_rate=16000", "encoding"),
+        ("sample_rate=16000", "encoding"),
+        ("encoding=linear16&sample_rate=4000", "sample_rate"),
+        ("encoding=linear16&sample_rate=16000&channels=3", "channels"),
+    ] {
+        let (code, body) = status(try_connect(&app, "fa", query, "Bearer").await);
+        assert_eq!(code, 400, "{query}");
+        assert!(body.contains(field), "{query}: {body}");
+    }
+    let mut req =
+        format!("ws://{}/v1/listen?encoding=linear16&sample_rate=16000", app.addr).into_client_request().unwrap();
+    let (code, _) = status(tokio_tungstenite::connect_async(req.clone()).await.map(|(ws, _)| ws));
+    assert_eq!(code, 401);
+    req.headers_mut().insert("authorization", "Bearer not-a-jwt".parse().unwrap());
+    let (code, _) = status(tokio_tungstenite::connect_async(req).await.map(|(ws, _)| ws));
+    assert_eq!(code, 401);
+}
+
+#[tokio::test]
+async fn a_plain_http_request_gets_a_json_error_and_an_unconfigured_gateway_answers_503() {
+    let (app, _) = spawn_app_with_upstream(Policy::default(), 60_000).await;
+    let url = format!("http://{}/v1/listen?encoding=linear16&sample_rate=16000", app.addr);
+    let client = reqwest::Client::new();
+    let r = client.get(&url).bearer_auth(token("max")).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 400);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "invalid_request");
+    assert!(body["error"]["message"].as_str().unwrap().contains("WebSocket"), "{body}");
+    // The same router without the gateway attached: never open by default.
+    let unconfigured = router(AppState {
+        service: app.service.clone(),
+        auth: Arc::new(
+            fairuse_auth::Authenticator::from_env_map(&HashMap::from([(
+                "FAIRUSE_JWT_HS256_SECRET".to_string(),
+                SECRET.to_string(),
+            )]))
+            .unwrap(),
+        ),
+        settings: HttpSettings::default(),
+        metrics: None,
+        ready: Arc::new(|| Box::pin(async { Ok(()) })),
+    });
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, unconfigured).await.unwrap() });
+    let r = client
+        .get(format!("http://{addr}/v1/listen?encoding=linear16&sample_rate=16000"))
+        .bearer_auth(token("max"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 503);
+    let body: Value = r.json().await.unwrap();
+    assert!(body["error"]["message"].as_str().unwrap().contains("FAIRUSE_UPSTREAM_STT_URL"), "{body}");
+}
+
+#[tokio::test]
+async fn restricted_user_over_budget_gets_the_typed_event_and_forwarding_stops() {
+    let mut policy = Policy::default();
+    policy.stages.restrict.stt_daily_budget = Some(DurationMs(1_000));
+    let (app, log) = spawn_app_with_upstream(policy, 100).await;
+    app.service.set_stage(&uid("gus"), Stage::Restrict, None, "test", Some("test".into())).await.unwrap();
+    let case_ref = app.service.current_state(&uid("gus")).await.unwrap().last_case_ref;
+    let mut ws = connect(&app, "gus").await;
+    // 3 s of speech in 100 ms frames, paced so several flushes happen while it streams.
+    let (mut tx, mut rx) = ws.split();
+    let sender = tokio::spawn(async move {
+        for _ in 0..30 {
+            tx.send(Message::Binary(audio(100, true).into())).await.unwrap();
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        tx
+    });
+    let fair_use = loop {
+        let msg = tokio::time::timeout(Duration::from_secs(10), rx.next()).await.unwrap().unwrap().unwrap();
+        if let Message::Text(t) = msg {
+            let v: Value = serde_json::from_str(t.as_str()).unwrap();
+            if v["type"] == "FairUse" {
+                break v;
+            }
+        }
+    };
+    assert_eq!(fair_use["event"], "stt_budget_exhausted");
+    assert!(fair_use["resets_at"].is_string(), "{fair_use}");
+    assert_eq!(fair_use["case_ref"], json!(case_ref));
+    let tx = sender.await.unwrap();
+    ws = tx.reunite(rx).unwrap();
+    let rest = close_stream(&mut ws).await;
+    assert!(rest.iter().all(|v| v["type"] != "FairUse"), "the event is sent once");
+    // Forwarding stopped: the upstream got the budget plus at most what was in flight before a
+    // flush saw it run out, and far less than was sent; the metering went on to the end.
+    let forwarded_ms = log.total_audio_bytes() as i64 / 32;
+    assert!((1_000..3_000).contains(&forwarded_ms), "{forwarded_ms} ms forwarded");
+    wait_until(async || speech_today(&app, "gus").await == 3_000).await;
+    assert_eq!(forwarded_today(&app, "gus").await, forwarded_ms, "stt_ms is what really went upstream");
+}
+
+#[tokio::test]
+async fn a_user_whose_budget_is_already_spent_gets_the_event_at_once_and_nothing_is_forwarded() {
+    let mut policy = Policy::default();
+    policy.stages.restrict.stt_daily_budget = Some(DurationMs(1_000));
+    let (app, log) = spawn_app_with_upstream(policy, 100).await;
+    app.service.set_stage(&uid("hal"), Stage::Restrict, None, "test", None).await.unwrap();
+    let spent = fairuse_domain::windows::UsageReport {
+        stt_ms: 2_000,
+        ..fairuse_domain::windows::UsageReport::delta(fairuse_domain::ids::Lane::Realtime, 0)
+    };
+    app.service.record_usage(vec![(uid("hal"), spent, None)]).await.unwrap();
+    let mut ws = connect(&app, "hal").await;
+    let (_, v) = next_json(&mut ws).await.unwrap();
+    assert_eq!((v["type"].as_str(), v["event"].as_str()), (Some("FairUse"), Some("stt_budget_exhausted")));
+    ws.send(Message::Binary(audio(500, true).into())).await.unwrap();
+    close_stream(&mut ws).await;
+    assert_eq!(log.total_audio_bytes(), 0, "no upstream audio once the budget is spent");
+    wait_until(async || speech_today(&app, "hal").await == 500).await;
+}
+
+#[tokio::test]
+async fn usage_is_recorded_as_cumulative_session_reports_so_repeated_flushes_never_add_up() {
+    let (app, _) = spawn_app_with_upstream(Policy::default(), 50).await;
+    let mut ws = connect(&app, "ivy").await;
+    // 1 s of speech and 1 s of silence, over many flush intervals: each flush reports the
+    // session's running total, so the day's speech is the speech, not the sum of the reports.
+    for i in 0..20 {
+        ws.send(Message::Binary(audio(100, i % 2 == 0).into())).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(15)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    close_stream(&mut ws).await;
+    wait_until(async || forwarded_today(&app, "ivy").await == 2_000).await;
+    assert_eq!(speech_today(&app, "ivy").await, 1_000);
+    // Meter-only gateways forward nothing: speech counts, forwarded audio does not.
+    let meter_only = spawn_app(Policy::default(), Upstream::from_config("none", None).unwrap(), 50).await;
+    let mut ws = connect(&meter_only, "ivy").await;
+    ws.send(Message::Binary(audio(700, true).into())).await.unwrap();
+    close_stream(&mut ws).await;
+    wait_until(async || speech_today(&meter_only, "ivy").await == 700).await;
+    assert_eq!(forwarded_today(&meter_only, "ivy").await, 0);
+}
+
+#[tokio::test]
+async fn a_stream_killed_midway_is_metered_up_to_its_last_flush_and_a_reconnect_never_double_counts() {
+    let (app, _) = spawn_app_with_upstream(Policy::default(), 100).await;
+    let mut ws = connect(&app, "jo").await;
+    ws.send(Message::Binary(audio(1_000, true).into())).await.unwrap();
+    // Metered by the periodic flush while the stream is still open.
+    wait_until(async || speech_today(&app, "jo").await == 1_000).await;
+    drop(ws); // killed: no CloseStream, no close frame
+    wait_until(async || app.gateway.open_streams(&uid("jo")) == 0).await;
+    let mut ws = connect(&app, "jo").await;
+    ws.send(Message::Binary(audio(400, true).into())).await.unwrap();
+    close_stream(&mut ws).await;
+    wait_until(async || speech_today(&app, "jo").await == 1_400).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(speech_today(&app, "jo").await, 1_400, "each session counted once");
+    assert_eq!(forwarded_today(&app, "jo").await, 1_400);
+}
+
+#[tokio::test]
+async fn the_fifth_concurrent_stream_of_a_user_is_refused_with_a_clear_error() {
+    let (app, _) = spawn_app_with_upstream(Policy::default(), 60_000).await;
+    let mut open = Vec::new();
+    for _ in 0..4 {
+        open.push(connect(&app, "kim").await);
+    }
+    match try_connect(&app, "kim", "encoding=linear16&sample_rate=16000", "Bearer").await {
+        Err(WsError::Http(resp)) => {
+            assert_eq!(resp.status().as_u16(), 409);
+            let body = String::from_utf8_lossy(resp.body().as_deref().unwrap_or_default()).into_owned();
+            assert!(body.contains("too many concurrent streams") && body.contains("limit is 4"), "{body}");
+        }
+        other => panic!("the fifth stream was not refused: {:?}", other.map(|_| ())),
+    }
+    // Another user is not affected, and closing one stream frees a slot.
+    let mut lee = connect(&app, "lee").await;
+    close_stream(&mut lee).await;
+    let mut first = open.remove(0);
+    close_stream(&mut first).await;
+    wait_until(async || app.gateway.open_streams(&uid("kim")) == 3).await;
+    let mut again = connect(&app, "kim").await;
+    close_stream(&mut again).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_hundred_concurrent_streams_are_relayed_and_metered() {
+    let (app, log) = spawn_app_with_upstream(Policy::default(), 100).await;
+    let app = Arc::new(app);
+    let mut tasks = Vec::new();
+    for i in 0..100 {
+        let app = app.clone();
+        tasks.push(tokio::spawn(async move {
+            let u = format!("user{i}");
+            let mut ws = connect(&app, &u).await;
+            let mut results = 0;
+            for _ in 0..5 {
+                ws.send(Message::Binary(audio(100, true).into())).await.unwrap();
+                until_type(&mut ws, "Results").await;
+                results += 1;
+            }
+            close_stream(&mut ws).await;
+            results
+        }));
+    }
+    for t in tasks {
+        assert_eq!(t.await.unwrap(), 5);
+    }
+    assert_eq!(log.conns().len(), 100);
+    assert_eq!(log.total_audio_bytes(), 100 * 5 * 3_200);
+    for i in [0, 42, 99] {
+        let u = format!("user{i}");
+        wait_until(async || speech_today(&app, &u).await == 500).await;
+    }
+}
