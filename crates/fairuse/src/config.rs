@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize};
 pub struct Config {
     pub server: ServerSection,
     pub store: StoreSection,
+    pub gateway: GatewaySection,
     pub workers: WorkersSection,
     pub webhook: WebhookSection,
     pub auth: AuthSection,
@@ -102,6 +103,42 @@ impl std::fmt::Debug for StoreSection {
     }
 }
 
+/// The streaming gateway (`/v1/listen`): off until an upstream is configured.
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct GatewaySection {
+    /// The STT vendor's live endpoint (`wss://...`), or `none` to meter only; empty turns the
+    /// gateway off (503).
+    pub upstream_url: String,
+    /// Sent upstream as `Authorization: Token <key>`; never reaches clients.
+    pub upstream_api_key: String,
+    /// How often a stream reports its cumulative totals and re-reads the decision.
+    pub flush_interval: DurationMs,
+    pub max_streams_per_user: u32,
+}
+
+impl Default for GatewaySection {
+    fn default() -> Self {
+        GatewaySection {
+            upstream_url: String::new(),
+            upstream_api_key: String::new(),
+            flush_interval: DurationMs::seconds(60),
+            max_streams_per_user: 4,
+        }
+    }
+}
+
+impl std::fmt::Debug for GatewaySection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GatewaySection")
+            .field("upstream_url", &self.upstream_url)
+            .field("upstream_api_key", &if self.upstream_api_key.is_empty() { "unset" } else { "set" })
+            .field("flush_interval", &self.flush_interval)
+            .field("max_streams_per_user", &self.max_streams_per_user)
+            .finish()
+    }
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct WorkersSection {
@@ -180,7 +217,9 @@ impl std::fmt::Debug for AuthSection {
 }
 
 /// The secrets table of SPEC section 7: variable -> key under `[auth]` or `[webhook]`.
-const SECRET_VARS: [(&str, &str, &str); 12] = [
+const SECRET_VARS: [(&str, &str, &str); 14] = [
+    ("FAIRUSE_UPSTREAM_STT_URL", "gateway", "upstream_url"),
+    ("FAIRUSE_UPSTREAM_STT_API_KEY", "gateway", "upstream_api_key"),
     ("FAIRUSE_REDIS_URL", "store", "redis_url"),
     ("FAIRUSE_DATABASE_URL", "store", "database_url"),
     ("FAIRUSE_SERVICE_KEYS", "auth", "service_keys"),

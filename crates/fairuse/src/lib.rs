@@ -8,3 +8,4 @@ pub mod eval;
 pub mod gen_trace;
 pub mod serve;
 pub mod sim;
+pub mod speech;

@@ -54,6 +54,14 @@ enum Command {
         #[arg(long, hide = true)]
         parse_only: bool,
     },
+    /// Print the speech in a WAV file, measured with the same VAD as the gateway.
+    Meter {
+        /// A WAV file (8-48 kHz, mono or stereo, PCM or float).
+        file: PathBuf,
+        /// Print JSON for scripts.
+        #[arg(long)]
+        json: bool,
+    },
     /// Write a realistic synthetic trace for backtests and benchmarks.
     GenTrace(fairuse::gen_trace::GenTraceArgs),
     /// Evaluate a labelled trace: detections, time to restrict, false stages, STT saved.
@@ -153,6 +161,24 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     secs,
                     summary.lines as f64 / secs,
                     summary.usage_lines as f64 / secs
+                );
+            }
+            Ok(())
+        }
+        Command::Meter { file, json } => {
+            let r = fairuse_vad::meter_wav(&file).with_context(|| format!("metering {}", file.display()))?;
+            if json {
+                println!(
+                    "{}",
+                    serde_json::json!({"file": file.display().to_string(), "speech_ms": r.speech_ms, "duration_ms": r.duration_ms, "speech_share": r.speech_share})
+                );
+            } else {
+                println!(
+                    "{}: {} ms of speech in {} ms ({:.1}%)",
+                    file.display(),
+                    r.speech_ms,
+                    r.duration_ms,
+                    r.speech_share * 100.0
                 );
             }
             Ok(())

@@ -153,7 +153,22 @@ pub async fn run(args: ServeArgs, env: BTreeMap<String, String>) -> anyhow::Resu
         metrics: metrics_handle(),
         ready,
     };
-    let app = router(state);
+    let mut app = router(state);
+    if !config.gateway.upstream_url.is_empty() {
+        let g = &config.gateway;
+        let key = Some(g.upstream_api_key.as_str()).filter(|k| !k.is_empty());
+        let upstream =
+            fairuse_server::gateway::Upstream::from_config(&g.upstream_url, key).map_err(anyhow::Error::msg)?;
+        let settings = fairuse_server::gateway::GatewaySettings {
+            upstream,
+            flush_interval: dur(g.flush_interval),
+            max_streams_per_user: g.max_streams_per_user.max(1) as usize,
+            ..Default::default()
+        };
+        let gateway = fairuse_server::gateway::Gateway::new(settings, Arc::new(crate::speech::VadMeters::new()?));
+        tracing::info!(upstream = ?gateway_upstream_label(&g.upstream_url), "streaming gateway enabled on /v1/listen");
+        app = app.layer(axum::Extension(Arc::new(gateway)));
+    }
     let local = listener.local_addr()?;
     tracing::info!(%local, "fairuse listening");
     println!("fairuse listening on http://{local}");
@@ -331,6 +346,11 @@ pub async fn migrate(config: &Config) -> anyhow::Result<String> {
     let version = store.schema_version().await?.unwrap_or_default();
     store.close().await;
     Ok(format!("PostgreSQL schema {} is at version {version}", config.store.database_schema))
+}
+
+/// The upstream for the log: scheme and host only (a URL may carry credentials).
+fn gateway_upstream_label(url: &str) -> String {
+    url.split('?').next().unwrap_or_default().rsplit('@').next().unwrap_or_default().to_owned()
 }
 
 fn dur(d: fairuse_domain::time::DurationMs) -> Duration {
