@@ -47,6 +47,10 @@ pub struct EnforcementState {
     pub credits_exhausted: bool,
     /// Dynamic exemption (admin API); config exemptions live in the policy.
     pub exempt: bool,
+    /// The last classifier job whose verdict was applied: a job that two workers ran (a lease
+    /// that ran out) is applied once.
+    #[serde(default)]
+    pub last_job_id: Option<String>,
     pub updated_at: Option<Timestamp>,
 }
 

@@ -87,6 +87,34 @@ pub struct Service {
     pub recent_evaluations: RecentEvaluations,
     /// Opens when the durable store fails, so the hot path stops waiting on it for a while.
     pub durable_breaker: Breaker,
+    /// The last stage this process read for each user, so budgets of throttled and restricted
+    /// users still apply while the durable store is unavailable.
+    pub known_stages: KnownStages,
+}
+
+/// The last enforcement state read per user (a bounded process-local cache; losing it only
+/// means failing open for that user during an outage).
+#[derive(Default)]
+pub struct KnownStages(std::sync::Mutex<std::collections::HashMap<Uid, EnforcementState>>);
+
+const KNOWN_STAGES_MAX: usize = 100_000;
+
+impl KnownStages {
+    fn remember(&self, uid: &Uid, state: &EnforcementState) {
+        let mut map = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        if state.stage == Stage::None {
+            map.remove(uid); // nothing to enforce: no need to remember
+            return;
+        }
+        if map.len() >= KNOWN_STAGES_MAX && !map.contains_key(uid) {
+            map.clear(); // crude but bounded; it refills from the next reads
+        }
+        map.insert(uid.clone(), state.clone());
+    }
+
+    fn get(&self, uid: &Uid) -> Option<EnforcementState> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).get(uid).cloned()
+    }
 }
 
 /// A circuit breaker: after a failure the caller skips the store until `open_until` (a few
@@ -219,7 +247,21 @@ impl Service {
 
     /// The state with timers applied (and persisted when they changed it).
     pub async fn current_state(&self, uid: &Uid) -> ApiResult<EnforcementState> {
-        Ok(self.update(uid, |_, _| Ok(Vec::new())).await?.0)
+        let state = self.update(uid, |_, _| Ok(Vec::new())).await?.0;
+        self.known_stages.remember(uid, &state);
+        Ok(state)
+    }
+
+    /// [`Service::current_state`] for the hot path: a store failure opens the breaker, so the
+    /// next requests do not each wait out the same timeout.
+    async fn current_state_tripping(&self, uid: &Uid) -> ApiResult<EnforcementState> {
+        let r = self.current_state(uid).await;
+        if let Err(ApiError::Store(e)) = &r
+            && matches!(e, StoreError::Unavailable(_) | StoreError::Unknown(_))
+        {
+            self.durable_breaker.trip(self.now());
+        }
+        r
     }
 
     /// Records validated reports; evaluates each user at most once per check interval.
@@ -269,7 +311,10 @@ impl Service {
     ) -> ApiResult<()> {
         if stt_ms > 0 {
             let used = self.stores.budget.add_forwarded(uid, now.utc_day(), stt_ms).await?;
-            let state = self.current_state(uid).await?;
+            if self.durable_breaker.is_open(now) {
+                return Ok(()); // counted; the exhaustion event waits until the durable store answers
+            }
+            let state = self.current_state_tripping(uid).await?;
             let ceiling = totals.get(policy.ceiling_window()).is_some_and(|t| *t >= policy.ceiling.limit.ms());
             let fwd = engine::forwarding(&state, uid.as_str(), ceiling, policy);
             if let Some(limit) = fwd.budget_limit_ms.or(fwd.recorded_budget_limit_ms)
@@ -297,7 +342,7 @@ impl Service {
         if !acquired {
             return Ok(()); // another process evaluated it less than a check interval ago
         }
-        let state = self.current_state(uid).await?;
+        let state = self.current_state_tripping(uid).await?;
         let check = engine::check_caps(totals, state.plan_id(policy), policy);
         let exempt = state.exempt || policy.is_exempt_in_config(uid.as_str());
         if engine::classify_gate(&state, &check, exempt, true, policy) != ClassifyGate::Run {
@@ -325,13 +370,21 @@ impl Service {
         let policy = self.policy();
         let now = self.now();
         let state = self.current_state(&uid).await?;
-        if state.stage == Stage::Restrict {
-            self.stores.jobs.complete(&job.id).await?;
-            return Ok(());
-        }
         let plan = state.plan_id(&policy);
         let totals = self.stores.meter.read_totals(&uid, &policy, now).await?;
         let check = engine::check_caps(totals, plan, &policy);
+        // The gate again, as of now: the kill switch, an exemption or restrict may have come since
+        // the job was queued, and a job already applied (by another worker) is not applied twice.
+        let exempt = state.exempt || policy.is_exempt_in_config(uid.as_str());
+        let gate = engine::classify_gate(&state, &check, exempt, true, &policy);
+        let stale = matches!(
+            gate,
+            ClassifyGate::Disabled | ClassifyGate::KillSwitch | ClassifyGate::Exempt | ClassifyGate::InRestrict
+        );
+        if stale || state.last_job_id.as_deref() == Some(job.id.as_str()) {
+            self.stores.jobs.complete(&job.id).await?;
+            return Ok(());
+        }
         let verdict: Result<Verdict, String> = match engine::synthetic_verdict(&state, &policy) {
             Some(v) => Ok(v),
             None => {
@@ -367,7 +420,14 @@ impl Service {
         };
         metrics::counter!("fairuse_classifier_runs_total", "outcome" => "ok").increment(1);
         let trigger = check.trigger("soft_cap", plan, &policy);
+        let job_created = job.created_at;
         self.update(&uid, |s, ctx| {
+            // Applied once per job, and never into a counting period that started (a reset)
+            // after the job was queued.
+            if s.last_job_id.as_deref() == Some(job.id.as_str()) || s.period_start.is_some_and(|p| p > job_created) {
+                return Ok(Vec::new());
+            }
+            s.last_job_id = Some(job.id.clone());
             Ok(engine::apply_verdict(s, verdict.clone(), Some(trigger.clone()), job.session_id.clone(), ctx))
         })
         .await?;
@@ -381,9 +441,20 @@ impl Service {
         let policy = self.policy();
         let now = self.now();
         let mut degraded = Vec::new();
+        // While the durable store is unavailable, the last stage this process read still sets
+        // the budget (fail closed for throttle/restrict); a user never read here fails open.
+        let fallback = |why: String, degraded: &mut Vec<String>| match self.known_stages.get(uid) {
+            Some(known) => {
+                degraded.push(format!("enforcement state unavailable ({why}); using the last stage read here"));
+                known
+            }
+            None => {
+                degraded.push(format!("enforcement state unavailable ({why}); failing open"));
+                EnforcementState::default()
+            }
+        };
         let state = if self.durable_breaker.is_open(now) {
-            degraded.push("enforcement state unavailable (store recently failed); failing open".into());
-            EnforcementState::default()
+            fallback("store recently failed".into(), &mut degraded)
         } else {
             match self.current_state(uid).await {
                 Ok(s) => s,
@@ -392,8 +463,7 @@ impl Service {
                     {
                         self.durable_breaker.trip(self.now());
                     }
-                    degraded.push(format!("enforcement state unavailable ({e}); failing open"));
-                    EnforcementState::default()
+                    fallback(e.to_string(), &mut degraded)
                 }
             }
         };
@@ -552,12 +622,19 @@ impl Service {
     /// Timer worker step: applies timers that ran out (and sends their webhooks).
     pub async fn apply_due_timers(&self, limit: usize) -> ApiResult<usize> {
         let due = self.stores.durable.due_timers(self.now(), limit).await?;
-        for uid in &due {
-            if let Ok(uid) = Uid::parse(uid) {
-                self.current_state(&uid).await?;
+        let mut applied = 0;
+        for raw in &due {
+            let Ok(uid) = Uid::parse(raw) else { continue };
+            // One user's failure must not hold back everyone else's timers and webhooks.
+            match self.current_state(&uid).await {
+                Ok(_) => applied += 1,
+                Err(e) => {
+                    tracing::warn!(%uid, error = %e, "applying an expired timer failed; will retry");
+                    metrics::counter!("fairuse_store_errors_total", "op" => "timer_sweep").increment(1);
+                }
             }
         }
-        Ok(due.len())
+        Ok(applied)
     }
 
     pub fn shadow(&self) -> bool {

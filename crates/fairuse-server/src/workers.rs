@@ -11,8 +11,11 @@ use tokio::task::JoinHandle;
 
 use crate::service::Service;
 
-/// How long a claimed classifier job stays leased before another worker may take it again.
-const JOB_LEASE_MS: i64 = 120_000;
+/// How long a claimed classifier job stays leased before another worker may take it again:
+/// well over the longest classifier call (two attempts of the LLM timeout). Jobs are claimed one
+/// at a time so a lease never runs out while the job waits behind others; even then, the state
+/// records the last job applied, so a job run twice is applied once.
+const JOB_LEASE_MS: i64 = 300_000;
 
 pub fn spawn_classifier_worker(service: Arc<Service>, mut shutdown: watch::Receiver<bool>) -> JoinHandle<()> {
     tokio::spawn(async move {
@@ -21,7 +24,7 @@ pub fn spawn_classifier_worker(service: Arc<Service>, mut shutdown: watch::Recei
                 break;
             }
             let now = service.now();
-            let jobs = match service.stores.jobs.claim(now, 16, JOB_LEASE_MS).await {
+            let jobs = match service.stores.jobs.claim(now, 1, JOB_LEASE_MS).await {
                 Ok(jobs) => jobs,
                 Err(e) => {
                     tracing::warn!(error = %e, "could not claim classifier jobs");

@@ -182,6 +182,7 @@ async fn spawn_app(policy: Policy, upstream: Upstream, flush_ms: u64) -> App {
         jobs_ready: Default::default(),
         recent_evaluations: Default::default(),
         durable_breaker: Default::default(),
+        known_stages: Default::default(),
     });
     let env = HashMap::from([("FAIRUSE_JWT_HS256_SECRET".to_string(), SECRET.to_string())]);
     let auth = fairuse_auth::Authenticator::from_env_map(&env).unwrap();

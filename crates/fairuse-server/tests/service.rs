@@ -44,6 +44,7 @@ fn service(
         jobs_ready: Default::default(),
         recent_evaluations: Default::default(),
         durable_breaker: Default::default(),
+        known_stages: Default::default(),
     });
     (svc, store, clock)
 }
@@ -183,4 +184,46 @@ async fn a_timer_that_ran_out_is_applied_by_the_sweep_with_a_restriction_lifted_
     let lifted = store.claim_due(Timestamp::from_millis(T0 + 10_000_000), 10, 1000).await.unwrap();
     assert!(lifted.iter().any(|m| m.body.contains("fair_use.restriction_lifted")));
     assert_eq!(svc.apply_due_timers(10).await.unwrap(), 0);
+}
+
+#[tokio::test]
+async fn a_job_run_twice_by_two_workers_is_applied_once() {
+    let (svc, store, _) =
+        service(Policy::default(), Ok(ScriptedClassifier::scripted(0.9, UsageType::Audiobook)), false);
+    svc.record_usage(over_cap("hal")).await.unwrap();
+    let jobs = svc.stores.jobs.claim(svc.now(), 10, 60_000).await.unwrap();
+    assert_eq!(jobs.len(), 1);
+    // Two workers hold the same job (a lease ran out while the first was still classifying).
+    svc.run_classifier_job(&jobs[0]).await.unwrap();
+    svc.run_classifier_job(&jobs[0]).await.unwrap();
+    let classified =
+        store.events(&uid("hal"), 10).await.unwrap().iter().filter(|e| e.kind == EventKind::Classified).count();
+    assert_eq!(classified, 1);
+    assert_eq!(store.load(&uid("hal")).await.unwrap().unwrap().value.qualifying.len(), 1, "prior counts it once");
+}
+
+#[tokio::test]
+async fn a_job_queued_before_a_reset_or_the_kill_switch_does_not_escalate() {
+    let (svc, store, clock) =
+        service(Policy::default(), Ok(ScriptedClassifier::scripted(0.9, UsageType::Audiobook)), false);
+    svc.record_usage(over_cap("ivy")).await.unwrap();
+    let jobs = svc.stores.jobs.claim(svc.now(), 10, 60_000).await.unwrap();
+    clock.advance_ms(1000);
+    svc.reset(&uid("ivy"), "ops", None).await.unwrap();
+    svc.run_classifier_job(&jobs[0]).await.unwrap();
+    assert_eq!(
+        store.load(&uid("ivy")).await.unwrap().unwrap().value.stage,
+        Stage::None,
+        "the verdict belongs to the old period"
+    );
+
+    let (svc, store, _) =
+        service(Policy::default(), Ok(ScriptedClassifier::scripted(0.9, UsageType::Audiobook)), false);
+    svc.record_usage(over_cap("jo")).await.unwrap();
+    let mut killed = Policy::default();
+    killed.switches.kill_switch = true;
+    killed.validate().unwrap();
+    svc.policy.store(Arc::new(killed));
+    assert_eq!(run_jobs(&svc).await, 1);
+    assert!(store.events(&uid("jo"), 10).await.unwrap().is_empty(), "no new detections under the kill switch");
 }

@@ -145,6 +145,7 @@ pub(crate) fn state(stage: Stage, since: Option<Timestamp>, until: Option<Timest
         plan: Some("paid".into()),
         credits_exhausted: true,
         exempt: false,
+        last_job_id: None,
         updated_at: since,
     }
 }

@@ -95,6 +95,7 @@ pub async fn run(args: ServeArgs, env: BTreeMap<String, String>) -> anyhow::Resu
         jobs_ready: Default::default(),
         recent_evaluations: Default::default(),
         durable_breaker: Default::default(),
+        known_stages: Default::default(),
     });
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let mut tasks = vec![
@@ -230,6 +231,11 @@ pub struct BuiltStores {
 pub async fn build_stores(config: &Config) -> anyhow::Result<BuiltStores> {
     let s = &config.store;
     let needs_embedded = s.redis_url.is_empty() || s.database_url.is_empty();
+    if s.redis_url.is_empty() != s.database_url.is_empty() {
+        tracing::warn!(
+            "only one of FAIRUSE_REDIS_URL and FAIRUSE_DATABASE_URL is set: the other role stays in this process's data directory, so run one replica only"
+        );
+    }
     let embedded = if needs_embedded {
         let store = EmbeddedStore::open(&config.server.data_dir)
             .await

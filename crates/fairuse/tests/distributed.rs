@@ -154,6 +154,11 @@ async fn with_postgres_down_admin_routes_answer_503_and_the_hot_path_keeps_decid
     env.push(("FAIRUSE__STORE__DATABASE_TIMEOUT".into(), "1s".into()));
     let s = TestServer::start_with(env);
     assert_eq!(s.post_usage(json!({"uid": "sam", "lane": "realtime", "speech_ms": 5000})).await.status(), 200);
+    // A restricted user whose 30 minutes of STT are used up today.
+    let r = s.admin_post("/v1/admin/fair-use/user/tess/set-stage", OPERATOR_KEY, json!({"stage": "restrict"})).await;
+    assert_eq!(r.status(), 200);
+    s.post_usage(json!({"uid": "tess", "lane": "realtime", "speech_ms": 1000, "stt_ms": 31 * 60_000})).await;
+    assert_eq!(s.decision("tess").await["stt_allowed"], false);
     pg.down().await;
     let r = s.admin_get("/v1/admin/fair-use/flagged", VIEWER_KEY).await;
     assert_eq!(r.status(), 503);
@@ -171,6 +176,8 @@ async fn with_postgres_down_admin_routes_answer_503_and_the_hot_path_keeps_decid
         200,
         "metering goes on"
     );
+    let d = s.decision("tess").await;
+    assert_eq!(d["stt_allowed"], false, "a restricted user's budget still applies (fails closed): {d}");
     assert_eq!(s.client.get(s.url("/readyz")).send().await.unwrap().status(), 503, "not ready without PostgreSQL");
     pg.up().await;
     let back = eventually(Duration::from_secs(30), || async {

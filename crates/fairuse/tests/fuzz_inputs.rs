@@ -711,6 +711,7 @@ fn app() -> Router {
         jobs_ready: Default::default(),
         recent_evaluations: Default::default(),
         durable_breaker: Default::default(),
+        known_stages: Default::default(),
     };
     let env = HashMap::from([
         ("FAIRUSE_SERVICE_KEYS".to_string(), SERVICE_KEY.to_string()),
