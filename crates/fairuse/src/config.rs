@@ -350,15 +350,20 @@ pub fn apply_omi_aliases(policy: &mut Policy, env: &BTreeMap<String, String>) ->
     if let Some(v) = env.get("FAIR_USE_EXEMPT_UIDS") {
         policy.switches.exempt_uids.extend(v.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned));
     }
+    // The default tier is decided once, before any variable changes a cap.
     let default_caps = policy.plans.get(&policy.default_plan).map(|p| p.caps.clone()).unwrap_or_default();
+    let tier: Vec<String> =
+        policy.plans.iter().filter(|(_, p)| p.caps == default_caps).map(|(n, _)| n.clone()).collect();
     for (var, window) in [
         ("FAIR_USE_DAILY_SPEECH_MS", "daily"),
         ("FAIR_USE_3DAY_SPEECH_MS", "three_day"),
         ("FAIR_USE_WEEKLY_SPEECH_MS", "weekly"),
     ] {
         if let Some(ms) = ms_var(env, var, 1)? {
-            for plan in policy.plans.values_mut().filter(|p| p.caps == default_caps) {
-                plan.caps.insert(window.to_owned(), DurationMs(ms));
+            for name in &tier {
+                if let Some(plan) = policy.plans.get_mut(name) {
+                    plan.caps.insert(window.to_owned(), DurationMs(ms));
+                }
             }
         }
     }
@@ -425,6 +430,8 @@ mod tests {
             ("FAIR_USE_ENABLED", "TRUE"),
             ("FAIR_USE_KILL_SWITCH", "true"),
             ("FAIR_USE_DAILY_SPEECH_MS", "3600000"),
+            ("FAIR_USE_3DAY_SPEECH_MS", "7200000"),
+            ("FAIR_USE_WEEKLY_SPEECH_MS", "10800000"),
             ("FAIR_USE_EXEMPT_UIDS", "a, b"),
             ("FAIR_USE_RESTRICT_DAILY_DG_MS", "600000"),
             ("FAIR_USE_CHECK_INTERVAL_SECONDS", "60"),
@@ -433,6 +440,8 @@ mod tests {
         assert!(p.switches.enabled && p.switches.kill_switch);
         assert_eq!(p.plans["free"].caps["daily"], DurationMs::hours(1));
         assert_eq!(p.plans["paid"].caps["daily"], DurationMs::hours(1));
+        assert_eq!(p.plans["free"].caps["three_day"], DurationMs::hours(2), "every variable reaches the tier");
+        assert_eq!(p.plans["paid"].caps["weekly"], DurationMs::hours(3));
         assert_eq!(p.plans["unlimited"].caps["daily"], DurationMs::hours(4), "unlimited tier keeps its own caps");
         assert!(p.switches.exempt_uids.contains("b"));
         assert_eq!(p.stages.restrict.stt_daily_budget, Some(DurationMs::minutes(10)));
