@@ -294,6 +294,39 @@ async fn a_commit_blocked_behind_a_newer_write_conflicts_instead_of_overwriting(
     .await;
 }
 
+/// Four racers on two pools claim batches (`claim_batch`) until one comes back empty; asserts no
+/// id is claimed twice and returns how many were claimed in all.
+async fn claim_with_four_racers<F, Fut>(stores: [&PostgresStore; 2], claim_batch: F) -> usize
+where
+    F: Fn(PostgresStore) -> Fut + Clone + Send + 'static,
+    Fut: Future<Output = Vec<String>> + Send,
+{
+    let [a, b] = stores;
+    let claimers: Vec<_> = [a.clone(), b.clone(), a.clone(), b.clone()]
+        .into_iter()
+        .map(|store| {
+            let claim_batch = claim_batch.clone();
+            tokio::spawn(async move {
+                let mut mine = Vec::new();
+                loop {
+                    let batch = claim_batch(store.clone()).await;
+                    if batch.is_empty() {
+                        return mine;
+                    }
+                    mine.extend(batch);
+                }
+            })
+        })
+        .collect();
+    let mut seen = HashSet::new();
+    for c in claimers {
+        for id in c.await.expect("claimer") {
+            assert!(seen.insert(id.clone()), "{id} was claimed twice");
+        }
+    }
+    seen.len()
+}
+
 /// Claims from separate pools (replicas) race over a large outbox; every message is handed out
 /// exactly once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -304,29 +337,10 @@ async fn concurrent_outbox_claims_never_return_the_same_message() {
         let all: Vec<OutboxMessage> = (0..MESSAGES).map(|i| message(&format!("m{i:04}"))).collect();
         a.commit(&who, &warning_since(T0), 0, &[], &all).await.expect("enqueue");
         let b = connect(a.schema()).await;
-        let claimers: Vec<_> = [a.clone(), b.clone(), a.clone(), b.clone()]
-            .into_iter()
-            .map(|store| {
-                tokio::spawn(async move {
-                    let mut mine = Vec::new();
-                    loop {
-                        let batch = store.claim_due(T0, 7, 3_600_000).await.expect("claim_due");
-                        if batch.is_empty() {
-                            return mine;
-                        }
-                        mine.extend(batch.into_iter().map(|m| m.id));
-                    }
-                })
-            })
-            .collect();
-        let mut seen = HashSet::new();
-        let mut total = 0;
-        for c in claimers {
-            for id in c.await.expect("claimer") {
-                total += 1;
-                assert!(seen.insert(id.clone()), "{id} was claimed twice");
-            }
-        }
+        let total = claim_with_four_racers([&a, &b], |store| async move {
+            store.claim_due(T0, 7, 3_600_000).await.expect("claim_due").into_iter().map(|m| m.id).collect()
+        })
+        .await;
         assert_eq!(total, MESSAGES, "every message was claimed once");
         b.close().await;
     })
@@ -350,29 +364,10 @@ async fn concurrent_job_claims_never_return_the_same_job() {
             a.enqueue(&job, T0).await.expect("enqueue");
         }
         let b = connect(a.schema()).await;
-        let claimers: Vec<_> = [a.clone(), b.clone(), a.clone(), b.clone()]
-            .into_iter()
-            .map(|store| {
-                tokio::spawn(async move {
-                    let mut mine = Vec::new();
-                    loop {
-                        let batch = store.claim(T0, 7, 3_600_000).await.expect("claim");
-                        if batch.is_empty() {
-                            return mine;
-                        }
-                        mine.extend(batch.into_iter().map(|j| j.id));
-                    }
-                })
-            })
-            .collect();
-        let mut seen = HashSet::new();
-        let mut total = 0;
-        for c in claimers {
-            for id in c.await.expect("claimer") {
-                total += 1;
-                assert!(seen.insert(id.clone()), "{id} was claimed twice");
-            }
-        }
+        let total = claim_with_four_racers([&a, &b], |store| async move {
+            store.claim(T0, 7, 3_600_000).await.expect("claim").into_iter().map(|j| j.id).collect()
+        })
+        .await;
         assert_eq!(total, JOBS, "every job was claimed once");
         b.close().await;
     })

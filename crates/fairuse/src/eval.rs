@@ -90,6 +90,23 @@ pub struct KindRow {
     pub stt_ms_saved: i64,
 }
 
+impl KindRow {
+    /// Adds another population's counts, for a table's total row (per-user figures such as the
+    /// median are not summed).
+    fn add(&mut self, r: &KindRow) {
+        self.users += r.users;
+        self.classified += r.classified;
+        self.warned += r.warned;
+        self.throttled += r.throttled;
+        self.restricted += r.restricted;
+        self.free_exhausted_only += r.free_exhausted_only;
+        self.restricted_within += r.restricted_within;
+        self.typed_right += r.typed_right;
+        self.classifier_runs += r.classifier_runs;
+        self.stt_ms_saved += r.stt_ms_saved;
+    }
+}
+
 /// The whole evaluation.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct EvalReport {
@@ -174,13 +191,7 @@ impl EvalReport {
                 r.free_exhausted_only,
                 hours(r.stt_ms_saved)
             ));
-            total.users += r.users;
-            total.warned += r.warned;
-            total.restricted += r.restricted;
-            total.restricted_within += r.restricted_within;
-            total.typed_right += r.typed_right;
-            total.free_exhausted_only += r.free_exhausted_only;
-            total.stt_ms_saved += r.stt_ms_saved;
+            total.add(r);
         }
         s.push_str(&format!(
             "| **all abusers** | {} | {} | {} | {} ({}) | | | {} | {} | {} |\n\n",
@@ -208,13 +219,7 @@ impl EvalReport {
                 r.free_exhausted_only,
                 hours(r.stt_ms_saved)
             ));
-            total.users += r.users;
-            total.classified += r.classified;
-            total.warned += r.warned;
-            total.throttled += r.throttled;
-            total.restricted += r.restricted;
-            total.free_exhausted_only += r.free_exhausted_only;
-            total.stt_ms_saved += r.stt_ms_saved;
+            total.add(r);
         }
         s.push_str(&format!(
             "| **all honest** | {} | {} | {} | {} | {} | {} | {} |\n\n",
