@@ -533,9 +533,14 @@ proptest! {
     #![proptest_config(config(256))]
 
     #[test]
-    fn a_uid_is_accepted_exactly_when_it_has_1_to_128_allowed_characters(text in id_text()) {
+    fn a_uid_is_accepted_exactly_when_it_has_1_to_128_allowed_characters(
+        text in prop_oneof![id_text(), Just(".".to_owned()), Just("..".to_owned())],
+    ) {
+        // `.` and `..` are refused although their characters are allowed: no URL path carries them.
         let allowed = !text.is_empty()
             && text.len() <= 128
+            && text != "."
+            && text != ".."
             && text.chars().all(|c| c.is_ascii_alphanumeric() || "_.:@-".contains(c));
         match Uid::parse(&text) {
             Ok(uid) => prop_assert!(allowed && uid.as_str() == text, "{:?}", text),
