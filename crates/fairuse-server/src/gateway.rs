@@ -351,6 +351,9 @@ struct Stream {
     /// Sample frames (one sample per channel) forwarded upstream.
     forwarded_frames: u64,
     forwarding: bool,
+    /// Forwarding is leased in slices of budget: frames up to this count may go upstream before
+    /// the stream reports its totals and reads the decision again (0: no lease yet).
+    lease_end_frames: u64,
     exhausted_sent: bool,
     /// The last totals reported, to skip reports that would change nothing.
     reported: Option<(i64, i64)>,
@@ -377,6 +380,7 @@ impl Stream {
             carry: Vec::new(),
             forwarded_frames: 0,
             forwarding: true,
+            lease_end_frames: 0,
             exhausted_sent: false,
             reported: None,
         }
@@ -393,7 +397,7 @@ impl Stream {
     async fn run(mut self, mut client: WebSocket) {
         metrics::gauge!("fairuse_gateway_streams").increment(1.0);
         tracing::debug!(uid = %self.uid, session_id = %self.session_id, "stream opened");
-        self.check_budget(&mut client).await;
+        self.renew_lease(&mut client).await;
         let mut upstream = match (&self.settings().upstream, self.forwarding) {
             (Upstream::Url { url, api_key }, true) => {
                 match connect_upstream(url, api_key.as_deref(), &self.query, self.settings().outbound_timeout).await {
@@ -462,11 +466,11 @@ impl Stream {
                     }
                 }
                 _ = flush.tick() => {
+                    // A stage can change mid-stream (a verdict, an admin): the lease is renewed
+                    // on the clock too, not only when it runs out.
                     self.flush().await;
-                    let stopped = self.check_budget(&mut client).await;
-                    if stopped && let Some(up) = upstream.as_mut() {
-                        // Ask the upstream for its last results; the stream goes on metering.
-                        let _ = send_upstream(up, tungstenite::Message::Text(r#"{"type":"CloseStream"}"#.into()), self.settings().outbound_timeout).await;
+                    if self.renew_lease(&mut client).await {
+                        stop_upstream(&mut upstream, self.settings().outbound_timeout).await;
                     }
                 }
                 _ = deadline => {
@@ -508,18 +512,32 @@ impl Stream {
                 }
                 let pcm: Vec<i16> = whole.chunks_exact(2).map(|b| i16::from_le_bytes([b[0], b[1]])).collect();
                 self.meter.push(&pcm);
-                if self.forwarding
-                    && let Some(up) = upstream.as_mut()
-                {
-                    let frames = (whole.len() / self.block_align()) as u64;
-                    if let Err(e) = send_upstream(up, tungstenite::Message::Binary(whole.into()), timeout).await {
+                let align = self.block_align();
+                let mut rest: &[u8] = &whole;
+                while self.forwarding && !rest.is_empty() && upstream.is_some() {
+                    if self.forwarded_frames >= self.lease_end_frames {
+                        // The lease is used up: report what was forwarded, then lease the next
+                        // slice (or stop). Audio past the lease waits for the answer.
+                        self.flush().await;
+                        if self.renew_lease(client).await {
+                            stop_upstream(upstream, timeout).await;
+                        }
+                        continue;
+                    }
+                    let room = usize::try_from(self.lease_end_frames - self.forwarded_frames).unwrap_or(usize::MAX);
+                    let take = rest.len().min(room.saturating_mul(align));
+                    let (part, tail) = rest.split_at(take);
+                    rest = tail;
+                    let Some(up) = upstream.as_mut() else { break };
+                    if let Err(e) = send_upstream(up, tungstenite::Message::Binary(part.to_vec().into()), timeout).await
+                    {
                         tracing::warn!(uid = %self.uid, error = %e, "forwarding audio upstream failed");
                         *upstream = None;
                         let _ = client.send(error_message("the speech-to-text upstream failed")).await;
                         let _ = client.send(close(1011, "upstream failed")).await;
                         return Next::End;
                     }
-                    self.forwarded_frames += frames;
+                    self.forwarded_frames += (take / align) as u64;
                 }
                 Next::Continue
             }
@@ -577,27 +595,37 @@ impl Stream {
         }
     }
 
-    /// Reads the decision; when STT is not allowed, stops forwarding and tells the client once
-    /// (true when it stopped now). Once stopped, a stream does not resume. A decision that
-    /// cannot be read leaves forwarding as it is (the service already fails open or closed by
-    /// policy).
-    async fn check_budget(&mut self, client: &mut WebSocket) -> bool {
+    /// Reads the decision and leases the next slice of STT budget: forwarding may go on for
+    /// `min(policy budget.slice, remaining budget)` of audio before the stream reports and asks
+    /// again, so a stream overshoots a budget by at most one slice however fast its client sends.
+    /// When STT is not allowed it stops forwarding and tells the client once; returns true when
+    /// it stopped now. Once stopped, a stream does not resume. A decision that cannot be read
+    /// leases one more slice (the service itself already fails open or closed by policy).
+    async fn renew_lease(&mut self, client: &mut WebSocket) -> bool {
         if !self.forwarding {
             return false;
         }
+        let slice_ms = self.service.policy().budget.slice.ms().max(1);
         let call = self.service.decision(&self.uid);
         let decision = match tokio::time::timeout(self.settings().outbound_timeout, call).await {
             Ok(Ok(d)) => d,
             Ok(Err(e)) => {
-                tracing::warn!(uid = %self.uid, error = %e, "decision failed; forwarding unchanged");
+                tracing::warn!(uid = %self.uid, error = %e, "decision failed; leasing one more slice");
+                self.lease(slice_ms);
                 return false;
             }
             Err(_) => {
-                tracing::warn!(uid = %self.uid, "decision timed out; forwarding unchanged");
+                tracing::warn!(uid = %self.uid, "decision timed out; leasing one more slice");
+                self.lease(slice_ms);
                 return false;
             }
         };
         if decision.stt_allowed {
+            let grant = match &decision.stt_budget {
+                Some(b) => slice_ms.min(b.remaining_ms.max(1)),
+                None => slice_ms,
+            };
+            self.lease(grant);
             return false;
         }
         self.forwarding = false;
@@ -614,6 +642,21 @@ impl Stream {
             let _ = client.send(Message::Text(msg.to_string().into())).await;
         }
         true
+    }
+
+    /// Lets `ms` more audio go upstream from here (at least one sample frame).
+    fn lease(&mut self, ms: i64) {
+        let frames = (ms.max(0) as u64).saturating_mul(u64::from(self.format.sample_rate)) / 1000;
+        self.lease_end_frames = self.forwarded_frames.saturating_add(frames.max(1));
+        metrics::counter!("fairuse_gateway_leases_total").increment(1);
+    }
+}
+
+/// Forwarding stopped: ask the upstream for its last results; the stream goes on metering.
+async fn stop_upstream(upstream: &mut Option<UpstreamSocket>, timeout: Duration) {
+    if let Some(up) = upstream.as_mut() {
+        let msg = tungstenite::Message::Text(r#"{"type":"CloseStream"}"#.into());
+        let _ = send_upstream(up, msg, timeout).await;
     }
 }
 

@@ -491,6 +491,50 @@ async fn restricted_user_over_budget_gets_the_typed_event_and_forwarding_stops()
     assert_eq!(forwarded_today(&app, "gus").await, forwarded_ms, "stt_ms is what really went upstream");
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn budget_is_leased_in_slices_so_fast_clients_overshoot_by_at_most_one_slice_per_stream() {
+    // 10 s of budget, 2 s slices, and no clock flush during the test: only the leases stop it.
+    let mut policy = Policy::default();
+    policy.stages.restrict.stt_daily_budget = Some(DurationMs(10_000));
+    policy.budget.slice = DurationMs(2_000);
+    let (app, log) = spawn_app_with_upstream(policy, 600_000).await;
+    let app = Arc::new(app);
+    app.service.set_stage(&uid("fay"), Stage::Restrict, None, "test", None).await.unwrap();
+    // One stream sending 30 s of audio as fast as it can: the budget is leased 2 s at a time and
+    // the last lease is what remains, so it forwards exactly the budget.
+    let mut ws = connect(&app, "fay").await;
+    for _ in 0..30 {
+        ws.send(Message::Binary(audio(1_000, true).into())).await.unwrap();
+    }
+    let rest = close_stream(&mut ws).await;
+    assert!(rest.iter().any(|v| v["event"] == "stt_budget_exhausted"), "{rest:?}");
+    assert_eq!(log.total_audio_bytes() as i64 / 32, 10_000, "one stream forwards exactly the budget");
+    assert_eq!(forwarded_today(&app, "fay").await, 10_000);
+
+    // Three concurrent streams of a fresh user: each may be one slice past what the others have
+    // reported, never more.
+    let before = log.total_audio_bytes() as i64;
+    app.service.set_stage(&uid("gil"), Stage::Restrict, None, "test", None).await.unwrap();
+    let mut tasks = Vec::new();
+    for _ in 0..3 {
+        let app = app.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut ws = connect(&app, "gil").await;
+            for _ in 0..30 {
+                ws.send(Message::Binary(audio(500, true).into())).await.unwrap();
+            }
+            close_stream(&mut ws).await.iter().any(|v| v["event"] == "stt_budget_exhausted")
+        }));
+    }
+    for t in tasks {
+        assert!(t.await.unwrap(), "every stream is told its budget ran out");
+    }
+    let forwarded_ms = (log.total_audio_bytes() as i64 - before) / 32;
+    assert!((10_000..=10_000 + 3 * 2_000).contains(&forwarded_ms), "{forwarded_ms} ms forwarded for a 10 s budget");
+    assert_eq!(forwarded_today(&app, "gil").await, forwarded_ms, "the budget counts what went upstream");
+    wait_until(async || speech_today(&app, "gil").await == 45_000).await;
+}
+
 #[tokio::test]
 async fn a_user_whose_budget_is_already_spent_gets_the_event_at_once_and_nothing_is_forwarded() {
     let mut policy = Policy::default();
