@@ -85,83 +85,105 @@ impl UpstreamLog {
 // tungstenite's handshake callback fixes its error type (an HTTP response), which is large.
 #[allow(clippy::result_large_err)]
 async fn spawn_upstream() -> (String, UpstreamLog) {
+    spawn_upstream_with(None).await
+}
+
+/// The upstream behind TLS when `tls` is given (then the URL is `wss://localhost:…`).
+async fn spawn_upstream_with(tls: Option<tokio_rustls::TlsAcceptor>) -> (String, UpstreamLog) {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let log = UpstreamLog::default();
     let log2 = log.clone();
+    let url = match tls {
+        Some(_) => format!("wss://localhost:{}/v1/listen", addr.port()),
+        None => format!("ws://{addr}/v1/listen"),
+    };
     tokio::spawn(async move {
         loop {
             let Ok((tcp, _)) = listener.accept().await else { return };
             let log = log2.clone();
+            let tls = tls.clone();
             tokio::spawn(async move {
-                let seen = Arc::new(Mutex::new(UpstreamConn::default()));
-                let seen2 = seen.clone();
-                let callback = move |req: &HsRequest, resp: HsResponse| {
-                    let mut s = seen2.lock().unwrap();
-                    s.uri = req.uri().to_string();
-                    s.authorization =
-                        req.headers().get("authorization").and_then(|v| v.to_str().ok()).map(str::to_owned);
-                    Ok(resp)
-                };
-                let Ok(mut ws) = tokio_tungstenite::accept_hdr_async(tcp, callback).await else { return };
-                let index = {
-                    let mut all = log.0.lock().unwrap();
-                    all.push(seen.lock().unwrap().clone());
-                    all.len() - 1
-                };
-                let update = |f: &mut dyn FnMut(&mut UpstreamConn)| f(&mut log.0.lock().unwrap()[index]);
-                while let Some(Ok(msg)) = ws.next().await {
-                    let reply = match msg {
-                        Message::Binary(b) => {
-                            let mut samples = 0;
-                            update(&mut |c| {
-                                c.audio.extend_from_slice(&b);
-                                samples = c.audio.len() / 2;
-                            });
-                            Some(
-                                json!({"type": "Results", "is_final": false, "samples_received": samples,
-                                       "channel": {"alternatives": [{"transcript": "hello", "confidence": 0.9}]}})
-                                .to_string(),
-                            )
-                        }
-                        Message::Text(t) => {
-                            let v: Value = serde_json::from_str(t.as_str()).unwrap_or_default();
-                            match v["type"].as_str() {
-                                Some("KeepAlive") => {
-                                    update(&mut |c| c.keepalives += 1);
-                                    None
-                                }
-                                Some("Finalize") => {
-                                    update(&mut |c| c.finalizes += 1);
-                                    Some(
-                                        json!({"type": "Results", "is_final": true, "from_finalize": true}).to_string(),
-                                    )
-                                }
-                                Some("CloseStream") => {
-                                    update(&mut |c| c.close_streams += 1);
-                                    let meta = json!({"type": "Metadata", "request_id": "r-1"}).to_string();
-                                    update(&mut |c| c.sent.push(meta.clone()));
-                                    let _ = ws.send(Message::Text(meta.into())).await;
-                                    let _ = ws.close(None).await;
-                                    break;
-                                }
-                                _ => Some(json!({"type": "Error", "message": "upstream: unknown"}).to_string()),
-                            }
-                        }
-                        Message::Close(_) => break,
-                        _ => None,
-                    };
-                    if let Some(r) = reply {
-                        update(&mut |c| c.sent.push(r.clone()));
-                        if ws.send(Message::Text(r.into())).await.is_err() {
-                            break;
+                match tls {
+                    Some(acceptor) => {
+                        if let Ok(stream) = acceptor.accept(tcp).await {
+                            serve_upstream_conn(stream, log).await;
                         }
                     }
+                    None => serve_upstream_conn(tcp, log).await,
                 }
             });
         }
     });
-    (format!("ws://{addr}/v1/listen"), log)
+    (url, log)
+}
+
+#[allow(clippy::result_large_err)]
+async fn serve_upstream_conn<S>(stream: S, log: UpstreamLog)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    let seen = Arc::new(Mutex::new(UpstreamConn::default()));
+    let seen2 = seen.clone();
+    let callback = move |req: &HsRequest, resp: HsResponse| {
+        let mut s = seen2.lock().unwrap();
+        s.uri = req.uri().to_string();
+        s.authorization = req.headers().get("authorization").and_then(|v| v.to_str().ok()).map(str::to_owned);
+        Ok(resp)
+    };
+    let Ok(mut ws) = tokio_tungstenite::accept_hdr_async(stream, callback).await else { return };
+    let index = {
+        let mut all = log.0.lock().unwrap();
+        all.push(seen.lock().unwrap().clone());
+        all.len() - 1
+    };
+    let update = |f: &mut dyn FnMut(&mut UpstreamConn)| f(&mut log.0.lock().unwrap()[index]);
+    while let Some(Ok(msg)) = ws.next().await {
+        let reply = match msg {
+            Message::Binary(b) => {
+                let mut samples = 0;
+                update(&mut |c| {
+                    c.audio.extend_from_slice(&b);
+                    samples = c.audio.len() / 2;
+                });
+                Some(
+                    json!({"type": "Results", "is_final": false, "samples_received": samples,
+                                       "channel": {"alternatives": [{"transcript": "hello", "confidence": 0.9}]}})
+                    .to_string(),
+                )
+            }
+            Message::Text(t) => {
+                let v: Value = serde_json::from_str(t.as_str()).unwrap_or_default();
+                match v["type"].as_str() {
+                    Some("KeepAlive") => {
+                        update(&mut |c| c.keepalives += 1);
+                        None
+                    }
+                    Some("Finalize") => {
+                        update(&mut |c| c.finalizes += 1);
+                        Some(json!({"type": "Results", "is_final": true, "from_finalize": true}).to_string())
+                    }
+                    Some("CloseStream") => {
+                        update(&mut |c| c.close_streams += 1);
+                        let meta = json!({"type": "Metadata", "request_id": "r-1"}).to_string();
+                        update(&mut |c| c.sent.push(meta.clone()));
+                        let _ = ws.send(Message::Text(meta.into())).await;
+                        let _ = ws.close(None).await;
+                        break;
+                    }
+                    _ => Some(json!({"type": "Error", "message": "upstream: unknown"}).to_string()),
+                }
+            }
+            Message::Close(_) => break,
+            _ => None,
+        };
+        if let Some(r) = reply {
+            update(&mut |c| c.sent.push(r.clone()));
+            if ws.send(Message::Text(r.into())).await.is_err() {
+                break;
+            }
+        }
+    }
 }
 
 // ---- the app --------------------------------------------------------------------------------
@@ -326,6 +348,70 @@ async fn results_are_relayed_unchanged_and_the_vendor_key_stays_on_the_server() 
     assert!(conns[0].uri.contains("model=nova-3") && conns[0].uri.contains("punctuate=true"), "{}", conns[0].uri);
     assert!(conns[0].uri.contains("encoding=linear16") && conns[0].uri.contains("sample_rate=16000"));
     assert_eq!(conns[0].close_streams, 1);
+}
+
+/// A TLS acceptor with a fresh self-signed certificate for `localhost`, and that certificate as
+/// a PEM file.
+fn self_signed_tls(dir: &std::path::Path) -> (tokio_rustls::TlsAcceptor, std::path::PathBuf) {
+    use tokio_rustls::rustls;
+    let certified = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+    let pem = dir.join("upstream-ca.pem");
+    std::fs::write(&pem, certified.cert.pem()).unwrap();
+    let key = rustls::pki_types::PrivateKeyDer::Pkcs8(certified.signing_key.serialize_der().into());
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(vec![certified.cert.der().clone()], key)
+        .unwrap();
+    (tokio_rustls::TlsAcceptor::from(Arc::new(config)), pem)
+}
+
+#[tokio::test]
+async fn a_wss_upstream_is_reached_over_tls_and_an_untrusted_certificate_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let (acceptor, pem) = self_signed_tls(dir.path());
+    let (url, log) = spawn_upstream_with(Some(acceptor)).await;
+    assert!(url.starts_with("wss://"));
+
+    // Trusted through gateway.upstream_ca_file: audio goes over TLS, results come back.
+    let upstream = Upstream::from_config(&url, Some(VENDOR_KEY)).unwrap().with_extra_roots(&pem).unwrap();
+    let app = spawn_app(Policy::default(), upstream, 60_000).await;
+    let mut ws = connect(&app, "tia").await;
+    ws.send(Message::Binary(audio(100, true).into())).await.unwrap();
+    assert_eq!(until_type(&mut ws, "Results").await["samples_received"], 1_600);
+    close_stream(&mut ws).await;
+    let conns = log.conns();
+    assert_eq!(conns.len(), 1);
+    assert_eq!(conns[0].audio.len(), 3_200);
+    assert_eq!(conns[0].authorization.as_deref(), Some(format!("Token {VENDOR_KEY}").as_str()));
+
+    // Only the system's roots: the self-signed certificate is refused, the client is told the
+    // upstream is unavailable, and nothing was sent to it.
+    let untrusted = spawn_app(Policy::default(), Upstream::from_config(&url, Some(VENDOR_KEY)).unwrap(), 60_000).await;
+    let mut ws = connect(&untrusted, "tia").await;
+    let (_, v) = next_json(&mut ws).await.expect("an error message before the close");
+    assert_eq!(v["type"], "Error");
+    assert!(v["message"].as_str().unwrap().contains("upstream is unavailable"), "{v}");
+    assert!(next_json(&mut ws).await.is_none(), "then the stream closes");
+    assert_eq!(log.conns().len(), 1, "the refused handshake never reached the WebSocket layer");
+}
+
+#[test]
+fn extra_roots_are_checked_when_the_gateway_is_configured() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("missing.pem");
+    let err = Upstream::from_config("wss://stt.example/listen", None).unwrap().with_extra_roots(&missing).unwrap_err();
+    assert!(err.contains("gateway.upstream_ca_file") && err.contains("missing.pem"), "{err}");
+    let empty = dir.path().join("empty.pem");
+    std::fs::write(&empty, "not a certificate\n").unwrap();
+    let err = Upstream::from_config("wss://stt.example/listen", None).unwrap().with_extra_roots(&empty).unwrap_err();
+    assert!(err.contains("no certificate"), "{err}");
+    let err = Upstream::from_config("ws://stt.example/listen", None).unwrap().with_extra_roots(&empty).unwrap_err();
+    assert!(err.contains("not a wss:// URL"), "{err}");
+    let err = Upstream::from_config("https://stt.example/listen", None).unwrap_err();
+    assert!(err.contains("ws:// or wss://"), "{err}");
 }
 
 #[tokio::test]

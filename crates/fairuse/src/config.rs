@@ -112,6 +112,9 @@ pub struct GatewaySection {
     pub upstream_url: String,
     /// Sent upstream as `Authorization: Token <key>`; never reaches clients.
     pub upstream_api_key: String,
+    /// A PEM file of extra certificates to trust for a `wss://` upstream (a private CA); the
+    /// system's roots are always trusted. Empty: none.
+    pub upstream_ca_file: String,
     /// How often a stream reports its cumulative totals and re-reads the decision.
     pub flush_interval: DurationMs,
     pub max_streams_per_user: u32,
@@ -122,6 +125,7 @@ impl Default for GatewaySection {
         GatewaySection {
             upstream_url: String::new(),
             upstream_api_key: String::new(),
+            upstream_ca_file: String::new(),
             flush_interval: DurationMs::seconds(60),
             max_streams_per_user: 4,
         }
@@ -133,6 +137,7 @@ impl std::fmt::Debug for GatewaySection {
         f.debug_struct("GatewaySection")
             .field("upstream_url", &self.upstream_url)
             .field("upstream_api_key", &if self.upstream_api_key.is_empty() { "unset" } else { "set" })
+            .field("upstream_ca_file", &self.upstream_ca_file)
             .field("flush_interval", &self.flush_interval)
             .field("max_streams_per_user", &self.max_streams_per_user)
             .finish()

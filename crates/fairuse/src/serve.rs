@@ -158,8 +158,12 @@ pub async fn run(args: ServeArgs, env: BTreeMap<String, String>) -> anyhow::Resu
     if !config.gateway.upstream_url.is_empty() {
         let g = &config.gateway;
         let key = Some(g.upstream_api_key.as_str()).filter(|k| !k.is_empty());
-        let upstream =
+        let mut upstream =
             fairuse_server::gateway::Upstream::from_config(&g.upstream_url, key).map_err(anyhow::Error::msg)?;
+        if !g.upstream_ca_file.is_empty() {
+            upstream =
+                upstream.with_extra_roots(std::path::Path::new(&g.upstream_ca_file)).map_err(anyhow::Error::msg)?;
+        }
         let settings = fairuse_server::gateway::GatewaySettings {
             upstream,
             flush_interval: dur(g.flush_interval),
