@@ -36,6 +36,9 @@ pub const MAX_BODY_BYTES: usize = 1 << 20;
 pub struct HttpSettings {
     /// Public case lookups per client per minute.
     pub case_lookups_per_minute: u32,
+    /// Appeals per user per rolling day, counted before the case is looked up (so a user cannot
+    /// flood the review queue or probe case references through it).
+    pub appeals_per_day: u32,
     /// A proxy header that carries the client address (e.g. `x-forwarded-for`); none by default,
     /// so a client cannot choose its own rate-limit key.
     pub trusted_proxy_header: Option<String>,
@@ -43,7 +46,7 @@ pub struct HttpSettings {
 
 impl Default for HttpSettings {
     fn default() -> Self {
-        HttpSettings { case_lookups_per_minute: 10, trusted_proxy_header: None }
+        HttpSettings { case_lookups_per_minute: 10, appeals_per_day: 5, trusted_proxy_header: None }
     }
 }
 
@@ -534,6 +537,7 @@ async fn post_appeal(
     ApiPath(case_ref): ApiPath<String>,
     JsonBody(body): JsonBody<AppealIn>,
 ) -> ApiResult<Response> {
+    st.service.appeal_allowed(&uid, st.settings.appeals_per_day).await?;
     let event = st.service.appeal(&uid, &case_ref, &body.text).await?;
     Ok((StatusCode::CREATED, Json(json!({"status": "received", "case_ref": case_ref, "appeal": event})))
         .into_response())

@@ -535,6 +535,12 @@ impl Service {
         if r.allowed { Ok(()) } else { Err(ApiError::RateLimited { retry_after_s: (r.retry_after_ms + 999) / 1000 }) }
     }
 
+    /// Appeals per user: `limit_per_day` in a fixed day-long window shared by every replica.
+    pub async fn appeal_allowed(&self, uid: &Uid, limit_per_day: u32) -> ApiResult<()> {
+        let r = self.stores.rates.hit(&format!("appeal:{uid}"), limit_per_day, 86_400_000, self.now()).await?;
+        if r.allowed { Ok(()) } else { Err(ApiError::RateLimited { retry_after_s: (r.retry_after_ms + 999) / 1000 }) }
+    }
+
     pub async fn case_event(&self, case_ref: &str) -> ApiResult<Event> {
         let case = CaseRef::parse(case_ref)?;
         self.stores

@@ -33,6 +33,8 @@ pub struct ServerSection {
     /// example `x-forwarded-for`); empty trusts none.
     pub trusted_proxy_header: String,
     pub case_lookups_per_minute: u32,
+    /// Appeals per user per day.
+    pub appeals_per_day: u32,
     /// How long shutdown waits for in-flight requests and the outbox.
     pub shutdown_grace: DurationMs,
     /// `text` or `json`.
@@ -47,6 +49,7 @@ impl Default for ServerSection {
             policy: String::new(),
             trusted_proxy_header: String::new(),
             case_lookups_per_minute: 10,
+            appeals_per_day: 5,
             shutdown_grace: DurationMs::seconds(20),
             log_format: "text".into(),
         }

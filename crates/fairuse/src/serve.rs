@@ -148,6 +148,7 @@ pub async fn run(args: ServeArgs, env: BTreeMap<String, String>) -> anyhow::Resu
         auth: Arc::new(auth),
         settings: HttpSettings {
             case_lookups_per_minute: config.server.case_lookups_per_minute,
+            appeals_per_day: config.server.appeals_per_day.max(1),
             trusted_proxy_header: Some(config.server.trusted_proxy_header.to_ascii_lowercase())
                 .filter(|h| !h.is_empty()),
         },

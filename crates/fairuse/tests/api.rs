@@ -378,6 +378,28 @@ async fn a_user_over_the_cap_with_chapter_titles_is_classified_warned_and_can_ap
         .await
         .unwrap();
     assert_eq!(r.status(), 404, "only the owner of a case may appeal it");
+    // Five appeals a day per user: the sixth is refused and says when to come back.
+    for i in 2..=5 {
+        let r = s
+            .client
+            .post(s.url(&format!("/v1/fair-use/case/{case}/appeal")))
+            .bearer_auth(&token)
+            .json(&json!({"text": format!("appeal {i}")}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 201, "appeal {i}");
+    }
+    let r = s
+        .client
+        .post(s.url(&format!("/v1/fair-use/case/{case}/appeal")))
+        .bearer_auth(&token)
+        .json(&json!({"text": "appeal 6"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 429, "the sixth appeal of the day is refused");
+    assert!(r.headers().get("retry-after").is_some());
     // Overturn the verdict, then reset: back to none, and the audit trail shows both admins' actions.
     let event_id = classified["event_id"].as_str().unwrap();
     let (code, resolved) = status_of(
