@@ -294,11 +294,13 @@ fn percent_decode(s: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-/// The user's JWT, as `Authorization: Bearer <jwt>` or, as Deepgram SDKs send it,
-/// `Authorization: Token <jwt>`. Either way the same verifier checks it and the uid comes from
-/// the token.
+/// The user's JWT, as `Authorization: Bearer <jwt>`, as Deepgram SDKs send it
+/// (`Authorization: Token <jwt>`), or, for browsers, which cannot set headers on a WebSocket, as
+/// Deepgram accepts it there: `Sec-WebSocket-Protocol: token, <jwt>`. The same verifier checks
+/// it and the uid comes from the token.
 async fn authenticate(st: &AppState, headers: &HeaderMap) -> ApiResult<Uid> {
-    let raw = headers.get("authorization").and_then(|v| v.to_str().ok());
+    let from_protocol = subprotocol_token(headers).map(|t| format!("Token {t}"));
+    let raw = headers.get("authorization").and_then(|v| v.to_str().ok()).or(from_protocol.as_deref());
     let normalized = raw.map(|v| {
         let t = v.trim();
         match t.split_once(|c: char| c.is_ascii_whitespace()) {
@@ -309,6 +311,15 @@ async fn authenticate(st: &AppState, headers: &HeaderMap) -> ApiResult<Uid> {
     let now_s = st.service.now().secs().max(0) as u64;
     let uid = st.auth.user(normalized.as_deref(), now_s).await?;
     Ok(Uid::parse(&uid)?)
+}
+
+/// The token of `Sec-WebSocket-Protocol: token, <jwt>` (or `bearer, <jwt>`).
+fn subprotocol_token(headers: &HeaderMap) -> Option<String> {
+    let offered = headers.get("sec-websocket-protocol")?.to_str().ok()?;
+    let mut parts = offered.split(',').map(str::trim);
+    let scheme = parts.next()?;
+    let token = parts.next().filter(|t| !t.is_empty())?;
+    (scheme.eq_ignore_ascii_case("token") || scheme.eq_ignore_ascii_case("bearer")).then(|| token.to_owned())
 }
 
 /// `GET /v1/listen`: checks the token, the format and the stream cap before upgrading, so a
@@ -334,6 +345,8 @@ pub async fn listen(
     // Frames a little over the limit still arrive, so the refusal is a message on the stream,
     // not a dropped connection; far larger ones are cut by the WebSocket layer itself.
     let ws = ws.max_message_size(gateway.settings.max_frame_bytes.saturating_mul(4));
+    // A browser that offered `token, <jwt>` needs the server to select `token` (never the JWT).
+    let ws = ws.protocols(["token", "bearer"]);
     Ok(ws.on_upgrade(move |socket| async move {
         let stream = Stream::new(gateway, service, uid, format, query);
         stream.run(socket).await;
@@ -391,8 +404,11 @@ fn parse_control(text: &str) -> Result<Control, String> {
     }
 }
 
-fn error_message(message: &str) -> Message {
-    Message::Text(json!({"type": "Error", "message": message}).to_string().into())
+/// An error in Deepgram's shape (`variant`, `description`), so Deepgram SDKs parse it; `message`
+/// repeats the description for clients that read that field.
+fn error_message(variant: &str, description: &str) -> Message {
+    let v = json!({"type": "Error", "variant": variant, "description": description, "message": description});
+    Message::Text(v.to_string().into())
 }
 
 /// One stream's state.
@@ -465,7 +481,7 @@ impl Stream {
                     Ok(s) => Some(s),
                     Err(e) => {
                         tracing::warn!(uid = %self.uid, error = %e, "upstream connect failed");
-                        let _ = client.send(error_message("the speech-to-text upstream is unavailable")).await;
+                        let _ = client.send(error_message("UpstreamUnavailable", "the speech-to-text upstream is unavailable")).await;
                         let _ = client.send(close(1011, "upstream unavailable")).await;
                         metrics::gauge!("fairuse_gateway_streams").decrement(1.0);
                         return;
@@ -518,7 +534,7 @@ impl Stream {
                                 break;
                             }
                             if self.forwarding {
-                                let _ = client.send(error_message("the speech-to-text upstream closed the stream")).await;
+                                let _ = client.send(error_message("UpstreamClosed", "the speech-to-text upstream closed the stream")).await;
                                 let _ = client.send(close(1011, "upstream closed")).await;
                                 break;
                             }
@@ -565,7 +581,7 @@ impl Stream {
                         data.len(),
                         self.settings().max_frame_bytes
                     );
-                    return reply(client, error_message(&msg)).await;
+                    return reply(client, error_message("FrameTooLarge", &msg)).await;
                 }
                 let whole = self.take_whole_frames(&data);
                 if whole.is_empty() {
@@ -594,7 +610,7 @@ impl Stream {
                     {
                         tracing::warn!(uid = %self.uid, error = %e, "forwarding audio upstream failed");
                         *upstream = None;
-                        let _ = client.send(error_message("the speech-to-text upstream failed")).await;
+                        let _ = client.send(error_message("UpstreamError", "the speech-to-text upstream failed")).await;
                         let _ = client.send(close(1011, "upstream failed")).await;
                         return Next::End;
                     }
@@ -603,7 +619,7 @@ impl Stream {
                 Next::Continue
             }
             Some(Ok(Message::Text(text))) => match parse_control(text.as_str()) {
-                Err(why) => reply(client, error_message(&why)).await,
+                Err(why) => reply(client, error_message("SchemaError", &why)).await,
                 Ok(control) => {
                     if let Some(up) = upstream.as_mut()
                         && let Err(e) =
@@ -701,6 +717,17 @@ impl Stream {
             });
             metrics::counter!("fairuse_gateway_budget_stops_total").increment(1);
             let _ = client.send(Message::Text(msg.to_string().into())).await;
+            // Deepgram SDKs drop message types they do not know (the Python SDK 7 hands the app
+            // `None` for the event above), so the same news follows as an error they can read.
+            let mut notice = "transcription is paused: today's speech-to-text allowance is used up".to_owned();
+            if let Some(b) = &decision.stt_budget {
+                notice.push_str(&format!("; it resets at {}", b.resets_at.to_rfc3339()));
+            }
+            if let Some(case) = &decision.case_ref {
+                notice.push_str(&format!(" (case {case})"));
+            }
+            notice.push_str(". Audio is still accepted and metered.");
+            let _ = client.send(error_message("SttBudgetExhausted", &notice)).await;
         }
         true
     }

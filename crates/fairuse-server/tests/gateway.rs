@@ -415,6 +415,28 @@ fn extra_roots_are_checked_when_the_gateway_is_configured() {
 }
 
 #[tokio::test]
+async fn a_browser_authenticates_with_the_token_subprotocol_and_the_server_selects_only_token() {
+    let (app, log) = spawn_app_with_upstream(Policy::default(), 60_000).await;
+    let url = format!("ws://{}/v1/listen?encoding=linear16&sample_rate=16000", app.addr);
+    let mut req = url.as_str().into_client_request().unwrap();
+    req.headers_mut().insert("sec-websocket-protocol", format!("token, {}", token("uma")).parse().unwrap());
+    let (mut ws, resp) = tokio_tungstenite::connect_async(req).await.unwrap();
+    assert_eq!(resp.headers()["sec-websocket-protocol"], "token", "the JWT is never echoed back");
+    ws.send(Message::Binary(audio(100, true).into())).await.unwrap();
+    until_type(&mut ws, "Results").await;
+    close_stream(&mut ws).await;
+    wait_until(async || speech_today(&app, "uma").await == 100).await;
+    assert_eq!(log.conns()[0].authorization.as_deref(), Some(format!("Token {VENDOR_KEY}").as_str()));
+    // A forged token in the subprotocol is refused like one in the header.
+    let mut req = url.as_str().into_client_request().unwrap();
+    req.headers_mut().insert("sec-websocket-protocol", "token, not-a-jwt".parse().unwrap());
+    match tokio_tungstenite::connect_async(req).await {
+        Err(WsError::Http(resp)) => assert_eq!(resp.status().as_u16(), 401),
+        other => panic!("a forged subprotocol token was not refused: {:?}", other.map(|_| ())),
+    }
+}
+
+#[tokio::test]
 async fn keepalive_and_finalize_are_forwarded_upstream() {
     let (app, log) = spawn_app_with_upstream(Policy::default(), 60_000).await;
     let mut ws = connect(&app, "bo").await;
@@ -635,6 +657,11 @@ async fn a_user_whose_budget_is_already_spent_gets_the_event_at_once_and_nothing
     let mut ws = connect(&app, "hal").await;
     let (_, v) = next_json(&mut ws).await.unwrap();
     assert_eq!((v["type"].as_str(), v["event"].as_str()), (Some("FairUse"), Some("stt_budget_exhausted")));
+    // Then the same news in Deepgram's error shape, which SDKs that drop unknown types still show.
+    let (_, e) = next_json(&mut ws).await.unwrap();
+    assert_eq!((e["type"].as_str(), e["variant"].as_str()), (Some("Error"), Some("SttBudgetExhausted")), "{e}");
+    let description = e["description"].as_str().unwrap();
+    assert!(description.contains("resets at") && description.contains(v["resets_at"].as_str().unwrap()), "{e}");
     ws.send(Message::Binary(audio(500, true).into())).await.unwrap();
     close_stream(&mut ws).await;
     assert_eq!(log.total_audio_bytes(), 0, "no upstream audio once the budget is spent");

@@ -397,13 +397,22 @@ async fn an_sdk_client_whose_budget_is_spent_gets_the_fair_use_event_and_nothing
     assert_eq!(event["event"], "stt_budget_exhausted", "{all}");
     assert_eq!(event["resets_at"], before["stt_budget"]["resets_at"], "{event}");
     assert_eq!(event["case_ref"], before["case_ref"], "{event}");
-    assert_eq!(raw.len(), 1, "nothing else was sent: {raw:?}");
-    // What SDK v7.17.0 does with it: a message type it does not know reaches the app's MESSAGE
-    // handler as None (its union parser finds no model and returns None), so only the wire shows
-    // the event. The test's tap is the SDK's public `transport_factory` option.
+    // Then the same news in Deepgram's error shape, and nothing else.
+    assert_eq!(raw.len(), 2, "the event and its error-shaped notice, nothing else: {raw:?}");
+    assert_eq!((raw[1]["type"].as_str(), raw[1]["variant"].as_str()), (Some("Error"), Some("SttBudgetExhausted")));
+    // What SDK v7.17.0 does with them: a message type it does not know reaches the app's MESSAGE
+    // handler as None (its union parser finds no model and returns None), so the FairUse event
+    // only exists on the wire (the test's tap is the SDK's public `transport_factory` option);
+    // the error-shaped notice reaches the app as the SDK's own `ListenV1Error`, validated.
     let typed = events(&lines, "message");
-    assert_eq!(typed.len(), 1, "the SDK emitted one message for it: {all}");
+    assert_eq!(typed.len(), 2, "the SDK emitted one message for each: {all}");
     assert_eq!(typed[0]["type"], Value::Null, "SDK v7 hands an unknown message type to the app as None: {all}");
+    assert_eq!(typed[1]["sdk_class"], "ListenV1Error", "{all}");
+    assert_eq!(typed[1]["valid"], true, "{all}");
+    assert_eq!(typed[1]["data"]["variant"], "SttBudgetExhausted", "{all}");
+    let description = typed[1]["data"]["description"].as_str().unwrap_or_default();
+    assert!(description.contains(event["resets_at"].as_str().unwrap()), "the app is told when it resets: {all}");
+    assert!(description.contains(event["case_ref"].as_str().unwrap()), "and the case: {all}");
     let handshake = events(&lines, "handshake");
     assert_eq!(handshake.len(), 1, "{all}");
     assert_eq!(handshake[0]["status"], 101);
