@@ -12,6 +12,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::{Deserialize, Serialize};
 
 use crate::ids::Lane;
+use crate::sessions::StreamSession;
 use crate::time::{MS_PER_MINUTE, Timestamp};
 use crate::windows::UserMeter;
 
@@ -148,6 +149,11 @@ pub struct ClassifierInput {
     pub shape: UsageShape,
     /// Capped window totals of the user, in the policy's window order.
     pub window_totals_ms: Vec<i64>,
+    /// The streaming gateway's session summaries of the lookback (sessions updated in it), oldest
+    /// started first. Measured by fairuse itself, unlike the conversations; empty for users who
+    /// never streamed through the gateway, and in inputs serialized before it existed.
+    #[serde(default)]
+    pub sessions: Vec<StreamSession>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -835,7 +841,14 @@ mod tests {
     }
 
     fn input(convs: Vec<Conversation>, shape: UsageShape) -> ClassifierInput {
-        ClassifierInput { uid: "u".into(), plan: "free".into(), conversations: convs, shape, window_totals_ms: vec![] }
+        ClassifierInput {
+            uid: "u".into(),
+            plan: "free".into(),
+            conversations: convs,
+            shape,
+            window_totals_ms: vec![],
+            sessions: vec![],
+        }
     }
 
     #[test]
@@ -1058,6 +1071,15 @@ mod tests {
         let v = HeuristicClassifier.classify(&input(convs, max_shape())).unwrap();
         assert!(!v.evidence.is_empty() && v.evidence.len() <= MAX_EVIDENCE);
         assert!(v.evidence.iter().all(|e| ids.contains(&e.conversation_id) && !e.reason.is_empty()), "{v:?}");
+    }
+
+    #[test]
+    fn inputs_serialized_before_sessions_existed_still_parse() {
+        let mut json = serde_json::to_value(input(vec![conv(1, "x", 5, "a")], UsageShape::default())).unwrap();
+        json.as_object_mut().unwrap().remove("sessions");
+        let parsed: ClassifierInput = serde_json::from_value(json).unwrap();
+        assert!(parsed.sessions.is_empty());
+        assert_eq!(parsed.conversations.len(), 1);
     }
 
     #[test]

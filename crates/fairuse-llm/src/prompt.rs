@@ -257,6 +257,7 @@ mod tests {
             conversations,
             shape: UsageShape::default(),
             window_totals_ms: vec![3 * MS_PER_HOUR, 9 * MS_PER_HOUR],
+            sessions: vec![],
         }
     }
 

@@ -194,6 +194,7 @@ fn input_with(n: usize) -> ClassifierInput {
             mean_density_ms: 55_000,
         },
         window_totals_ms: vec![9 * MS_PER_HOUR, 25 * MS_PER_HOUR, 40 * MS_PER_HOUR],
+        sessions: vec![],
     }
 }
 
