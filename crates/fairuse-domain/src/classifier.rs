@@ -1,9 +1,10 @@
 //! The classifier port: what heavy usage *is*. Input types, the recipe rules of SPEC section 3,
 //! and two offline implementations: `scripted` (the simulator's) and `heuristic` (the default).
 //!
-//! The heuristic is conservative by construction: usage shape and volume alone can add at most
-//! [`SHAPE_SCORE_LIMIT`] (< 0.7, so they never qualify on their own), numbered series whose
-//! metadata names no recorded media at most [`UNNAMED_SERIES_LIMIT`] more (still < 0.7);
+//! The heuristic is conservative by construction: usage shape and volume alone (the meter's minute
+//! buckets and the gateway's stream sessions) can add at most [`SHAPE_SCORE_LIMIT`] (< 0.7, so
+//! they never qualify on their own), numbered series whose metadata names no recorded media at
+//! most [`UNNAMED_SERIES_LIMIT`] more (still < 0.7);
 //! crossing the threshold needs conversations whose title or overview describes recorded media,
 //! and those are cited as evidence a reviewer can check.
 
@@ -12,6 +13,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::{Deserialize, Serialize};
 
 use crate::ids::Lane;
+use crate::sessions::StreamSession;
 use crate::time::{MS_PER_MINUTE, Timestamp};
 use crate::windows::UserMeter;
 
@@ -148,6 +150,11 @@ pub struct ClassifierInput {
     pub shape: UsageShape,
     /// Capped window totals of the user, in the policy's window order.
     pub window_totals_ms: Vec<i64>,
+    /// The streaming gateway's session summaries of the lookback (sessions updated in it), oldest
+    /// started first. Measured by fairuse itself, unlike the conversations; empty for users who
+    /// never streamed through the gateway, and in inputs serialized before it existed.
+    #[serde(default)]
+    pub sessions: Vec<StreamSession>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -229,11 +236,49 @@ pub trait Classifier: Send + Sync {
     fn name(&self) -> &str;
 }
 
-/// Recipes (extra focus) chosen by the rules of SPEC section 3.
+/// Recipes (extra focus) chosen by the rules of SPEC section 3, from conversations alone.
 pub fn select_recipes(conversations: &[Conversation]) -> Vec<Recipe> {
-    let durations: Vec<f64> = conversations.iter().map(Conversation::duration_minutes).collect();
+    select_recipes_with_sessions(conversations, &[])
+}
+
+/// Stream sessions with less audio than this are not sessions for the recipe rules: reconnect
+/// blips and voice commands would otherwise make a run of uniform "sessions".
+pub const RECIPE_SESSION_MIN_MS: i64 = MS_PER_MINUTE;
+
+/// The gateway sessions the recipe rules count besides the conversations: those with at least
+/// [`RECIPE_SESSION_MIN_MS`] of audio that overlap no conversation in time (a stream the host also
+/// reported as a conversation counts once, as the conversation), with their audio received in
+/// minutes and whether that length is final (closed).
+fn extra_sessions(conversations: &[Conversation], sessions: &[StreamSession]) -> Vec<(f64, bool)> {
+    sessions
+        .iter()
+        .filter(|s| s.duration_ms >= RECIPE_SESSION_MIN_MS)
+        .filter(|s| {
+            !conversations.iter().any(|c| s.started_at < c.finished_at && c.started_at < s.updated_at.max(s.started_at))
+        })
+        .map(|s| (s.duration_ms as f64 / MS_PER_MINUTE as f64, s.closed))
+        .collect()
+}
+
+/// Recipes (extra focus) chosen by the rules of SPEC section 3, counting the gateway's stream
+/// sessions as sessions alongside the conversations, without double counting: a stream session
+/// that overlaps a conversation in time is that conversation, and one with less than
+/// [`RECIPE_SESSION_MIN_MS`] of audio is no session at all. A stream still open has a length that can only grow, so it counts
+/// where a lower bound is sound ("over 60 min", the audiobook rule) and not in the rules that need
+/// the final length (uniform durations, 25-90 min). Commercial looks at conversation categories,
+/// which sessions do not have. With no sessions this is exactly [`select_recipes`].
+pub fn select_recipes_with_sessions(conversations: &[Conversation], sessions: &[StreamSession]) -> Vec<Recipe> {
+    let extra = extra_sessions(conversations, sessions);
+    // Every length, final or a lower bound; and the final ones only.
+    let all: Vec<f64> =
+        conversations.iter().map(Conversation::duration_minutes).chain(extra.iter().map(|&(m, _)| m)).collect();
+    let durations: Vec<f64> = conversations
+        .iter()
+        .map(Conversation::duration_minutes)
+        .chain(extra.iter().filter(|&&(_, closed)| closed).map(|&(m, _)| m))
+        .collect();
     let mut recipes = Vec::new();
-    if durations.iter().filter(|&&d| d > 60.0).count() >= 3 {
+    if all.iter().filter(|&&d| d > 60.0).count() >= 3 {
         recipes.push(Recipe::Audiobook);
     }
     if durations.len() >= 5 {
@@ -292,7 +337,7 @@ pub const SHAPE_SCORE_LIMIT: f64 = 0.45;
 /// media: with [`SHAPE_SCORE_LIMIT`] still below 0.7, so a qualifying verdict always cites at
 /// least one conversation whose metadata describes recorded media.
 pub const UNNAMED_SERIES_LIMIT: f64 = 0.15;
-pub const HEURISTIC_VERSION: &str = "heuristic-v2";
+pub const HEURISTIC_VERSION: &str = "heuristic-v3";
 const _: () = assert!(SHAPE_SCORE_LIMIT + UNNAMED_SERIES_LIMIT < 0.7, "shape and numbering alone must never qualify");
 
 /// Weight of the share of conversation time whose title or overview describes recorded media.
@@ -303,13 +348,22 @@ const SERIES_WEIGHT: f64 = 0.3;
 const PERSONAL_WEIGHT: f64 = 0.3;
 /// Two numbered items are "back to back" when the next starts at most this long after the last ended.
 const BACK_TO_BACK_MS: i64 = 20 * MS_PER_MINUTE;
+/// Gateway sessions that sound like playback ([`StreamSession::playback_like`]) before the shape
+/// score counts them: one could be a debate that never drew breath; two are a habit.
+const PLAYBACK_SESSIONS: usize = 2;
+/// What those sessions add to the shape score (still capped by [`SHAPE_SCORE_LIMIT`]).
+const PLAYBACK_WEIGHT: f64 = 0.1;
 
 /// The offline default: recipe rules, usage shape and conversation metadata, with evidence.
 ///
 /// The score is `shape + content` where
-/// * `shape` (at most [`SHAPE_SCORE_LIMIT`]) comes from the meter and the recipes: dense speech
-///   (70 % of every active minute), long unbroken runs (2 h, 6 h), both at once, speech around the
-///   clock, recipe rules. Volume and shape say "a lot", never "what".
+/// * `shape` (at most [`SHAPE_SCORE_LIMIT`]) comes from the meter, the gateway's stream sessions
+///   and the recipes: dense speech (70 % of every active minute), long unbroken runs (2 h, 6 h),
+///   both at once, speech around the clock, recipe rules (gateway sessions count as sessions,
+///   see [`select_recipes_with_sessions`]), and two or more gateway sessions that sound like
+///   playback (20 minutes of speech without a half-second silence, under one pause a minute;
+///   [`StreamSession::playback_like`]), which live conversation does not produce. Volume and shape
+///   say "a lot" and "not live people", never "what", so they stay below the qualifying score.
 /// * `content` comes from conversation metadata, time-weighted so that one movie night in a week of
 ///   family conversations weighs what it lasted: `0.55 x` the share of conversation time whose title
 ///   or overview describes recorded media (narrators, podcasts, episodes, season-and-episode codes,
@@ -650,8 +704,11 @@ fn push_evidence(evidence: &mut Vec<Evidence>, c: &Conversation, reason: String)
 
 impl HeuristicClassifier {
     /// The shape part of the score, at most [`SHAPE_SCORE_LIMIT`].
-    fn shape_score(shape: &UsageShape, recipes: &[Recipe]) -> f64 {
+    fn shape_score(shape: &UsageShape, recipes: &[Recipe], sessions: &[StreamSession]) -> f64 {
         let mut score = 0.05 * recipes.len() as f64;
+        if sessions.iter().filter(|s| s.playback_like()).count() >= PLAYBACK_SESSIONS {
+            score += PLAYBACK_WEIGHT; // measured unbroken speech, session after session
+        }
         if shape.mean_density_ms >= 42_000 {
             score += 0.1; // 70 % of every active minute is speech: narration, not conversation
         }
@@ -678,8 +735,8 @@ impl Classifier for HeuristicClassifier {
 
     fn classify(&self, input: &ClassifierInput) -> Result<Verdict, ClassifierError> {
         let convs = &input.conversations;
-        let recipes = select_recipes(convs);
-        let shape_score = Self::shape_score(&input.shape, &recipes);
+        let recipes = select_recipes_with_sessions(convs, &input.sessions);
+        let shape_score = Self::shape_score(&input.shape, &recipes, &input.sessions);
 
         let texts: Vec<String> = convs.iter().map(|c| format!("{} {}", c.title, c.overview).to_lowercase()).collect();
         let words: Vec<Option<(UsageType, &'static str)>> = convs
@@ -835,7 +892,14 @@ mod tests {
     }
 
     fn input(convs: Vec<Conversation>, shape: UsageShape) -> ClassifierInput {
-        ClassifierInput { uid: "u".into(), plan: "free".into(), conversations: convs, shape, window_totals_ms: vec![] }
+        ClassifierInput {
+            uid: "u".into(),
+            plan: "free".into(),
+            conversations: convs,
+            shape,
+            window_totals_ms: vec![],
+            sessions: vec![],
+        }
     }
 
     #[test]
@@ -1058,6 +1122,119 @@ mod tests {
         let v = HeuristicClassifier.classify(&input(convs, max_shape())).unwrap();
         assert!(!v.evidence.is_empty() && v.evidence.len() <= MAX_EVIDENCE);
         assert!(v.evidence.iter().all(|e| ids.contains(&e.conversation_id) && !e.reason.is_empty()), "{v:?}");
+    }
+
+    /// A gateway stream session starting at `start_min`, `minutes` of audio, with its longest
+    /// continuous speech and its pauses.
+    fn stream(id: usize, start_min: i64, minutes: i64, longest_min: i64, pauses: u64, closed: bool) -> StreamSession {
+        let start = Timestamp::from_millis(start_min * MS_PER_MINUTE);
+        StreamSession {
+            session_id: format!("s{id}"),
+            started_at: start,
+            updated_at: start.plus_ms(minutes * MS_PER_MINUTE),
+            duration_ms: minutes * MS_PER_MINUTE,
+            speech_ms: minutes * MS_PER_MINUTE * 4 / 5,
+            stt_ms: minutes * MS_PER_MINUTE,
+            longest_speech_ms: longest_min * MS_PER_MINUTE,
+            pause_count: pauses,
+            pause_mean_ms: if pauses > 0 { 1_200 } else { 0 },
+            pause_median_ms: if pauses > 0 { 900 } else { 0 },
+            longest_pause_ms: if pauses > 0 { 9_000 } else { 0 },
+            closed,
+        }
+    }
+
+    /// Sessions the way people talk: a few minutes at most without a half-second pause, and
+    /// several pauses a minute.
+    fn talk(id: usize, start_min: i64, minutes: i64) -> StreamSession {
+        stream(id, start_min, minutes, 3, 8 * minutes as u64, true)
+    }
+
+    /// Sessions the way playback sounds: most of the session one unbroken stretch.
+    fn playback(id: usize, start_min: i64, minutes: i64) -> StreamSession {
+        stream(id, start_min, minutes, minutes * 3 / 4, minutes as u64 / 10, true)
+    }
+
+    fn with_sessions(convs: Vec<Conversation>, shape: UsageShape, sessions: Vec<StreamSession>) -> ClassifierInput {
+        ClassifierInput { sessions, ..input(convs, shape) }
+    }
+
+    #[test]
+    fn gateway_sessions_count_for_the_recipes_once() {
+        let three_long: Vec<_> = (0..3).map(|i| talk(i, i as i64 * 100, 61)).collect();
+        assert_eq!(select_recipes_with_sessions(&[], &three_long), vec![Recipe::Audiobook]);
+        assert_eq!(select_recipes_with_sessions(&[], &[]), select_recipes(&[]));
+        // Two of them are also conversations the host reported (same time): counted once each.
+        let convs: Vec<_> = (0..2).map(|i| at(i + 1, i as i64 * 100, 61, "Untitled", "")).collect();
+        assert!(select_recipes_with_sessions(&convs, &three_long[..2]).is_empty(), "two sessions, not four");
+        assert_eq!(select_recipes_with_sessions(&convs, &three_long), vec![Recipe::Audiobook]);
+        // Five uniform sessions of 30 min: prerecorded and podcast, once they are closed.
+        let closed: Vec<_> = (0..5).map(|i| talk(i, i as i64 * 40, 30)).collect();
+        assert_eq!(select_recipes_with_sessions(&[], &closed), vec![Recipe::Prerecorded, Recipe::Podcast]);
+        // Still open, their lengths are lower bounds: enough for "over 60 min", not for the rest.
+        let open: Vec<_> = closed.iter().map(|s| StreamSession { closed: false, ..s.clone() }).collect();
+        assert!(select_recipes_with_sessions(&[], &open).is_empty());
+        let open_long: Vec<_> = (0..3).map(|i| stream(i, i as i64 * 100, 61, 3, 500, false)).collect();
+        assert_eq!(select_recipes_with_sessions(&[], &open_long), vec![Recipe::Audiobook]);
+        // Reconnect blips and voice commands are not sessions, however uniform.
+        let blips: Vec<_> =
+            (0..50).map(|i| StreamSession { duration_ms: 30_000, ..talk(i, i as i64 * 10, 1) }).collect();
+        assert!(select_recipes_with_sessions(&[], &blips).is_empty());
+    }
+
+    #[test]
+    fn playback_shaped_sessions_raise_the_shape_score_and_conversational_ones_do_not() {
+        // Four sessions, so no recipe fires either way: only the playback signal differs.
+        let score = |sessions: Vec<StreamSession>| {
+            HeuristicClassifier.classify(&with_sessions(vec![], UsageShape::default(), sessions)).unwrap().misuse_score
+        };
+        assert_eq!(score(vec![]), 0.0);
+        let talking: Vec<_> = (0..4).map(|i| talk(i, i as i64 * 100, 50)).collect();
+        assert_eq!(score(talking), 0.0, "conversational sessions add nothing");
+        let played: Vec<_> = (0..4).map(|i| playback(i, i as i64 * 100, 50)).collect();
+        assert_eq!(score(played.clone()), PLAYBACK_WEIGHT);
+        assert_eq!(score(played[..1].to_vec()), 0.0, "one unbroken session is not a habit");
+        // One long stretch in a session that otherwise pauses all the time is conversation.
+        let debate: Vec<_> = (0..4).map(|i| stream(i, i as i64 * 100, 50, 25, 400, true)).collect();
+        assert_eq!(score(debate), 0.0);
+
+        // Beside conversations: the same direction, by the same amount, and only for playback.
+        let convs = vec![
+            at(1, 0, 45, "Salt and Iron - Chapter 1", "A narrator reads chapter 1."),
+            at(2, 2000, 45, "Call with the bank", "A phone call about a mortgage."),
+        ];
+        let shape = UsageShape { mean_density_ms: 45_000, ..UsageShape::default() };
+        let base = HeuristicClassifier.classify(&with_sessions(convs.clone(), shape.clone(), vec![])).unwrap();
+        // Two sessions: with the two conversations, too few for any recipe.
+        let sessions: Vec<_> = (0..2).map(|i| playback(i, 500 + i as i64 * 100, 40)).collect();
+        let more = HeuristicClassifier.classify(&with_sessions(convs.clone(), shape.clone(), sessions)).unwrap();
+        assert!((more.misuse_score - base.misuse_score - PLAYBACK_WEIGHT).abs() < 1e-9, "{base:?} {more:?}");
+        assert_eq!(more.evidence, base.evidence, "sessions are measured, not cited");
+        let sessions: Vec<_> = (0..2).map(|i| talk(i, 500 + i as i64 * 100, 40)).collect();
+        let same = HeuristicClassifier.classify(&with_sessions(convs, shape, sessions)).unwrap();
+        assert_eq!(same, base, "conversational sessions change nothing");
+    }
+
+    #[test]
+    fn sessions_and_shape_alone_never_qualify() {
+        // Every shape signal, every recipe, hundreds of unbroken sessions, and numbered titles
+        // that name no media: still below the qualifying score.
+        let convs: Vec<_> = (0..20)
+            .map(|i| at(i + 1, i as i64 * 31, 30, &format!("Untitled part {}", i + 1), "Continuous speech."))
+            .collect();
+        let sessions: Vec<_> = (0..300).map(|i| playback(i, 1_000 + i as i64 * 31, 30)).collect();
+        let v = HeuristicClassifier.classify(&with_sessions(convs, max_shape(), sessions)).unwrap();
+        assert!(v.misuse_score < 0.7, "{v:?}");
+        assert!(v.evidence.iter().all(|e| e.conversation_id.starts_with('c')), "{v:?}");
+    }
+
+    #[test]
+    fn inputs_serialized_before_sessions_existed_still_parse() {
+        let mut json = serde_json::to_value(input(vec![conv(1, "x", 5, "a")], UsageShape::default())).unwrap();
+        json.as_object_mut().unwrap().remove("sessions");
+        let parsed: ClassifierInput = serde_json::from_value(json).unwrap();
+        assert!(parsed.sessions.is_empty());
+        assert_eq!(parsed.conversations.len(), 1);
     }
 
     #[test]

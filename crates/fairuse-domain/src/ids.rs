@@ -19,17 +19,7 @@ impl Uid {
 
     /// Validates without allocating; the simulator's hot path uses it.
     pub fn check(text: &str) -> Result<(), InputError> {
-        if text.is_empty() || text.len() > 128 {
-            return Err(InputError::new("uid", format!("must be 1-128 characters, got {}", text.len())));
-        }
-        if text == "." || text == ".." {
-            // Allowed by the character set, but no URL path can carry them (`/users/../plan`).
-            return Err(InputError::new("uid", "must not be \".\" or \"..\""));
-        }
-        if let Some(bad) = text.chars().find(|c| !(c.is_ascii_alphanumeric() || "_.:@-".contains(*c))) {
-            return Err(InputError::new("uid", format!("may only contain A-Z a-z 0-9 _ . : @ -, found {bad:?}")));
-        }
-        Ok(())
+        check_id("uid", text)
     }
 
     pub fn as_str(&self) -> &str {
@@ -48,6 +38,23 @@ impl<'de> Deserialize<'de> for Uid {
         let text = std::borrow::Cow::<'de, str>::deserialize(d)?;
         Uid::parse(&text).map_err(serde::de::Error::custom)
     }
+}
+
+/// Checks an identifier by the uid rules of SPEC section 3 (1–128 characters of
+/// `[A-Za-z0-9_.:@-]`, not `.` or `..`); errors name `field`. Other ids that may end up in a URL
+/// path or a log line (the gateway's stream session ids) follow the same rules.
+pub fn check_id(field: &str, text: &str) -> Result<(), InputError> {
+    if text.is_empty() || text.len() > 128 {
+        return Err(InputError::new(field, format!("must be 1-128 characters, got {}", text.len())));
+    }
+    if text == "." || text == ".." {
+        // Allowed by the character set, but no URL path can carry them (`/users/../plan`).
+        return Err(InputError::new(field, "must not be \".\" or \"..\""));
+    }
+    if let Some(bad) = text.chars().find(|c| !(c.is_ascii_alphanumeric() || "_.:@-".contains(*c))) {
+        return Err(InputError::new(field, format!("may only contain A-Z a-z 0-9 _ . : @ -, found {bad:?}")));
+    }
+    Ok(())
 }
 
 /// Where usage came from. Caps and the ceiling count `realtime + sync_fresh` only.

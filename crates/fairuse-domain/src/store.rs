@@ -1,5 +1,5 @@
 //! Store ports: what the service needs from its hot store (buckets, budgets, locks, rate limits)
-//! and its durable store (state, events, conversations), and an in-memory implementation used by
+//! and its durable store (state, events, conversations and stream sessions), and an in-memory implementation used by
 //! tests and by the library mode. The embedded, Redis and PostgreSQL adapters implement the same
 //! traits in their own crates.
 
@@ -13,6 +13,7 @@ use crate::engine::{EnforcementState, Event};
 use crate::error::StoreError;
 use crate::ids::{Lane, Uid};
 use crate::policy::Policy;
+use crate::sessions::StreamSession;
 use crate::stage::Stage;
 use crate::time::Timestamp;
 use crate::windows::{RecordOutcome, UsageReport, UserMeter, recovery_at};
@@ -163,11 +164,27 @@ pub trait JobStore: Send + Sync {
     async fn retry(&self, id: &str, retry_at: Timestamp) -> Result<(), StoreError>;
 }
 
+/// What the classifier reads about a user: the host's conversation metadata and the gateway's
+/// stream sessions.
 #[async_trait]
 pub trait ConversationStore: Send + Sync {
     async fn upsert(&self, uid: &Uid, conversation: &Conversation) -> Result<(), StoreError>;
     /// Conversations that started at or after `from`, oldest first, at most `limit`.
     async fn since(&self, uid: &Uid, from: Timestamp, limit: usize) -> Result<Vec<Conversation>, StoreError>;
+    /// Stores a gateway stream session by `(uid, session_id)`. A later snapshot replaces the
+    /// stored one whole, unless it is behind it ([`StreamSession::is_behind`]: it would reopen a
+    /// closed session or lower its received, speech or forwarded audio); such an update is ignored
+    /// and still answers `Ok`, since late retries and out-of-order flushes are normal. Every store
+    /// applies the rule atomically, so concurrent writers cannot undo it either.
+    async fn upsert_stream_session(&self, uid: &Uid, session: &StreamSession) -> Result<(), StoreError>;
+    /// Stream sessions updated at or after `from` (so a long stream that started earlier still
+    /// counts), oldest started first (ties by session id), at most `limit`.
+    async fn stream_sessions_since(
+        &self,
+        uid: &Uid,
+        from: Timestamp,
+        limit: usize,
+    ) -> Result<Vec<StreamSession>, StoreError>;
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -186,6 +203,7 @@ pub struct MemoryStore {
     states: Mutex<HashMap<Uid, Versioned<EnforcementState>>>,
     events: Mutex<Vec<Event>>,
     conversations: Mutex<HashMap<Uid, Vec<Conversation>>>,
+    stream_sessions: Mutex<HashMap<Uid, HashMap<String, StreamSession>>>,
     /// id -> (message, leased until, dead).
     outbox: Mutex<Vec<(OutboxMessage, i64, bool)>>,
     /// (job, due at ms).
@@ -520,5 +538,32 @@ impl ConversationStore for MemoryStore {
             .get(uid)
             .map(|l| l.iter().filter(|c| c.started_at >= from).take(limit).cloned().collect())
             .unwrap_or_default())
+    }
+
+    async fn upsert_stream_session(&self, uid: &Uid, session: &StreamSession) -> Result<(), StoreError> {
+        let mut all = lock(&self.stream_sessions);
+        let mine = all.entry(uid.clone()).or_default();
+        match mine.get_mut(&session.session_id) {
+            Some(stored) if session.is_behind(stored) => {}
+            Some(stored) => *stored = session.clone(),
+            None => {
+                mine.insert(session.session_id.clone(), session.clone());
+            }
+        }
+        Ok(())
+    }
+
+    async fn stream_sessions_since(
+        &self,
+        uid: &Uid,
+        from: Timestamp,
+        limit: usize,
+    ) -> Result<Vec<StreamSession>, StoreError> {
+        let all = lock(&self.stream_sessions);
+        let mut out: Vec<StreamSession> =
+            all.get(uid).map(|m| m.values().filter(|s| s.updated_at >= from).cloned().collect()).unwrap_or_default();
+        out.sort_by(|a, b| a.started_at.cmp(&b.started_at).then_with(|| a.session_id.cmp(&b.session_id)));
+        out.truncate(limit);
+        Ok(out)
     }
 }

@@ -11,7 +11,7 @@ use std::fmt;
 use std::future::Future;
 use std::time::{Duration, Instant};
 
-use fairuse_domain::classifier::{Classifier, ClassifierError, ClassifierInput, Verdict, select_recipes};
+use fairuse_domain::classifier::{Classifier, ClassifierError, ClassifierInput, Verdict, select_recipes_with_sessions};
 use reqwest::StatusCode;
 use reqwest::header::{CONTENT_TYPE, HeaderValue};
 use serde::Deserialize;
@@ -132,9 +132,9 @@ impl OpenAiClassifier {
     /// The classification itself, for async callers. At most two attempts, each bounded by the
     /// configured timeout; needs a tokio runtime with time enabled.
     pub async fn classify_async(&self, input: &ClassifierInput) -> Result<Verdict, ClassifierError> {
-        // Recipes follow the rules over all the user's conversations, as the heuristic's do, even
-        // when the model is shown only the most recent ones.
-        let recipes = select_recipes(&input.conversations);
+        // Recipes follow the rules over all the user's conversations and gateway sessions, as the
+        // heuristic's do, even when the model is shown only the most recent ones.
+        let recipes = select_recipes_with_sessions(&input.conversations, &input.sessions);
         let prepared = prompt::prepare(input, &recipes, self.cfg.max_conversations, self.cfg.include_text);
         let body = prompt::request_body(&self.cfg.model, &prepared.user_message);
         for attempt in 1..=ATTEMPTS {

@@ -50,6 +50,7 @@ fn input(conversations: Vec<Conversation>) -> ClassifierInput {
         conversations,
         shape: UsageShape::default(),
         window_totals_ms: vec![],
+        sessions: vec![],
     }
 }
 

@@ -13,9 +13,10 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use fairuse_domain::classifier::{
-    Classifier, ClassifierError, ClassifierInput, Conversation, MAX_EVIDENCE, UsageShape, UsageType, Verdict,
+    Classifier, ClassifierError, ClassifierInput, Conversation, MAX_EVIDENCE, Recipe, UsageShape, UsageType, Verdict,
     select_recipes,
 };
+use fairuse_domain::sessions::StreamSession;
 use fairuse_domain::time::{MS_PER_HOUR, MS_PER_MINUTE, Timestamp};
 use fairuse_llm::{LlmConfig, OpenAiClassifier, PROMPT_VERSION, SCHEMA_NAME};
 use serde_json::{Value, json};
@@ -194,6 +195,7 @@ fn input_with(n: usize) -> ClassifierInput {
             mean_density_ms: 55_000,
         },
         window_totals_ms: vec![9 * MS_PER_HOUR, 25 * MS_PER_HOUR, 40 * MS_PER_HOUR],
+        sessions: vec![],
     }
 }
 
@@ -249,6 +251,34 @@ async fn good_answer_becomes_a_verdict_with_the_served_model_and_our_prompt_vers
     assert_eq!(schema["properties"]["evidence"]["maxItems"], 10);
     let types = schema["properties"]["usage_type"]["enum"].as_array().unwrap();
     assert!(types.contains(&json!("tv_movie")) && !types.contains(&json!("free_exhausted")));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gateway_sessions_are_summarized_in_the_prompt_and_count_for_the_recipes() {
+    let mock = spawn_mock(vec![good_answer()]).await;
+    // No conversations; five closed 30-minute streams the gateway measured.
+    let sessions: Vec<StreamSession> = (0..5)
+        .map(|i| {
+            let start = Timestamp::from_millis(1_764_000_000_000 + i * 2 * MS_PER_HOUR);
+            let mut s = StreamSession::open(format!("stream-{i}"), start);
+            s.updated_at = start.plus_ms(30 * MS_PER_MINUTE);
+            s.duration_ms = 30 * MS_PER_MINUTE;
+            s.speech_ms = 28 * MS_PER_MINUTE;
+            s.longest_speech_ms = 26 * MS_PER_MINUTE;
+            s.closed = true;
+            s
+        })
+        .collect();
+    let input = ClassifierInput { conversations: vec![], sessions, ..input() };
+    let v = classify(&classifier(mock.config()), input).await.unwrap();
+    assert_eq!(v.recipes, vec![Recipe::Prerecorded, Recipe::Podcast]);
+    let user = request_json(&mock.requests()[0])["messages"][1]["content"].as_str().unwrap().to_owned();
+    assert!(user.contains("- 5 sessions (0 still open): 2.5 h of audio, 2.3 h of speech"), "{user}");
+    assert!(user.contains("under one pause per minute of speech: 5"), "{user}");
+    assert!(user.contains("Podcast check"), "{user}");
+    assert!(!user.contains("stream-"), "session ids are not sent: {user}");
+    let system = request_json(&mock.requests()[0])["messages"][0]["content"].as_str().unwrap().to_owned();
+    assert!(system.contains("Never cite a session as evidence"), "{system}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

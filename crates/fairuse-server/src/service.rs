@@ -10,6 +10,7 @@ use fairuse_domain::classifier::{Classifier, ClassifierInput, Conversation, Verd
 use fairuse_domain::engine::{self, CapCheck, ClassifyGate, Ctx, Decision, EnforcementState, Event, Outcome};
 use fairuse_domain::ids::{CaseRef, IdSource, Lane, Uid};
 use fairuse_domain::policy::{Mode, Policy};
+use fairuse_domain::sessions::StreamSession;
 use fairuse_domain::stage::Stage;
 use fairuse_domain::store::{
     BudgetStore, ConversationStore, EnforcementStore, Job, JobStore, LockStore, OutboxMessage, OutboxStore,
@@ -170,6 +171,12 @@ pub struct UsageAccepted {
 }
 
 const MAX_COMMIT_ATTEMPTS: usize = 6;
+
+/// The most conversations of the lookback one classifier run reads (the oldest first).
+const CLASSIFIER_CONVERSATIONS: usize = 200;
+/// The most gateway stream sessions of the lookback one classifier run reads (the oldest started
+/// first): a stream a day for years, or a reconnect every ten minutes for the whole week.
+const CLASSIFIER_STREAM_SESSIONS: usize = 1_000;
 
 fn token() -> String {
     uuid::Uuid::new_v4().to_string()
@@ -389,7 +396,11 @@ impl Service {
             Some(v) => Ok(v),
             None => {
                 let lookback = policy.classifier.lookback.ms();
-                let conversations = self.stores.conversations.since(&uid, now.minus_ms(lookback), 200).await?;
+                let from = now.minus_ms(lookback);
+                let conversations = self.stores.conversations.since(&uid, from, CLASSIFIER_CONVERSATIONS).await?;
+                // Sessions updated in the lookback, so a stream that started before it still counts.
+                let sessions =
+                    self.stores.conversations.stream_sessions_since(&uid, from, CLASSIFIER_STREAM_SESSIONS).await?;
                 let shape = self.stores.meter.usage_shape(&uid, lookback, now).await?;
                 let input = ClassifierInput {
                     uid: uid.to_string(),
@@ -397,6 +408,7 @@ impl Service {
                     conversations,
                     shape,
                     window_totals_ms: check.totals.clone(),
+                    sessions,
                 };
                 let classifier = self.classifier.clone();
                 let started = std::time::Instant::now();
@@ -526,6 +538,23 @@ impl Service {
     pub async fn upsert_conversation(&self, uid: &Uid, c: &Conversation) -> ApiResult<()> {
         validate_conversation(c)?;
         self.stores.conversations.upsert(uid, &c.for_classifier()).await?;
+        Ok(())
+    }
+
+    /// Records the streaming gateway's summary of one stream for the classifier: validated (a
+    /// 400 naming the field), then upserted by `(uid, session_id)`. The store keeps the newest
+    /// snapshot: an update that would reopen a closed session or lower a total is ignored, so the
+    /// gateway may send the same or an older snapshot again without harm (see
+    /// `ConversationStore::upsert_stream_session`). Nothing is stored while fair use is switched
+    /// off (`enabled = false`), like usage.
+    pub async fn record_stream_session(&self, uid: &Uid, session: StreamSession) -> ApiResult<()> {
+        if !self.policy().switches.enabled {
+            return Ok(());
+        }
+        session.validate()?;
+        self.stores.conversations.upsert_stream_session(uid, &session).await?;
+        metrics::counter!("fairuse_stream_sessions_recorded_total", "closed" => if session.closed { "true" } else { "false" })
+            .increment(1);
         Ok(())
     }
 

@@ -9,10 +9,12 @@ use fairuse_domain::classifier::{
 use fairuse_domain::engine::EventKind;
 use fairuse_domain::ids::{Lane, Uid};
 use fairuse_domain::policy::{Mode, Policy};
+use fairuse_domain::sessions::StreamSession;
 use fairuse_domain::stage::Stage;
-use fairuse_domain::store::{EnforcementStore, LockStore, MemoryStore, OutboxStore};
-use fairuse_domain::time::{ManualClock, Timestamp};
+use fairuse_domain::store::{ConversationStore, EnforcementStore, LockStore, MemoryStore, OutboxStore};
+use fairuse_domain::time::{MS_PER_DAY, MS_PER_MINUTE, ManualClock, Timestamp};
 use fairuse_domain::windows::UsageReport;
+use fairuse_server::error::ApiError;
 use fairuse_server::service::{Notifications, PolicyCell, Service, Stores, classifier_lock_key};
 
 struct Fixed(Result<Verdict, ClassifierError>);
@@ -28,9 +30,31 @@ impl Classifier for Fixed {
 
 const T0: i64 = 1_774_000_000_000; // 2026-03-20T09:46:40Z
 
+/// Remembers every input it was asked about; answers "not misuse".
+#[derive(Default)]
+struct Recording(std::sync::Mutex<Vec<ClassifierInput>>);
+
+impl Classifier for Recording {
+    fn classify(&self, input: &ClassifierInput) -> Result<Verdict, ClassifierError> {
+        self.0.lock().unwrap().push(input.clone());
+        Ok(ScriptedClassifier::scripted(0.0, UsageType::None))
+    }
+    fn name(&self) -> &str {
+        "recording"
+    }
+}
+
 fn service(
     policy: Policy,
     verdict: Result<Verdict, ClassifierError>,
+    webhooks: bool,
+) -> (Arc<Service>, Arc<MemoryStore>, Arc<ManualClock>) {
+    service_with(policy, Arc::new(Fixed(verdict)), webhooks)
+}
+
+fn service_with(
+    policy: Policy,
+    classifier: Arc<dyn Classifier>,
     webhooks: bool,
 ) -> (Arc<Service>, Arc<MemoryStore>, Arc<ManualClock>) {
     let store = Arc::new(MemoryStore::new());
@@ -39,7 +63,7 @@ fn service(
         stores: Stores::single(store.clone()),
         policy: PolicyCell::from_pointee(policy),
         clock: clock.clone(),
-        classifier: Arc::new(Fixed(verdict)),
+        classifier,
         notifications: Notifications { enabled: webhooks },
         jobs_ready: Default::default(),
         recent_evaluations: Default::default(),
@@ -226,4 +250,67 @@ async fn a_job_queued_before_a_reset_or_the_kill_switch_does_not_escalate() {
     svc.policy.store(Arc::new(killed));
     assert_eq!(run_jobs(&svc).await, 1);
     assert!(store.events(&uid("jo"), 10).await.unwrap().is_empty(), "no new detections under the kill switch");
+}
+
+/// A closed stream session that started `start_ms` after T0 and ran `minutes`.
+fn stream(id: &str, start_ms: i64, minutes: i64) -> StreamSession {
+    let mut s = StreamSession::open(id, Timestamp::from_millis(T0 + start_ms));
+    s.updated_at = s.started_at.plus_ms(minutes * MS_PER_MINUTE);
+    s.duration_ms = minutes * MS_PER_MINUTE;
+    s.speech_ms = minutes * MS_PER_MINUTE / 2;
+    s.stt_ms = s.duration_ms;
+    s.closed = true;
+    s
+}
+
+#[tokio::test]
+async fn stream_sessions_are_validated_then_stored_and_skipped_while_fair_use_is_off() {
+    let (svc, store, _) = service(Policy::default(), Ok(ScriptedClassifier::scripted(0.0, UsageType::None)), false);
+    let who = uid("gia");
+    let s = stream("3b7e0c1a-5f0e-4c1e-9a57-0d0f2a1b2c3d", 0, 30);
+    svc.record_stream_session(&who, s.clone()).await.unwrap();
+    assert_eq!(store.stream_sessions_since(&who, Timestamp::from_millis(T0), 10).await.unwrap(), vec![s.clone()]);
+
+    let bad = StreamSession { speech_ms: -1, ..stream("s2", 0, 5) };
+    match svc.record_stream_session(&who, bad).await {
+        Err(ApiError::Input(e)) => assert_eq!(e.field, "speech_ms"),
+        other => panic!("a negative total is a 400 naming the field, got {other:?}"),
+    }
+    match svc.record_stream_session(&who, stream("not a session id", 0, 5)).await {
+        Err(ApiError::Input(e)) => assert_eq!(e.field, "session_id"),
+        other => panic!("a bad session id is a 400 naming the field, got {other:?}"),
+    }
+    // An older snapshot of a stored session is accepted and changes nothing.
+    svc.record_stream_session(&who, StreamSession { closed: false, ..stream(&s.session_id, 0, 10) }).await.unwrap();
+    assert_eq!(store.stream_sessions_since(&who, Timestamp::from_millis(T0), 10).await.unwrap(), vec![s]);
+
+    let mut off = Policy::default();
+    off.switches.enabled = false;
+    let (svc, store, _) = service(off, Ok(ScriptedClassifier::scripted(0.0, UsageType::None)), false);
+    svc.record_stream_session(&who, stream("s3", 0, 5)).await.unwrap();
+    let bad = StreamSession { speech_ms: -1, ..stream("s4", 0, 5) };
+    svc.record_stream_session(&who, bad).await.expect("switched off, nothing is looked at");
+    assert!(store.stream_sessions_since(&who, Timestamp::from_millis(0), 10).await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn the_classifier_sees_the_stream_sessions_updated_in_its_lookback() {
+    let recording = Arc::new(Recording::default());
+    let (svc, _, _) = service_with(Policy::default(), recording.clone(), false);
+    let who = uid("hal");
+    let lookback = Policy::default().classifier.lookback.ms();
+    assert_eq!(lookback, 7 * MS_PER_DAY);
+    // Ended before the lookback; started before it but still streaming inside it; recent.
+    let gone = stream("gone", -lookback - MS_PER_DAY, 60);
+    let long = stream("long", -lookback - 10 * MS_PER_MINUTE, 70);
+    let recent = stream("recent", -MS_PER_DAY, 45);
+    for s in [&recent, &gone, &long] {
+        svc.record_stream_session(&who, s.clone()).await.unwrap();
+    }
+    svc.record_stream_session(&uid("someone-else"), stream("theirs", -MS_PER_DAY, 45)).await.unwrap();
+    svc.record_usage(over_cap("hal")).await.unwrap();
+    assert_eq!(run_jobs(&svc).await, 1);
+    let inputs = recording.0.lock().unwrap();
+    assert_eq!(inputs.len(), 1);
+    assert_eq!(inputs[0].sessions, vec![long, recent], "updated in the lookback, oldest started first");
 }

@@ -25,6 +25,7 @@ mod enforcement;
 mod hot;
 mod meter;
 mod queues;
+mod stream_session;
 mod support;
 
 use fairuse_domain::store::{
@@ -43,6 +44,7 @@ pub use meter::{
     meter_records_and_reads_capped_windows, meter_recovery_at, meter_unknown_user_reads_zero, meter_usage_shape,
 };
 pub use queues::{job_contract, outbox_contract};
+pub use stream_session::stream_session_contract;
 
 /// Every store port of one backend, borrowed. A backend that implements all of them in one type
 /// builds it with [`Stores::of`]; a split backend (hot store and durable store) fills the fields.
@@ -94,6 +96,7 @@ pub async fn all(stores: &Stores<'_>, prefix: &str) {
     rate_limit_contract(stores.rate_limit, &format!("{prefix}.rate")).await;
     enforcement_contract(stores.enforcement, &format!("{prefix}.enf")).await;
     conversation_contract(stores.conversation, &format!("{prefix}.conv")).await;
+    stream_session_contract(stores.conversation, &format!("{prefix}.stream")).await;
     outbox_contract(stores.enforcement, stores.outbox, &format!("{prefix}.outbox")).await;
     job_contract(stores.job, &format!("{prefix}.job")).await;
 }

@@ -18,7 +18,10 @@ const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
 const READER_CONNECTIONS: u32 = 4;
 
 /// Ordered migrations: (version, description, SQL). Append only; never edit a shipped one.
-const MIGRATIONS: &[(i64, &str, &str)] = &[(1, "initial schema", include_str!("../migrations/0001_initial.sql"))];
+const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (1, "initial schema", include_str!("../migrations/0001_initial.sql")),
+    (2, "stream sessions", include_str!("../migrations/0002_stream_sessions.sql")),
+];
 
 /// The writer pool has exactly one connection, so writes are serialized in process and never
 /// meet SQLITE_BUSY from each other; the reader pool serves everything else in parallel.

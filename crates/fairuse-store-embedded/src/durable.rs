@@ -1,10 +1,12 @@
-//! Enforcement state with its events and outbox messages, and conversation metadata.
+//! Enforcement state with its events and outbox messages, conversation metadata and the gateway's
+//! stream sessions.
 
 use async_trait::async_trait;
 use fairuse_domain::classifier::{Conversation, redact};
 use fairuse_domain::engine::{EnforcementState, Event};
 use fairuse_domain::error::StoreError;
 use fairuse_domain::ids::Uid;
+use fairuse_domain::sessions::StreamSession;
 use fairuse_domain::stage::Stage;
 use fairuse_domain::store::{ConversationStore, EnforcementStore, OutboxMessage, Versioned};
 use fairuse_domain::time::Timestamp;
@@ -283,5 +285,55 @@ impl ConversationStore for EmbeddedStore {
         .await
         .map_err(|e| store_error("read conversations", Effect::NotApplied, e))?;
         rows.iter().map(|body| from_json("conversation", body)).collect()
+    }
+
+    async fn upsert_stream_session(&self, uid: &Uid, session: &StreamSession) -> Result<(), StoreError> {
+        // The WHERE of the upsert is `StreamSession::is_behind` negated: an update that would
+        // reopen the session or lower a total leaves the stored row as it is.
+        sqlx::query(
+            "INSERT INTO stream_sessions
+                 (uid, session_id, started_at, updated_at, closed, duration_ms, speech_ms, stt_ms, body)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
+             ON CONFLICT (uid, session_id) DO UPDATE SET
+                 started_at = excluded.started_at, updated_at = excluded.updated_at, closed = excluded.closed,
+                 duration_ms = excluded.duration_ms, speech_ms = excluded.speech_ms, stt_ms = excluded.stt_ms,
+                 body = excluded.body
+             WHERE NOT (stream_sessions.closed = 1 AND excluded.closed = 0)
+               AND excluded.duration_ms >= stream_sessions.duration_ms
+               AND excluded.speech_ms >= stream_sessions.speech_ms
+               AND excluded.stt_ms >= stream_sessions.stt_ms",
+        )
+        .bind(uid.as_str())
+        .bind(&session.session_id)
+        .bind(session.started_at.millis())
+        .bind(session.updated_at.millis())
+        .bind(session.closed)
+        .bind(session.duration_ms)
+        .bind(session.speech_ms)
+        .bind(session.stt_ms)
+        .bind(to_json("stream session", session)?)
+        .execute(&self.writer)
+        .await
+        .map(|_| ())
+        .map_err(|e| store_error("store a stream session", Effect::MaybeApplied, e))
+    }
+
+    async fn stream_sessions_since(
+        &self,
+        uid: &Uid,
+        from: Timestamp,
+        limit: usize,
+    ) -> Result<Vec<StreamSession>, StoreError> {
+        let rows: Vec<String> = sqlx::query_scalar(
+            "SELECT body FROM stream_sessions WHERE uid = ?1 AND updated_at >= ?2
+             ORDER BY started_at, session_id LIMIT ?3",
+        )
+        .bind(uid.as_str())
+        .bind(from.millis())
+        .bind(sql_limit(limit))
+        .fetch_all(&self.reader)
+        .await
+        .map_err(|e| store_error("read stream sessions", Effect::NotApplied, e))?;
+        rows.iter().map(|body| from_json("stream session", body)).collect()
     }
 }

@@ -80,6 +80,17 @@ async fn embedded_conversation_store_meets_the_contract() {
 }
 
 #[tokio::test]
+async fn memory_stream_session_store_meets_the_contract() {
+    contract::stream_session_contract(&MemoryStore::new(), "mem").await;
+}
+
+#[tokio::test]
+async fn embedded_stream_session_store_meets_the_contract() {
+    let (store, _dir) = embedded().await;
+    contract::stream_session_contract(&store, "emb").await;
+}
+
+#[tokio::test]
 async fn memory_outbox_store_meets_the_contract() {
     let store = MemoryStore::new();
     contract::outbox_contract(&store, &store, "mem").await;
@@ -118,6 +129,8 @@ async fn embedded_contracts_run_in_parallel_on_one_database() {
         contract::enforcement_flagged(&store, "par-2"),
         contract::enforcement_due_timers(&store, "par-2"),
         contract::conversation_contract(&store, "par-1"),
+        contract::stream_session_contract(&store, "par-1"),
+        contract::stream_session_contract(&store, "par-2"),
         contract::job_contract(&store, "par-1"),
     );
 }

@@ -9,6 +9,7 @@ use fairuse_domain::engine::{EnforcementState, Event, EventKind};
 use fairuse_domain::error::StoreError;
 use fairuse_domain::ids::{CaseRef, Lane, Uid};
 use fairuse_domain::policy::Policy;
+use fairuse_domain::sessions::StreamSession;
 use fairuse_domain::stage::Stage;
 use fairuse_domain::store::{
     BudgetStore, ConversationStore, EnforcementStore, Job, JobStore, LockStore, OutboxMessage, OutboxStore,
@@ -107,7 +108,7 @@ async fn usage_survives_reopening_and_duplicates_stay_duplicates() {
 }
 
 #[tokio::test]
-async fn state_events_queues_and_conversations_survive_reopening() {
+async fn state_events_queues_conversations_and_stream_sessions_survive_reopening() {
     let dir = tempfile::tempdir().expect("tempdir");
     let who = uid("reopen-state");
     let state = EnforcementState {
@@ -146,10 +147,14 @@ async fn state_events_queues_and_conversations_survive_reopening() {
         word_count: Some(8_000),
     };
 
+    let stream =
+        StreamSession { duration_ms: 90_000, speech_ms: 40_000, closed: true, ..StreamSession::open("s-1", T0) };
+
     let store = EmbeddedStore::open(dir.path()).await.expect("open");
     store.commit(&who, &state, 0, &events, std::slice::from_ref(&message)).await.expect("commit");
     store.enqueue(&job, T0).await.expect("enqueue");
     store.upsert(&who, &conversation).await.expect("upsert");
+    store.upsert_stream_session(&who, &stream).await.expect("upsert_stream_session");
     store.close().await;
 
     let store = EmbeddedStore::open(dir.path()).await.expect("reopen");
@@ -162,7 +167,46 @@ async fn state_events_queues_and_conversations_survive_reopening() {
     assert_eq!(store.claim_due(T0, 10, 60_000).await.expect("claim"), vec![message]);
     assert_eq!(store.claim(T0, 10, 60_000).await.expect("claim"), vec![job]);
     assert_eq!(store.since(&who, T0, 10).await.expect("since"), vec![conversation]);
+    assert_eq!(store.stream_sessions_since(&who, T0, 10).await.expect("stream sessions"), vec![stream.clone()]);
     assert_eq!(store.commit(&who, &state, 0, &[], &[]).await, Err(StoreError::Conflict), "the version survives");
+    let reopened = StreamSession { closed: false, duration_ms: 100_000, ..stream.clone() };
+    store.upsert_stream_session(&who, &reopened).await.expect("upsert_stream_session");
+    assert_eq!(store.stream_sessions_since(&who, T0, 10).await.expect("stream sessions"), vec![stream], "still closed");
+}
+
+/// A data directory written by a build with schema version 1 (before stream sessions) is
+/// upgraded in place at open: its data stays, and stream sessions work.
+#[tokio::test]
+async fn a_version_1_database_is_upgraded_in_place() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let url = format!("sqlite://{}?mode=rwc", dir.path().join(DB_FILE_NAME).display());
+    let pool = sqlx::SqlitePool::connect(&url).await.expect("create a version 1 database");
+    sqlx::raw_sql(
+        "CREATE TABLE schema_migrations (
+             version INTEGER PRIMARY KEY NOT NULL, description TEXT NOT NULL, applied_at INTEGER NOT NULL);
+         INSERT INTO schema_migrations VALUES (1, 'initial schema', 0);",
+    )
+    .execute(&pool)
+    .await
+    .expect("bookkeeping");
+    sqlx::raw_sql(include_str!("../migrations/0001_initial.sql")).execute(&pool).await.expect("version 1");
+    sqlx::query("INSERT INTO conversations (uid, conversation_id, started_at, body) VALUES (?1, ?2, ?3, ?4)")
+        .bind("old-user")
+        .bind("c-1")
+        .bind(T0.millis())
+        .bind(r#"{"conversation_id":"c-1","title":"Kept","started_at":"2026-03-20T00:00:00Z","finished_at":"2026-03-20T01:00:00Z"}"#)
+        .execute(&pool)
+        .await
+        .expect("a version 1 row");
+    pool.close().await;
+
+    let store = EmbeddedStore::open(dir.path()).await.expect("open upgrades");
+    let who = uid("old-user");
+    let kept = store.since(&who, T0, 10).await.expect("since");
+    assert_eq!(kept.iter().map(|c| c.title.as_str()).collect::<Vec<_>>(), ["Kept"]);
+    let stream = StreamSession { duration_ms: 1_000, ..StreamSession::open("s-1", T0) };
+    store.upsert_stream_session(&who, &stream).await.expect("upsert_stream_session");
+    assert_eq!(store.stream_sessions_since(&who, T0, 10).await.expect("stream sessions"), vec![stream]);
 }
 
 #[tokio::test]

@@ -1,4 +1,5 @@
-//! Enforcement state with its events and outbox messages, and conversation metadata.
+//! Enforcement state with its events and outbox messages, conversation metadata and the gateway's
+//! stream sessions.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -7,6 +8,7 @@ use fairuse_domain::classifier::{Conversation, redact};
 use fairuse_domain::engine::{EnforcementState, Event};
 use fairuse_domain::error::StoreError;
 use fairuse_domain::ids::Uid;
+use fairuse_domain::sessions::StreamSession;
 use fairuse_domain::stage::Stage;
 use fairuse_domain::store::{ConversationStore, EnforcementStore, OutboxMessage, Versioned};
 use fairuse_domain::time::Timestamp;
@@ -423,6 +425,65 @@ impl ConversationStore for PostgresStore {
             .await
             .map_err(|e| store_error(ACTION, Phase::NoEffect, e))?;
             rows.iter().map(|body| from_json("conversation", body)).collect()
+        })
+        .await
+    }
+
+    async fn upsert_stream_session(&self, uid: &Uid, session: &StreamSession) -> Result<(), StoreError> {
+        const ACTION: &str = "store a stream session";
+        let body = to_json("stream session", session)?;
+        self.bounded(ACTION, OnTimeout::Write, async {
+            // The WHERE of the upsert is `StreamSession::is_behind` negated, evaluated on the row
+            // as locked by the conflict, so a concurrent writer cannot slip past it.
+            sqlx::query(
+                "INSERT INTO stream_sessions
+                     (uid, session_id, started_at, updated_at, closed, duration_ms, speech_ms, stt_ms, body)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9::jsonb)
+                 ON CONFLICT (uid, session_id) DO UPDATE SET
+                     started_at = EXCLUDED.started_at, updated_at = EXCLUDED.updated_at, closed = EXCLUDED.closed,
+                     duration_ms = EXCLUDED.duration_ms, speech_ms = EXCLUDED.speech_ms, stt_ms = EXCLUDED.stt_ms,
+                     body = EXCLUDED.body
+                 WHERE NOT (stream_sessions.closed AND NOT EXCLUDED.closed)
+                   AND EXCLUDED.duration_ms >= stream_sessions.duration_ms
+                   AND EXCLUDED.speech_ms >= stream_sessions.speech_ms
+                   AND EXCLUDED.stt_ms >= stream_sessions.stt_ms",
+            )
+            .bind(uid.as_str())
+            .bind(&session.session_id)
+            .bind(session.started_at.millis())
+            .bind(session.updated_at.millis())
+            .bind(session.closed)
+            .bind(session.duration_ms)
+            .bind(session.speech_ms)
+            .bind(session.stt_ms)
+            .bind(&body)
+            .execute(&self.pool)
+            .await
+            .map(|_| ())
+            .map_err(|e| store_error(ACTION, Phase::Write, e))
+        })
+        .await
+    }
+
+    async fn stream_sessions_since(
+        &self,
+        uid: &Uid,
+        from: Timestamp,
+        limit: usize,
+    ) -> Result<Vec<StreamSession>, StoreError> {
+        const ACTION: &str = "read stream sessions";
+        self.bounded(ACTION, OnTimeout::Read, async {
+            let rows: Vec<String> = sqlx::query_scalar(
+                "SELECT body::text FROM stream_sessions WHERE uid = $1 AND updated_at >= $2
+                 ORDER BY started_at, session_id LIMIT $3",
+            )
+            .bind(uid.as_str())
+            .bind(from.millis())
+            .bind(sql_limit(limit))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|e| store_error(ACTION, Phase::NoEffect, e))?;
+            rows.iter().map(|body| from_json("stream session", body)).collect()
         })
         .await
     }

@@ -21,8 +21,14 @@ struct Migration {
 }
 
 /// Ordered migrations. Append only; never edit one that has shipped.
-const MIGRATIONS: &[Migration] =
-    &[Migration { version: 1, description: "initial schema", sql: include_str!("../migrations/0001_initial.sql") }];
+const MIGRATIONS: &[Migration] = &[
+    Migration { version: 1, description: "initial schema", sql: include_str!("../migrations/0001_initial.sql") },
+    Migration {
+        version: 2,
+        description: "stream sessions",
+        sql: include_str!("../migrations/0002_stream_sessions.sql"),
+    },
+];
 
 /// The newest schema version this build knows.
 pub const LATEST_VERSION: i64 = MIGRATIONS[MIGRATIONS.len() - 1].version;

@@ -16,8 +16,11 @@ use std::time::Duration;
 use fairuse_domain::engine::{EnforcementState, Event, EventKind, SYSTEM_ACTOR};
 use fairuse_domain::error::StoreError;
 use fairuse_domain::ids::{CaseRef, Uid};
+use fairuse_domain::sessions::StreamSession;
 use fairuse_domain::stage::Stage;
-use fairuse_domain::store::{EnforcementStore, Job, JobStore, OutboxMessage, OutboxStore, Versioned};
+use fairuse_domain::store::{
+    ConversationStore, EnforcementStore, Job, JobStore, OutboxMessage, OutboxStore, Versioned,
+};
 use fairuse_domain::time::Timestamp;
 use fairuse_store_contract as contract;
 use fairuse_store_postgres::{LATEST_VERSION, PgOptions, PostgresStore};
@@ -194,6 +197,11 @@ async fn postgres_conversation_store_meets_the_contract() {
 }
 
 #[tokio::test]
+async fn postgres_stream_session_store_meets_the_contract() {
+    with_store(|store| async move { contract::stream_session_contract(&store, "pg").await }).await;
+}
+
+#[tokio::test]
 async fn postgres_outbox_meets_the_contract() {
     with_store(|store| async move { contract::outbox_contract(&store, &store, "pg").await }).await;
 }
@@ -254,6 +262,52 @@ async fn concurrent_commits_with_the_same_expected_version_let_exactly_one_win()
         }
         assert_eq!(a.events(&who, 1_000).await.expect("events").len() as u64, ROUNDS, "one event per round");
         assert_eq!(a.pending().await.expect("pending"), ROUNDS, "one outbox message per round");
+        b.close().await;
+    })
+    .await;
+}
+
+/// Two replicas race snapshots of one stream session, each sending them in its own order (one
+/// oldest first, one newest first), many rounds: the upsert rule holds under the race, so the
+/// stored session always ends as the newest snapshot, closed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn racing_stream_session_snapshots_from_two_replicas_keep_the_newest() {
+    with_store(|a| async move {
+        let b = connect(a.schema()).await;
+        let who = uid("stream-race");
+        let barrier = Arc::new(Barrier::new(2));
+        for round in 0..20 {
+            let id = format!("s{round}");
+            let snapshots: Vec<StreamSession> = (1..=8)
+                .map(|k| StreamSession {
+                    updated_at: T0.plus_ms(k * 60_000),
+                    duration_ms: k * 60_000,
+                    speech_ms: k * 30_000,
+                    stt_ms: k * 60_000,
+                    longest_speech_ms: k * 1_000,
+                    pause_count: k.unsigned_abs(),
+                    closed: k == 8,
+                    ..StreamSession::open(id.clone(), T0)
+                })
+                .collect();
+            let send = |store: PostgresStore, order: Vec<StreamSession>| {
+                let barrier = barrier.clone();
+                let who = who.clone();
+                tokio::spawn(async move {
+                    barrier.wait().await;
+                    for s in &order {
+                        store.upsert_stream_session(&who, s).await.expect("upsert_stream_session");
+                    }
+                })
+            };
+            let reversed: Vec<StreamSession> = snapshots.iter().rev().cloned().collect();
+            let (ra, rb) = tokio::join!(send(a.clone(), snapshots.clone()), send(b.clone(), reversed));
+            ra.expect("task a");
+            rb.expect("task b");
+            let stored = a.stream_sessions_since(&who, T0, 100).await.expect("stream_sessions_since");
+            let mine: Vec<&StreamSession> = stored.iter().filter(|s| s.session_id == id).collect();
+            assert_eq!(mine, vec![&snapshots[7]], "round {round}: the newest snapshot, closed, and only it");
+        }
         b.close().await;
     })
     .await;

@@ -395,6 +395,8 @@ impl<'p, W: Write> Simulator<'p, W> {
                             .collect(),
                         shape: UsageShape::measure(&user.meter, lookback, t),
                         window_totals_ms: check.totals.clone(),
+                        // Traces have no gateway sessions (SPEC section 8 lists their lines).
+                        sessions: Vec::new(),
                     };
                     // The heuristic cannot fail; a failure would be "no verdict, lock released".
                     match HeuristicClassifier.classify(&input) {
