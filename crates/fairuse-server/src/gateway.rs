@@ -21,6 +21,7 @@ use axum::extract::{RawQuery, State};
 use axum::http::HeaderMap;
 use axum::response::Response;
 use fairuse_domain::ids::{Lane, Uid};
+use fairuse_domain::sessions::{DEFAULT_BRIDGE_MS, SpeechRuns, StreamSession};
 use fairuse_domain::windows::{SpeechAmount, UsageReport};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
@@ -34,8 +35,12 @@ use crate::service::Service;
 /// Per-stream speech metering: fed every whole PCM frame (interleaved when stereo), asked for
 /// the running total. Implementations keep their own state per stream.
 pub trait StreamMeter: Send {
-    fn push(&mut self, pcm: &[i16]);
+    /// Feeds samples; calls `on_window(is_speech)` for every detection window completed, in
+    /// order (the gateway builds the session's speech runs and pauses from them).
+    fn push(&mut self, pcm: &[i16], on_window: &mut dyn FnMut(bool));
     fn speech_ms(&self) -> i64;
+    /// The length of one detection window (32 ms for Silero).
+    fn window_ms(&self) -> i64;
 }
 
 /// Makes one [`StreamMeter`] per stream.
@@ -420,6 +425,12 @@ struct Stream {
     query: String,
     session_id: String,
     meter: Box<dyn StreamMeter>,
+    /// Speech runs and pauses of this stream, for the session summary.
+    runs: SpeechRuns,
+    /// The session summary as last recorded (its totals are updated at every flush).
+    summary: StreamSession,
+    /// Sample frames received from the client.
+    received_frames: u64,
     /// Bytes of an incomplete sample frame, joined with the next binary frame.
     carry: Vec<u8>,
     /// Sample frames (one sample per channel) forwarded upstream.
@@ -443,14 +454,20 @@ enum Next {
 impl Stream {
     fn new(gateway: Arc<Gateway>, service: Arc<Service>, uid: Uid, format: Format, query: String) -> Stream {
         let meter = gateway.meters.new_meter(format.sample_rate, format.channels);
+        let runs = SpeechRuns::new(meter.window_ms(), DEFAULT_BRIDGE_MS);
+        let session_id = uuid::Uuid::new_v4().to_string();
+        let summary = StreamSession::open(session_id.clone(), service.now());
         Stream {
             gateway,
             service,
             uid,
             format,
             query,
-            session_id: uuid::Uuid::new_v4().to_string(),
+            session_id,
             meter,
+            runs,
+            summary,
+            received_frames: 0,
             carry: Vec::new(),
             forwarded_frames: 0,
             forwarding: true,
@@ -481,7 +498,9 @@ impl Stream {
                     Ok(s) => Some(s),
                     Err(e) => {
                         tracing::warn!(uid = %self.uid, error = %e, "upstream connect failed");
-                        let _ = client.send(error_message("UpstreamUnavailable", "the speech-to-text upstream is unavailable")).await;
+                        let _ = client
+                            .send(error_message("UpstreamUnavailable", "the speech-to-text upstream is unavailable"))
+                            .await;
                         let _ = client.send(close(1011, "upstream unavailable")).await;
                         metrics::gauge!("fairuse_gateway_streams").decrement(1.0);
                         return;
@@ -560,6 +579,7 @@ impl Stream {
             let _ = tokio::time::timeout(self.settings().outbound_timeout, up.close(None)).await;
         }
         self.flush().await;
+        self.record_session(true).await;
         metrics::gauge!("fairuse_gateway_streams").decrement(1.0);
         tracing::debug!(uid = %self.uid, session_id = %self.session_id, speech_ms = self.meter.speech_ms(), stt_ms = self.stt_ms(), "stream closed");
     }
@@ -588,7 +608,9 @@ impl Stream {
                     return Next::Continue;
                 }
                 let pcm: Vec<i16> = whole.chunks_exact(2).map(|b| i16::from_le_bytes([b[0], b[1]])).collect();
-                self.meter.push(&pcm);
+                let runs = &mut self.runs;
+                self.meter.push(&pcm, &mut |is_speech| runs.observe(is_speech));
+                self.received_frames += (whole.len() / self.block_align()) as u64;
                 let align = self.block_align();
                 let mut rest: &[u8] = &whole;
                 while self.forwarding && !rest.is_empty() && upstream.is_some() {
@@ -664,11 +686,34 @@ impl Stream {
         };
         let call = self.service.record_usage(vec![(self.uid.clone(), report, Some(self.session_id.clone()))]);
         match tokio::time::timeout(self.settings().outbound_timeout, call).await {
-            Ok(Ok(_)) => self.reported = Some(totals),
+            Ok(Ok(_)) => {
+                self.reported = Some(totals);
+                self.record_session(false).await;
+            }
             Ok(Err(e)) => {
                 tracing::warn!(uid = %self.uid, error = %e, "stream usage report failed; retried at the next flush")
             }
             Err(_) => tracing::warn!(uid = %self.uid, "stream usage report timed out; retried at the next flush"),
+        }
+    }
+
+    /// Records the session summary for the classifier (duration, speech, forwarded audio, longest
+    /// continuous speech, pauses); `closed` at the end of the stream. Stores keep the most
+    /// advanced snapshot, so a retry or a late write never moves it back. A failure is logged;
+    /// the next flush records a newer snapshot.
+    async fn record_session(&mut self, closed: bool) {
+        let mut s = self.summary.clone();
+        s.updated_at = self.service.now().max(s.started_at);
+        s.duration_ms = (self.received_frames.saturating_mul(1000) / u64::from(self.format.sample_rate)) as i64;
+        s.speech_ms = self.meter.speech_ms();
+        s.stt_ms = self.stt_ms();
+        s.set_shape(&self.runs.shape());
+        s.closed = closed;
+        let call = self.service.record_stream_session(&self.uid, s.clone());
+        match tokio::time::timeout(self.settings().outbound_timeout, call).await {
+            Ok(Ok(())) => self.summary = s,
+            Ok(Err(e)) => tracing::warn!(uid = %self.uid, error = %e, "stream session summary not recorded"),
+            Err(_) => tracing::warn!(uid = %self.uid, "stream session summary timed out"),
         }
     }
 

@@ -30,18 +30,34 @@ const LOUD: i16 = 8_000;
 
 // ---- the meter test double ------------------------------------------------------------------
 
-/// Counts samples louder than a threshold as speech: a test double, not a VAD.
+/// Counts samples louder than a threshold as speech: a test double, not a VAD. Its detection
+/// windows are 10 ms, speech when most of their samples are loud.
 struct LoudSamples {
     loud: u64,
     per_second: u64,
+    window_samples: u64,
+    in_window: u64,
+    loud_in_window: u64,
 }
 
 impl StreamMeter for LoudSamples {
-    fn push(&mut self, pcm: &[i16]) {
-        self.loud += pcm.iter().filter(|s| s.unsigned_abs() > 1_000).count() as u64;
+    fn push(&mut self, pcm: &[i16], on_window: &mut dyn FnMut(bool)) {
+        for s in pcm {
+            let loud = s.unsigned_abs() > 1_000;
+            self.loud += u64::from(loud);
+            self.loud_in_window += u64::from(loud);
+            self.in_window += 1;
+            if self.in_window == self.window_samples {
+                on_window(self.loud_in_window * 2 > self.window_samples);
+                (self.in_window, self.loud_in_window) = (0, 0);
+            }
+        }
     }
     fn speech_ms(&self) -> i64 {
         (self.loud * 1000 / self.per_second) as i64
+    }
+    fn window_ms(&self) -> i64 {
+        10
     }
 }
 
@@ -49,7 +65,8 @@ struct LoudSamplesFactory;
 
 impl MeterFactory for LoudSamplesFactory {
     fn new_meter(&self, sample_rate: u32, channels: u16) -> Box<dyn StreamMeter> {
-        Box::new(LoudSamples { loud: 0, per_second: u64::from(sample_rate) * u64::from(channels) })
+        let per_second = u64::from(sample_rate) * u64::from(channels);
+        Box::new(LoudSamples { loud: 0, per_second, window_samples: per_second / 100, in_window: 0, loud_in_window: 0 })
     }
 }
 
@@ -689,6 +706,33 @@ async fn usage_is_recorded_as_cumulative_session_reports_so_repeated_flushes_nev
     close_stream(&mut ws).await;
     wait_until(async || speech_today(&meter_only, "ivy").await == 700).await;
     assert_eq!(forwarded_today(&meter_only, "ivy").await, 0);
+}
+
+#[tokio::test]
+async fn each_stream_records_a_session_summary_for_the_classifier() {
+    let (app, _) = spawn_app_with_upstream(Policy::default(), 100).await;
+    let start = app.service.now();
+    let mut ws = connect(&app, "sam").await;
+    // speech 1 s, pause 2 s, speech 1.5 s with a 300 ms gap (bridged: words have gaps), pause
+    // 1 s, speech 0.5 s, then 0.7 s of trailing silence (not a pause: nothing follows it).
+    let script = [(1_000, true), (2_000, false), (600, true), (300, false), (600, true), (1_000, false), (500, true)];
+    for (ms, loud) in script.into_iter().chain([(700, false)]) {
+        ws.send(Message::Binary(audio(ms, loud).into())).await.unwrap();
+    }
+    // While it is open, a flush has recorded an open session.
+    let sessions =
+        async || app.service.stores.conversations.stream_sessions_since(&uid("sam"), start, 10).await.unwrap();
+    wait_until(async || sessions().await.first().is_some_and(|s| s.duration_ms == 6_700)).await;
+    assert!(!sessions().await[0].closed, "open while the stream is");
+    close_stream(&mut ws).await;
+    wait_until(async || sessions().await.first().is_some_and(|s| s.closed)).await;
+    let all = sessions().await;
+    assert_eq!(all.len(), 1, "one summary per stream: {all:?}");
+    let s = &all[0];
+    assert_eq!((s.duration_ms, s.speech_ms, s.stt_ms), (6_700, 2_700, 6_700), "{s:?}");
+    assert_eq!(s.longest_speech_ms, 1_500, "the 300 ms gap is bridged: {s:?}");
+    assert_eq!((s.pause_count, s.longest_pause_ms, s.pause_mean_ms), (2, 2_000, 1_500), "{s:?}");
+    assert!(s.started_at >= start && s.updated_at >= s.started_at, "{s:?}");
 }
 
 #[tokio::test]

@@ -10,8 +10,12 @@ pub struct VadMeters;
 struct VadStream(SpeechMeter);
 
 impl StreamMeter for VadStream {
-    fn push(&mut self, pcm: &[i16]) {
-        self.0.push(pcm);
+    fn push(&mut self, pcm: &[i16], on_window: &mut dyn FnMut(bool)) {
+        self.0.push_with(pcm, |_, is_speech| on_window(is_speech));
+    }
+
+    fn window_ms(&self) -> i64 {
+        fairuse_vad::WINDOW_MS as i64
     }
 
     fn speech_ms(&self) -> i64 {
