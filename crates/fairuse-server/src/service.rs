@@ -447,6 +447,29 @@ impl Service {
         Ok(())
     }
 
+    /// After a failed run of `job`: retry it later (30 s more per attempt, at most 10 min), or
+    /// after [`MAX_CLASSIFIER_JOB_ATTEMPTS`] abandon it and release its lock. Store errors here
+    /// are logged; the job's lease runs out and it is claimed again.
+    pub async fn classifier_job_failed(&self, job: &Job, error: &str) {
+        let attempts = job.attempts + 1;
+        let outcome = if attempts >= MAX_CLASSIFIER_JOB_ATTEMPTS {
+            tracing::error!(uid = %job.uid, attempts, error, "classifier job abandoned after repeated failures");
+            metrics::counter!("fairuse_classifier_runs_total", "outcome" => "abandoned").increment(1);
+            let released = match Uid::parse(&job.uid) {
+                Ok(uid) => self.stores.locks.release(&classifier_lock_key(&uid), &job.lock_token).await.map(|_| ()),
+                Err(_) => Ok(()),
+            };
+            released.and(self.stores.jobs.complete(&job.id).await)
+        } else {
+            tracing::warn!(uid = %job.uid, attempts, error, "classifier job failed; will retry");
+            let retry_at = self.now().plus_ms(30_000 * i64::from(attempts).min(20));
+            self.stores.jobs.retry(&job.id, retry_at).await
+        };
+        if let Err(e) = outcome {
+            tracing::warn!(uid = %job.uid, error = %e, "could not record the classifier job's failure");
+        }
+    }
+
     /// The decision for the host before it forwards audio. Stores that fail make it fail open,
     /// except the STT budget of users already throttled or restricted (policy switch).
     pub async fn decision(&self, uid: &Uid) -> ApiResult<Decision> {
@@ -676,6 +699,11 @@ impl Service {
         self.policy().switches.mode == Mode::Shadow
     }
 }
+
+/// A classifier job whose run failed (a store error: classifier failures are verdict-less runs,
+/// not failures) is run this many times in all, 30 s more apart each time (about 25 minutes), then
+/// abandoned: its lock is released so the next evaluation can queue a fresh job.
+pub const MAX_CLASSIFIER_JOB_ATTEMPTS: u32 = 10;
 
 pub fn classifier_lock_key(uid: &Uid) -> String {
     format!("classifier:{uid}")

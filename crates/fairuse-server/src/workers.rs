@@ -35,9 +35,7 @@ pub fn spawn_classifier_worker(service: Arc<Service>, mut shutdown: watch::Recei
             let idle = jobs.is_empty();
             for job in jobs {
                 if let Err(e) = service.run_classifier_job(&job).await {
-                    tracing::warn!(uid = %job.uid, error = %e, "classifier job failed; will retry");
-                    let retry_at = service.now().plus_ms(30_000 * i64::from(job.attempts + 1).min(20));
-                    service.stores.jobs.retry(&job.id, retry_at).await.ok();
+                    service.classifier_job_failed(&job, &e.to_string()).await;
                 }
             }
             if idle {

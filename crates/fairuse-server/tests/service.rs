@@ -15,7 +15,9 @@ use fairuse_domain::store::{ConversationStore, EnforcementStore, LockStore, Memo
 use fairuse_domain::time::{MS_PER_DAY, MS_PER_MINUTE, ManualClock, Timestamp};
 use fairuse_domain::windows::UsageReport;
 use fairuse_server::error::ApiError;
-use fairuse_server::service::{Notifications, PolicyCell, Service, Stores, classifier_lock_key};
+use fairuse_server::service::{
+    MAX_CLASSIFIER_JOB_ATTEMPTS, Notifications, PolicyCell, Service, Stores, classifier_lock_key,
+};
 
 struct Fixed(Result<Verdict, ClassifierError>);
 
@@ -313,4 +315,27 @@ async fn the_classifier_sees_the_stream_sessions_updated_in_its_lookback() {
     let inputs = recording.0.lock().unwrap();
     assert_eq!(inputs.len(), 1);
     assert_eq!(inputs[0].sessions, vec![long, recent], "updated in the lookback, oldest started first");
+}
+
+#[tokio::test]
+async fn a_failing_classifier_job_is_retried_later_and_abandoned_after_the_attempt_limit() {
+    let (svc, store, clock) =
+        service(Policy::default(), Ok(ScriptedClassifier::scripted(0.9, UsageType::Audiobook)), false);
+    svc.record_usage(over_cap("ola")).await.unwrap();
+    let job = svc.stores.jobs.claim(svc.now(), 10, 60_000).await.unwrap().remove(0);
+    // A failure: due again 30 s later, not before, with its attempt counted.
+    svc.classifier_job_failed(&job, "store unavailable").await;
+    assert!(svc.stores.jobs.claim(svc.now().plus_ms(29_000), 10, 60_000).await.unwrap().is_empty());
+    clock.advance_ms(30_000);
+    let mut job = svc.stores.jobs.claim(svc.now(), 10, 60_000).await.unwrap().remove(0);
+    assert_eq!(job.attempts, 1);
+    // The lock is still held while the job is alive: no second job for the user.
+    assert!(!store.try_acquire(&classifier_lock_key(&uid("ola")), "other", 1_000, svc.now()).await.unwrap());
+    // The last allowed failure abandons it: never claimed again, and the lock is free for the
+    // next evaluation.
+    job.attempts = MAX_CLASSIFIER_JOB_ATTEMPTS - 1;
+    svc.classifier_job_failed(&job, "store unavailable").await;
+    clock.advance_ms(3_600_000);
+    assert!(svc.stores.jobs.claim(svc.now(), 10, 60_000).await.unwrap().is_empty(), "abandoned");
+    assert!(store.try_acquire(&classifier_lock_key(&uid("ola")), "other", 1_000, svc.now()).await.unwrap());
 }
