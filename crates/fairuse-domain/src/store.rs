@@ -178,7 +178,9 @@ pub trait ConversationStore: Send + Sync {
     /// applies the rule atomically, so concurrent writers cannot undo it either.
     async fn upsert_stream_session(&self, uid: &Uid, session: &StreamSession) -> Result<(), StoreError>;
     /// Stream sessions updated at or after `from` (so a long stream that started earlier still
-    /// counts), oldest started first (ties by session id), at most `limit`.
+    /// counts), oldest started first (ties by session id). Over `limit`, the most recently started
+    /// are kept: a user cannot push their recent sessions out of the classifier's view by opening
+    /// many streams early in the lookback.
     async fn stream_sessions_since(
         &self,
         uid: &Uid,
@@ -563,7 +565,7 @@ impl ConversationStore for MemoryStore {
         let mut out: Vec<StreamSession> =
             all.get(uid).map(|m| m.values().filter(|s| s.updated_at >= from).cloned().collect()).unwrap_or_default();
         out.sort_by(|a, b| a.started_at.cmp(&b.started_at).then_with(|| a.session_id.cmp(&b.session_id)));
-        out.truncate(limit);
+        out.drain(..out.len().saturating_sub(limit));
         Ok(out)
     }
 }

@@ -157,6 +157,10 @@ pub struct GatewaySettings {
     pub outbound_timeout: Duration,
     /// After `CloseStream`, how long to wait for the upstream's last results.
     pub close_timeout: Duration,
+    /// A stream with no message from its client (audio, `KeepAlive`, ping) for this long is
+    /// closed, so a dead connection does not hold a stream slot. Deepgram's own limit is 10 s
+    /// without audio or `KeepAlive`; SDKs send `KeepAlive` every few seconds when idle.
+    pub idle_timeout: Duration,
 }
 
 pub const DEFAULT_MAX_STREAMS_PER_USER: usize = 4;
@@ -170,6 +174,7 @@ impl Default for GatewaySettings {
             max_frame_bytes: 1 << 20,
             outbound_timeout: Duration::from_secs(10),
             close_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(30),
         }
     }
 }
@@ -324,7 +329,9 @@ fn subprotocol_token(headers: &HeaderMap) -> Option<String> {
     let mut parts = offered.split(',').map(str::trim);
     let scheme = parts.next()?;
     let token = parts.next().filter(|t| !t.is_empty())?;
-    (scheme.eq_ignore_ascii_case("token") || scheme.eq_ignore_ascii_case("bearer")).then(|| token.to_owned())
+    // Exactly as offered: the handshake must echo the scheme back byte for byte, and axum selects
+    // a protocol by exact match.
+    matches!(scheme, "token" | "bearer").then(|| token.to_owned())
 }
 
 /// `GET /v1/listen`: checks the token, the format and the stream cap before upgrading, so a
@@ -427,7 +434,7 @@ struct Stream {
     meter: Box<dyn StreamMeter>,
     /// Speech runs and pauses of this stream, for the session summary.
     runs: SpeechRuns,
-    /// The session summary as last recorded (its totals are updated at every flush).
+    /// The session summary as last sent to the store.
     summary: StreamSession,
     /// Sample frames received from the client.
     received_frames: u64,
@@ -439,6 +446,11 @@ struct Stream {
     /// Forwarding is leased in slices of budget: frames up to this count may go upstream before
     /// the stream reports its totals and reads the decision again (0: no lease yet).
     lease_end_frames: u64,
+    /// While forwarding is held (a lease could not be granted safely), no new lease is asked for
+    /// before this instant; the audio meanwhile is metered, not forwarded.
+    lease_retry_at: Option<tokio::time::Instant>,
+    /// The last decision read carried an STT budget (throttle/restrict).
+    budgeted: bool,
     exhausted_sent: bool,
     /// The last totals reported, to skip reports that would change nothing.
     reported: Option<(i64, i64)>,
@@ -472,6 +484,8 @@ impl Stream {
             forwarded_frames: 0,
             forwarding: true,
             lease_end_frames: 0,
+            lease_retry_at: None,
+            budgeted: false,
             exhausted_sent: false,
             reported: None,
         }
@@ -489,6 +503,8 @@ impl Stream {
         metrics::gauge!("fairuse_gateway_streams").increment(1.0);
         tracing::debug!(uid = %self.uid, session_id = %self.session_id, "stream opened");
         self.renew_lease(&mut client).await;
+        let idle = self.settings().idle_timeout;
+        let mut last_heard = tokio::time::Instant::now();
         let mut upstream = match (&self.settings().upstream, self.forwarding) {
             (Upstream::Url { url, api_key, tls }, true) => {
                 let tls = tls.clone();
@@ -521,6 +537,7 @@ impl Stream {
             };
             tokio::select! {
                 msg = client.recv(), if closing_deadline.is_none() => {
+                    last_heard = tokio::time::Instant::now();
                     match self.on_client(msg, &mut client, &mut upstream).await {
                         Next::Continue => {}
                         Next::Closing => {
@@ -565,9 +582,18 @@ impl Stream {
                     // A stage can change mid-stream (a verdict, an admin): the lease is renewed
                     // on the clock too, not only when it runs out.
                     self.flush().await;
-                    if self.renew_lease(&mut client).await {
+                    self.record_session(false);
+                    if self.renew_lease(&mut client).await == Lease::Stopped {
                         stop_upstream(&mut upstream, self.settings().outbound_timeout).await;
                     }
+                }
+                _ = tokio::time::sleep_until(last_heard + idle), if closing_deadline.is_none() => {
+                    // A client that went silent without closing (a dead connection, with no
+                    // upstream to notice it) would hold a stream slot forever.
+                    let why = format!("no audio or KeepAlive for {} s; closing the stream", idle.as_secs());
+                    let _ = client.send(error_message("IdleTimeout", &why)).await;
+                    let _ = client.send(close(1000, "idle")).await;
+                    break;
                 }
                 _ = deadline => {
                     let _ = client.send(close(1000, "")).await;
@@ -579,7 +605,7 @@ impl Stream {
             let _ = tokio::time::timeout(self.settings().outbound_timeout, up.close(None)).await;
         }
         self.flush().await;
-        self.record_session(true).await;
+        self.record_session(true);
         metrics::gauge!("fairuse_gateway_streams").decrement(1.0);
         tracing::debug!(uid = %self.uid, session_id = %self.session_id, speech_ms = self.meter.speech_ms(), stt_ms = self.stt_ms(), "stream closed");
     }
@@ -615,11 +641,16 @@ impl Stream {
                 let mut rest: &[u8] = &whole;
                 while self.forwarding && !rest.is_empty() && upstream.is_some() {
                     if self.forwarded_frames >= self.lease_end_frames {
+                        if self.lease_retry_at.is_some_and(|t| tokio::time::Instant::now() < t) {
+                            break; // held: metered above, not forwarded
+                        }
                         // The lease is used up: report what was forwarded, then lease the next
                         // slice (or stop). Audio past the lease waits for the answer.
                         self.flush().await;
-                        if self.renew_lease(client).await {
-                            stop_upstream(upstream, timeout).await;
+                        match self.renew_lease(client).await {
+                            Lease::Granted => {}
+                            Lease::Held | Lease::Off => break,
+                            Lease::Stopped => stop_upstream(upstream, timeout).await,
                         }
                         continue;
                     }
@@ -684,24 +715,28 @@ impl Stream {
             idempotency_key: None,
             stt_ms: totals.1,
         };
-        let call = self.service.record_usage(vec![(self.uid.clone(), report, Some(self.session_id.clone()))]);
+        // Spawned, so a timeout here never cancels the report between its meter write and its
+        // budget update: a slow report still completes, and the next flush's repeat of the same
+        // cumulative totals is then a duplicate that adds nothing.
+        let service = self.service.clone();
+        let items = vec![(self.uid.clone(), report, Some(self.session_id.clone()))];
+        let call = tokio::spawn(async move { service.record_usage(items).await });
         match tokio::time::timeout(self.settings().outbound_timeout, call).await {
-            Ok(Ok(_)) => {
-                self.reported = Some(totals);
-                self.record_session(false).await;
-            }
-            Ok(Err(e)) => {
+            Ok(Ok(Ok(_))) => self.reported = Some(totals),
+            Ok(Ok(Err(e))) => {
                 tracing::warn!(uid = %self.uid, error = %e, "stream usage report failed; retried at the next flush")
             }
+            Ok(Err(e)) => tracing::error!(uid = %self.uid, error = %e, "stream usage report task failed"),
             Err(_) => tracing::warn!(uid = %self.uid, "stream usage report timed out; retried at the next flush"),
         }
     }
 
     /// Records the session summary for the classifier (duration, speech, forwarded audio, longest
-    /// continuous speech, pauses); `closed` at the end of the stream. Stores keep the most
-    /// advanced snapshot, so a retry or a late write never moves it back. A failure is logged;
-    /// the next flush records a newer snapshot.
-    async fn record_session(&mut self, closed: bool) {
+    /// continuous speech, pauses); `closed` at the end of the stream. Written in the background,
+    /// off the audio path: the summary is for the classifier, and a slow store must not stall the
+    /// stream. Stores keep the most advanced snapshot, so writes landing out of order are
+    /// harmless; an unchanged snapshot and an empty stream are not written.
+    fn record_session(&mut self, closed: bool) {
         let mut s = self.summary.clone();
         s.updated_at = self.service.now().max(s.started_at);
         s.duration_ms = (self.received_frames.saturating_mul(1000) / u64::from(self.format.sample_rate)) as i64;
@@ -709,46 +744,71 @@ impl Stream {
         s.stt_ms = self.stt_ms();
         s.set_shape(&self.runs.shape());
         s.closed = closed;
-        let call = self.service.record_stream_session(&self.uid, s.clone());
-        match tokio::time::timeout(self.settings().outbound_timeout, call).await {
-            Ok(Ok(())) => self.summary = s,
-            Ok(Err(e)) => tracing::warn!(uid = %self.uid, error = %e, "stream session summary not recorded"),
-            Err(_) => tracing::warn!(uid = %self.uid, "stream session summary timed out"),
+        let unchanged = StreamSession { updated_at: self.summary.updated_at, ..s.clone() } == self.summary;
+        if s.duration_ms == 0 || unchanged {
+            return;
         }
+        self.summary = s.clone();
+        let (service, uid, timeout) = (self.service.clone(), self.uid.clone(), self.settings().outbound_timeout);
+        tokio::spawn(async move {
+            match tokio::time::timeout(timeout, service.record_stream_session(&uid, s)).await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => tracing::warn!(%uid, error = %e, "stream session summary not recorded"),
+                Err(_) => tracing::warn!(%uid, "stream session summary timed out"),
+            }
+        });
     }
 
     /// Reads the decision and leases the next slice of STT budget: forwarding may go on for
     /// `min(policy budget.slice, remaining budget)` of audio before the stream reports and asks
     /// again, so a stream overshoots a budget by at most one slice however fast its client sends.
-    /// When STT is not allowed it stops forwarding and tells the client once; returns true when
-    /// it stopped now. Once stopped, a stream does not resume. A decision that cannot be read
-    /// leases one more slice (the service itself already fails open or closed by policy).
-    async fn renew_lease(&mut self, client: &mut WebSocket) -> bool {
+    /// When STT is not allowed it stops forwarding for good and tells the client once.
+    ///
+    /// A lease is only as safe as the report before it: when the forwarded audio could not be
+    /// reported, or the decision could not be read, a user with a budget (throttle/restrict) is
+    /// held under `budget.fail_closed_when_store_down` (audio metered, not forwarded, asked again
+    /// a second later), and anyone else gets one more slice (fail open: no budget to overshoot).
+    async fn renew_lease(&mut self, client: &mut WebSocket) -> Lease {
         if !self.forwarding {
-            return false;
+            return Lease::Off;
         }
-        let slice_ms = self.service.policy().budget.slice.ms().max(1);
-        let call = self.service.decision(&self.uid);
-        let decision = match tokio::time::timeout(self.settings().outbound_timeout, call).await {
-            Ok(Ok(d)) => d,
-            Ok(Err(e)) => {
-                tracing::warn!(uid = %self.uid, error = %e, "decision failed; leasing one more slice");
-                self.lease(slice_ms);
-                return false;
-            }
-            Err(_) => {
-                tracing::warn!(uid = %self.uid, "decision timed out; leasing one more slice");
-                self.lease(slice_ms);
-                return false;
+        let policy = self.service.policy();
+        let slice_ms = policy.budget.slice.ms().max(1);
+        let unreported = self.reported.map_or(0, |r| r.1) != self.stt_ms();
+        let decision = if unreported {
+            Err("the forwarded audio could not be reported".to_owned())
+        } else {
+            let call = self.service.decision(&self.uid);
+            match tokio::time::timeout(self.settings().outbound_timeout, call).await {
+                Ok(Ok(d)) => Ok(d),
+                Ok(Err(e)) => Err(format!("decision failed: {e}")),
+                Err(_) => Err("decision timed out".to_owned()),
             }
         };
+        let decision = match decision {
+            Ok(d) => d,
+            Err(why) if self.budgeted && policy.budget.fail_closed_when_store_down => {
+                tracing::warn!(uid = %self.uid, %why, "budgeted stream held: nothing forwarded until the store answers");
+                metrics::counter!("fairuse_gateway_leases_held_total").increment(1);
+                self.lease_end_frames = self.forwarded_frames;
+                self.lease_retry_at = Some(tokio::time::Instant::now() + LEASE_RETRY);
+                return Lease::Held;
+            }
+            Err(why) => {
+                tracing::warn!(uid = %self.uid, %why, "leasing one more slice (no budget to protect)");
+                self.lease(slice_ms);
+                return Lease::Granted;
+            }
+        };
+        self.lease_retry_at = None;
+        self.budgeted = decision.stt_budget.is_some();
         if decision.stt_allowed {
             let grant = match &decision.stt_budget {
                 Some(b) => slice_ms.min(b.remaining_ms.max(1)),
                 None => slice_ms,
             };
             self.lease(grant);
-            return false;
+            return Lease::Granted;
         }
         self.forwarding = false;
         if !self.exhausted_sent {
@@ -774,7 +834,7 @@ impl Stream {
             notice.push_str(". Audio is still accepted and metered.");
             let _ = client.send(error_message("SttBudgetExhausted", &notice)).await;
         }
-        true
+        Lease::Stopped
     }
 
     /// Lets `ms` more audio go upstream from here (at least one sample frame).
@@ -784,6 +844,21 @@ impl Stream {
         metrics::counter!("fairuse_gateway_leases_total").increment(1);
     }
 }
+
+/// What renewing a lease decided.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Lease {
+    Granted,
+    /// Not granted for now (the report or the decision failed for a budgeted user).
+    Held,
+    /// STT is not allowed: forwarding stopped now, for the rest of the stream.
+    Stopped,
+    /// Forwarding had already stopped.
+    Off,
+}
+
+/// How long a held stream waits before asking for a lease again.
+const LEASE_RETRY: Duration = Duration::from_secs(1);
 
 /// Forwarding stopped: ask the upstream for its last results; the stream goes on metering.
 async fn stop_upstream(upstream: &mut Option<UpstreamSocket>, timeout: Duration) {

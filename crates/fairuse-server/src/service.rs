@@ -174,8 +174,9 @@ const MAX_COMMIT_ATTEMPTS: usize = 6;
 
 /// The most conversations of the lookback one classifier run reads (the oldest first).
 const CLASSIFIER_CONVERSATIONS: usize = 200;
-/// The most gateway stream sessions of the lookback one classifier run reads (the oldest started
-/// first): a stream a day for years, or a reconnect every ten minutes for the whole week.
+/// The most gateway stream sessions of the lookback one classifier run reads (the most recently
+/// started, so many early streams cannot hide later ones): a reconnect every ten minutes for the
+/// whole week.
 const CLASSIFIER_STREAM_SESSIONS: usize = 1_000;
 
 fn token() -> String {

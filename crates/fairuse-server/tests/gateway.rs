@@ -8,11 +8,16 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use fairuse_domain::classifier::HeuristicClassifier;
+use fairuse_domain::classifier::UsageShape;
+use fairuse_domain::error::StoreError;
+use fairuse_domain::ids::Lane;
 use fairuse_domain::ids::Uid;
 use fairuse_domain::policy::Policy;
 use fairuse_domain::stage::Stage;
-use fairuse_domain::store::MemoryStore;
+use fairuse_domain::store::{MemoryStore, UsageMeterStore};
 use fairuse_domain::time::DurationMs;
+use fairuse_domain::time::Timestamp;
+use fairuse_domain::windows::{RecordOutcome, UsageReport};
 use fairuse_server::gateway::{Gateway, GatewaySettings, MeterFactory, StreamMeter, Upstream};
 use fairuse_server::http::{AppState, HttpSettings, router};
 use fairuse_server::service::{Notifications, PolicyCell, Service, Stores};
@@ -67,6 +72,54 @@ impl MeterFactory for LoudSamplesFactory {
     fn new_meter(&self, sample_rate: u32, channels: u16) -> Box<dyn StreamMeter> {
         let per_second = u64::from(sample_rate) * u64::from(channels);
         Box::new(LoudSamples { loud: 0, per_second, window_samples: per_second / 100, in_window: 0, loud_in_window: 0 })
+    }
+}
+
+// ---- a usage meter that can be cut ----------------------------------------------------------
+
+/// The in-memory meter, refusing every call while `down` is set (a hot store outage).
+struct CuttableMeter {
+    inner: Arc<MemoryStore>,
+    down: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl CuttableMeter {
+    fn check(&self) -> Result<(), StoreError> {
+        if self.down.load(std::sync::atomic::Ordering::SeqCst) {
+            Err(StoreError::Unavailable("test: the meter is cut".into()))
+        } else {
+            Ok(())
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl UsageMeterStore for CuttableMeter {
+    async fn record_and_read(
+        &self,
+        uid: &Uid,
+        reports: &[UsageReport],
+        policy: &Policy,
+        now: Timestamp,
+    ) -> Result<(Vec<RecordOutcome>, Vec<i64>), StoreError> {
+        self.check()?;
+        self.inner.record_and_read(uid, reports, policy, now).await
+    }
+    async fn read_totals(&self, uid: &Uid, policy: &Policy, now: Timestamp) -> Result<Vec<i64>, StoreError> {
+        self.check()?;
+        self.inner.read_totals(uid, policy, now).await
+    }
+    async fn recovery_at(&self, uid: &Uid, w: i64, cap: i64, now: Timestamp) -> Result<Option<Timestamp>, StoreError> {
+        self.check()?;
+        self.inner.recovery_at(uid, w, cap, now).await
+    }
+    async fn minute_series(&self, uid: &Uid, lane: Lane, from: i64, to: i64) -> Result<Vec<(i64, i64)>, StoreError> {
+        self.check()?;
+        self.inner.minute_series(uid, lane, from, to).await
+    }
+    async fn usage_shape(&self, uid: &Uid, lookback_ms: i64, now: Timestamp) -> Result<UsageShape, StoreError> {
+        self.check()?;
+        self.inner.usage_shape(uid, lookback_ms, now).await
     }
 }
 
@@ -212,8 +265,18 @@ struct App {
 }
 
 async fn spawn_app(policy: Policy, upstream: Upstream, flush_ms: u64) -> App {
+    let settings = GatewaySettings {
+        upstream,
+        flush_interval: Duration::from_millis(flush_ms),
+        close_timeout: Duration::from_secs(5),
+        ..GatewaySettings::default()
+    };
+    spawn_app_custom(policy, settings, Stores::single(Arc::new(MemoryStore::new()))).await
+}
+
+async fn spawn_app_custom(policy: Policy, settings: GatewaySettings, stores: Stores) -> App {
     let service = Arc::new(Service {
-        stores: Stores::single(Arc::new(MemoryStore::new())),
+        stores,
         policy: PolicyCell::from_pointee(policy),
         clock: Arc::new(fairuse_server::clock::SystemClock),
         classifier: Arc::new(HeuristicClassifier),
@@ -225,12 +288,6 @@ async fn spawn_app(policy: Policy, upstream: Upstream, flush_ms: u64) -> App {
     });
     let env = HashMap::from([("FAIRUSE_JWT_HS256_SECRET".to_string(), SECRET.to_string())]);
     let auth = fairuse_auth::Authenticator::from_env_map(&env).unwrap();
-    let settings = GatewaySettings {
-        upstream,
-        flush_interval: Duration::from_millis(flush_ms),
-        close_timeout: Duration::from_secs(5),
-        ..GatewaySettings::default()
-    };
     let gateway = Arc::new(Gateway::new(settings, Arc::new(LoudSamplesFactory)));
     let app = router(AppState {
         service: service.clone(),
@@ -658,6 +715,62 @@ async fn budget_is_leased_in_slices_so_fast_clients_overshoot_by_at_most_one_sli
     assert!((10_000..=10_000 + 3 * 2_000).contains(&forwarded_ms), "{forwarded_ms} ms forwarded for a 10 s budget");
     assert_eq!(forwarded_today(&app, "gil").await, forwarded_ms, "the budget counts what went upstream");
     wait_until(async || speech_today(&app, "gil").await == 45_000).await;
+}
+
+#[tokio::test]
+async fn a_budgeted_stream_whose_usage_cannot_be_reported_is_held_not_given_more_slices() {
+    let mut policy = Policy::default();
+    policy.stages.restrict.stt_daily_budget = Some(DurationMs(60_000));
+    policy.budget.slice = DurationMs(2_000);
+    let memory = Arc::new(MemoryStore::new());
+    let down = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut stores = Stores::single(memory.clone());
+    stores.meter = Arc::new(CuttableMeter { inner: memory, down: down.clone() });
+    let (url, log) = spawn_upstream().await;
+    let settings = GatewaySettings {
+        upstream: Upstream::from_config(&url, Some(VENDOR_KEY)).unwrap(),
+        flush_interval: Duration::from_secs(600),
+        outbound_timeout: Duration::from_secs(2),
+        ..GatewaySettings::default()
+    };
+    let app = spawn_app_custom(policy, settings, stores).await;
+    app.service.set_stage(&uid("hol"), Stage::Restrict, None, "test", None).await.unwrap();
+    let mut ws = connect(&app, "hol").await;
+    ws.send(Message::Binary(audio(3_000, true).into())).await.unwrap();
+    wait_until(async || log.total_audio_bytes() == 3_000 * 32).await;
+    // The meter is cut: the next lease cannot be backed by a report, so nothing more goes
+    // upstream (the budget fails closed for a restricted user), however much is sent.
+    down.store(true, std::sync::atomic::Ordering::SeqCst);
+    for _ in 0..10 {
+        ws.send(Message::Binary(audio(1_000, true).into())).await.unwrap();
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let held = log.total_audio_bytes() / 32;
+    assert!(held <= 4_000, "{held} ms forwarded: at most the 2 s lease in hand when the meter went down");
+    // Back up: after the retry delay the next frame reports, leases and is forwarded.
+    down.store(false, std::sync::atomic::Ordering::SeqCst);
+    tokio::time::sleep(Duration::from_millis(1_100)).await;
+    ws.send(Message::Binary(audio(500, true).into())).await.unwrap();
+    wait_until(async || log.total_audio_bytes() / 32 > held).await;
+    close_stream(&mut ws).await;
+    assert_eq!(forwarded_today(&app, "hol").await, log.total_audio_bytes() as i64 / 32, "all forwarded audio counted");
+}
+
+#[tokio::test]
+async fn a_silent_client_is_closed_after_the_idle_timeout_and_frees_its_slot() {
+    let settings = GatewaySettings {
+        upstream: Upstream::from_config("none", None).unwrap(),
+        idle_timeout: Duration::from_millis(300),
+        ..GatewaySettings::default()
+    };
+    let app = spawn_app_custom(Policy::default(), settings, Stores::single(Arc::new(MemoryStore::new()))).await;
+    let mut ws = connect(&app, "ida").await;
+    ws.send(Message::Binary(audio(200, true).into())).await.unwrap();
+    let (_, v) = next_json(&mut ws).await.expect("an error before the close");
+    assert_eq!((v["type"].as_str(), v["variant"].as_str()), (Some("Error"), Some("IdleTimeout")), "{v}");
+    assert!(next_json(&mut ws).await.is_none(), "then the stream closes");
+    wait_until(async || app.gateway.open_streams(&uid("ida")) == 0).await;
+    wait_until(async || speech_today(&app, "ida").await == 200).await;
 }
 
 #[tokio::test]

@@ -74,7 +74,7 @@ pub async fn stream_session_contract(store: &dyn ConversationStore, prefix: &str
         vec![long.clone(), a.clone(), b.clone(), c.clone()],
         "oldest started first, ties by session id, every field kept"
     );
-    assert_eq!(read(T0, 2).await, vec![long.clone(), a.clone()], "limit keeps the oldest started");
+    assert_eq!(read(T0, 2).await, vec![b.clone(), c.clone()], "limit keeps the most recently started");
     assert_eq!(
         read(T0.plus_ms(hours(2)), 100).await,
         vec![long.clone(), c.clone()],

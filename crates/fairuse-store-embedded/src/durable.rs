@@ -325,8 +325,10 @@ impl ConversationStore for EmbeddedStore {
         limit: usize,
     ) -> Result<Vec<StreamSession>, StoreError> {
         let rows: Vec<String> = sqlx::query_scalar(
-            "SELECT body FROM stream_sessions WHERE uid = ?1 AND updated_at >= ?2
-             ORDER BY started_at, session_id LIMIT ?3",
+            "SELECT body FROM (SELECT body, started_at, session_id FROM stream_sessions
+                               WHERE uid = ?1 AND updated_at >= ?2
+                               ORDER BY started_at DESC, session_id DESC LIMIT ?3)
+             ORDER BY started_at, session_id",
         )
         .bind(uid.as_str())
         .bind(from.millis())

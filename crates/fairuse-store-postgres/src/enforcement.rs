@@ -474,8 +474,10 @@ impl ConversationStore for PostgresStore {
         const ACTION: &str = "read stream sessions";
         self.bounded(ACTION, OnTimeout::Read, async {
             let rows: Vec<String> = sqlx::query_scalar(
-                "SELECT body::text FROM stream_sessions WHERE uid = $1 AND updated_at >= $2
-                 ORDER BY started_at, session_id LIMIT $3",
+                "SELECT body::text FROM (SELECT body, started_at, session_id FROM stream_sessions
+                                         WHERE uid = $1 AND updated_at >= $2
+                                         ORDER BY started_at DESC, session_id DESC LIMIT $3) AS recent
+                 ORDER BY started_at, session_id",
             )
             .bind(uid.as_str())
             .bind(from.millis())

@@ -121,6 +121,8 @@ pub struct GatewaySection {
     /// How often a stream reports its cumulative totals and re-reads the decision.
     pub flush_interval: DurationMs,
     pub max_streams_per_user: u32,
+    /// A stream with no client message (audio, `KeepAlive`, ping) for this long is closed.
+    pub idle_timeout: DurationMs,
 }
 
 impl Default for GatewaySection {
@@ -131,6 +133,7 @@ impl Default for GatewaySection {
             upstream_ca_file: String::new(),
             flush_interval: DurationMs::seconds(60),
             max_streams_per_user: 4,
+            idle_timeout: DurationMs::seconds(30),
         }
     }
 }
@@ -143,6 +146,7 @@ impl std::fmt::Debug for GatewaySection {
             .field("upstream_ca_file", &self.upstream_ca_file)
             .field("flush_interval", &self.flush_interval)
             .field("max_streams_per_user", &self.max_streams_per_user)
+            .field("idle_timeout", &self.idle_timeout)
             .finish()
     }
 }
