@@ -2,7 +2,9 @@
 //! driving Debian's Chromium (headless, through playwright-core) through it: sign in, find a
 //! flagged user, open the page, see the chart and the evidence, overturn the verdict, set a
 //! stage, exempt and un-exempt, reset; a viewer sees no actions and cannot reset. The script
-//! saves the screenshots in `docs/`. Afterwards this test checks the outcome through the API.
+//! saves its screenshots under `target/e2e-screenshots/` (with `FAIRUSE_UPDATE_DOCS=1`, in `docs/`,
+//! which is how the README's pictures are refreshed). Afterwards this test checks the outcome
+//! through the API.
 //!
 //! Needs node, /usr/bin/chromium and `e2e/node_modules`; `bash scripts/test` installs them. When
 //! one is missing the test fails and says so: it never skips.
@@ -130,7 +132,19 @@ async fn seed(s: &TestServer) {
 }
 
 /// Runs the browser script; its output goes to a file (no pipe to fill) and is returned.
-fn run_e2e(root: &Path, s: &TestServer) -> (std::process::ExitStatus, String) {
+/// Where the screenshots go: `docs/` when refreshing the README's pictures, else under target/,
+/// emptied first so only this run's files are checked.
+fn screenshot_dir(root: &Path) -> std::path::PathBuf {
+    if std::env::var("FAIRUSE_UPDATE_DOCS").is_ok_and(|v| v == "1") {
+        return root.join("docs");
+    }
+    let dir = root.join("target").join("e2e-screenshots");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn run_e2e(root: &Path, s: &TestServer, shots: &Path) -> (std::process::ExitStatus, String) {
     let log_dir = tempfile::tempdir().unwrap();
     let log_path = log_dir.path().join("e2e.log");
     let log = std::fs::File::create(&log_path).unwrap();
@@ -144,7 +158,7 @@ fn run_e2e(root: &Path, s: &TestServer) -> (std::process::ExitStatus, String) {
         .env("FAIRUSE_E2E_VIEWER_NAME", "victor")
         .env("FAIRUSE_E2E_UID", UID)
         .env("FAIRUSE_E2E_OTHER_UID", OTHER_UID)
-        .env("FAIRUSE_E2E_SCREENSHOT_DIR", root.join("docs"))
+        .env("FAIRUSE_E2E_SCREENSHOT_DIR", shots)
         .env("FAIRUSE_E2E_CHROMIUM", CHROMIUM)
         .stdin(Stdio::null())
         .stdout(log.try_clone().unwrap())
@@ -174,7 +188,8 @@ async fn the_dashboard_works_end_to_end_in_a_headless_browser() {
     let s = TestServer::start();
     seed(&s).await;
 
-    let (status, out) = tokio::task::block_in_place(|| run_e2e(&root, &s));
+    let shots = screenshot_dir(&root);
+    let (status, out) = tokio::task::block_in_place(|| run_e2e(&root, &s, &shots));
     println!("{out}");
     assert!(status.success(), "e2e/dashboard.mjs failed ({status}):\n{out}");
 
@@ -196,7 +211,7 @@ async fn the_dashboard_works_end_to_end_in_a_headless_browser() {
     assert!(other["events"].as_array().unwrap().iter().all(|e| e["actor"] != "victor"), "{other}");
 
     for shot in ["dashboard-flagged.png", "dashboard-user.png"] {
-        let bytes = std::fs::read(root.join("docs").join(shot)).unwrap_or_else(|e| panic!("docs/{shot}: {e}"));
+        let bytes = std::fs::read(shots.join(shot)).unwrap_or_else(|e| panic!("{}: {e}", shots.join(shot).display()));
         assert_eq!(&bytes[..8], b"\x89PNG\r\n\x1a\n", "docs/{shot} is a PNG");
         // IHDR: width and height, big-endian, at bytes 16..24.
         let w = u32::from_be_bytes(bytes[16..20].try_into().unwrap());
