@@ -308,6 +308,31 @@ impl Service {
         Ok(UsageAccepted { accepted: total, duplicates, metered: true, results })
     }
 
+    /// Adds forwarded audio to the day's STT budget. The meter has already recorded the report,
+    /// so a repeat of it will be a duplicate that adds nothing: this call is the budget's only
+    /// chance. A failure that certainly did not apply is retried twice (50 ms, then 200 ms); an
+    /// unknown outcome is not, since it may have counted. What is finally not added is counted in
+    /// `fairuse_budget_unrecorded_ms_total` so an operator can see it.
+    async fn add_forwarded(&self, uid: &Uid, day: i64, ms: i64) -> Result<i64, StoreError> {
+        let mut delay = std::time::Duration::from_millis(50);
+        let mut attempt = 0;
+        loop {
+            match self.stores.budget.add_forwarded(uid, day, ms).await {
+                Err(StoreError::Unavailable(_)) if attempt < 2 => {
+                    attempt += 1;
+                    tokio::time::sleep(delay).await;
+                    delay *= 4;
+                }
+                Err(e) => {
+                    metrics::counter!("fairuse_budget_unrecorded_ms_total").increment(ms.unsigned_abs());
+                    tracing::warn!(%uid, ms, error = %e, "forwarded audio not added to the STT budget");
+                    return Err(e);
+                }
+                Ok(used) => return Ok(used),
+            }
+        }
+    }
+
     async fn after_usage(
         &self,
         uid: &Uid,
@@ -318,7 +343,7 @@ impl Service {
         now: Timestamp,
     ) -> ApiResult<()> {
         if stt_ms > 0 {
-            let used = self.stores.budget.add_forwarded(uid, now.utc_day(), stt_ms).await?;
+            let used = self.add_forwarded(uid, now.utc_day(), stt_ms).await?;
             if self.durable_breaker.is_open(now) {
                 return Ok(()); // counted; the exhaustion event waits until the durable store answers
             }

@@ -7,11 +7,12 @@ use fairuse_domain::classifier::{
     Classifier, ClassifierError, ClassifierInput, ScriptedClassifier, UsageType, Verdict,
 };
 use fairuse_domain::engine::EventKind;
+use fairuse_domain::error::StoreError;
 use fairuse_domain::ids::{Lane, Uid};
 use fairuse_domain::policy::{Mode, Policy};
 use fairuse_domain::sessions::StreamSession;
 use fairuse_domain::stage::Stage;
-use fairuse_domain::store::{ConversationStore, EnforcementStore, LockStore, MemoryStore, OutboxStore};
+use fairuse_domain::store::{BudgetStore, ConversationStore, EnforcementStore, LockStore, MemoryStore, OutboxStore};
 use fairuse_domain::time::{MS_PER_DAY, MS_PER_MINUTE, ManualClock, Timestamp};
 use fairuse_domain::windows::UsageReport;
 use fairuse_server::error::ApiError;
@@ -59,10 +60,22 @@ fn service_with(
     classifier: Arc<dyn Classifier>,
     webhooks: bool,
 ) -> (Arc<Service>, Arc<MemoryStore>, Arc<ManualClock>) {
+    service_custom(policy, classifier, webhooks, |_, _| {})
+}
+
+/// [`service_with`], with a chance to replace some of the stores.
+fn service_custom(
+    policy: Policy,
+    classifier: Arc<dyn Classifier>,
+    webhooks: bool,
+    customize: impl FnOnce(&mut Stores, &Arc<MemoryStore>),
+) -> (Arc<Service>, Arc<MemoryStore>, Arc<ManualClock>) {
     let store = Arc::new(MemoryStore::new());
     let clock = Arc::new(ManualClock::new(Timestamp::from_millis(T0)));
+    let mut stores = Stores::single(store.clone());
+    customize(&mut stores, &store);
     let svc = Arc::new(Service {
-        stores: Stores::single(store.clone()),
+        stores,
         policy: PolicyCell::from_pointee(policy),
         clock: clock.clone(),
         classifier,
@@ -338,4 +351,66 @@ async fn a_failing_classifier_job_is_retried_later_and_abandoned_after_the_attem
     clock.advance_ms(3_600_000);
     assert!(svc.stores.jobs.claim(svc.now(), 10, 60_000).await.unwrap().is_empty(), "abandoned");
     assert!(store.try_acquire(&classifier_lock_key(&uid("ola")), "other", 1_000, svc.now()).await.unwrap());
+}
+
+/// The in-memory budget, failing `add_forwarded` with the queued errors first.
+struct FlakyBudget {
+    inner: Arc<MemoryStore>,
+    failures: std::sync::Mutex<Vec<StoreError>>,
+    calls: std::sync::atomic::AtomicUsize,
+}
+
+#[async_trait::async_trait]
+impl BudgetStore for FlakyBudget {
+    async fn add_forwarded(&self, uid: &Uid, day: i64, ms: i64) -> Result<i64, StoreError> {
+        self.calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        if let Some(e) = self.failures.lock().unwrap().pop() {
+            return Err(e);
+        }
+        self.inner.add_forwarded(uid, day, ms).await
+    }
+    async fn used(&self, uid: &Uid, day: i64) -> Result<i64, StoreError> {
+        self.inner.used(uid, day).await
+    }
+    async fn note_exhausted_once(&self, uid: &Uid, day: i64) -> Result<bool, StoreError> {
+        self.inner.note_exhausted_once(uid, day).await
+    }
+}
+
+fn flaky_budget_service(failures: Vec<StoreError>) -> (Arc<Service>, Arc<FlakyBudget>) {
+    let mut budget = None;
+    let (svc, _, _) = service_custom(Policy::default(), Arc::new(Recording::default()), false, |stores, memory| {
+        let flaky = Arc::new(FlakyBudget {
+            inner: memory.clone(),
+            failures: std::sync::Mutex::new(failures),
+            calls: Default::default(),
+        });
+        stores.budget = flaky.clone();
+        budget = Some(flaky);
+    });
+    (svc, budget.unwrap())
+}
+
+fn forwarded(u: &str, stt_ms: i64) -> Vec<(Uid, UsageReport, Option<String>)> {
+    vec![(uid(u), UsageReport { stt_ms, ..UsageReport::delta(Lane::Realtime, 1_000) }, None)]
+}
+
+#[tokio::test]
+async fn forwarded_audio_reaches_the_budget_through_a_brief_outage_but_an_unknown_outcome_is_not_repeated() {
+    // Refused twice (certainly not applied): the third try counts it.
+    let refused = || StoreError::Unavailable("test: refused".into());
+    let (svc, budget) = flaky_budget_service(vec![refused(), refused()]);
+    svc.record_usage(forwarded("bea", 5_000)).await.unwrap();
+    assert_eq!(budget.used(&uid("bea"), svc.now().utc_day()).await.unwrap(), 5_000);
+    assert_eq!(budget.calls.load(std::sync::atomic::Ordering::SeqCst), 3);
+    // An unknown outcome may have counted: never sent again (the report itself is still accepted).
+    let (svc, budget) = flaky_budget_service(vec![StoreError::Unknown("test: timed out".into())]);
+    svc.record_usage(forwarded("cal", 5_000)).await.unwrap();
+    assert_eq!(budget.calls.load(std::sync::atomic::Ordering::SeqCst), 1);
+    // Three refusals in a row: given up, and the next report's audio still counts.
+    let (svc, budget) = flaky_budget_service(vec![refused(), refused(), refused()]);
+    svc.record_usage(forwarded("dee", 5_000)).await.unwrap();
+    assert_eq!(budget.calls.load(std::sync::atomic::Ordering::SeqCst), 3);
+    svc.record_usage(forwarded("dee", 2_000)).await.unwrap();
+    assert_eq!(budget.used(&uid("dee"), svc.now().utc_day()).await.unwrap(), 2_000);
 }
