@@ -30,7 +30,7 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
 use crate::error::{ApiError, ApiResult};
 use crate::http::AppState;
-use crate::service::Service;
+use crate::service::{Service, UsageAccepted};
 
 /// Per-stream speech metering: fed every whole PCM frame (interleaved when stereo), asked for
 /// the running total. Implementations keep their own state per stream.
@@ -451,6 +451,12 @@ struct Stream {
     lease_retry_at: Option<tokio::time::Instant>,
     /// The last decision read carried an STT budget (throttle/restrict).
     budgeted: bool,
+    /// When something last went upstream; a held stream sends `KeepAlive` so the vendor does not
+    /// close it for silence.
+    last_upstream_send: tokio::time::Instant,
+    /// A usage report still running after its timeout, with the totals it carries: no second
+    /// report starts until it ends (a hanging store must not collect a pile of them).
+    report_in_flight: Option<(ReportTask, (i64, i64))>,
     exhausted_sent: bool,
     /// The last totals reported, to skip reports that would change nothing.
     reported: Option<(i64, i64)>,
@@ -486,6 +492,8 @@ impl Stream {
             lease_end_frames: 0,
             lease_retry_at: None,
             budgeted: false,
+            last_upstream_send: tokio::time::Instant::now(),
+            report_in_flight: None,
             exhausted_sent: false,
             reported: None,
         }
@@ -537,8 +545,11 @@ impl Stream {
             };
             tokio::select! {
                 msg = client.recv(), if closing_deadline.is_none() => {
+                    let outcome = self.on_client(msg, &mut client, &mut upstream).await;
+                    // Idle time counts from when the message was handled: waiting on the store
+                    // inside the handler is the gateway's time, not the client's silence.
                     last_heard = tokio::time::Instant::now();
-                    match self.on_client(msg, &mut client, &mut upstream).await {
+                    match outcome {
                         Next::Continue => {}
                         Next::Closing => {
                             if upstream.is_none() {
@@ -581,11 +592,13 @@ impl Stream {
                 _ = flush.tick() => {
                     // A stage can change mid-stream (a verdict, an admin): the lease is renewed
                     // on the clock too, not only when it runs out.
+                    let began = tokio::time::Instant::now();
                     self.flush().await;
                     self.record_session(false);
                     if self.renew_lease(&mut client).await == Lease::Stopped {
                         stop_upstream(&mut upstream, self.settings().outbound_timeout).await;
                     }
+                    last_heard += began.elapsed();
                 }
                 _ = tokio::time::sleep_until(last_heard + idle), if closing_deadline.is_none() => {
                     // A client that went silent without closing (a dead connection, with no
@@ -603,6 +616,13 @@ impl Stream {
         }
         if let Some(mut up) = upstream {
             let _ = tokio::time::timeout(self.settings().outbound_timeout, up.close(None)).await;
+        }
+        // The last report: collect one still running (so this one is not skipped for it), then
+        // report the final totals.
+        if let Some((handle, carried)) = self.report_in_flight.take()
+            && let Ok(done) = tokio::time::timeout(self.settings().outbound_timeout, handle).await
+        {
+            self.report_done(done, carried);
         }
         self.flush().await;
         self.record_session(true);
@@ -642,6 +662,7 @@ impl Stream {
                 while self.forwarding && !rest.is_empty() && upstream.is_some() {
                     if self.forwarded_frames >= self.lease_end_frames {
                         if self.lease_retry_at.is_some_and(|t| tokio::time::Instant::now() < t) {
+                            self.keep_upstream_alive(upstream).await;
                             break; // held: metered above, not forwarded
                         }
                         // The lease is used up: report what was forwarded, then lease the next
@@ -649,7 +670,11 @@ impl Stream {
                         self.flush().await;
                         match self.renew_lease(client).await {
                             Lease::Granted => {}
-                            Lease::Held | Lease::Off => break,
+                            Lease::Held => {
+                                self.keep_upstream_alive(upstream).await;
+                                break;
+                            }
+                            Lease::Off => break,
                             Lease::Stopped => stop_upstream(upstream, timeout).await,
                         }
                         continue;
@@ -668,6 +693,7 @@ impl Stream {
                         return Next::End;
                     }
                     self.forwarded_frames += (take / align) as u64;
+                    self.last_upstream_send = tokio::time::Instant::now();
                 }
                 Next::Continue
             }
@@ -684,6 +710,19 @@ impl Stream {
                     if control == Control::CloseStream { Next::Closing } else { Next::Continue }
                 }
             },
+        }
+    }
+
+    /// While held, a `KeepAlive` when nothing went upstream for 2 s keeps the vendor from closing
+    /// the stream for lack of audio (Deepgram closes after 10 s).
+    async fn keep_upstream_alive(&mut self, upstream: &mut Option<UpstreamSocket>) {
+        let Some(up) = upstream.as_mut() else { return };
+        if self.last_upstream_send.elapsed() < Duration::from_secs(2) {
+            return;
+        }
+        let msg = tungstenite::Message::Text(r#"{"type":"KeepAlive"}"#.into());
+        if send_upstream(up, msg, self.settings().outbound_timeout).await.is_ok() {
+            self.last_upstream_send = tokio::time::Instant::now();
         }
     }
 
@@ -715,19 +754,40 @@ impl Stream {
             idempotency_key: None,
             stt_ms: totals.1,
         };
+        // A report still running from an earlier flush: let it finish first.
+        if let Some((handle, _)) = &self.report_in_flight
+            && !handle.is_finished()
+        {
+            return;
+        }
+        if let Some((handle, carried)) = self.report_in_flight.take() {
+            self.report_done(handle.await, carried);
+            if self.reported == Some(totals) {
+                return;
+            }
+        }
         // Spawned, so a timeout here never cancels the report between its meter write and its
-        // budget update: a slow report still completes, and the next flush's repeat of the same
-        // cumulative totals is then a duplicate that adds nothing.
+        // budget update: a slow report still completes (and is collected by a later flush), and a
+        // repeat of the same cumulative totals is then a duplicate that adds nothing.
         let service = self.service.clone();
         let items = vec![(self.uid.clone(), report, Some(self.session_id.clone()))];
-        let call = tokio::spawn(async move { service.record_usage(items).await });
-        match tokio::time::timeout(self.settings().outbound_timeout, call).await {
-            Ok(Ok(Ok(_))) => self.reported = Some(totals),
-            Ok(Ok(Err(e))) => {
+        let mut handle = tokio::spawn(async move { service.record_usage(items).await });
+        match tokio::time::timeout(self.settings().outbound_timeout, &mut handle).await {
+            Ok(done) => self.report_done(done, totals),
+            Err(_) => {
+                tracing::warn!(uid = %self.uid, "stream usage report timed out; collected at a later flush");
+                self.report_in_flight = Some((handle, totals));
+            }
+        }
+    }
+
+    fn report_done(&mut self, done: Result<ApiResult<UsageAccepted>, tokio::task::JoinError>, totals: (i64, i64)) {
+        match done {
+            Ok(Ok(_)) => self.reported = Some(totals),
+            Ok(Err(e)) => {
                 tracing::warn!(uid = %self.uid, error = %e, "stream usage report failed; retried at the next flush")
             }
-            Ok(Err(e)) => tracing::error!(uid = %self.uid, error = %e, "stream usage report task failed"),
-            Err(_) => tracing::warn!(uid = %self.uid, "stream usage report timed out; retried at the next flush"),
+            Err(e) => tracing::error!(uid = %self.uid, error = %e, "stream usage report task failed"),
         }
     }
 
@@ -800,8 +860,16 @@ impl Stream {
                 return Lease::Granted;
             }
         };
-        self.lease_retry_at = None;
         self.budgeted = decision.stt_budget.is_some();
+        if !decision.stt_allowed && decision.budget_unavailable {
+            // Denied only because the budget store did not answer (fail closed): hold, not stop.
+            tracing::warn!(uid = %self.uid, "budget store unavailable; stream held");
+            metrics::counter!("fairuse_gateway_leases_held_total").increment(1);
+            self.lease_end_frames = self.forwarded_frames;
+            self.lease_retry_at = Some(tokio::time::Instant::now() + LEASE_RETRY);
+            return Lease::Held;
+        }
+        self.lease_retry_at = None;
         if decision.stt_allowed {
             let grant = match &decision.stt_budget {
                 Some(b) => slice_ms.min(b.remaining_ms.max(1)),
@@ -844,6 +912,9 @@ impl Stream {
         metrics::counter!("fairuse_gateway_leases_total").increment(1);
     }
 }
+
+/// A usage report running in its own task.
+type ReportTask = tokio::task::JoinHandle<ApiResult<UsageAccepted>>;
 
 /// What renewing a lease decided.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -546,6 +546,7 @@ impl Service {
         });
         if budget_down && d.stt_budget.is_some() && policy.budget.fail_closed_when_store_down {
             d.stt_allowed = false;
+            d.budget_unavailable = true;
             d.reasons.push("STT budget store unavailable; failing closed for this stage".into());
         }
         d.reasons.extend(degraded);

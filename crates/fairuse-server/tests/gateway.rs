@@ -14,7 +14,7 @@ use fairuse_domain::ids::Lane;
 use fairuse_domain::ids::Uid;
 use fairuse_domain::policy::Policy;
 use fairuse_domain::stage::Stage;
-use fairuse_domain::store::{MemoryStore, UsageMeterStore};
+use fairuse_domain::store::{BudgetStore, MemoryStore, UsageMeterStore};
 use fairuse_domain::time::DurationMs;
 use fairuse_domain::time::Timestamp;
 use fairuse_domain::windows::{RecordOutcome, UsageReport};
@@ -120,6 +120,38 @@ impl UsageMeterStore for CuttableMeter {
     async fn usage_shape(&self, uid: &Uid, lookback_ms: i64, now: Timestamp) -> Result<UsageShape, StoreError> {
         self.check()?;
         self.inner.usage_shape(uid, lookback_ms, now).await
+    }
+}
+
+/// The in-memory budget, refusing every call while `down` is set.
+struct CuttableBudget {
+    inner: Arc<MemoryStore>,
+    down: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl CuttableBudget {
+    fn check(&self) -> Result<(), StoreError> {
+        if self.down.load(std::sync::atomic::Ordering::SeqCst) {
+            Err(StoreError::Unavailable("test: the budget store is cut".into()))
+        } else {
+            Ok(())
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl BudgetStore for CuttableBudget {
+    async fn add_forwarded(&self, uid: &Uid, day: i64, ms: i64) -> Result<i64, StoreError> {
+        self.check()?;
+        self.inner.add_forwarded(uid, day, ms).await
+    }
+    async fn used(&self, uid: &Uid, day: i64) -> Result<i64, StoreError> {
+        self.check()?;
+        self.inner.used(uid, day).await
+    }
+    async fn note_exhausted_once(&self, uid: &Uid, day: i64) -> Result<bool, StoreError> {
+        self.check()?;
+        self.inner.note_exhausted_once(uid, day).await
     }
 }
 
@@ -747,6 +779,12 @@ async fn a_budgeted_stream_whose_usage_cannot_be_reported_is_held_not_given_more
     tokio::time::sleep(Duration::from_millis(300)).await;
     let held = log.total_audio_bytes() / 32;
     assert!(held <= 4_000, "{held} ms forwarded: at most the 2 s lease in hand when the meter went down");
+    // Still held 2 s later, the upstream gets a KeepAlive instead of audio, so a vendor that
+    // closes silent streams (Deepgram: after 10 s) keeps this one.
+    tokio::time::sleep(Duration::from_millis(2_100)).await;
+    ws.send(Message::Binary(audio(200, true).into())).await.unwrap();
+    wait_until(async || log.conns()[0].keepalives >= 1).await;
+    assert_eq!(log.total_audio_bytes() / 32, held, "still nothing more forwarded");
     // Back up: after the retry delay the next frame reports, leases and is forwarded.
     down.store(false, std::sync::atomic::Ordering::SeqCst);
     tokio::time::sleep(Duration::from_millis(1_100)).await;
@@ -754,6 +792,39 @@ async fn a_budgeted_stream_whose_usage_cannot_be_reported_is_held_not_given_more
     wait_until(async || log.total_audio_bytes() / 32 > held).await;
     close_stream(&mut ws).await;
     assert_eq!(forwarded_today(&app, "hol").await, log.total_audio_bytes() as i64 / 32, "all forwarded audio counted");
+}
+
+#[tokio::test]
+async fn a_budget_store_outage_holds_a_budgeted_stream_without_telling_it_the_budget_is_spent() {
+    let mut policy = Policy::default();
+    policy.stages.restrict.stt_daily_budget = Some(DurationMs(60_000));
+    let memory = Arc::new(MemoryStore::new());
+    let down = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut stores = Stores::single(memory.clone());
+    stores.budget = Arc::new(CuttableBudget { inner: memory, down: down.clone() });
+    let (url, log) = spawn_upstream().await;
+    let settings = GatewaySettings {
+        upstream: Upstream::from_config(&url, Some(VENDOR_KEY)).unwrap(),
+        flush_interval: Duration::from_secs(600),
+        ..GatewaySettings::default()
+    };
+    let app = spawn_app_custom(policy, settings, stores).await;
+    app.service.set_stage(&uid("bo"), Stage::Restrict, None, "test", None).await.unwrap();
+    // The budget store is down when the stream opens: the decision fails closed for a restricted
+    // user, which holds the stream; it is not a spent budget, so no FairUse event.
+    down.store(true, std::sync::atomic::Ordering::SeqCst);
+    let mut ws = connect(&app, "bo").await;
+    ws.send(Message::Binary(audio(1_000, true).into())).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(log.total_audio_bytes(), 0, "nothing forwarded while the budget cannot be read");
+    // Back: the next frame after the retry delay is forwarded.
+    down.store(false, std::sync::atomic::Ordering::SeqCst);
+    tokio::time::sleep(Duration::from_millis(1_100)).await;
+    ws.send(Message::Binary(audio(500, true).into())).await.unwrap();
+    wait_until(async || log.total_audio_bytes() == 500 * 32).await;
+    let rest = close_stream(&mut ws).await;
+    assert!(rest.iter().all(|v| v["type"] != "FairUse" && v["variant"] != "SttBudgetExhausted"), "{rest:?}");
+    wait_until(async || speech_today(&app, "bo").await == 1_500).await;
 }
 
 #[tokio::test]

@@ -169,7 +169,7 @@ pub async fn run(args: ServeArgs, env: BTreeMap<String, String>) -> anyhow::Resu
             upstream,
             flush_interval: dur(g.flush_interval),
             max_streams_per_user: g.max_streams_per_user.max(1) as usize,
-            idle_timeout: dur(g.idle_timeout).max(std::time::Duration::from_secs(1)),
+            idle_timeout: dur(g.idle_timeout).max(std::time::Duration::from_secs(15)),
             ..Default::default()
         };
         let gateway = fairuse_server::gateway::Gateway::new(settings, Arc::new(crate::speech::VadMeters::new()?));
