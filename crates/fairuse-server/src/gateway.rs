@@ -440,6 +440,8 @@ struct Stream {
     received_frames: u64,
     /// Bytes of an incomplete sample frame, joined with the next binary frame.
     carry: Vec<u8>,
+    /// The current frame's samples (scratch, kept to avoid an allocation per frame).
+    pcm: Vec<i16>,
     /// Sample frames (one sample per channel) forwarded upstream.
     forwarded_frames: u64,
     forwarding: bool,
@@ -487,6 +489,7 @@ impl Stream {
             summary,
             received_frames: 0,
             carry: Vec::new(),
+            pcm: Vec::new(),
             forwarded_frames: 0,
             forwarding: true,
             lease_end_frames: 0,
@@ -653,12 +656,14 @@ impl Stream {
                 if whole.is_empty() {
                     return Next::Continue;
                 }
-                let pcm: Vec<i16> = whole.chunks_exact(2).map(|b| i16::from_le_bytes([b[0], b[1]])).collect();
+                self.pcm.clear();
+                self.pcm.extend(whole.chunks_exact(2).map(|b| i16::from_le_bytes([b[0], b[1]])));
                 let runs = &mut self.runs;
-                self.meter.push(&pcm, &mut |is_speech| runs.observe(is_speech));
+                self.meter.push(&self.pcm, &mut |is_speech| runs.observe(is_speech));
                 self.received_frames += (whole.len() / self.block_align()) as u64;
                 let align = self.block_align();
-                let mut rest: &[u8] = &whole;
+                // Shared, not copied: each part sent upstream is a view of this one buffer.
+                let mut rest = tungstenite::Bytes::from(whole);
                 while self.forwarding && !rest.is_empty() && upstream.is_some() {
                     if self.forwarded_frames >= self.lease_end_frames {
                         if self.lease_retry_at.is_some_and(|t| tokio::time::Instant::now() < t) {
@@ -681,11 +686,9 @@ impl Stream {
                     }
                     let room = usize::try_from(self.lease_end_frames - self.forwarded_frames).unwrap_or(usize::MAX);
                     let take = rest.len().min(room.saturating_mul(align));
-                    let (part, tail) = rest.split_at(take);
-                    rest = tail;
+                    let part = rest.split_to(take);
                     let Some(up) = upstream.as_mut() else { break };
-                    if let Err(e) = send_upstream(up, tungstenite::Message::Binary(part.to_vec().into()), timeout).await
-                    {
+                    if let Err(e) = send_upstream(up, tungstenite::Message::Binary(part), timeout).await {
                         tracing::warn!(uid = %self.uid, error = %e, "forwarding audio upstream failed");
                         *upstream = None;
                         let _ = client.send(error_message("UpstreamError", "the speech-to-text upstream failed")).await;
