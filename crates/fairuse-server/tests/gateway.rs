@@ -77,20 +77,27 @@ impl MeterFactory for LoudSamplesFactory {
 
 // ---- a usage meter that can be cut ----------------------------------------------------------
 
-/// The in-memory meter, refusing every call while `down` is set (a hot store outage).
-struct CuttableMeter {
-    inner: Arc<MemoryStore>,
-    down: Arc<std::sync::atomic::AtomicBool>,
-}
+/// A switch a test flips to cut a store: while it is down every call is refused.
+#[derive(Clone, Default)]
+struct Cut(Arc<std::sync::atomic::AtomicBool>);
 
-impl CuttableMeter {
+impl Cut {
+    fn set(&self, down: bool) {
+        self.0.store(down, std::sync::atomic::Ordering::SeqCst);
+    }
     fn check(&self) -> Result<(), StoreError> {
-        if self.down.load(std::sync::atomic::Ordering::SeqCst) {
-            Err(StoreError::Unavailable("test: the meter is cut".into()))
+        if self.0.load(std::sync::atomic::Ordering::SeqCst) {
+            Err(StoreError::Unavailable("test: the store is cut".into()))
         } else {
             Ok(())
         }
     }
+}
+
+/// The in-memory meter behind a [`Cut`] (a hot store outage).
+struct CuttableMeter {
+    inner: Arc<MemoryStore>,
+    down: Cut,
 }
 
 #[async_trait::async_trait]
@@ -102,55 +109,45 @@ impl UsageMeterStore for CuttableMeter {
         policy: &Policy,
         now: Timestamp,
     ) -> Result<(Vec<RecordOutcome>, Vec<i64>), StoreError> {
-        self.check()?;
+        self.down.check()?;
         self.inner.record_and_read(uid, reports, policy, now).await
     }
     async fn read_totals(&self, uid: &Uid, policy: &Policy, now: Timestamp) -> Result<Vec<i64>, StoreError> {
-        self.check()?;
+        self.down.check()?;
         self.inner.read_totals(uid, policy, now).await
     }
     async fn recovery_at(&self, uid: &Uid, w: i64, cap: i64, now: Timestamp) -> Result<Option<Timestamp>, StoreError> {
-        self.check()?;
+        self.down.check()?;
         self.inner.recovery_at(uid, w, cap, now).await
     }
     async fn minute_series(&self, uid: &Uid, lane: Lane, from: i64, to: i64) -> Result<Vec<(i64, i64)>, StoreError> {
-        self.check()?;
+        self.down.check()?;
         self.inner.minute_series(uid, lane, from, to).await
     }
     async fn usage_shape(&self, uid: &Uid, lookback_ms: i64, now: Timestamp) -> Result<UsageShape, StoreError> {
-        self.check()?;
+        self.down.check()?;
         self.inner.usage_shape(uid, lookback_ms, now).await
     }
 }
 
-/// The in-memory budget, refusing every call while `down` is set.
+/// The in-memory budget behind a [`Cut`].
 struct CuttableBudget {
     inner: Arc<MemoryStore>,
-    down: Arc<std::sync::atomic::AtomicBool>,
-}
-
-impl CuttableBudget {
-    fn check(&self) -> Result<(), StoreError> {
-        if self.down.load(std::sync::atomic::Ordering::SeqCst) {
-            Err(StoreError::Unavailable("test: the budget store is cut".into()))
-        } else {
-            Ok(())
-        }
-    }
+    down: Cut,
 }
 
 #[async_trait::async_trait]
 impl BudgetStore for CuttableBudget {
     async fn add_forwarded(&self, uid: &Uid, day: i64, ms: i64) -> Result<i64, StoreError> {
-        self.check()?;
+        self.down.check()?;
         self.inner.add_forwarded(uid, day, ms).await
     }
     async fn used(&self, uid: &Uid, day: i64) -> Result<i64, StoreError> {
-        self.check()?;
+        self.down.check()?;
         self.inner.used(uid, day).await
     }
     async fn note_exhausted_once(&self, uid: &Uid, day: i64) -> Result<bool, StoreError> {
-        self.check()?;
+        self.down.check()?;
         self.inner.note_exhausted_once(uid, day).await
     }
 }
@@ -755,7 +752,7 @@ async fn a_budgeted_stream_whose_usage_cannot_be_reported_is_held_not_given_more
     policy.stages.restrict.stt_daily_budget = Some(DurationMs(60_000));
     policy.budget.slice = DurationMs(2_000);
     let memory = Arc::new(MemoryStore::new());
-    let down = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let down = Cut::default();
     let mut stores = Stores::single(memory.clone());
     stores.meter = Arc::new(CuttableMeter { inner: memory, down: down.clone() });
     let (url, log) = spawn_upstream().await;
@@ -772,7 +769,7 @@ async fn a_budgeted_stream_whose_usage_cannot_be_reported_is_held_not_given_more
     wait_until(async || log.total_audio_bytes() == 3_000 * 32).await;
     // The meter is cut: the next lease cannot be backed by a report, so nothing more goes
     // upstream (the budget fails closed for a restricted user), however much is sent.
-    down.store(true, std::sync::atomic::Ordering::SeqCst);
+    down.set(true);
     for _ in 0..10 {
         ws.send(Message::Binary(audio(1_000, true).into())).await.unwrap();
     }
@@ -786,7 +783,7 @@ async fn a_budgeted_stream_whose_usage_cannot_be_reported_is_held_not_given_more
     wait_until(async || log.conns()[0].keepalives >= 1).await;
     assert_eq!(log.total_audio_bytes() / 32, held, "still nothing more forwarded");
     // Back up: after the retry delay the next frame reports, leases and is forwarded.
-    down.store(false, std::sync::atomic::Ordering::SeqCst);
+    down.set(false);
     tokio::time::sleep(Duration::from_millis(1_100)).await;
     ws.send(Message::Binary(audio(500, true).into())).await.unwrap();
     wait_until(async || log.total_audio_bytes() / 32 > held).await;
@@ -799,7 +796,7 @@ async fn a_budget_store_outage_holds_a_budgeted_stream_without_telling_it_the_bu
     let mut policy = Policy::default();
     policy.stages.restrict.stt_daily_budget = Some(DurationMs(60_000));
     let memory = Arc::new(MemoryStore::new());
-    let down = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let down = Cut::default();
     let mut stores = Stores::single(memory.clone());
     stores.budget = Arc::new(CuttableBudget { inner: memory, down: down.clone() });
     let (url, log) = spawn_upstream().await;
@@ -812,13 +809,13 @@ async fn a_budget_store_outage_holds_a_budgeted_stream_without_telling_it_the_bu
     app.service.set_stage(&uid("bo"), Stage::Restrict, None, "test", None).await.unwrap();
     // The budget store is down when the stream opens: the decision fails closed for a restricted
     // user, which holds the stream; it is not a spent budget, so no FairUse event.
-    down.store(true, std::sync::atomic::Ordering::SeqCst);
+    down.set(true);
     let mut ws = connect(&app, "bo").await;
     ws.send(Message::Binary(audio(1_000, true).into())).await.unwrap();
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(log.total_audio_bytes(), 0, "nothing forwarded while the budget cannot be read");
     // Back: the next frame after the retry delay is forwarded.
-    down.store(false, std::sync::atomic::Ordering::SeqCst);
+    down.set(false);
     tokio::time::sleep(Duration::from_millis(1_100)).await;
     ws.send(Message::Binary(audio(500, true).into())).await.unwrap();
     wait_until(async || log.total_audio_bytes() == 500 * 32).await;

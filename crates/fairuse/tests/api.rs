@@ -359,45 +359,23 @@ async fn a_user_over_the_cap_with_chapter_titles_is_classified_warned_and_can_ap
     assert_eq!(status["stage"], "warning");
     assert_eq!(status["case_ref"], case.as_str());
     assert!(status["recovery"][0]["under_cap_at"].is_string(), "{status}");
-    let r = s
-        .client
-        .post(s.url(&format!("/v1/fair-use/case/{case}/appeal")))
-        .bearer_auth(&token)
-        .json(&json!({"text": "I listen to my own lectures"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 201);
-    let other = hs256_token("ivan", json!({}));
-    let r = s
-        .client
-        .post(s.url(&format!("/v1/fair-use/case/{case}/appeal")))
-        .bearer_auth(&other)
-        .json(&json!({"text": "not mine"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 404, "only the owner of a case may appeal it");
-    // Five appeals a day per user: the sixth is refused and says when to come back.
-    for i in 2..=5 {
-        let r = s
-            .client
+    let appeal = async |token: &str, text: &str| {
+        s.client
             .post(s.url(&format!("/v1/fair-use/case/{case}/appeal")))
-            .bearer_auth(&token)
-            .json(&json!({"text": format!("appeal {i}")}))
+            .bearer_auth(token)
+            .json(&json!({"text": text}))
             .send()
             .await
-            .unwrap();
-        assert_eq!(r.status(), 201, "appeal {i}");
+            .unwrap()
+    };
+    assert_eq!(appeal(&token, "I listen to my own lectures").await.status(), 201);
+    let other = hs256_token("ivan", json!({}));
+    assert_eq!(appeal(&other, "not mine").await.status(), 404, "only the owner of a case may appeal it");
+    // Five appeals a day per user: the sixth is refused and says when to come back.
+    for i in 2..=5 {
+        assert_eq!(appeal(&token, &format!("appeal {i}")).await.status(), 201, "appeal {i}");
     }
-    let r = s
-        .client
-        .post(s.url(&format!("/v1/fair-use/case/{case}/appeal")))
-        .bearer_auth(&token)
-        .json(&json!({"text": "appeal 6"}))
-        .send()
-        .await
-        .unwrap();
+    let r = appeal(&token, "appeal 6").await;
     assert_eq!(r.status(), 429, "the sixth appeal of the day is refused");
     assert!(r.headers().get("retry-after").is_some());
     // Overturn the verdict, then reset: back to none, and the audit trail shows both admins' actions.
