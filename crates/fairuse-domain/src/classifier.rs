@@ -4,9 +4,10 @@
 //! The heuristic is conservative by construction: usage shape and volume alone (the meter's minute
 //! buckets and the gateway's stream sessions) can add at most [`SHAPE_SCORE_LIMIT`] (< 0.7, so
 //! they never qualify on their own), numbered series whose metadata names no recorded media at
-//! most [`UNNAMED_SERIES_LIMIT`] more (still < 0.7);
-//! crossing the threshold needs conversations whose title or overview describes recorded media,
-//! and those are cited as evidence a reviewer can check.
+//! most [`UNNAMED_SERIES_LIMIT`] more and weak signs (narration-paced single speakers, media
+//! categories) at most [`WEAK_SIGN_LIMIT`] more (all together still < 0.7); crossing the threshold
+//! needs conversations whose title or overview describes recorded media, in any of several
+//! languages, and those are cited as evidence a reviewer can check.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -337,13 +338,28 @@ pub const SHAPE_SCORE_LIMIT: f64 = 0.45;
 /// media: with [`SHAPE_SCORE_LIMIT`] still below 0.7, so a qualifying verdict always cites at
 /// least one conversation whose metadata describes recorded media.
 pub const UNNAMED_SERIES_LIMIT: f64 = 0.15;
-pub const HEURISTIC_VERSION: &str = "heuristic-v3";
+pub const HEURISTIC_VERSION: &str = "heuristic-v4";
 const _: () = assert!(SHAPE_SCORE_LIMIT + UNNAMED_SERIES_LIMIT < 0.7, "shape and numbering alone must never qualify");
 
 /// Weight of the share of conversation time whose title or overview describes recorded media.
 const MEDIA_WEIGHT: f64 = 0.55;
 /// Weight of numbered series played back to back (share of conversation time, saturating at 2/3).
 const SERIES_WEIGHT: f64 = 0.3;
+/// The most that weak signs of recorded media can add: a single voice for half an hour or more at
+/// narration pace (`speaker_count` 1, `word_count` 110 or more a minute) and media categories
+/// ("entertainment", "religion", "sports"), in conversations that neither name media nor describe
+/// live people. A lecture sounds like that too, so with [`SHAPE_SCORE_LIMIT`] and
+/// [`UNNAMED_SERIES_LIMIT`] it stays below 0.7.
+pub const WEAK_SIGN_LIMIT: f64 = 0.05;
+const _: () = assert!(
+    SHAPE_SCORE_LIMIT + UNNAMED_SERIES_LIMIT + WEAK_SIGN_LIMIT < 0.7,
+    "shape, numbering and weak signs alone must never qualify"
+);
+/// Weight of the share of conversation time with a weak sign (capped by [`WEAK_SIGN_LIMIT`]).
+const WEAK_WEIGHT: f64 = 0.1;
+/// A single speaker this long, at this many words a minute, sounds like narration.
+const NARRATION_MIN_MINUTES: f64 = 30.0;
+const NARRATION_WORDS_PER_MINUTE: f64 = 110.0;
 /// Weight of the share of conversation time that describes live people (meetings, calls, classes).
 const PERSONAL_WEIGHT: f64 = 0.3;
 /// Two numbered items are "back to back" when the next starts at most this long after the last ended.
@@ -365,59 +381,304 @@ const PLAYBACK_WEIGHT: f64 = 0.1;
 ///   [`StreamSession::playback_like`]), which live conversation does not produce. Volume and shape
 ///   say "a lot" and "not live people", never "what", so they stay below the qualifying score.
 /// * `content` comes from conversation metadata, time-weighted so that one movie night in a week of
-///   family conversations weighs what it lasted: `0.55 x` the share of conversation time whose title
-///   or overview describes recorded media (narrators, podcasts, episodes, season-and-episode codes,
-///   movies, recorded lectures, transcription jobs; a conversation whose title repeats the show,
-///   book or client name of such a conversation counts too), plus up to `0.3` for numbered series
-///   consumed faster than anything live happens (the next number starting within 20 minutes of the
-///   last, or three numbers within a day), minus `0.3 x` the share of time that describes live
-///   people (meetings, calls, classes, family) in conversations that name no media.
+///   family conversations weighs what it lasted. Titles and overviews are `fold`ed (lowercase,
+///   accents removed) and read in several languages:
+///   - `0.55 x` the share of conversation time whose metadata describes recorded media: a word that
+///     names the medium (`MEDIA_WORDS`: audiobook/audiolibro/Hörbuch, narrator/narrador/Erzähler,
+///     podcast, episode/episodio, radio show, telenovela, film/película, sermon/Predigt/homélie,
+///     play-by-play, commentator, guided meditation, online course/curso grabado, transcription
+///     job), a season-and-episode code ("S02E03", "Temporada 2 Capítulo 5"), a numbered chapter or
+///     episode in any language ("Capítulo 45", "Folge 12", "第3話"), or a narration cue ("the
+///     protagonist", "the storyline", "the host", "listeners") in a conversation that describes no
+///     live people; a conversation whose title repeats the show, book or client name, or the numbered
+///     template, of such a conversation counts too;
+///   - plus up to `0.3` for numbered series consumed faster than anything live happens: titles that
+///     share a stem and a marker (`SERIES_MARKERS`, roman numerals and written-out numbers
+///     included, "第十二章") or, without a marker, a template with a varying number ("Morning Drive
+///     14"), whose numbers advance (one to three at a time) with the next starting within 20
+///     minutes of the last, or three advancing numbers within a day; at most
+///     [`UNNAMED_SERIES_LIMIT`] when no item of the series describes recorded media;
+///   - plus up to [`WEAK_SIGN_LIMIT`] for weak signs in conversations that neither name media nor
+///     describe live people: one speaker for 30 minutes or more at 110 words a minute or more
+///     (narration; a lecture sounds the same, so it is weak) and media categories
+///     (`MEDIA_CATEGORIES`, half weight);
+///   - minus `0.3 x` the share of time that describes live people (`PERSONAL_WORDS`: meetings,
+///     reuniones, Sitzungen, calls, classes, clases, patients, clients, therapy, depositions,
+///     practice, family, in several languages; or three speakers or more) in conversations that
+///     name no media.
 ///
-/// Numbering alone is not suspicious (a live course has lecture 14 on Monday and 15 on Wednesday),
-/// nor is volume (a manager's day of meetings), nor speech at night (a night shift). Every
-/// conversation that raised the score is cited as evidence with the reason.
+/// Numbering alone is not suspicious (a live course has lecture 14 on Monday and 15 on Wednesday;
+/// a therapist's "Sesión 12 con el cliente"), nor is volume (a manager's day of meetings), nor
+/// speech at night (a night shift), nor one voice at length (a lecturer). Every conversation that
+/// raised the score is cited as evidence with the reason, the media ones always among them.
 #[derive(Debug, Clone, Default)]
 pub struct HeuristicClassifier;
 
-/// Words (matched on word boundaries, lowercase, plural `s` allowed) that describe recorded media.
-const MEDIA_WORDS: [(&str, UsageType); 28] = [
-    ("audiobook", UsageType::Audiobook),
-    ("audio book", UsageType::Audiobook),
-    ("audible", UsageType::Audiobook),
-    ("narrator", UsageType::Audiobook),
-    ("narration", UsageType::Audiobook),
-    ("narrated", UsageType::Audiobook),
-    ("chapter", UsageType::Audiobook),
-    ("podcast", UsageType::Podcast),
-    ("episode", UsageType::Podcast),
-    ("ep", UsageType::Podcast),
-    ("ad read", UsageType::Podcast),
-    ("sponsored by", UsageType::Podcast),
-    ("co-host", UsageType::Podcast),
-    ("netflix", UsageType::TvMovie),
-    ("movie", UsageType::TvMovie),
-    ("film", UsageType::TvMovie),
-    ("tv show", UsageType::TvMovie),
-    ("tv series", UsageType::TvMovie),
-    ("sitcom", UsageType::TvMovie),
-    ("laugh track", UsageType::TvMovie),
-    ("soundtrack", UsageType::TvMovie),
-    ("recorded lecture", UsageType::Prerecorded),
-    ("lecture recording", UsageType::Prerecorded),
-    ("video lecture", UsageType::Prerecorded),
-    ("played back", UsageType::Prerecorded),
-    ("youtube", UsageType::Prerecorded),
-    ("transcription job", UsageType::Commercial),
-    ("client file", UsageType::Commercial),
+/// How much a media word says on its own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Strength {
+    /// Names the medium ("audiobook", "podcast", "sermon", "play-by-play", "telenovela"): counts
+    /// even beside live people ("watched a movie with Marco" is a movie).
+    Named,
+    /// A narration cue that recorded media produce and live talk rarely does ("the protagonist",
+    /// "the hosts", "listeners", "on TV"): counts only in a conversation whose metadata describes
+    /// no live people (a book club talks about the protagonist too).
+    Cue,
+}
+
+const AB: UsageType = UsageType::Audiobook;
+const PC: UsageType = UsageType::Podcast;
+const TV: UsageType = UsageType::TvMovie;
+const PR: UsageType = UsageType::Prerecorded;
+const CM: UsageType = UsageType::Commercial;
+const N: Strength = Strength::Named;
+const C: Strength = Strength::Cue;
+
+/// Words and phrases that describe recorded media, in several languages, matched on word
+/// boundaries in [`fold`]ed text (lowercase, accents removed: "capítulo" is "capitulo", "Hörbuch"
+/// is "horbuch"); a plural or inflection ending `s`, `es`, `n` or `en` may follow. Words in
+/// scripts without spaces (Japanese, Chinese) match anywhere.
+const MEDIA_WORDS: &[(&str, UsageType, Strength)] = &[
+    // Audiobooks: the medium, its narrator and its chapters.
+    ("audiobook", AB, N),
+    ("audio book", AB, N),
+    ("audio-book", AB, N),
+    ("audible", AB, N),
+    ("audiolibro", AB, N),
+    ("audiolivro", AB, N),
+    ("livre audio", AB, N),
+    ("livres audio", AB, N),
+    ("horbuch", AB, N),
+    ("hoerbuch", AB, N),
+    ("horbucher", AB, N),
+    ("luisterboek", AB, N),
+    ("narrator", AB, N),
+    ("narration", AB, N),
+    ("narrated", AB, N),
+    ("narrates", AB, N),
+    ("narrador", AB, N),
+    ("narradora", AB, N),
+    ("narracion", AB, N),
+    ("narracao", AB, N),
+    ("erzahler", AB, N),
+    ("erzaehler", AB, N),
+    ("erzahlerin", AB, N),
+    ("narrateur", AB, N),
+    ("narratrice", AB, N),
+    ("narratore", AB, N),
+    ("verteller", AB, N),
+    ("chapter", AB, N),
+    ("capitulo", AB, N),
+    ("kapitel", AB, N),
+    ("chapitre", AB, N),
+    ("capitolo", AB, N),
+    ("hoofdstuk", AB, N),
+    ("sleep story", AB, N),
+    ("オーディオブック", AB, N),
+    ("有声书", AB, N),
+    ("有聲書", AB, N),
+    ("朗読", AB, N),
+    // Fiction told rather than lived.
+    ("protagonist", AB, C),
+    ("protagonista", AB, C),
+    ("protagoniste", AB, C),
+    ("protagonistin", AB, C),
+    ("heroine", AB, C),
+    ("main character", AB, C),
+    ("storyline", AB, C),
+    ("trama", AB, C),
+    ("villain", AB, C),
+    ("villano", AB, C),
+    ("cliffhanger", AB, C),
+    // Podcasts and radio.
+    ("podcast", PC, N),
+    ("podcaster", PC, N),
+    ("episode", PC, N),
+    ("ep", PC, N),
+    ("episodio", PC, N),
+    ("aflevering", PC, N),
+    ("ad read", PC, N),
+    ("sponsored by", PC, N),
+    ("co-host", PC, N),
+    ("cohost", PC, N),
+    ("radio show", PC, N),
+    ("radio program", PC, N),
+    ("radio programme", PC, N),
+    ("radio station", PC, N),
+    ("on the radio", PC, N),
+    ("talk show", PC, N),
+    ("call-in", PC, N),
+    ("listener call", PC, N),
+    ("radiosendung", PC, N),
+    ("horspiel", PC, N),
+    ("programa de radio", PC, N),
+    ("emision de radio", PC, N),
+    ("emission de radio", PC, N),
+    ("emission radio", PC, N),
+    ("emisora", PC, N),
+    ("trasmissione radio", PC, N),
+    ("ポッドキャスト", PC, N),
+    ("播客", PC, N),
+    ("ラジオ", PC, N),
+    ("电台", PC, N),
+    ("listener", PC, C),
+    ("oyente", PC, C),
+    ("auditeur", PC, C),
+    ("ouvinte", PC, C),
+    ("ascoltatori", PC, C),
+    ("the host", PC, C),
+    ("hosted by", PC, C),
+    ("presentador", PC, C),
+    ("presentadora", PC, C),
+    ("locutor", PC, C),
+    ("locutora", PC, C),
+    // Television, film and sports broadcasts.
+    ("netflix", TV, N),
+    ("hbo", TV, N),
+    ("hulu", TV, N),
+    ("disney+", TV, N),
+    ("disney plus", TV, N),
+    ("prime video", TV, N),
+    ("movie", TV, N),
+    ("film", TV, N),
+    ("filme", TV, N),
+    ("pelicula", TV, N),
+    ("tv show", TV, N),
+    ("tv series", TV, N),
+    ("tv-serie", TV, N),
+    ("serie de tv", TV, N),
+    ("serie tv", TV, N),
+    ("serie de television", TV, N),
+    ("serie tele", TV, N),
+    ("fernsehserie", TV, N),
+    ("fernsehsendung", TV, N),
+    ("fernsehfilm", TV, N),
+    ("web series", TV, N),
+    ("sitcom", TV, N),
+    ("laugh track", TV, N),
+    ("soundtrack", TV, N),
+    ("telenovela", TV, N),
+    ("soap opera", TV, N),
+    ("culebron", TV, N),
+    ("dorama", TV, N),
+    ("k-drama", TV, N),
+    ("kdrama", TV, N),
+    ("play-by-play", TV, N),
+    ("play by play", TV, N),
+    ("commentator", TV, N),
+    ("comentarista", TV, N),
+    ("commentateur", TV, N),
+    ("kommentator", TV, N),
+    ("telecronista", TV, N),
+    ("sports broadcast", TV, N),
+    ("match commentary", TV, N),
+    ("retransmision", TV, N),
+    ("retransmission", TV, N),
+    ("transmision del partido", TV, N),
+    ("电视剧", TV, N),
+    ("电影", TV, N),
+    ("映画", TV, N),
+    ("ドラマ", TV, N),
+    ("on tv", TV, C),
+    ("the tv", TV, C),
+    ("watching tv", TV, C),
+    ("watched tv", TV, C),
+    ("tv episode", TV, C),
+    ("tv program", TV, C),
+    ("tv programme", TV, C),
+    ("tv broadcast", TV, C),
+    ("television", TV, C),
+    ("fernsehen", TV, C),
+    ("cartoon", TV, C),
+    ("anime", TV, C),
+    ("documentary", TV, C),
+    ("documental", TV, C),
+    ("documentaire", TV, C),
+    ("novela", TV, C),
+    ("characters", TV, C),
+    ("broadcast", TV, C),
+    // Pre-recorded courses, talks, sermons and guided audio.
+    ("recorded lecture", PR, N),
+    ("lecture recording", PR, N),
+    ("video lecture", PR, N),
+    ("played back", PR, N),
+    ("youtube", PR, N),
+    ("online course", PR, N),
+    ("video course", PR, N),
+    ("course video", PR, N),
+    ("audio course", PR, N),
+    ("audio lesson", PR, N),
+    ("video tutorial", PR, N),
+    ("tutorial video", PR, N),
+    ("webinar recording", PR, N),
+    ("recorded webinar", PR, N),
+    ("curso online", PR, N),
+    ("curso en linea", PR, N),
+    ("curso grabado", PR, N),
+    ("clase grabada", PR, N),
+    ("videoclase", PR, N),
+    ("curso gravado", PR, N),
+    ("aula gravada", PR, N),
+    ("videoaula", PR, N),
+    ("cours en ligne", PR, N),
+    ("cours enregistre", PR, N),
+    ("online-kurs", PR, N),
+    ("onlinekurs", PR, N),
+    ("videokurs", PR, N),
+    ("corso online", PR, N),
+    ("ted talk", PR, N),
+    ("tedx", PR, N),
+    ("masterclass", PR, N),
+    ("udemy", PR, N),
+    ("coursera", PR, N),
+    ("sermon", PR, N),
+    ("homily", PR, N),
+    ("homilia", PR, N),
+    ("predigt", PR, N),
+    ("homelie", PR, N),
+    ("omelia", PR, N),
+    ("predica", PR, N),
+    ("preacher", PR, N),
+    ("predicador", PR, N),
+    ("prediger", PR, N),
+    ("predicateur", PR, N),
+    ("pregador", PR, N),
+    ("congregation", PR, N),
+    ("congregacion", PR, N),
+    ("guided meditation", PR, N),
+    ("guided sleep", PR, N),
+    ("sleep meditation", PR, N),
+    ("meditacion guiada", PR, N),
+    ("meditation guidee", PR, N),
+    ("gefuhrte meditation", PR, N),
+    ("meditazione guidata", PR, N),
+    ("meditacao guiada", PR, N),
+    ("sleep sounds", PR, N),
+    ("sleep hypnosis", PR, N),
+    ("asmr", PR, N),
+    // Other people's recordings transcribed as a job.
+    ("transcription job", CM, N),
+    ("client file", CM, N),
+    ("transcription order", CM, N),
+    ("for transcription", CM, N),
+    ("transcribed for", CM, N),
+    ("trabajo de transcripcion", CM, N),
+    ("para transcripcion", CM, N),
+    ("audio file", CM, C),
+    ("archivo de audio", CM, C),
+    ("fichier audio", CM, C),
+    ("audiodatei", CM, C),
 ];
 
 /// When a conversation names several media types, the most specific wins ("episode" is generic).
 const SPECIFICITY: [UsageType; 5] =
     [UsageType::Commercial, UsageType::Prerecorded, UsageType::TvMovie, UsageType::Audiobook, UsageType::Podcast];
 
-/// Words that describe live people talking: what the product is for. Only counted in
-/// conversations that do not also describe recorded media.
-const PERSONAL_WORDS: [&str; 28] = [
+/// Words that describe live people talking, what the product is for, in several languages
+/// ([`fold`]ed, matched like [`MEDIA_WORDS`]). Only counted in conversations that do not also
+/// name recorded media; they also silence the weaker media cues of the same conversation.
+const PERSONAL_WORDS: &[&str] = &[
+    // English.
     "meeting",
     "standup",
     "stand-up",
@@ -426,6 +687,7 @@ const PERSONAL_WORDS: [&str; 28] = [
     "call with",
     "phone call",
     "video call",
+    "conference call",
     "interview",
     "sync",
     "catch-up",
@@ -434,31 +696,224 @@ const PERSONAL_WORDS: [&str; 28] = [
     "lunch",
     "breakfast",
     "family",
+    "friend",
+    "colleague",
     "doctor",
     "appointment",
     "class",
+    "classroom",
     "office hours",
     "study group",
     "live",
     "in person",
     "in-person",
     "students",
+    "pupils",
     "handover",
     "patient",
     "kids",
+    "with client",
+    "with a client",
+    "with my client",
+    "client session",
+    "therapy",
+    "counseling",
+    "counselling",
+    "coaching",
+    "tutoring",
+    "rehearsal",
+    "practice",
+    "workshop",
+    "seminar",
+    "deposition",
+    "consultation",
+    // Spanish.
+    "reunion",
+    "junta",
+    "llamada",
+    "videollamada",
+    "clase",
+    "sesion",
+    "consulta",
+    "paciente",
+    "terapia",
+    "entrevista",
+    "familia",
+    "ninos",
+    "hijos",
+    "almuerzo",
+    "desayuno",
+    "alumnos",
+    "estudiantes",
+    "tutoria",
+    "ensayo",
+    "declaracion",
+    "con el cliente",
+    "con la clienta",
+    "con cliente",
+    "en persona",
+    "companeros",
+    // Portuguese.
+    "reuniao",
+    "chamada",
+    "ligacao",
+    "aula",
+    "sessao",
+    "com o cliente",
+    "criancas",
+    "filhos",
+    "jantar",
+    "almoco",
+    "alunos",
+    "estudantes",
+    // German.
+    "besprechung",
+    "sitzung",
+    "termin",
+    "telefonat",
+    "anruf",
+    "videoanruf",
+    "unterricht",
+    "vorlesung",
+    "klient",
+    "mandant",
+    "therapie",
+    "familie",
+    "kinder",
+    "abendessen",
+    "mittagessen",
+    "fruhstuck",
+    "schuler",
+    "studenten",
+    "gesprach",
+    "kollegen",
+    // French.
+    "appel",
+    "visio",
+    "rendez-vous",
+    "le cours",
+    "un cours",
+    "classe",
+    "avec le client",
+    "avec un client",
+    "entretien",
+    "famille",
+    "enfants",
+    "diner",
+    "dejeuner",
+    "eleves",
+    "etudiants",
+    "seance",
+    "seminaire",
+    "atelier",
+    "collegues",
+    // Italian and Dutch.
+    "riunione",
+    "chiamata",
+    "telefonata",
+    "paziente",
+    "colloquio",
+    "famiglia",
+    "bambini",
+    "pranzo",
+    "studenti",
+    "vergadering",
+    "overleg",
+    "gesprek",
+    "klant",
+    "kinderen",
+    // Japanese and Chinese.
+    "会議",
+    "打ち合わせ",
+    "ミーティング",
+    "授業",
+    "電話",
+    "面談",
+    "診察",
+    "家族",
+    "会议",
+    "开会",
+    "上课",
+    "电话",
+    "面试",
+    "家人",
 ];
 
-/// `word` occurs in `text` (both lowercase) on word boundaries; a plural `s` may follow.
+/// Categories host apps give recorded media: a weak sign only, never enough with shape alone.
+const MEDIA_CATEGORIES: &[&str] = &[
+    "entertainment",
+    "entretenimiento",
+    "entretenimento",
+    "unterhaltung",
+    "divertissement",
+    "intrattenimento",
+    "religion",
+    "religious",
+    "spirituality",
+    "faith",
+    "sports",
+    "sport",
+    "deportes",
+    "esportes",
+    "audiobook",
+    "audiobooks",
+    "podcast",
+    "podcasts",
+    "music",
+    "media",
+    "tv",
+    "movies",
+    "film",
+    "radio",
+    "fiction",
+];
+
+/// Lowercase, without the accents of Latin scripts ("Capítulo" is "capitulo", "Hörbuch"
+/// "horbuch", "ß" "ss"), full-width digits as ASCII and typographic apostrophes as `'`, so that
+/// one word list serves the spellings hosts' summarizers produce.
+fn fold(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars().flat_map(char::to_lowercase) {
+        match c {
+            'à' | 'á' | 'â' | 'ã' | 'ä' | 'å' | 'ā' | 'ą' => out.push('a'),
+            'ç' | 'ć' | 'č' => out.push('c'),
+            'è' | 'é' | 'ê' | 'ë' | 'ē' | 'ę' | 'ě' => out.push('e'),
+            'ì' | 'í' | 'î' | 'ï' | 'ī' => out.push('i'),
+            'ñ' | 'ń' | 'ň' => out.push('n'),
+            'ò' | 'ó' | 'ô' | 'õ' | 'ö' | 'ø' | 'ō' | 'ő' => out.push('o'),
+            'ù' | 'ú' | 'û' | 'ü' | 'ū' | 'ů' | 'ű' => out.push('u'),
+            'ý' | 'ÿ' => out.push('y'),
+            'ś' | 'š' => out.push('s'),
+            'ź' | 'ż' | 'ž' => out.push('z'),
+            'ł' => out.push('l'),
+            'ř' => out.push('r'),
+            'ß' => out.push_str("ss"),
+            'æ' => out.push_str("ae"),
+            'œ' => out.push_str("oe"),
+            '’' | '‘' | '`' => out.push('\''),
+            '０'..='９' => out.push(char::from(b'0' + (c as u32 - '０' as u32) as u8)),
+            _ => out.push(c),
+        }
+    }
+    out
+}
+
+/// `word` occurs in `text` (both [`fold`]ed) on word boundaries; an ending `s`, `es`, `n` or
+/// `en` may follow (plurals and inflections: "episodes", "capitulos", "Folgen", "Patienten"). A
+/// word that is not ASCII (Japanese, Chinese) matches anywhere: those scripts have no spaces.
 fn has_word(text: &str, word: &str) -> bool {
-    let bytes = text.as_bytes();
+    if !word.is_ascii() {
+        return text.contains(word);
+    }
+    let alnum_before = |i: usize| text[..i].chars().next_back().is_some_and(char::is_alphanumeric);
+    let alnum_at = |i: usize| text[i..].chars().next().is_some_and(char::is_alphanumeric);
     let mut from = 0;
     while let Some(pos) = text[from..].find(word) {
         let start = from + pos;
         let end = start + word.len();
-        let boundary = |i: usize| i >= bytes.len() || !bytes[i].is_ascii_alphanumeric();
-        let before = start == 0 || !bytes[start - 1].is_ascii_alphanumeric();
-        let after = boundary(end) || (bytes[end] == b's' && boundary(end + 1));
-        if before && after {
+        if !alnum_before(start)
+            && ["", "s", "es", "n", "en"].iter().any(|e| text[end..].starts_with(e) && !alnum_at(end + e.len()))
+        {
             return true;
         }
         // `word` starts with an ASCII byte, so `start + 1` is a character boundary.
@@ -467,22 +922,32 @@ fn has_word(text: &str, word: &str) -> bool {
     false
 }
 
-/// The media type a conversation's metadata describes, and the first word that says so.
-fn media_of(text: &str) -> Option<(UsageType, &'static str)> {
-    let mut hits: BTreeMap<UsageType, (usize, &'static str)> = BTreeMap::new();
-    for (word, ty) in MEDIA_WORDS {
-        if has_word(text, word) {
-            hits.entry(ty).or_insert((0, word)).0 += 1;
+/// The media type a conversation's metadata describes, and the first word that says so: a
+/// [`Strength::Named`] word, else (when `allow_cues`) a [`Strength::Cue`].
+fn media_of(text: &str, allow_cues: bool) -> Option<(UsageType, &'static str)> {
+    let pick = |strength: Strength| {
+        let mut hits: BTreeMap<UsageType, (usize, &'static str)> = BTreeMap::new();
+        for &(word, ty, s) in MEDIA_WORDS {
+            if s == strength && has_word(text, word) {
+                hits.entry(ty).or_insert((0, word)).0 += 1;
+            }
         }
-    }
-    let rank = |t: &UsageType| SPECIFICITY.iter().position(|s| s == t).unwrap_or(SPECIFICITY.len());
-    hits.into_iter().max_by(|a, b| a.1.0.cmp(&b.1.0).then(rank(&b.0).cmp(&rank(&a.0)))).map(|(t, (_, w))| (t, w))
+        let rank = |t: &UsageType| SPECIFICITY.iter().position(|s| s == t).unwrap_or(SPECIFICITY.len());
+        hits.into_iter().max_by(|a, b| a.1.0.cmp(&b.1.0).then(rank(&b.0).cmp(&rank(&a.0)))).map(|(t, (_, w))| (t, w))
+    };
+    pick(Strength::Named).or_else(|| if allow_cues { pick(Strength::Cue) } else { None })
+}
+
+/// The metadata describes live people talking.
+fn personal_text(text: &str) -> bool {
+    PERSONAL_WORDS.iter().any(|w| has_word(text, w))
 }
 
 /// What a numbered title is a part of.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 enum SeriesKind {
     Chapter,
+    Book,
     Episode,
     TvEpisode,
     Lecture,
@@ -492,7 +957,7 @@ enum SeriesKind {
 impl SeriesKind {
     fn usage_type(self) -> Option<UsageType> {
         match self {
-            SeriesKind::Chapter => Some(UsageType::Audiobook),
+            SeriesKind::Chapter | SeriesKind::Book => Some(UsageType::Audiobook),
             SeriesKind::Episode => Some(UsageType::Podcast),
             SeriesKind::TvEpisode => Some(UsageType::TvMovie),
             SeriesKind::Lecture => Some(UsageType::Prerecorded),
@@ -503,72 +968,245 @@ impl SeriesKind {
     fn noun(self) -> &'static str {
         match self {
             SeriesKind::Chapter => "chapter",
+            SeriesKind::Book => "book",
             SeriesKind::Episode | SeriesKind::TvEpisode => "episode",
             SeriesKind::Lecture => "lecture",
-            SeriesKind::Numbered => "numbered item",
+            SeriesKind::Numbered => "item",
+        }
+    }
+
+    /// A numbered chapter or episode is recorded media by its very name, in any language
+    /// ("Capítulo 45", "Folge 12", "第3話"), as the words "chapter" and "episode" are.
+    fn names_media(self) -> Option<&'static str> {
+        match self {
+            SeriesKind::Chapter => Some("numbered chapter"),
+            SeriesKind::Episode => Some("numbered episode"),
+            _ => None,
         }
     }
 }
 
-const SERIES_MARKERS: [(&str, SeriesKind); 14] = [
+/// Words that number the items of a series, in several languages ([`fold`]ed). "Clase",
+/// "sesión", "Sitzung" number live things too, so they are not here or only as plain numbering.
+const SERIES_MARKERS: &[(&str, SeriesKind)] = &[
     ("chapter", SeriesKind::Chapter),
-    ("book", SeriesKind::Chapter),
+    ("chap", SeriesKind::Chapter),
+    ("capitulo", SeriesKind::Chapter),
+    ("kapitel", SeriesKind::Chapter),
+    ("chapitre", SeriesKind::Chapter),
+    ("capitolo", SeriesKind::Chapter),
+    ("hoofdstuk", SeriesKind::Chapter),
+    ("book", SeriesKind::Book),
+    ("libro", SeriesKind::Book),
+    ("buch", SeriesKind::Book),
+    ("livre", SeriesKind::Book),
+    ("tomo", SeriesKind::Book),
     ("episode", SeriesKind::Episode),
     ("ep", SeriesKind::Episode),
+    ("episodio", SeriesKind::Episode),
+    ("epizod", SeriesKind::Episode),
+    ("folge", SeriesKind::Episode),
+    ("aflevering", SeriesKind::Episode),
+    ("puntata", SeriesKind::Episode),
+    ("エピソード", SeriesKind::Episode),
     ("lecture", SeriesKind::Lecture),
     ("lesson", SeriesKind::Lecture),
+    ("leccion", SeriesKind::Lecture),
+    ("lektion", SeriesKind::Lecture),
+    ("lecon", SeriesKind::Lecture),
+    ("lezione", SeriesKind::Lecture),
+    ("licao", SeriesKind::Lecture),
+    ("aula", SeriesKind::Lecture),
     ("module", SeriesKind::Lecture),
+    ("modulo", SeriesKind::Lecture),
+    ("modul", SeriesKind::Lecture),
     ("part", SeriesKind::Numbered),
+    ("parte", SeriesKind::Numbered),
+    ("teil", SeriesKind::Numbered),
+    ("partie", SeriesKind::Numbered),
+    ("deel", SeriesKind::Numbered),
     ("track", SeriesKind::Numbered),
+    ("pista", SeriesKind::Numbered),
     ("session", SeriesKind::Numbered),
+    ("sesion", SeriesKind::Numbered),
     ("vol", SeriesKind::Numbered),
     ("volume", SeriesKind::Numbered),
+    ("volumen", SeriesKind::Numbered),
+    ("day", SeriesKind::Numbered),
+    ("dia", SeriesKind::Numbered),
+    ("tag", SeriesKind::Numbered),
+    ("jour", SeriesKind::Numbered),
+    ("giorno", SeriesKind::Numbered),
     ("no", SeriesKind::Numbered),
+    ("nr", SeriesKind::Numbered),
     ("#", SeriesKind::Numbered),
 ];
 
-/// The number right after position `at` (skipping spaces, `#`, `.`, `:`), and where it ends.
-fn number_at(text: &str, at: usize) -> Option<(u32, usize)> {
-    let rest = &text[at..];
-    let trimmed = rest.trim_start_matches([' ', '#', '.', ':']);
-    let skipped = rest.len() - trimmed.len();
-    let digits = trimmed.bytes().take_while(u8::is_ascii_digit).count();
-    if digits == 0 || digits > 6 || trimmed.as_bytes().get(digits).is_some_and(u8::is_ascii_alphabetic) {
-        return None;
-    }
-    trimmed[..digits].parse().ok().map(|n| (n, at + skipped + digits))
+/// Words for season, and the words for episode that may follow "season 2".
+const SEASON_MARKERS: [&str; 6] = ["season", "temporada", "staffel", "saison", "seizoen", "stagione"];
+const SEASON_EPISODE_MARKERS: [&str; 9] =
+    ["episode", "ep", "episodio", "folge", "capitulo", "cap", "aflevering", "puntata", "chapitre"];
+
+/// Small numbers written out, after a marker of three letters or more ("Part One", "Parte dos").
+const NUMBER_WORDS: [(&str, u32); 42] = [
+    ("one", 1),
+    ("two", 2),
+    ("three", 3),
+    ("four", 4),
+    ("five", 5),
+    ("six", 6),
+    ("seven", 7),
+    ("eight", 8),
+    ("nine", 9),
+    ("ten", 10),
+    ("eleven", 11),
+    ("twelve", 12),
+    ("uno", 1),
+    ("una", 1),
+    ("dos", 2),
+    ("tres", 3),
+    ("cuatro", 4),
+    ("cinco", 5),
+    ("seis", 6),
+    ("siete", 7),
+    ("ocho", 8),
+    ("nueve", 9),
+    ("diez", 10),
+    ("une", 1),
+    ("deux", 2),
+    ("trois", 3),
+    ("quatre", 4),
+    ("cinq", 5),
+    ("sept", 7),
+    ("huit", 8),
+    ("neuf", 9),
+    ("dix", 10),
+    ("eins", 1),
+    ("zwei", 2),
+    ("drei", 3),
+    ("vier", 4),
+    ("funf", 5),
+    ("sechs", 6),
+    ("sieben", 7),
+    ("acht", 8),
+    ("neun", 9),
+    ("zehn", 10),
+];
+
+/// A roman numeral up to 39 ("ii", "xiv"), written the canonical way.
+fn roman(token: &str) -> Option<u32> {
+    const ONES: [&str; 10] = ["", "i", "ii", "iii", "iv", "v", "vi", "vii", "viii", "ix"];
+    let tens = token.bytes().take_while(|&b| b == b'x').count();
+    let ones = ONES.iter().position(|&o| o == &token[tens..])?;
+    let n = (tens * 10 + ones) as u32;
+    (tens <= 3 && n > 0).then_some(n)
 }
 
-/// The series a title belongs to: its kind, its stem (the lowercase text before the marker) and
-/// its number. "Harry Potter - Chapter 12" is (chapter, "harry potter", 12); "Show Season 2
-/// Episode 3" and "Show S02E03" are (TV episode, "show", 2003). "CS101 lecture — week 3" has no
-/// number after its marker, so it is not part of a series.
+/// The number right after position `at` (skipping spaces, `#`, `.`, `:`, `º`), and where it ends.
+/// With `words`, after at least one separator, also a roman numeral ("Part II"; a single letter
+/// only at the end or before punctuation: "Part I: ...", not "part i think") or a small number
+/// written out ("Part One", "Parte dos", "Tag drei").
+fn number_at(text: &str, at: usize, words: bool) -> Option<(u32, usize)> {
+    let rest = &text[at..];
+    let trimmed = rest.trim_start_matches([' ', '#', '.', ':', 'º', '°']);
+    let skipped = rest.len() - trimmed.len();
+    let digits = trimmed.bytes().take_while(u8::is_ascii_digit).count();
+    if digits > 0 {
+        if digits > 6 || trimmed.as_bytes().get(digits).is_some_and(u8::is_ascii_alphabetic) {
+            return None;
+        }
+        return trimmed[..digits].parse().ok().map(|n| (n, at + skipped + digits));
+    }
+    if !words || skipped == 0 {
+        return None;
+    }
+    let len = trimmed.find(|c: char| !c.is_alphanumeric()).unwrap_or(trimmed.len());
+    let token = &trimmed[..len];
+    let after = trimmed[len..].trim_start_matches(' ');
+    let alone = after.is_empty() || after.starts_with([':', ',', '.', ')', '(', '-', '–', '—', '|']);
+    let n = roman(token)
+        .filter(|_| len > 1 || alone)
+        .or_else(|| NUMBER_WORDS.iter().find(|(w, _)| *w == token).map(|&(_, n)| n))?;
+    Some((n, at + skipped + len))
+}
+
+/// "第12章", "第3話", "第五回": chapters, episodes, lessons and volumes numbered the Japanese and
+/// Chinese way, in [`fold`]ed text.
+fn cjk_series(text: &str) -> Option<(SeriesKind, String, u32)> {
+    for (at, _) in text.match_indices('第') {
+        let rest = &text[at + '第'.len_utf8()..];
+        let (mut n, mut current, mut used) = (0u32, 0u32, 0usize);
+        for c in rest.chars() {
+            let digit = match c {
+                '0'..='9' => c as u32 - '0' as u32,
+                '〇' | '零' => 0,
+                '一' => 1,
+                '二' | '两' => 2,
+                '三' => 3,
+                '四' => 4,
+                '五' => 5,
+                '六' => 6,
+                '七' => 7,
+                '八' => 8,
+                '九' => 9,
+                '十' | '百' => {
+                    n = n.saturating_add(current.max(1) * if c == '十' { 10 } else { 100 });
+                    current = 0;
+                    used += c.len_utf8();
+                    continue;
+                }
+                _ => break,
+            };
+            current = current.saturating_mul(10).saturating_add(digit);
+            used += c.len_utf8();
+        }
+        let n = n.saturating_add(current);
+        let kind = match rest[used..].chars().next() {
+            _ if used == 0 => continue,
+            Some('章') => SeriesKind::Chapter,
+            Some('話' | '话' | '集') => SeriesKind::Episode,
+            Some('回') => SeriesKind::Numbered,
+            Some('課' | '课' | '講' | '讲' | '节' | '節') => SeriesKind::Lecture,
+            Some('部' | '巻' | '卷') => SeriesKind::Book,
+            _ => continue,
+        };
+        let stem = text[..at].trim_matches(|c: char| !c.is_alphanumeric()).to_owned();
+        return Some((kind, stem, n));
+    }
+    None
+}
+
+/// The series a title belongs to: its kind, its stem (the [`fold`]ed text before the marker) and
+/// its number. "Harry Potter - Chapter 12" is (chapter, "harry potter", 12); "Capítulo 45: La
+/// traición" is (chapter, "", 45); "Show Season 2 Episode 3", "Show Temporada 2 Capítulo 3" and
+/// "Show S02E03" are (TV episode, "show", 2003); "Libro 第3話" is (episode, "libro", 3).
+/// "CS101 lecture — week 3" has no number after its marker, so it is not part of a series.
 fn series_of(title: &str) -> Option<(SeriesKind, String, u32)> {
-    let lower = title.to_lowercase();
-    let bytes = lower.as_bytes();
+    let lower = fold(title);
     let stem = |end: usize| lower[..end].trim_matches(|c: char| !c.is_alphanumeric()).to_owned();
-    let word_start = |i: usize| i == 0 || !bytes[i - 1].is_ascii_alphanumeric();
-    // "season 2 episode 3", "season 2, ep. 3", "s02e03".
-    let mut from = 0;
-    while let Some(pos) = lower[from..].find("season") {
-        let at = from + pos;
-        if word_start(at)
-            && let Some((season, end)) = number_at(&lower, at + "season".len())
-        {
-            let rest = lower[end..].trim_start_matches([' ', ',', '-', '·']);
+    let word_start = |i: usize| !lower[..i].chars().next_back().is_some_and(char::is_alphanumeric);
+    let word_end = |i: usize| !lower[i..].chars().next().is_some_and(char::is_alphabetic);
+    // "season 2 episode 3", "season 2, ep. 3", "temporada 2 capitulo 3", "staffel 2 folge 3".
+    for season in SEASON_MARKERS {
+        for (at, _) in lower.match_indices(season) {
+            if !word_start(at) {
+                continue;
+            }
+            let Some((season_n, end)) = number_at(&lower, at + season.len(), true) else { continue };
+            let rest = lower[end..].trim_start_matches([' ', ',', '-', '·', '–', '—', ':']);
             let offset = lower.len() - rest.len();
-            for marker in ["episode", "ep"] {
+            for marker in SEASON_EPISODE_MARKERS {
                 if rest.starts_with(marker)
-                    && let Some((episode, _)) = number_at(&lower, offset + marker.len())
+                    && let Some((episode, _)) = number_at(&lower, offset + marker.len(), true)
                 {
-                    return Some((SeriesKind::TvEpisode, stem(at), season * 1000 + episode.min(999)));
+                    return Some((SeriesKind::TvEpisode, stem(at), season_n * 1000 + episode.min(999)));
                 }
             }
         }
-        from = at + 1;
     }
-    for (i, _) in lower.match_indices('s') {
-        if !word_start(i) {
+    // "s02e03", and "t02e03" (temporada).
+    for (i, c) in lower.char_indices() {
+        if !(c == 's' || c == 't') || !word_start(i) {
             continue;
         }
         let digits = |s: &str| s.bytes().take_while(u8::is_ascii_digit).count();
@@ -577,7 +1215,7 @@ fn series_of(title: &str) -> Option<(SeriesKind, String, u32)> {
         if (1..=2).contains(&season_digits) && rest[season_digits..].starts_with('e') {
             let ep = &rest[season_digits + 1..];
             let ep_digits = digits(ep);
-            let ends_word = ep.as_bytes().get(ep_digits).is_none_or(|b| !b.is_ascii_alphanumeric());
+            let ends_word = ep[ep_digits..].chars().next().is_none_or(|b| !b.is_alphanumeric());
             if (1..=3).contains(&ep_digits) && ends_word {
                 let season: u32 = rest[..season_digits].parse().ok()?;
                 let episode: u32 = ep[..ep_digits].parse().ok()?;
@@ -587,34 +1225,72 @@ fn series_of(title: &str) -> Option<(SeriesKind, String, u32)> {
     }
     // The earliest marker followed by a number.
     let mut best: Option<(usize, SeriesKind, u32)> = None;
-    for (marker, kind) in SERIES_MARKERS {
+    for &(marker, kind) in SERIES_MARKERS {
+        // Written-out numbers only after real words: "no one" is nobody's item one.
+        let words = marker.len() >= 3;
         for (at, _) in lower.match_indices(marker) {
             let end = at + marker.len();
-            let bounded = marker == "#" || (word_start(at) && bytes.get(end).is_none_or(|b| !b.is_ascii_alphabetic()));
+            let bounded = marker == "#" || !marker.is_ascii() || (word_start(at) && word_end(end));
             if !bounded || best.is_some_and(|(b, _, _)| b <= at) {
                 continue;
             }
-            if let Some((n, _)) = number_at(&lower, end) {
+            if let Some((n, _)) = number_at(&lower, end, words) {
                 best = Some((at, kind, n));
                 break;
             }
         }
     }
-    best.map(|(at, kind, n)| (kind, stem(at), n))
+    best.map(|(at, kind, n)| (kind, stem(at), n)).or_else(|| cjk_series(&lower))
+}
+
+/// A title's template when its numbering uses no marker word: the [`fold`]ed title with its last
+/// free-standing number replaced by `#` ("Morning Drive 14" is "morning drive #"), and that
+/// number. Needs four letters besides, so a bare date or number is no template.
+fn template_of(title: &str) -> Option<(String, u32)> {
+    let text = fold(title);
+    let bytes = text.as_bytes();
+    let (mut last, mut i) = (None, 0);
+    while i < bytes.len() {
+        if !bytes[i].is_ascii_digit() {
+            i += 1;
+            continue;
+        }
+        let start = i;
+        while i < bytes.len() && bytes[i].is_ascii_digit() {
+            i += 1;
+        }
+        let free = !text[..start].chars().next_back().is_some_and(char::is_alphabetic)
+            && !text[i..].chars().next().is_some_and(char::is_alphabetic);
+        if free && i - start <= 6 {
+            last = Some((start, i));
+        }
+    }
+    let (start, end) = last?;
+    let n = text[start..end].parse().ok()?;
+    let template = format!("{}#{}", &text[..start], &text[end..]);
+    let template = template.trim_matches(|c: char| !c.is_alphanumeric() && c != '#').to_owned();
+    (template.chars().filter(|c| c.is_alphabetic()).count() >= 4).then_some((template, n))
+}
+
+/// The series of [`series_of`], else the plain numbering of [`template_of`] (a series of kind
+/// "numbered item" whose stem is the template).
+fn series_or_template(title: &str) -> Option<(SeriesKind, String, u32)> {
+    series_of(title).or_else(|| template_of(title).map(|(t, n)| (SeriesKind::Numbered, t, n)))
 }
 
 /// The names in a title a host's app repeats for every item of one show, book or client:
-/// "Harbor Town: The Storm" gives "harbor town" and "the storm"; a numbered title gives its stem.
+/// "Harbor Town: The Storm" gives "harbor town" and "the storm"; a numbered title gives its stem
+/// or template.
 fn title_names(title: &str) -> Vec<String> {
-    let lower = title.to_lowercase();
+    let lower = fold(title);
     let mut names: Vec<String> = lower
         .split([':', '|', '(', ')', ',', '—', '–'])
         .flat_map(|s| s.split(" - "))
         .map(|s| s.trim_matches(|c: char| !c.is_alphanumeric()).to_owned())
-        .filter(|s| s.len() >= 6)
+        .filter(|s| s.chars().count() >= 6)
         .collect();
-    if let Some((_, stem, _)) = series_of(title)
-        && stem.len() >= 6
+    if let Some((_, stem, _)) = series_or_template(title)
+        && stem.chars().count() >= 6
     {
         names.push(stem);
     }
@@ -638,6 +1314,9 @@ struct Reading<'a> {
     minutes: f64,
     media: Option<(UsageType, MediaSign)>,
     personal: bool,
+    /// A weak sign of recorded media in a conversation that neither names media nor describes live
+    /// people: its weight (1 for narration-paced single-speaker, 0.5 for a category) and why.
+    weak: Option<(f64, String)>,
 }
 
 /// A numbered series consumed faster than anything live happens.
@@ -647,7 +1326,8 @@ struct Binge {
     items: Vec<usize>,
     /// Pairs of consecutive numbers, the next starting within [`BACK_TO_BACK_MS`] of the last.
     back_to_back: usize,
-    /// The most distinct numbers within any 24 hours.
+    /// The longest run of advancing numbers (each one to three above the last, in the order
+    /// played) within any 24 hours: a series being worked through, not a queue of ticket numbers.
     per_day: usize,
     named_media: bool,
 }
@@ -655,7 +1335,7 @@ struct Binge {
 fn binges(readings: &[Reading<'_>]) -> Vec<Binge> {
     let mut groups: BTreeMap<(SeriesKind, String), Vec<(usize, u32)>> = BTreeMap::new();
     for (i, r) in readings.iter().enumerate() {
-        if let Some((kind, stem, n)) = series_of(&r.conv.title) {
+        if let Some((kind, stem, n)) = series_or_template(&r.conv.title) {
             groups.entry((kind, stem)).or_default().push((i, n));
         }
     }
@@ -674,13 +1354,17 @@ fn binges(readings: &[Reading<'_>]) -> Vec<Binge> {
             })
             .count();
         let mut per_day = 0;
-        let mut lo = 0;
-        for hi in 0..items.len() {
-            while start(items[hi].0) - start(items[lo].0) > 24 * 60 * MS_PER_MINUTE {
-                lo += 1;
+        for lo in 0..items.len() {
+            let (mut last, mut run) = (items[lo].1, 1);
+            for &(i, n) in &items[lo + 1..] {
+                if start(i) - start(items[lo].0) > 24 * 60 * MS_PER_MINUTE {
+                    break;
+                }
+                if n > last && n - last <= 3 {
+                    (last, run) = (n, run + 1);
+                }
             }
-            let distinct: BTreeSet<u32> = items[lo..=hi].iter().map(|&(_, n)| n).collect();
-            per_day = per_day.max(distinct.len());
+            per_day = per_day.max(run);
         }
         if back_to_back >= 1 || per_day >= 3 {
             let named_media = items.iter().any(|&(i, _)| matches!(readings[i].media, Some((_, MediaSign::Word(_)))));
@@ -694,6 +1378,24 @@ fn binges(readings: &[Reading<'_>]) -> Vec<Binge> {
         }
     }
     out
+}
+
+/// A weak sign of recorded media in a conversation's metadata, with its weight and reason.
+fn weak_sign(c: &Conversation, minutes: f64) -> Option<(f64, String)> {
+    if c.speaker_count == Some(1)
+        && minutes >= NARRATION_MIN_MINUTES
+        && let Some(words) = c.word_count
+    {
+        let pace = words as f64 / minutes;
+        if pace >= NARRATION_WORDS_PER_MINUTE {
+            return Some((
+                1.0,
+                format!("one speaker for {minutes:.0} min at {pace:.0} words a minute, like narration"),
+            ));
+        }
+    }
+    let category = fold(c.category.trim());
+    MEDIA_CATEGORIES.contains(&category.as_str()).then(|| (0.5, format!("category {:?}", c.category)))
 }
 
 fn push_evidence(evidence: &mut Vec<Evidence>, c: &Conversation, reason: String) {
@@ -738,14 +1440,21 @@ impl Classifier for HeuristicClassifier {
         let recipes = select_recipes_with_sessions(convs, &input.sessions);
         let shape_score = Self::shape_score(&input.shape, &recipes, &input.sessions);
 
-        let texts: Vec<String> = convs.iter().map(|c| format!("{} {}", c.title, c.overview).to_lowercase()).collect();
+        let texts: Vec<String> = convs.iter().map(|c| fold(&format!("{} {}", c.title, c.overview))).collect();
+        let live: Vec<bool> = texts.iter().map(|t| personal_text(t)).collect();
         let words: Vec<Option<(UsageType, &'static str)>> = convs
             .iter()
             .zip(&texts)
-            .map(|(c, t)| {
+            .zip(&live)
+            .map(|((c, t), &live)| {
+                let series = series_of(&c.title);
                 // "S02E03" and "Season 2 Episode 3" are how only recorded shows are numbered.
-                let tv = matches!(series_of(&c.title), Some((SeriesKind::TvEpisode, _, _)));
-                if tv { Some((UsageType::TvMovie, "season and episode number")) } else { media_of(t) }
+                if matches!(series, Some((SeriesKind::TvEpisode, _, _))) {
+                    return Some((UsageType::TvMovie, "season and episode number"));
+                }
+                media_of(t, false)
+                    .or_else(|| series.and_then(|(kind, _, _)| Some((kind.usage_type()?, kind.names_media()?))))
+                    .or_else(|| media_of(t, !live))
             })
             .collect();
         // Names of shows, books and clients that conversations described as media carry.
@@ -760,8 +1469,8 @@ impl Classifier for HeuristicClassifier {
         let readings: Vec<Reading<'_>> = convs
             .iter()
             .zip(words)
-            .zip(&texts)
-            .map(|((c, word), text)| {
+            .zip(&live)
+            .map(|((c, word), &live)| {
                 let media = match word {
                     Some((ty, w)) => Some((ty, MediaSign::Word(w))),
                     None => title_names(&c.title).into_iter().find_map(|name| {
@@ -769,9 +1478,10 @@ impl Classifier for HeuristicClassifier {
                         Some((*ty, MediaSign::SameName(name, (*id).to_owned())))
                     }),
                 };
-                let personal = media.is_none()
-                    && (PERSONAL_WORDS.iter().any(|w| has_word(text, w)) || c.speaker_count.is_some_and(|n| n >= 3));
-                Reading { conv: c, minutes: c.duration_minutes().max(1.0), media, personal }
+                let minutes = c.duration_minutes().max(1.0);
+                let personal = media.is_none() && (live || c.speaker_count.is_some_and(|n| n >= 3));
+                let weak = if media.is_none() && !personal { weak_sign(c, minutes) } else { None };
+                Reading { conv: c, minutes, media, personal, weak }
             })
             .collect();
         let total: f64 = readings.iter().map(|r| r.minutes).sum();
@@ -805,8 +1515,11 @@ impl Classifier for HeuristicClassifier {
         let media_share = share(media_minutes);
         let series_score = (SERIES_WEIGHT * (1.5 * share(named_binge_minutes)).min(1.0))
             .max((SERIES_WEIGHT * (1.5 * share(unnamed_binge_minutes)).min(1.0)).min(UNNAMED_SERIES_LIMIT));
-        let content_score =
-            (MEDIA_WEIGHT * media_share + series_score - PERSONAL_WEIGHT * share(personal_minutes)).max(0.0);
+        let weak_minutes: f64 = readings.iter().filter_map(|r| Some(r.minutes * r.weak.as_ref()?.0)).sum();
+        let weak_score = (WEAK_WEIGHT * share(weak_minutes)).min(WEAK_SIGN_LIMIT);
+        let content_score = (MEDIA_WEIGHT * media_share + series_score + weak_score
+            - PERSONAL_WEIGHT * share(personal_minutes))
+        .max(0.0);
         let score = if content_score <= 0.0 { shape_score } else { (shape_score + content_score).min(1.0) };
 
         // Evidence: the series first (the strongest sign), then the longest media conversations.
@@ -818,7 +1531,7 @@ impl Classifier for HeuristicClassifier {
                 let how = if b.back_to_back > 0 {
                     format!("{} pairs of consecutive numbers played back to back", b.back_to_back)
                 } else {
-                    format!("{} numbers within 24 hours", b.per_day)
+                    format!("{} advancing numbers within 24 hours", b.per_day)
                 };
                 for &i in b.items.iter().take(3) {
                     let reason = format!("one of {} numbered {}s; {how}", b.items.len(), b.kind.noun());
@@ -842,6 +1555,13 @@ impl Classifier for HeuristicClassifier {
                     None => continue,
                 };
                 push_evidence(&mut evidence, r.conv, reason);
+            }
+            let mut weak: Vec<&Reading<'_>> = readings.iter().filter(|r| r.weak.is_some()).collect();
+            weak.sort_by(|a, b| b.minutes.total_cmp(&a.minutes));
+            for r in weak {
+                if let Some((_, why)) = &r.weak {
+                    push_evidence(&mut evidence, r.conv, format!("weak sign only: {why}"));
+                }
             }
         }
 
@@ -1235,6 +1955,327 @@ mod tests {
         let parsed: ClassifierInput = serde_json::from_value(json).unwrap();
         assert!(parsed.sessions.is_empty());
         assert_eq!(parsed.conversations.len(), 1);
+    }
+
+    #[test]
+    fn words_match_across_spellings_and_languages() {
+        let w = |text: &str, word: &str| has_word(&fold(text), word);
+        assert!(w("Capítulo 45: La traición de Ricardo", "capitulo"));
+        assert!(w("Ein Hörbuch für die Nacht", "horbuch"));
+        assert!(w("Los episodios de la semana", "episodio"), "plural es/s");
+        assert!(w("Die Patienten der Station", "patient"), "inflection en");
+        assert_eq!(fold("第１２話"), "第12話", "full-width digits");
+        assert!(w("進撃の巨人のオーディオブック", "オーディオブック"), "no spaces in Japanese");
+        assert!(!w("Radiology follow-up", "radio") && !w("Series A funding round", "tv series"));
+        assert!(!w("Cut CO2 emissions", "emision de radio"));
+        // Ordinary words that only look like media stay ordinary.
+        for text in ["Series A funding with the board", "Planning the episode of flu season at the clinic"] {
+            let t = fold(text);
+            assert!(personal_text(&t) || media_of(&t, true).is_none_or(|(ty, _)| ty == UsageType::Podcast), "{text}");
+        }
+        assert_eq!(media_of(&fold("Series A funding round"), true), None);
+        assert_eq!(media_of(&fold("Sermón: La gracia abunda"), false), Some((UsageType::Prerecorded, "sermon")));
+        assert_eq!(
+            media_of(&fold("Second Half Play-by-Play: Rovers vs United"), false),
+            Some((UsageType::TvMovie, "play-by-play"))
+        );
+        assert_eq!(
+            media_of(&fold("Guided Sleep Meditation – Day 14"), false).map(|m| m.0),
+            Some(UsageType::Prerecorded)
+        );
+        // Cues only where allowed.
+        let plot = fold("The protagonist confronts her father; the plot thickens.");
+        assert_eq!(media_of(&plot, false), None);
+        assert_eq!(media_of(&plot, true).map(|m| m.0), Some(UsageType::Audiobook));
+    }
+
+    #[test]
+    fn series_are_read_in_many_languages() {
+        let s = series_of;
+        assert_eq!(s("Capítulo 45: La traición de Ricardo"), Some((SeriesKind::Chapter, String::new(), 45)));
+        assert_eq!(s("Der Process – Kapitel 3"), Some((SeriesKind::Chapter, "der process".into(), 3)));
+        assert_eq!(s("Chapitre IV : Le départ"), Some((SeriesKind::Chapter, String::new(), 4)));
+        assert_eq!(s("Hoofdstuk 7"), Some((SeriesKind::Chapter, String::new(), 7)));
+        assert_eq!(s("Mi podcast - Episodio 12"), Some((SeriesKind::Episode, "mi podcast".into(), 12)));
+        assert_eq!(s("Die drei ??? Folge 201"), Some((SeriesKind::Episode, "die drei".into(), 201)));
+        assert_eq!(
+            s("La casa de papel Temporada 2 Capítulo 5"),
+            Some((SeriesKind::TvEpisode, "la casa de papel".into(), 2005))
+        );
+        assert_eq!(s("Dark Staffel 1, Folge 3"), Some((SeriesKind::TvEpisode, "dark".into(), 1003)));
+        assert_eq!(s("Élite T02E03"), Some((SeriesKind::TvEpisode, "elite".into(), 2003)));
+        assert_eq!(s("Season Two Episode Three"), Some((SeriesKind::TvEpisode, String::new(), 2003)));
+        assert_eq!(s("The Long Walk, Part II"), Some((SeriesKind::Numbered, "the long walk".into(), 2)));
+        assert_eq!(s("Part One: Arrival"), Some((SeriesKind::Numbered, String::new(), 1)));
+        assert_eq!(
+            s("Guided Sleep Meditation – Day 14"),
+            Some((SeriesKind::Numbered, "guided sleep meditation".into(), 14))
+        );
+        assert_eq!(s("Día 14"), Some((SeriesKind::Numbered, String::new(), 14)));
+        assert_eq!(s("Lección 5"), Some((SeriesKind::Lecture, String::new(), 5)));
+        assert_eq!(s("Módulo 3: Derivadas"), Some((SeriesKind::Lecture, String::new(), 3)));
+        assert_eq!(s("進撃の巨人 第3話"), Some((SeriesKind::Episode, "進撃の巨人".into(), 3)));
+        assert_eq!(s("三体 第十二章"), Some((SeriesKind::Chapter, "三体".into(), 12)));
+        assert_eq!(s("第二十三回 定例"), Some((SeriesKind::Numbered, String::new(), 23)));
+        assert_eq!(s("No one came to the meeting"), None, "no written-out numbers after \"no\"");
+        assert_eq!(s("Part I think we should cut"), None, "a lone I is a pronoun unless it ends the number");
+        assert_eq!(s("Book club: The Salt Road"), None);
+        // Numbering without a marker word: the template.
+        assert_eq!(template_of("Morning Drive 14"), Some(("morning drive #".into(), 14)));
+        assert_eq!(template_of("Sprint 14 planning"), Some(("sprint # planning".into(), 14)));
+        assert_eq!(template_of("CS101 notes"), None, "a number inside a word is a name");
+        assert_eq!(template_of("2024-05-12"), None, "a bare date is no template");
+    }
+
+    /// A heavy abuser's usage shape: dense, long unbroken runs, speech in 20 hours of the day.
+    fn abuser_shape() -> UsageShape {
+        UsageShape {
+            speech_ms: 20 * 60 * 50_000,
+            active_minutes: 1200,
+            longest_run_minutes: 400,
+            hours_of_day_active: 20,
+            mean_density_ms: 50_000,
+        }
+    }
+
+    /// A day of items played back to back: `title` and `overview` with `{n}` the item's number.
+    fn played(title: &str, overview: &str, items: usize, minutes: i64) -> Vec<Conversation> {
+        (0..items)
+            .map(|i| {
+                let n = (i + 3).to_string();
+                at(i + 1, i as i64 * (minutes + 1), minutes, &title.replace("{n}", &n), &overview.replace("{n}", &n))
+            })
+            .collect()
+    }
+
+    #[test]
+    fn recorded_media_in_many_languages_qualifies_and_cites_it() {
+        let cases: [(&str, &str, UsageType); 12] = [
+            (
+                "Capítulo {n}: La traición de Ricardo",
+                "Ricardo engaña a Valeria y ella jura vengarse.",
+                UsageType::Audiobook,
+            ),
+            ("Die Vermessung der Welt – Kapitel {n}", "Der Erzähler schildert Humboldts Reise.", UsageType::Audiobook),
+            (
+                "Elizabeth Rejects Mr. Darcy's Proposal",
+                "The narrator recounts how Elizabeth refuses Darcy.",
+                UsageType::Audiobook,
+            ),
+            (
+                "Le Monde en Questions – épisode {n}",
+                "Dans cet épisode, une historienne raconte Versailles.",
+                UsageType::Podcast,
+            ),
+            (
+                "Morning Drive: Traffic, Weather and Listener Calls",
+                "The host tells listeners about a crash on the ring road.",
+                UsageType::Podcast,
+            ),
+            (
+                "Sermon: Grace Abounds, part {n}",
+                "The preacher tells the congregation about grace.",
+                UsageType::Prerecorded,
+            ),
+            (
+                "Predigt zum Sonntag {n}",
+                "Der Pfarrer spricht über Vergebung; eine Predigt ohne Unterbrechung.",
+                UsageType::Prerecorded,
+            ),
+            (
+                "Guided Sleep Meditation – Day {n}",
+                "A calm voice counts breaths until the track ends.",
+                UsageType::Prerecorded,
+            ),
+            (
+                "Second Half Play-by-Play: Rovers vs United",
+                "The commentator calls every pass of the second half.",
+                UsageType::TvMovie,
+            ),
+            (
+                "Amor Perfeito – Capítulo {n}",
+                "A novela continua: Marê descobre o segredo da família.",
+                UsageType::Audiobook,
+            ),
+            ("進撃の巨人 第{n}話", "エレンたちが壁の外へ出る。", UsageType::Podcast),
+            (
+                "Curso de Python – Módulo {n}",
+                "Aula gravada de um curso online sobre listas e dicionários.",
+                UsageType::Prerecorded,
+            ),
+        ];
+        for (title, overview, usage_type) in cases {
+            let convs = played(title, overview, 16, 55);
+            let ids: BTreeSet<String> = convs.iter().map(|c| c.conversation_id.clone()).collect();
+            let v = HeuristicClassifier.classify(&input(convs, abuser_shape())).unwrap();
+            assert!(v.misuse_score >= 0.7, "{title}: {v:?}");
+            assert_eq!(v.usage_type, usage_type, "{title}: {v:?}");
+            assert!(v.evidence.iter().all(|e| ids.contains(&e.conversation_id)), "{title}: {v:?}");
+            assert!(
+                v.evidence.iter().any(|e| e.reason.starts_with("title or overview says")),
+                "{title}: a qualifying verdict cites a conversation that describes recorded media: {v:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn live_heavy_use_in_many_languages_does_not_qualify() {
+        // A week of a therapist, a teacher, a court reporter and a manager in several languages,
+        // numbered, uniform, all day, with every shape signal the meter can give, and now and then
+        // a telenovela or a film with the family.
+        let week: Vec<(&str, &str)> = vec![
+            ("Session {n} with client", "Weekly therapy session with a client about anxiety at work."),
+            ("Sesión {n} con el cliente", "Sesión de terapia con la clienta; hablamos de su ansiedad."),
+            ("Clase {n}", "Clase de matemáticas con los alumnos; preguntas sobre el examen."),
+            ("MATH 221 Lecture {n}", "The professor took questions from students about eigenvalues."),
+            ("Deposition Day {n}", "Deposition of the witness with both attorneys present."),
+            ("Sitzung {n} mit dem Vorstand", "Besprechung mit dem Vorstand über das Budget."),
+            ("Réunion hebdomadaire n° {n}", "Réunion d'équipe : les priorités de la semaine."),
+            ("Reunião {n} com o cliente", "Reunião com o cliente sobre o contrato."),
+            ("Riunione di progetto {n}", "Riunione con il team sul rilascio."),
+            ("第{n}回 定例会議", "チームの定例会議。"),
+            ("Aula {n} – Turma B", "Aula presencial com os alunos sobre frações."),
+            ("Board meeting part {n}", "Board meeting: financials and the hiring plan."),
+        ];
+        let mut convs = Vec::new();
+        for day in 0..7i64 {
+            for (slot, (title, overview)) in week.iter().enumerate() {
+                let n = (10 + day * 2 + slot as i64 % 2).to_string();
+                let id = convs.len() + 1;
+                let start = day * 1440 + 7 * 60 + slot as i64 * 61;
+                convs.push(at(id, start, 60, &title.replace("{n}", &n), overview));
+            }
+        }
+        let id = convs.len() + 1;
+        convs.push(at(
+            id,
+            3 * 1440 + 20 * 60,
+            45,
+            "Capítulo 45 de la novela con la abuela",
+            "Vimos la telenovela en familia.",
+        ));
+        convs.push(at(
+            id + 1,
+            5 * 1440 + 20 * 60,
+            120,
+            "Noche de película en familia",
+            "Vimos una película con los niños.",
+        ));
+        let v = HeuristicClassifier.classify(&input(convs.clone(), max_shape())).unwrap();
+        assert!(v.misuse_score < 0.7, "{v:?}");
+        // Each kind alone, too: the whole week of one person.
+        for (title, overview) in &week {
+            let convs: Vec<_> = (0..40)
+                .map(|i| {
+                    let day = i as i64 / 6;
+                    let start = day * 1440 + 8 * 60 + (i as i64 % 6) * 61;
+                    at(i + 1, start, 60, &title.replace("{n}", &(10 + i).to_string()), overview)
+                })
+                .collect();
+            let v = HeuristicClassifier.classify(&input(convs, max_shape())).unwrap();
+            assert!(v.misuse_score < 0.7, "{title}: {v:?}");
+        }
+    }
+
+    #[test]
+    fn narration_cues_are_silenced_by_live_people() {
+        let club = at(1, 0, 90, "Book club", "Book club with friends: we argued about the protagonist and the plot.");
+        let story = at(2, 200, 90, "Elizabeth and Darcy", "The protagonist confronts Darcy; the plot thickens.");
+        let v = HeuristicClassifier.classify(&input(vec![club.clone()], UsageShape::default())).unwrap();
+        assert_eq!(v.misuse_score, 0.0, "{v:?}");
+        let v = HeuristicClassifier.classify(&input(vec![story], UsageShape::default())).unwrap();
+        assert!((v.misuse_score - MEDIA_WEIGHT).abs() < 1e-9, "{v:?}");
+        assert!(v.evidence[0].reason.contains("protagonist"), "{v:?}");
+        // A named medium counts beside live people: a movie watched with friends is a movie.
+        let film = at(3, 400, 90, "Movie night with friends", "Watched a film together.");
+        let v = HeuristicClassifier.classify(&input(vec![club, film], UsageShape::default())).unwrap();
+        assert!(v.evidence.iter().any(|e| e.conversation_id == "c3"), "{v:?}");
+    }
+
+    #[test]
+    fn narration_paced_single_speakers_and_media_categories_are_weak_signs_only() {
+        let narrated = |i: usize, title: &str, overview: &str| Conversation {
+            speaker_count: Some(1),
+            word_count: Some(60 * 150),
+            category: "entertainment".into(),
+            ..at(i, i as i64 * 61, 60, title, overview)
+        };
+        // A week of neutral titles read by one voice at narration pace, in the entertainment
+        // category, with every shape signal: below the threshold, and cited as weak signs only.
+        let titles =
+            ["Elizabeth Rejects Mr. Darcy's Proposal", "A Letter from Pemberley", "Lydia Elopes", "The Return"];
+        let convs: Vec<_> = (0..60).map(|i| narrated(i + 1, titles[i % 4], "Elizabeth and Darcy quarrel.")).collect();
+        let v = HeuristicClassifier.classify(&input(convs.clone(), max_shape())).unwrap();
+        assert!(v.misuse_score < 0.7, "{v:?}");
+        assert!((v.misuse_score - SHAPE_SCORE_LIMIT - WEAK_SIGN_LIMIT).abs() < 1e-9, "{v:?}");
+        assert!(v.evidence.iter().all(|e| e.reason.starts_with("weak sign only")), "{v:?}");
+        // The same voice with every other overview saying "narrator" is an audiobook (one in four
+        // is not enough: 0.64).
+        let mut said: Vec<_> = convs.clone();
+        for c in said.iter_mut().step_by(2) {
+            c.overview = "The narrator recounts how Elizabeth refuses Darcy.".into();
+        }
+        let v = HeuristicClassifier.classify(&input(said, abuser_shape())).unwrap();
+        assert!(v.misuse_score >= 0.7, "{v:?}");
+        assert!(v.evidence[0].reason.contains("narrator"), "{v:?}");
+        // A lecturer speaks alone at that pace too; a live lecture is no weak sign at all.
+        let lecture = Conversation {
+            category: "education".into(),
+            ..narrated(1, "Lecture", "Live lecture; students asked questions.")
+        };
+        let v = HeuristicClassifier.classify(&input(vec![lecture], UsageShape::default())).unwrap();
+        assert_eq!(v.misuse_score, 0.0, "{v:?}");
+        // Short, slow or several voices: no sign.
+        for c in [
+            Conversation { word_count: Some(60 * 80), category: String::new(), ..convs[0].clone() },
+            Conversation { speaker_count: Some(2), category: String::new(), ..convs[0].clone() },
+            Conversation { word_count: None, category: String::new(), ..convs[0].clone() },
+        ] {
+            let v = HeuristicClassifier.classify(&input(vec![c], UsageShape::default())).unwrap();
+            assert_eq!(v.misuse_score, 0.0, "{v:?}");
+        }
+    }
+
+    #[test]
+    fn shape_numbering_and_weak_signs_together_never_qualify() {
+        let convs: Vec<_> = (0..200)
+            .map(|i| Conversation {
+                speaker_count: Some(1),
+                word_count: Some(30 * 160),
+                category: "religion".into(),
+                ..at(i + 1, i as i64 * 31, 30, &format!("Untitled part {}", i + 1), "Continuous speech.")
+            })
+            .collect();
+        let sessions: Vec<_> = (0..300).map(|i| playback(i, 10_000 + i as i64 * 31, 30)).collect();
+        let v = HeuristicClassifier.classify(&with_sessions(convs, max_shape(), sessions)).unwrap();
+        assert!(v.misuse_score < 0.7, "{v:?}");
+        assert!(
+            (v.misuse_score - (SHAPE_SCORE_LIMIT + UNNAMED_SERIES_LIMIT + WEAK_SIGN_LIMIT)).abs() < 1e-9,
+            "every non-media signal at its cap: {v:?}"
+        );
+    }
+
+    #[test]
+    fn ticket_numbers_are_no_series_but_advancing_numbers_are() {
+        // Thirty support calls a day, each with a ticket number from a shared queue: no series.
+        let tickets: Vec<_> = (0..30)
+            .map(|i| at(i + 1, i as i64 * 16, 15, &format!("Ticket #{} — login problems", 48_000 + i * 37), ""))
+            .collect();
+        let readings: Vec<_> = tickets
+            .iter()
+            .map(|c| Reading { conv: c, minutes: 15.0, media: None, personal: false, weak: None })
+            .collect();
+        assert!(binges(&readings).is_empty());
+        // The same day as numbers one to three apart: a series worked through.
+        let series: Vec<_> =
+            (0..30).map(|i| at(i + 1, i as i64 * 40, 15, &format!("Morning Drive {}", 100 + i * 2), "")).collect();
+        let readings: Vec<_> = series
+            .iter()
+            .map(|c| Reading { conv: c, minutes: 15.0, media: None, personal: false, weak: None })
+            .collect();
+        let found = binges(&readings);
+        assert_eq!(found.len(), 1);
+        assert!(found[0].per_day >= 3 && found[0].back_to_back == 0, "{}", found[0].per_day);
     }
 
     #[test]
