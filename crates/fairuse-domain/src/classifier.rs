@@ -486,6 +486,7 @@ const MEDIA_WORDS: &[(&str, UsageType, Strength)] = &[
     ("heroine", AB, C),
     ("main character", AB, C),
     ("storyline", AB, C),
+    ("the author", AB, C),
     ("trama", AB, C),
     ("villain", AB, C),
     ("villano", AB, C),
@@ -572,6 +573,7 @@ const MEDIA_WORDS: &[(&str, UsageType, Strength)] = &[
     ("telecronista", TV, N),
     ("sports broadcast", TV, N),
     ("match commentary", TV, N),
+    ("live commentary", TV, N),
     ("retransmision", TV, N),
     ("retransmission", TV, N),
     ("transmision del partido", TV, N),
@@ -1983,6 +1985,14 @@ mod tests {
             media_of(&fold("Guided Sleep Meditation – Day 14"), false).map(|m| m.0),
             Some(UsageType::Prerecorded)
         );
+        assert_eq!(
+            media_of(&fold("Live commentary: Rovers vs United"), false),
+            Some((UsageType::TvMovie, "live commentary"))
+        );
+        let author = fold("The author argues that cities shaped the modern state.");
+        assert_eq!(media_of(&author, true), Some((UsageType::Audiobook, "the author")));
+        assert!(!personal_text(&author));
+        assert!(personal_text(&fold("Call with the author about the manuscript")), "live: the cue is silenced");
         // Cues only where allowed.
         let plot = fold("The protagonist confronts her father; the plot thickens.");
         assert_eq!(media_of(&plot, false), None);
