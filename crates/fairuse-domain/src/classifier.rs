@@ -184,6 +184,10 @@ pub struct Verdict {
     pub model: String,
     pub prompt_version: String,
     pub recipes: Vec<Recipe>,
+    /// Why the score was lowered under the qualifying line after the classifier answered
+    /// ([`crate::pipeline::admit`]: it cited none of the conversations it was shown).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub demoted: Option<String>,
 }
 
 pub const MAX_EVIDENCE: usize = 10;
@@ -208,6 +212,7 @@ impl Verdict {
             model: "synthetic".into(),
             prompt_version: "free_exhausted".into(),
             recipes: Vec::new(),
+            demoted: None,
         }
     }
 }
@@ -318,6 +323,7 @@ impl ScriptedClassifier {
             model: "scripted".into(),
             prompt_version: "scripted".into(),
             recipes: Vec::new(),
+            demoted: None,
         }
         .clamped()
     }
@@ -1589,6 +1595,7 @@ impl Classifier for HeuristicClassifier {
             model: "heuristic".into(),
             prompt_version: HEURISTIC_VERSION.into(),
             recipes,
+            demoted: None,
         }
         .clamped())
     }

@@ -9,6 +9,7 @@ pub mod classifier;
 pub mod engine;
 pub mod error;
 pub mod ids;
+pub mod pipeline;
 pub mod policy;
 pub mod sessions;
 pub mod stage;

@@ -195,6 +195,9 @@ struct Compiled {
     /// `caps[plan][window]` in ms; `None` when the plan has no cap on that window.
     caps: Vec<Vec<Option<i64>>>,
     plan_free: Vec<bool>,
+    /// `lowest_caps[window]`: the smallest cap of any plan, so a report under all of them needs
+    /// no plan lookup to know that nothing triggered.
+    lowest_caps: Vec<Option<i64>>,
     default_plan: usize,
     ceiling_window: usize,
     window_minutes: Vec<i64>,
@@ -277,6 +280,8 @@ impl Policy {
             compiled.caps.push(caps);
             compiled.plan_free.push(plan.free);
         }
+        compiled.lowest_caps =
+            (0..self.windows.len()).map(|w| compiled.caps.iter().filter_map(|caps| caps[w]).min()).collect();
         compiled.default_plan = *compiled
             .plan_index
             .get(&self.default_plan)
@@ -399,6 +404,11 @@ impl Policy {
     /// Caps of a plan aligned with [`Policy::windows`].
     pub fn caps(&self, plan: PlanId) -> &[Option<i64>] {
         self.compiled.caps.get(plan.0).map(Vec::as_slice).unwrap_or(&[])
+    }
+
+    /// Per window, the smallest cap of any plan (`None` when no plan caps that window).
+    pub fn lowest_caps(&self) -> &[Option<i64>] {
+        &self.compiled.lowest_caps
     }
 
     pub fn window_minutes(&self) -> &[i64] {

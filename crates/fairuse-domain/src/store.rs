@@ -169,7 +169,8 @@ pub trait JobStore: Send + Sync {
 #[async_trait]
 pub trait ConversationStore: Send + Sync {
     async fn upsert(&self, uid: &Uid, conversation: &Conversation) -> Result<(), StoreError>;
-    /// Conversations that started at or after `from`, oldest first, at most `limit`.
+    /// Conversations that started at or after `from`, oldest first; over `limit`, the most
+    /// recently started are kept (many early conversations cannot hide the later ones).
     async fn since(&self, uid: &Uid, from: Timestamp, limit: usize) -> Result<Vec<Conversation>, StoreError>;
     /// Stores a gateway stream session by `(uid, session_id)`. A later snapshot replaces the
     /// stored one whole, unless it is behind it ([`StreamSession::is_behind`]: it would reopen a
@@ -538,7 +539,10 @@ impl ConversationStore for MemoryStore {
     async fn since(&self, uid: &Uid, from: Timestamp, limit: usize) -> Result<Vec<Conversation>, StoreError> {
         Ok(lock(&self.conversations)
             .get(uid)
-            .map(|l| l.iter().filter(|c| c.started_at >= from).take(limit).cloned().collect())
+            .map(|l| {
+                let recent: Vec<Conversation> = l.iter().filter(|c| c.started_at >= from).cloned().collect();
+                recent[recent.len().saturating_sub(limit)..].to_vec()
+            })
             .unwrap_or_default())
     }
 

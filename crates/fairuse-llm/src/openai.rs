@@ -135,6 +135,11 @@ impl OpenAiClassifier {
         // Recipes follow the rules over all the user's conversations and gateway sessions, as the
         // heuristic's do, even when the model is shown only the most recent ones.
         let recipes = select_recipes_with_sessions(&input.conversations, &input.sessions);
+        if input.conversations.is_empty() {
+            // Nothing the model could cite: Omi's 0.0 default, without a call (and without cost).
+            metrics::counter!(REQUESTS_METRIC, "outcome" => "no_conversations").increment(1);
+            return Ok(Verdict { recipes, ..Verdict::no_evidence() });
+        }
         let prepared = prompt::prepare(input, &recipes, self.cfg.max_conversations, self.cfg.include_text);
         let body = prompt::request_body(&self.cfg.model, &prepared.user_message);
         for attempt in 1..=ATTEMPTS {
@@ -176,6 +181,7 @@ impl OpenAiClassifier {
                                 model,
                                 prompt_version: PROMPT_VERSION.to_owned(),
                                 recipes,
+                                demoted: None,
                             }
                             .clamped());
                         }

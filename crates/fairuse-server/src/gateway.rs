@@ -21,6 +21,7 @@ use axum::extract::{RawQuery, State};
 use axum::http::HeaderMap;
 use axum::response::Response;
 use fairuse_domain::ids::{Lane, Uid};
+use fairuse_domain::pipeline;
 use fairuse_domain::sessions::{DEFAULT_BRIDGE_MS, SpeechRuns, StreamSession};
 use fairuse_domain::windows::{SpeechAmount, UsageReport};
 use futures_util::{SinkExt, StreamExt};
@@ -836,7 +837,6 @@ impl Stream {
             return Lease::Off;
         }
         let policy = self.service.policy();
-        let slice_ms = policy.budget.slice.ms().max(1);
         let unreported = self.reported.map_or(0, |r| r.1) != self.stt_ms();
         let decision = if unreported {
             Err("the forwarded audio could not be reported".to_owned())
@@ -848,39 +848,39 @@ impl Stream {
                 Err(_) => Err("decision timed out".to_owned()),
             }
         };
-        let decision = match decision {
-            Ok(d) => d,
-            Err(why) if self.budgeted && policy.budget.fail_closed_when_store_down => {
+        let action = pipeline::lease(decision.as_ref().ok(), self.budgeted, &policy);
+        if let Ok(d) = &decision {
+            self.budgeted = d.stt_budget.is_some();
+        }
+        match (action, &decision) {
+            (pipeline::Lease::Hold, Err(why)) => {
                 tracing::warn!(uid = %self.uid, %why, "budgeted stream held: nothing forwarded until the store answers");
+            }
+            (pipeline::Lease::Hold, Ok(_)) => tracing::warn!(uid = %self.uid, "budget store unavailable; stream held"),
+            (pipeline::Lease::Grant { .. }, Err(why)) => {
+                tracing::warn!(uid = %self.uid, %why, "leasing one more slice (no budget to protect)");
+            }
+            _ => {}
+        }
+        let decision = match action {
+            pipeline::Lease::Hold => {
                 metrics::counter!("fairuse_gateway_leases_held_total").increment(1);
                 self.lease_end_frames = self.forwarded_frames;
                 self.lease_retry_at = Some(tokio::time::Instant::now() + LEASE_RETRY);
                 return Lease::Held;
             }
-            Err(why) => {
-                tracing::warn!(uid = %self.uid, %why, "leasing one more slice (no budget to protect)");
-                self.lease(slice_ms);
+            pipeline::Lease::Grant { ms } => {
+                if decision.is_ok() {
+                    self.lease_retry_at = None;
+                }
+                self.lease(ms);
                 return Lease::Granted;
             }
+            pipeline::Lease::Stop => match decision {
+                Ok(d) => d,
+                Err(_) => return Lease::Held, // unreachable: a stop needs a decision that denies
+            },
         };
-        self.budgeted = decision.stt_budget.is_some();
-        if !decision.stt_allowed && decision.budget_unavailable {
-            // Denied only because the budget store did not answer (fail closed): hold, not stop.
-            tracing::warn!(uid = %self.uid, "budget store unavailable; stream held");
-            metrics::counter!("fairuse_gateway_leases_held_total").increment(1);
-            self.lease_end_frames = self.forwarded_frames;
-            self.lease_retry_at = Some(tokio::time::Instant::now() + LEASE_RETRY);
-            return Lease::Held;
-        }
-        self.lease_retry_at = None;
-        if decision.stt_allowed {
-            let grant = match &decision.stt_budget {
-                Some(b) => slice_ms.min(b.remaining_ms.max(1)),
-                None => slice_ms,
-            };
-            self.lease(grant);
-            return Lease::Granted;
-        }
         self.forwarding = false;
         if !self.exhausted_sent {
             self.exhausted_sent = true;

@@ -416,7 +416,8 @@ async fn post_conversations(
     for (i, v) in raw.into_iter().enumerate() {
         let c: Conversation = parse_json(v.to_string().as_bytes())
             .map_err(|e| if many { index_error(e, "conversations", i) } else { e })?;
-        crate::service::validate_conversation(&c).map_err(|e| if many { e.at_index("conversations", i) } else { e })?;
+        fairuse_domain::pipeline::validate_conversation(&c, &st.service.policy(), st.service.now())
+            .map_err(|e| if many { e.at_index("conversations", i) } else { e })?;
         parsed.push(c);
     }
     for c in &parsed {

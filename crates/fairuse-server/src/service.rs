@@ -6,9 +6,11 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
+use fairuse_domain::StoreError;
 use fairuse_domain::classifier::{Classifier, ClassifierInput, Conversation, Verdict};
 use fairuse_domain::engine::{self, CapCheck, ClassifyGate, Ctx, Decision, EnforcementState, Event, Outcome};
 use fairuse_domain::ids::{CaseRef, IdSource, Lane, Uid};
+use fairuse_domain::pipeline::{self, AfterReport, Judgement};
 use fairuse_domain::policy::{Mode, Policy};
 use fairuse_domain::sessions::StreamSession;
 use fairuse_domain::stage::Stage;
@@ -16,9 +18,8 @@ use fairuse_domain::store::{
     BudgetStore, ConversationStore, EnforcementStore, Job, JobStore, LockStore, OutboxMessage, OutboxStore,
     RateLimitStore, UsageMeterStore,
 };
-use fairuse_domain::time::{Clock, MS_PER_MINUTE, Timestamp};
+use fairuse_domain::time::{Clock, Timestamp};
 use fairuse_domain::windows::{RecordOutcome, UsageReport};
-use fairuse_domain::{InputError, StoreError};
 use serde::Serialize;
 use tokio::sync::Notify;
 
@@ -171,13 +172,6 @@ pub struct UsageAccepted {
 }
 
 const MAX_COMMIT_ATTEMPTS: usize = 6;
-
-/// The most conversations of the lookback one classifier run reads (the oldest first).
-const CLASSIFIER_CONVERSATIONS: usize = 200;
-/// The most gateway stream sessions of the lookback one classifier run reads (the most recently
-/// started, so many early streams cannot hide later ones): a reconnect every ten minutes for the
-/// whole week.
-const CLASSIFIER_STREAM_SESSIONS: usize = 1_000;
 
 fn token() -> String {
     uuid::Uuid::new_v4().to_string()
@@ -333,6 +327,8 @@ impl Service {
         }
     }
 
+    /// What follows a recorded report: the STT budget, then judging. A budget failure does not
+    /// keep the report from being judged.
     async fn after_usage(
         &self,
         uid: &Uid,
@@ -342,40 +338,100 @@ impl Service {
         policy: &Policy,
         now: Timestamp,
     ) -> ApiResult<()> {
-        if stt_ms > 0 {
-            let used = self.add_forwarded(uid, now.utc_day(), stt_ms).await?;
-            if self.durable_breaker.is_open(now) {
-                return Ok(()); // counted; the exhaustion event waits until the durable store answers
-            }
-            let state = self.current_state_tripping(uid).await?;
-            let ceiling = totals.get(policy.ceiling_window()).is_some_and(|t| *t >= policy.ceiling.limit.ms());
-            let fwd = engine::forwarding(&state, uid.as_str(), ceiling, policy);
-            if let Some(limit) = fwd.budget_limit_ms.or(fwd.recorded_budget_limit_ms)
-                && used >= limit
-                && self.stores.budget.note_exhausted_once(uid, now.utc_day()).await?
-            {
-                self.update(uid, |s, ctx| {
-                    let mut day = engine::BudgetDay { day: ctx.now.utc_day(), used_ms: used, exhausted_noted: false };
-                    let (_, _, e) = engine::record_stt(s, &mut day, 0, &fwd, ctx);
-                    Ok(e.into_iter().collect())
-                })
-                .await?;
-            }
-        }
-        let interval = policy.metering.check_interval.ms();
+        let budget = if stt_ms > 0 { self.count_forwarded(uid, stt_ms, &totals, policy, now).await } else { Ok(()) };
+        let judged = self.judge_if_over(uid, &totals, session, policy, now).await;
+        budget.and(judged)
+    }
+
+    /// Adds forwarded audio to the day's budget and records `budget_exhausted` the first time the
+    /// budget of the user's stage runs out that day.
+    async fn count_forwarded(
+        &self,
+        uid: &Uid,
+        stt_ms: i64,
+        totals: &[i64],
+        policy: &Policy,
+        now: Timestamp,
+    ) -> ApiResult<()> {
+        let used = self.add_forwarded(uid, now.utc_day(), stt_ms).await?;
         if self.durable_breaker.is_open(now) {
-            return Ok(()); // metering is recorded; evaluation waits until the durable store answers
-        }
-        if self.recent_evaluations.recently(uid, interval, now) {
-            return Ok(()); // this process evaluated the user less than a check interval ago
-        }
-        let eval_key = format!("eval:{uid}");
-        let acquired = self.stores.locks.try_acquire(&eval_key, &token(), interval, now).await?;
-        self.recent_evaluations.note(uid, interval, now);
-        if !acquired {
-            return Ok(()); // another process evaluated it less than a check interval ago
+            return Ok(()); // counted; the exhaustion event waits until the durable store answers
         }
         let state = self.current_state_tripping(uid).await?;
+        let ceiling = totals.get(policy.ceiling_window()).is_some_and(|t| *t >= policy.ceiling.limit.ms());
+        let fwd = engine::forwarding(&state, uid.as_str(), ceiling, policy);
+        if let Some(limit) = fwd.budget_limit_ms.or(fwd.recorded_budget_limit_ms)
+            && used >= limit
+            && self.stores.budget.note_exhausted_once(uid, now.utc_day()).await?
+        {
+            self.update(uid, |s, ctx| {
+                let mut day = engine::BudgetDay { day: ctx.now.utc_day(), used_ms: used, exhausted_noted: false };
+                let (_, _, e) = engine::record_stt(s, &mut day, 0, &fwd, ctx);
+                Ok(e.into_iter().collect())
+            })
+            .await?;
+        }
+        Ok(())
+    }
+
+    /// Steps 1 and 2 of [`pipeline`]: a report under every cap of every plan needs nothing more;
+    /// over the caps of the user's plan the user is judged now if their evaluation slot is free,
+    /// and otherwise a due evaluation is queued, so the crossing is judged within the check
+    /// interval even if no later report comes. An evaluation that cannot run now (the durable
+    /// store is failing) is queued as due too.
+    async fn judge_if_over(
+        &self,
+        uid: &Uid,
+        totals: &[i64],
+        session: Option<String>,
+        policy: &Policy,
+        now: Timestamp,
+    ) -> ApiResult<()> {
+        if !pipeline::may_trigger(totals, policy) {
+            return Ok(());
+        }
+        let due = |session: Option<String>| pipeline::due_evaluation_job(uid.as_str(), session, now);
+        let due_at = now.plus_ms(policy.metering.check_interval.ms());
+        if self.durable_breaker.is_open(now) {
+            // Metering is recorded; the judgement waits until the durable store answers.
+            return self.queue_due_evaluation(&due(session), due_at).await;
+        }
+        let state = match self.stores.durable.load(uid).await {
+            Ok(v) => v.map(|v| v.value).unwrap_or_default(),
+            Err(e) => {
+                self.durable_breaker.trip(self.now());
+                self.queue_due_evaluation(&due(session), due_at).await.ok();
+                return Err(e.into());
+            }
+        };
+        let check = engine::check_caps(totals.to_vec(), state.plan_id(policy), policy);
+        let AfterReport::Judge { due_at } = pipeline::after_report(&check, policy, now) else {
+            return Ok(());
+        };
+        let interval = policy.metering.check_interval.ms();
+        if self.recent_evaluations.recently(uid, interval, now) {
+            // Judged here less than a check interval ago, before this report: judge again when due.
+            return self.queue_due_evaluation(&due(session), due_at).await;
+        }
+        let acquired = self.stores.locks.try_acquire(&eval_key(uid), &token(), interval, now).await?;
+        self.recent_evaluations.note(uid, interval, now);
+        if !acquired {
+            return self.queue_due_evaluation(&due(session), due_at).await;
+        }
+        self.evaluate(uid, session, policy, now).await
+    }
+
+    /// Records that `uid` must be judged at `due_at` (one pending per user: the job id is theirs).
+    async fn queue_due_evaluation(&self, job: &Job, due_at: Timestamp) -> ApiResult<()> {
+        self.stores.jobs.enqueue(job, due_at).await?;
+        metrics::counter!("fairuse_due_evaluations_queued_total").increment(1);
+        Ok(())
+    }
+
+    /// Step 3: the gate as of now, then the classifier lock (the cooldown), then a job.
+    async fn evaluate(&self, uid: &Uid, session: Option<String>, policy: &Policy, now: Timestamp) -> ApiResult<()> {
+        let state = self.current_state_tripping(uid).await?;
+        let totals = self.stores.meter.read_totals(uid, policy, now).await?;
         let check = engine::check_caps(totals, state.plan_id(policy), policy);
         let exempt = state.exempt || policy.is_exempt_in_config(uid.as_str());
         if engine::classify_gate(&state, &check, exempt, true, policy) != ClassifyGate::Run {
@@ -396,8 +452,29 @@ impl Service {
         Ok(())
     }
 
-    /// Runs one classifier job. A failure gives no verdict, is recorded, and releases the lock
-    /// so the next check may try again (fail open).
+    /// Runs a due evaluation: takes the user's evaluation slot like a report would. If the slot is
+    /// taken, the user was judged after the report that queued this, and nothing is left to do.
+    pub async fn run_due_evaluation(&self, job: &Job) -> ApiResult<()> {
+        let uid = Uid::parse(&job.uid)?;
+        let policy = self.policy();
+        let now = self.now();
+        let interval = policy.metering.check_interval.ms();
+        if self.stores.locks.try_acquire(&eval_key(&uid), &token(), interval, now).await? {
+            self.recent_evaluations.note(&uid, interval, now);
+            self.evaluate(&uid, job.session_id.clone(), &policy, now).await?;
+        }
+        metrics::counter!("fairuse_due_evaluations_run_total").increment(1);
+        self.stores.jobs.complete(&job.id).await?;
+        Ok(())
+    }
+
+    /// Runs one job from the queue: a due evaluation or a classifier run.
+    pub async fn run_job(&self, job: &Job) -> ApiResult<()> {
+        if job.is_due_evaluation() { self.run_due_evaluation(job).await } else { self.run_classifier_job(job).await }
+    }
+
+    /// Runs one classifier job (step 4 of [`pipeline`]). A classifier failure gives no verdict,
+    /// is recorded, and releases the lock so the next check may try again (fail open).
     pub async fn run_classifier_job(&self, job: &Job) -> ApiResult<()> {
         let uid = Uid::parse(&job.uid)?;
         let policy = self.policy();
@@ -406,48 +483,42 @@ impl Service {
         let plan = state.plan_id(&policy);
         let totals = self.stores.meter.read_totals(&uid, &policy, now).await?;
         let check = engine::check_caps(totals, plan, &policy);
-        // The gate again, as of now: the kill switch, an exemption or restrict may have come since
-        // the job was queued, and a job already applied (by another worker) is not applied twice.
         let exempt = state.exempt || policy.is_exempt_in_config(uid.as_str());
-        let gate = engine::classify_gate(&state, &check, exempt, true, &policy);
-        let stale = matches!(
-            gate,
-            ClassifyGate::Disabled | ClassifyGate::KillSwitch | ClassifyGate::Exempt | ClassifyGate::InRestrict
-        );
-        if stale || state.last_job_id.as_deref() == Some(job.id.as_str()) {
+        if !pipeline::job_still_wanted(&state, &check, exempt, &job.id, &policy) {
             self.stores.jobs.complete(&job.id).await?;
             return Ok(());
         }
-        let verdict: Result<Verdict, String> = match engine::synthetic_verdict(&state, &policy) {
-            Some(v) => Ok(v),
-            None => {
-                let lookback = policy.classifier.lookback.ms();
-                let from = now.minus_ms(lookback);
-                let conversations = self.stores.conversations.since(&uid, from, CLASSIFIER_CONVERSATIONS).await?;
-                // Sessions updated in the lookback, so a stream that started before it still counts.
-                let sessions =
-                    self.stores.conversations.stream_sessions_since(&uid, from, CLASSIFIER_STREAM_SESSIONS).await?;
-                let shape = self.stores.meter.usage_shape(&uid, lookback, now).await?;
-                let input = ClassifierInput {
-                    uid: uid.to_string(),
-                    plan: policy.plan_name(plan).to_owned(),
-                    conversations,
-                    shape,
-                    window_totals_ms: check.totals.clone(),
-                    sessions,
-                };
+        let lookback = policy.classifier.lookback.ms();
+        let from = now.minus_ms(lookback);
+        let stored = self.stores.conversations.since(&uid, from, pipeline::CLASSIFIER_CONVERSATIONS).await?;
+        // Sessions updated in the lookback, so a stream that started before it still counts.
+        let sessions =
+            self.stores.conversations.stream_sessions_since(&uid, from, pipeline::CLASSIFIER_STREAM_SESSIONS).await?;
+        let shape = self.stores.meter.usage_shape(&uid, lookback, now).await?;
+        let input = ClassifierInput {
+            uid: uid.to_string(),
+            plan: policy.plan_name(plan).to_owned(),
+            conversations: pipeline::select_conversations(stored, &policy, now),
+            shape,
+            window_totals_ms: check.totals.clone(),
+            sessions,
+        };
+        let verdict: Result<Verdict, String> = match pipeline::judgement(&state, &input, &policy) {
+            Judgement::Given(v) => Ok(v),
+            Judgement::Ask => {
                 let classifier = self.classifier.clone();
                 let started = std::time::Instant::now();
-                let r = tokio::task::spawn_blocking(move || classifier.classify(&input))
+                let asked = input.clone();
+                let r = tokio::task::spawn_blocking(move || classifier.classify(&asked))
                     .await
                     .map_err(|e| format!("classifier task failed: {e}"))
                     .and_then(|r| r.map_err(|e| e.to_string()));
                 metrics::histogram!("fairuse_classifier_seconds").record(started.elapsed().as_secs_f64());
-                r
+                r.map(|v| pipeline::admit(v.clamped(), &input, &policy))
             }
         };
         let verdict = match verdict {
-            Ok(v) => v.clamped(),
+            Ok(v) => v,
             Err(reason) => {
                 metrics::counter!("fairuse_classifier_runs_total", "outcome" => "failed").increment(1);
                 tracing::warn!(%uid, %reason, "classifier failed; no verdict, lock released");
@@ -456,19 +527,11 @@ impl Service {
                 return Ok(());
             }
         };
-        metrics::counter!("fairuse_classifier_runs_total", "outcome" => "ok").increment(1);
+        let outcome = if verdict.demoted.is_some() { "demoted" } else { "ok" };
+        metrics::counter!("fairuse_classifier_runs_total", "outcome" => outcome).increment(1);
         let trigger = check.trigger("soft_cap", plan, &policy);
-        let job_created = job.created_at;
-        self.update(&uid, |s, ctx| {
-            // Applied once per job, and never into a counting period that started (a reset)
-            // after the job was queued.
-            if s.last_job_id.as_deref() == Some(job.id.as_str()) || s.period_start.is_some_and(|p| p > job_created) {
-                return Ok(Vec::new());
-            }
-            s.last_job_id = Some(job.id.clone());
-            Ok(engine::apply_verdict(s, verdict.clone(), Some(trigger.clone()), job.session_id.clone(), ctx))
-        })
-        .await?;
+        self.update(&uid, |s, ctx| Ok(pipeline::apply_job_verdict(s, job, verdict.clone(), trigger.clone(), ctx)))
+            .await?;
         self.stores.jobs.complete(&job.id).await?;
         Ok(())
     }
@@ -586,7 +649,7 @@ impl Service {
     }
 
     pub async fn upsert_conversation(&self, uid: &Uid, c: &Conversation) -> ApiResult<()> {
-        validate_conversation(c)?;
+        pipeline::validate_conversation(c, &self.policy(), self.now())?;
         self.stores.conversations.upsert(uid, &c.for_classifier()).await?;
         Ok(())
     }
@@ -732,6 +795,11 @@ impl Service {
 /// abandoned: its lock is released so the next evaluation can queue a fresh job.
 pub const MAX_CLASSIFIER_JOB_ATTEMPTS: u32 = 10;
 
+/// The user's evaluation slot: held for one check interval by whoever judges the user.
+fn eval_key(uid: &Uid) -> String {
+    format!("eval:{uid}")
+}
+
 pub fn classifier_lock_key(uid: &Uid) -> String {
     format!("classifier:{uid}")
 }
@@ -744,24 +812,4 @@ fn record_event_metrics(events: &[Event]) {
                 .increment(1);
         }
     }
-}
-
-pub fn validate_conversation(c: &Conversation) -> Result<(), InputError> {
-    let id = &c.conversation_id;
-    if id.is_empty() || id.len() > 128 {
-        return Err(InputError::new("conversation_id", "must be 1-128 characters"));
-    }
-    if c.title.chars().count() > 500 {
-        return Err(InputError::new("title", "must be at most 500 characters"));
-    }
-    if c.category.chars().count() > 100 || c.source.chars().count() > 100 {
-        return Err(InputError::new("category", "category and source must be at most 100 characters"));
-    }
-    if c.finished_at < c.started_at {
-        return Err(InputError::new("finished_at", "must not be before started_at"));
-    }
-    if c.finished_at.millis() - c.started_at.millis() > 7 * 24 * 60 * MS_PER_MINUTE {
-        return Err(InputError::new("finished_at", "a conversation longer than 7 days is not plausible"));
-    }
-    Ok(())
 }

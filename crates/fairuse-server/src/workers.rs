@@ -1,4 +1,4 @@
-//! Background workers: the classifier queue, timers, evidence redaction, policy reload and the
+//! Background workers: the job queue (classifier runs and due evaluations), timers, evidence redaction, policy reload and the
 //! webhook outbox. Each stops when the shutdown signal flips, after finishing what it holds.
 
 use std::path::PathBuf;
@@ -34,7 +34,7 @@ pub fn spawn_classifier_worker(service: Arc<Service>, mut shutdown: watch::Recei
             };
             let idle = jobs.is_empty();
             for job in jobs {
-                if let Err(e) = service.run_classifier_job(&job).await {
+                if let Err(e) = service.run_job(&job).await {
                     service.classifier_job_failed(&job, &e.to_string()).await;
                 }
             }

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use fairuse_domain::classifier::{
-    Classifier, ClassifierError, ClassifierInput, ScriptedClassifier, UsageType, Verdict,
+    Classifier, ClassifierError, ClassifierInput, Conversation, Evidence, ScriptedClassifier, UsageType, Verdict,
 };
 use fairuse_domain::engine::EventKind;
 use fairuse_domain::error::StoreError;
@@ -23,8 +23,19 @@ use fairuse_server::service::{
 struct Fixed(Result<Verdict, ClassifierError>);
 
 impl Classifier for Fixed {
-    fn classify(&self, _: &ClassifierInput) -> Result<Verdict, ClassifierError> {
-        self.0.clone()
+    /// The fixed answer, citing every conversation it was shown (a verdict must cite evidence).
+    fn classify(&self, input: &ClassifierInput) -> Result<Verdict, ClassifierError> {
+        let mut v = self.0.clone()?;
+        v.evidence = input
+            .conversations
+            .iter()
+            .map(|c| Evidence {
+                conversation_id: c.conversation_id.clone(),
+                title: c.title.clone(),
+                reason: "fixed".into(),
+            })
+            .collect();
+        Ok(v)
     }
     fn name(&self) -> &str {
         "fixed"
@@ -97,17 +108,37 @@ fn over_cap(u: &str) -> Vec<(Uid, UsageReport, Option<String>)> {
     vec![(uid(u), UsageReport { stt_ms: 0, ..UsageReport::delta(Lane::Realtime, 3 * 3_600_000) }, None)]
 }
 
+/// Runs the jobs due now (classifier runs and due evaluations) and returns how many classifier
+/// jobs ran.
 async fn run_jobs(svc: &Service) -> usize {
     let jobs = svc.stores.jobs.claim(svc.now(), 100, 60_000).await.unwrap();
     for j in &jobs {
-        svc.run_classifier_job(j).await.unwrap();
+        svc.run_job(j).await.unwrap();
     }
-    jobs.len()
+    jobs.iter().filter(|j| !j.is_due_evaluation()).count()
+}
+
+/// A conversation of `u` that ended a minute before now: something a verdict can cite.
+async fn heard(svc: &Service, u: &str) {
+    let end = svc.now().minus_ms(MS_PER_MINUTE);
+    let c = Conversation {
+        conversation_id: format!("{u}-c1"),
+        title: "The Long Road - Chapter 3".into(),
+        overview: "The narrator reads the third chapter.".into(),
+        category: "entertainment".into(),
+        started_at: end.minus_ms(60 * MS_PER_MINUTE),
+        finished_at: end,
+        source: "omi".into(),
+        speaker_count: Some(1),
+        word_count: None,
+    };
+    svc.upsert_conversation(&uid(u), &c).await.unwrap();
 }
 
 #[tokio::test]
 async fn crossing_a_cap_queues_one_classifier_job_and_a_qualifying_verdict_warns_with_a_webhook() {
     let (svc, store, _) = service(Policy::default(), Ok(ScriptedClassifier::scripted(0.9, UsageType::Audiobook)), true);
+    heard(&svc, "ann").await;
     svc.record_usage(over_cap("ann")).await.unwrap();
     svc.record_usage(over_cap("ann")).await.unwrap();
     assert_eq!(run_jobs(&svc).await, 1, "evaluated once per check interval, classified once");
@@ -125,6 +156,7 @@ async fn crossing_a_cap_queues_one_classifier_job_and_a_qualifying_verdict_warns
 async fn concurrent_reports_that_cross_a_cap_run_the_classifier_exactly_once() {
     let (svc, store, clock) =
         service(Policy::default(), Ok(ScriptedClassifier::scripted(0.9, UsageType::Podcast)), false);
+    heard(&svc, "bo").await;
     let mut tasks = Vec::new();
     for _ in 0..16 {
         let svc = svc.clone();
@@ -149,6 +181,7 @@ async fn concurrent_reports_that_cross_a_cap_run_the_classifier_exactly_once() {
 #[tokio::test]
 async fn a_failing_classifier_gives_no_verdict_and_releases_the_lock() {
     let (svc, store, _) = service(Policy::default(), Err(ClassifierError::Timeout), true);
+    heard(&svc, "cy").await;
     svc.record_usage(over_cap("cy")).await.unwrap();
     assert_eq!(run_jobs(&svc).await, 1);
     assert!(store.events(&uid("cy"), 10).await.unwrap().is_empty(), "fail open: no verdict, no event");
@@ -174,6 +207,7 @@ async fn shadow_mode_records_the_escalation_but_queues_no_webhook() {
     policy.switches.mode = Mode::Shadow;
     policy.validate().unwrap();
     let (svc, store, _) = service(policy, Ok(ScriptedClassifier::scripted(0.95, UsageType::TvMovie)), true);
+    heard(&svc, "ed").await;
     svc.record_usage(over_cap("ed")).await.unwrap();
     run_jobs(&svc).await;
     let events = store.events(&uid("ed"), 10).await.unwrap();
@@ -229,6 +263,7 @@ async fn a_timer_that_ran_out_is_applied_by_the_sweep_with_a_restriction_lifted_
 async fn a_job_run_twice_by_two_workers_is_applied_once() {
     let (svc, store, _) =
         service(Policy::default(), Ok(ScriptedClassifier::scripted(0.9, UsageType::Audiobook)), false);
+    heard(&svc, "hal").await;
     svc.record_usage(over_cap("hal")).await.unwrap();
     let jobs = svc.stores.jobs.claim(svc.now(), 10, 60_000).await.unwrap();
     assert_eq!(jobs.len(), 1);
@@ -245,6 +280,7 @@ async fn a_job_run_twice_by_two_workers_is_applied_once() {
 async fn a_job_queued_before_a_reset_or_the_kill_switch_does_not_escalate() {
     let (svc, store, clock) =
         service(Policy::default(), Ok(ScriptedClassifier::scripted(0.9, UsageType::Audiobook)), false);
+    heard(&svc, "ivy").await;
     svc.record_usage(over_cap("ivy")).await.unwrap();
     let jobs = svc.stores.jobs.claim(svc.now(), 10, 60_000).await.unwrap();
     clock.advance_ms(1000);
@@ -258,6 +294,7 @@ async fn a_job_queued_before_a_reset_or_the_kill_switch_does_not_escalate() {
 
     let (svc, store, _) =
         service(Policy::default(), Ok(ScriptedClassifier::scripted(0.9, UsageType::Audiobook)), false);
+    heard(&svc, "jo").await;
     svc.record_usage(over_cap("jo")).await.unwrap();
     let mut killed = Policy::default();
     killed.switches.kill_switch = true;
@@ -323,6 +360,7 @@ async fn the_classifier_sees_the_stream_sessions_updated_in_its_lookback() {
         svc.record_stream_session(&who, s.clone()).await.unwrap();
     }
     svc.record_stream_session(&uid("someone-else"), stream("theirs", -MS_PER_DAY, 45)).await.unwrap();
+    heard(&svc, "hal").await;
     svc.record_usage(over_cap("hal")).await.unwrap();
     assert_eq!(run_jobs(&svc).await, 1);
     let inputs = recording.0.lock().unwrap();
@@ -334,6 +372,7 @@ async fn the_classifier_sees_the_stream_sessions_updated_in_its_lookback() {
 async fn a_failing_classifier_job_is_retried_later_and_abandoned_after_the_attempt_limit() {
     let (svc, store, clock) =
         service(Policy::default(), Ok(ScriptedClassifier::scripted(0.9, UsageType::Audiobook)), false);
+    heard(&svc, "ola").await;
     svc.record_usage(over_cap("ola")).await.unwrap();
     let job = svc.stores.jobs.claim(svc.now(), 10, 60_000).await.unwrap().remove(0);
     // A failure: due again 30 s later, not before, with its attempt counted.
@@ -413,4 +452,176 @@ async fn forwarded_audio_reaches_the_budget_through_a_brief_outage_but_an_unknow
     assert_eq!(budget.calls.load(std::sync::atomic::Ordering::SeqCst), 3);
     svc.record_usage(forwarded("dee", 2_000)).await.unwrap();
     assert_eq!(budget.used(&uid("dee"), svc.now().utc_day()).await.unwrap(), 2_000);
+}
+
+fn speech(u: &str, ms: i64) -> Vec<(Uid, UsageReport, Option<String>)> {
+    vec![(uid(u), UsageReport { stt_ms: 0, ..UsageReport::delta(Lane::Realtime, ms) }, None)]
+}
+
+fn classified(events: &[fairuse_domain::engine::Event]) -> usize {
+    events.iter().filter(|e| e.kind == EventKind::Classified).count()
+}
+
+#[tokio::test]
+async fn a_crossing_right_after_an_under_cap_report_is_judged_without_a_later_report() {
+    // The unlimited plan's daily cap is 4 h: 4 h is not over it, 4 h more five seconds later is.
+    for (first, second) in [(4 * 3_600_000, 4 * 3_600_000), (1_000, 8 * 3_600_000)] {
+        let (svc, store, clock) =
+            service(Policy::default(), Ok(ScriptedClassifier::scripted(0.9, UsageType::Audiobook)), false);
+        svc.set_plan(&uid("kim"), "unlimited", false).await.unwrap();
+        heard(&svc, "kim").await;
+        svc.record_usage(speech("kim", first)).await.unwrap();
+        clock.advance_ms(5_000);
+        svc.record_usage(speech("kim", second)).await.unwrap();
+        assert_eq!(run_jobs(&svc).await, 1, "{first} ms then {second} ms: the crossing report is judged at once");
+        clock.advance_ms(Policy::default().metering.check_interval.ms());
+        assert_eq!(run_jobs(&svc).await, 0, "and only once");
+        let events = store.events(&uid("kim"), 10).await.unwrap();
+        assert_eq!(classified(&events), 1);
+        assert_eq!(events[0].new_stage, Stage::Warning);
+    }
+}
+
+#[tokio::test]
+async fn a_crossing_while_the_slot_is_taken_falls_due_and_is_judged_within_the_check_interval() {
+    let (svc, store, clock) =
+        service(Policy::default(), Ok(ScriptedClassifier::scripted(0.9, UsageType::Audiobook)), false);
+    heard(&svc, "lu").await;
+    // Over the cap while exempt: judged (the slot is taken), nothing to classify.
+    svc.set_exempt(&uid("lu"), true, "ops").await.unwrap();
+    svc.record_usage(over_cap("lu")).await.unwrap();
+    assert_eq!(run_jobs(&svc).await, 0);
+    // The exemption is lifted and one more report comes 10 s later, then nothing.
+    clock.advance_ms(5_000);
+    svc.set_exempt(&uid("lu"), false, "ops").await.unwrap();
+    clock.advance_ms(5_000);
+    svc.record_usage(speech("lu", 60_000)).await.unwrap();
+    assert_eq!(run_jobs(&svc).await, 0, "the slot is taken: a due evaluation is queued, not a run");
+    let interval = Policy::default().metering.check_interval.ms();
+    clock.advance_ms(interval - 1);
+    assert_eq!(run_jobs(&svc).await, 0, "not before it is due");
+    clock.advance_ms(1);
+    assert_eq!(run_jobs(&svc).await, 0, "due: the evaluation runs and queues the classifier job");
+    assert_eq!(run_jobs(&svc).await, 1, "which runs once");
+    let events = store.events(&uid("lu"), 10).await.unwrap();
+    assert_eq!(classified(&events), 1, "judged within the check interval of the report, with no later report");
+    clock.advance_ms(10 * interval);
+    assert_eq!(run_jobs(&svc).await, 0);
+}
+
+#[tokio::test]
+async fn gradual_crossings_through_two_replicas_at_once_are_classified_exactly_once() {
+    let (a, store, clock) =
+        service(Policy::default(), Ok(ScriptedClassifier::scripted(0.9, UsageType::Audiobook)), false);
+    // A second replica: its own process-local state, the same stores and clock.
+    let b = Arc::new(Service {
+        stores: Stores::single(store.clone()),
+        policy: PolicyCell::from_pointee(Policy::default()),
+        clock: clock.clone(),
+        classifier: Arc::new(Fixed(Ok(ScriptedClassifier::scripted(0.9, UsageType::Audiobook)))),
+        notifications: Notifications::default(),
+        jobs_ready: Default::default(),
+        recent_evaluations: Default::default(),
+        durable_breaker: Default::default(),
+        known_stages: Default::default(),
+    });
+    heard(&a, "mo").await;
+    // 100 reports of 100 s (2.8 h, over the 2 h cap after the 73rd), half through each replica.
+    let mut tasks = Vec::new();
+    for i in 0..100 {
+        let svc = if i % 2 == 0 { a.clone() } else { b.clone() };
+        tasks.push(tokio::spawn(async move { svc.record_usage(speech("mo", 100_000)).await.unwrap() }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let mut runs = run_jobs(&a).await + run_jobs(&b).await;
+    for _ in 0..3 {
+        clock.advance_ms(Policy::default().metering.check_interval.ms());
+        runs += run_jobs(&a).await + run_jobs(&b).await;
+    }
+    assert_eq!(runs, 1, "one classifier run for the crossing");
+    assert_eq!(classified(&store.events(&uid("mo"), 50).await.unwrap()), 1);
+}
+
+#[tokio::test]
+async fn without_a_conversation_to_cite_no_classifier_is_asked_and_nothing_qualifies() {
+    let recording = Arc::new(Recording::default());
+    let (svc, store, _) = service_with(Policy::default(), recording.clone(), false);
+    svc.record_usage(over_cap("ned")).await.unwrap();
+    assert_eq!(run_jobs(&svc).await, 1);
+    assert!(recording.0.lock().unwrap().is_empty(), "no conversation in the lookback: the classifier is not asked");
+    let events = store.events(&uid("ned"), 10).await.unwrap();
+    assert_eq!(classified(&events), 1, "the run is still recorded");
+    let v = events[0].verdict.as_ref().unwrap();
+    assert_eq!((v.misuse_score, v.usage_type, v.model.as_str()), (0.0, UsageType::None, "none"));
+    assert_eq!(events[0].new_stage, Stage::None);
+}
+
+/// Answers a qualifying score citing conversations it was not shown (or none).
+struct Uncited(Vec<&'static str>);
+
+impl Classifier for Uncited {
+    fn classify(&self, _: &ClassifierInput) -> Result<Verdict, ClassifierError> {
+        let mut v = ScriptedClassifier::scripted(0.92, UsageType::Audiobook);
+        v.evidence = self
+            .0
+            .iter()
+            .map(|id| Evidence { conversation_id: (*id).into(), title: "invented".into(), reason: "made up".into() })
+            .collect();
+        Ok(v)
+    }
+    fn name(&self) -> &str {
+        "uncited"
+    }
+}
+
+#[tokio::test]
+async fn a_qualifying_verdict_that_cites_nothing_it_was_shown_is_lowered_below_the_line() {
+    for cited in [vec![], vec!["not-shown-1", "not-shown-2"]] {
+        let (svc, store, _) = service_with(Policy::default(), Arc::new(Uncited(cited.clone())), false);
+        heard(&svc, "oz").await;
+        svc.record_usage(over_cap("oz")).await.unwrap();
+        assert_eq!(run_jobs(&svc).await, 1);
+        let events = store.events(&uid("oz"), 10).await.unwrap();
+        let v = events[0].verdict.as_ref().unwrap();
+        assert!(v.misuse_score < Policy::default().classifier.qualify_score, "cited {cited:?}: {v:?}");
+        assert!(v.evidence.is_empty(), "invented evidence is dropped: {v:?}");
+        assert!(v.demoted.as_deref().is_some_and(|why| why.contains("0.920")), "the reviewer sees why: {v:?}");
+        assert_eq!(events[0].new_stage, Stage::None, "cited {cited:?}");
+    }
+}
+
+#[tokio::test]
+async fn conversations_dated_in_the_future_or_past_the_retention_are_refused_naming_the_field() {
+    let (svc, store, _) =
+        service(Policy::default(), Ok(ScriptedClassifier::scripted(0.9, UsageType::Audiobook)), false);
+    let now = svc.now();
+    let conv = |id: &str, start: Timestamp, end: Timestamp| Conversation {
+        conversation_id: id.into(),
+        title: "Audiobook - Chapter 1".into(),
+        overview: String::new(),
+        category: String::new(),
+        started_at: start,
+        finished_at: end,
+        source: String::new(),
+        speaker_count: None,
+        word_count: None,
+    };
+    let year_9999 = Timestamp::parse_rfc3339("9999-01-01T00:00:00Z").unwrap();
+    let cases = [
+        (conv("future", year_9999, year_9999.plus_ms(3_600_000)), "finished_at"),
+        (conv("soon", now, now.plus_ms(10 * MS_PER_MINUTE)), "finished_at"),
+        (conv("old", now.minus_ms(9 * MS_PER_DAY), now.minus_ms(9 * MS_PER_DAY - 3_600_000)), "started_at"),
+    ];
+    for (c, field) in cases {
+        match svc.upsert_conversation(&uid("pia"), &c).await {
+            Err(ApiError::Input(e)) => assert_eq!(e.field, field, "{}", c.conversation_id),
+            other => panic!("{}: expected a 400 naming {field}, got {other:?}", c.conversation_id),
+        }
+    }
+    let skewed = conv("skewed", now.minus_ms(3_600_000), now.plus_ms(2 * MS_PER_MINUTE));
+    svc.upsert_conversation(&uid("pia"), &skewed).await.expect("a couple of minutes of clock skew is fine");
+    let stored = store.since(&uid("pia"), Timestamp::from_millis(0), 10).await.unwrap();
+    assert_eq!(stored.iter().map(|c| c.conversation_id.as_str()).collect::<Vec<_>>(), vec!["skewed"]);
 }

@@ -41,7 +41,7 @@ pub async fn conversation_contract(store: &dyn ConversationStore, prefix: &str) 
     assert_eq!(since(T0, 100).await, vec![c2.clone(), c1.clone(), c3.clone()], "oldest first, every field kept");
     assert_eq!(since(T0.plus_ms(hours(1)), 100).await, vec![c1.clone(), c3.clone()], "`from` is inclusive");
     assert_eq!(since(T0.plus_ms(hours(1) + 1), 100).await, vec![c3.clone()], "earlier starts are left out");
-    assert_eq!(since(T0, 2).await, vec![c2.clone(), c1.clone()], "limit keeps the oldest");
+    assert_eq!(since(T0, 2).await, vec![c1.clone(), c3.clone()], "limit keeps the most recent, oldest first");
     assert_eq!(since(T0.plus_ms(hours(3)), 100).await, vec![], "nothing started after the last one");
 
     let moved = Conversation { title: "renamed".into(), ..conversation("c1", T0.plus_ms(hours(3))) };

@@ -1,7 +1,9 @@
-//! Contracts of the two durable queues: the webhook outbox and the classifier jobs. Both are
-//! global, so these contracts need a store no other test claims from at the same time.
+//! Contracts of the two durable queues: the webhook outbox and the jobs (classifier runs and due
+//! evaluations). Both are global, so these contracts need a store no other test claims from at
+//! the same time.
 
 use fairuse_domain::error::StoreError;
+use fairuse_domain::pipeline;
 use fairuse_domain::stage::Stage;
 use fairuse_domain::store::{EnforcementStore, Job, JobStore, OutboxMessage, OutboxStore};
 use fairuse_domain::time::Timestamp;
@@ -119,7 +121,7 @@ pub async fn job_contract(store: &dyn JobStore, prefix: &str) {
             .await
             .expect("claim")
             .into_iter()
-            .filter(|j| is_mine(prefix, &j.id))
+            .filter(|j| is_mine(prefix, &j.uid))
             .collect();
         mine.sort_by(|a, b| a.id.cmp(&b.id));
         mine
@@ -163,4 +165,27 @@ pub async fn job_contract(store: &dyn JobStore, prefix: &str) {
     assert_eq!(both, vec![j3.clone(), j4.clone()], "two claims with limit 1 take both jobs once each");
     store.complete(&j3.id).await.expect("complete");
     store.complete(&j4.id).await.expect("complete");
+
+    // A due evaluation: one pending per user, due at the first enqueue's time, claimed once.
+    let who = uid(prefix, "due-user");
+    let due_at = T0.plus_ms(days(3));
+    let due = pipeline::due_evaluation_job(who.as_str(), Some("s-1".into()), T0);
+    assert!(due.is_due_evaluation() && !j1.is_due_evaluation(), "the two kinds of job are told apart");
+    store.enqueue(&due, due_at).await.expect("enqueue a due evaluation");
+    let again = pipeline::due_evaluation_job(who.as_str(), None, T0.plus_ms(1));
+    store.enqueue(&again, due_at.plus_ms(60_000)).await.expect("a second report enqueues it again");
+    assert_eq!(claim(due_at.minus_ms(1), 100).await, vec![], "not claimed before it is due");
+    let (a, b) = tokio::join!(claim(due_at, 100), claim(due_at, 100));
+    let mut claimed = a;
+    claimed.extend(b);
+    assert_eq!(claimed, vec![due.clone()], "due at the first enqueue's time and claimed exactly once, as first queued");
+    store.complete(&due.id).await.expect("complete");
+    let next = pipeline::due_evaluation_job(who.as_str(), None, due_at);
+    store.enqueue(&next, due_at.plus_ms(days(1))).await.expect("enqueue after completion");
+    assert_eq!(
+        claim(due_at.plus_ms(days(1)), 100).await,
+        vec![next.clone()],
+        "a completed due evaluation can be queued anew"
+    );
+    store.complete(&next.id).await.expect("complete");
 }

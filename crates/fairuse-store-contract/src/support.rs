@@ -90,6 +90,7 @@ pub(crate) fn verdict() -> Verdict {
         model: "heuristic".into(),
         prompt_version: "heuristic-v1".into(),
         recipes: vec![Recipe::Audiobook, Recipe::Podcast],
+        demoted: None,
     }
 }
 

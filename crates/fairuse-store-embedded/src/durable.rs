@@ -275,8 +275,10 @@ impl ConversationStore for EmbeddedStore {
 
     async fn since(&self, uid: &Uid, from: Timestamp, limit: usize) -> Result<Vec<Conversation>, StoreError> {
         let rows: Vec<String> = sqlx::query_scalar(
-            "SELECT body FROM conversations WHERE uid = ?1 AND started_at >= ?2
-             ORDER BY started_at, conversation_id LIMIT ?3",
+            "SELECT body FROM (SELECT body, started_at, conversation_id FROM conversations
+                 WHERE uid = ?1 AND started_at >= ?2
+                 ORDER BY started_at DESC, conversation_id DESC LIMIT ?3)
+             ORDER BY started_at, conversation_id",
         )
         .bind(uid.as_str())
         .bind(from.millis())

@@ -415,8 +415,10 @@ impl ConversationStore for PostgresStore {
         const ACTION: &str = "read conversations";
         self.bounded(ACTION, OnTimeout::Read, async {
             let rows: Vec<String> = sqlx::query_scalar(
-                "SELECT body::text FROM conversations WHERE uid = $1 AND started_at >= $2
-                 ORDER BY started_at, conversation_id LIMIT $3",
+                "SELECT body FROM (SELECT body::text AS body, started_at, conversation_id FROM conversations
+                     WHERE uid = $1 AND started_at >= $2
+                     ORDER BY started_at DESC, conversation_id DESC LIMIT $3) recent
+                 ORDER BY started_at, conversation_id",
             )
             .bind(uid.as_str())
             .bind(from.millis())

@@ -1,9 +1,12 @@
 //! `fairuse simulate`: replays a trace through the real engine with a virtual clock and
 //! in-memory state, writing one JSON line per outcome and a closing summary (SPEC section 8).
 //!
-//! It calls the same domain functions as the service (evaluation at most once per check interval,
-//! cooldown, ladder, timers applied as the clock passes them, budgets), so a backtest shows what
-//! the service would have done. The output is a function of the trace and the policy alone.
+//! It calls the same domain steps as the service ([`fairuse_domain::pipeline`]: a report over a cap
+//! is judged at most once per check interval and otherwise falls due, the gate, the cooldown, the
+//! conversations the classifier reads, evidence hygiene, the ladder; timers and due evaluations
+//! applied as the clock passes them; budgets), so a backtest shows what the service would have
+//! done. The service performs the same calls around its stores; `tests/replay.rs` replays one trace
+//! through both and compares every event. The output is a function of the trace and the policy.
 
 use std::borrow::Cow;
 use std::cmp::Reverse;
@@ -15,8 +18,10 @@ use fairuse_domain::classifier::{
 };
 use fairuse_domain::engine::{self, BudgetDay, CapCheck, ClassifyGate, Ctx, EnforcementState, Event, EventKind};
 use fairuse_domain::ids::{Lane, SequentialIds, Uid};
+use fairuse_domain::pipeline::{self, AfterReport, Judgement};
 use fairuse_domain::policy::Policy;
 use fairuse_domain::stage::Stage;
+use fairuse_domain::store::Job;
 use fairuse_domain::time::Timestamp;
 use fairuse_domain::windows::{SpeechAmount, UsageReport, UserMeter};
 use serde::{Deserialize, Serialize};
@@ -91,7 +96,11 @@ struct SimUser {
     meter: UserMeter,
     state: EnforcementState,
     budget: BudgetDay,
+    /// When the user was last judged: the evaluation slot is held for a check interval after it.
     last_eval: Option<Timestamp>,
+    /// A due evaluation is queued (one per user, as the service's job id is the user's).
+    due_pending: bool,
+    due_session: Option<String>,
     /// The classifier lock doubles as the cooldown: held until this instant after a run.
     lock_until: Option<Timestamp>,
     scripted: Option<Verdict>,
@@ -99,6 +108,9 @@ struct SimUser {
     /// Ceiling headroom at the last exact read, minus speech recorded since: while it is positive
     /// the ceiling cannot have been reached, so most reports need no window read.
     ceiling_headroom: i64,
+    /// [`pipeline::headroom`] against the caps of the user's plan, minus speech recorded since:
+    /// while it is not negative nothing can have triggered, so the report needs no judging.
+    cap_headroom: i64,
 }
 
 #[derive(Serialize)]
@@ -157,6 +169,9 @@ pub struct Simulator<'p, W: Write> {
     users: Vec<SimUser>,
     index: HashMap<String, usize>,
     timers: BinaryHeap<Reverse<(Timestamp, usize)>>,
+    /// Due evaluations by due instant (the service's queued `evaluate:` jobs).
+    due: BinaryHeap<Reverse<(Timestamp, usize)>>,
+    jobs: u64,
     ids: SequentialIds,
     out: W,
     now: Timestamp,
@@ -178,6 +193,8 @@ impl<'p, W: Write> Simulator<'p, W> {
             users: Vec::new(),
             index: HashMap::new(),
             timers: BinaryHeap::new(),
+            due: BinaryHeap::new(),
+            jobs: 0,
             ids: SequentialIds::new(0x5EED_F00D),
             out,
             now: Timestamp(i64::MIN),
@@ -249,7 +266,7 @@ impl<'p, W: Write> Simulator<'p, W> {
             ));
         }
         self.now = t;
-        self.run_timers(t)?;
+        self.run_clock(t)?;
         if line.kind == "tick" {
             return Ok(());
         }
@@ -263,6 +280,7 @@ impl<'p, W: Write> Simulator<'p, W> {
                 let plan = self.policy.plan_or_error(plan_name).map_err(|e| err(n, e.to_string()))?;
                 let events = {
                     let user = &mut self.users[u];
+                    user.cap_headroom = -1; // other caps: the next report reads the windows
                     let mut ctx = Ctx { policy: self.policy, now: t, uid: &user.uid, ids: &mut self.ids };
                     engine::plan_changed(&mut user.state, plan, line.credits_exhausted.unwrap_or(false), &mut ctx)
                 };
@@ -270,6 +288,7 @@ impl<'p, W: Write> Simulator<'p, W> {
             }
             "conversation" => {
                 let c = line.conversation.clone().ok_or_else(|| err(n, "conversation: missing"))?;
+                pipeline::validate_conversation(&c, self.policy, t).map_err(|e| err(n, format!("conversation.{e}")))?;
                 if self.classifier == SimClassifier::Scripted {
                     return Ok(()); // validated above; only the heuristic reads conversations
                 }
@@ -305,6 +324,7 @@ impl<'p, W: Write> Simulator<'p, W> {
         self.users.push(SimUser {
             uid: uid.to_owned(),
             ceiling_headroom: self.policy.ceiling.limit.ms(),
+            cap_headroom: -1,
             ..SimUser::default()
         });
         self.index.insert(uid.to_owned(), i);
@@ -336,11 +356,23 @@ impl<'p, W: Write> Simulator<'p, W> {
         };
         report.validate(policy, t).map_err(|e| err(n, e.to_string()))?;
         let mut events: Vec<Event> = Vec::new();
+        let mut check = None;
         {
             let user = &mut self.users[u];
             let outcome = user.meter.record(&report, policy.metering.retention.ms(), t);
             if lane.is_capped() {
                 user.ceiling_headroom -= outcome.speech_added_ms;
+                user.cap_headroom -= outcome.speech_added_ms;
+            }
+            // Judging needs the exact windows only when something may have triggered and the
+            // report could change what happens (the slot is free, or no evaluation is queued).
+            let may_judge = engine::evaluation_due(user.last_eval, policy, t) || !user.due_pending;
+            if user.cap_headroom < 0 && may_judge {
+                let totals = user.meter.capped_totals(policy, t);
+                let plan = user.state.plan_id(policy);
+                user.cap_headroom = pipeline::headroom(&totals, policy.caps(plan), policy);
+                user.ceiling_headroom = policy.ceiling.limit.ms() - totals[policy.ceiling_window()];
+                check = Some(engine::check_caps(totals, plan, policy));
             }
             let ceiling_exceeded = if user.ceiling_headroom > 0 {
                 false
@@ -357,18 +389,30 @@ impl<'p, W: Write> Simulator<'p, W> {
             events.extend(exhausted);
         }
         self.emit(u, &events)?;
-        if engine::evaluation_due(self.users[u].last_eval, policy, t) {
-            self.evaluate(u, t, line.session_id.as_deref())?;
+        let session = line.session_id.as_deref().map(str::to_owned);
+        if let Some(check) = check
+            && let AfterReport::Judge { due_at } = pipeline::after_report(&check, policy, t)
+        {
+            let user = &mut self.users[u];
+            if engine::evaluation_due(user.last_eval, policy, t) {
+                self.evaluate(u, t, session)?;
+            } else if !user.due_pending {
+                user.due_pending = true;
+                user.due_session = session;
+                self.due.push(Reverse((due_at, u)));
+            }
         }
         Ok(())
     }
 
-    fn evaluate(&mut self, u: usize, t: Timestamp, session_id: Option<&str>) -> Result<(), SimError> {
+    /// A judgement (the service's `evaluate` and the classifier job it queues, run at once).
+    fn evaluate(&mut self, u: usize, t: Timestamp, session_id: Option<String>) -> Result<(), SimError> {
         let policy = self.policy;
         let user = &mut self.users[u];
         user.last_eval = Some(t);
         let totals = user.meter.capped_totals(policy, t);
         let plan = user.state.plan_id(policy);
+        user.cap_headroom = pipeline::headroom(&totals, policy.caps(plan), policy);
         let check: CapCheck = engine::check_caps(totals, plan, policy);
         user.ceiling_headroom = policy.ceiling.limit.ms() - check.totals[policy.ceiling_window()];
         let exempt = user.state.exempt || policy.is_exempt_in_config(&user.uid);
@@ -376,42 +420,50 @@ impl<'p, W: Write> Simulator<'p, W> {
         if engine::classify_gate(&user.state, &check, exempt, cooldown_passed, policy) != ClassifyGate::Run {
             return Ok(());
         }
-        let verdict = match engine::synthetic_verdict(&user.state, policy) {
-            Some(v) => v,
-            None => match self.classifier {
-                SimClassifier::Scripted => {
-                    user.scripted.clone().unwrap_or_else(|| ScriptedClassifier::scripted(0.0, UsageType::None))
-                }
-                SimClassifier::Heuristic => {
-                    let lookback = policy.classifier.lookback.ms();
-                    let input = ClassifierInput {
-                        uid: user.uid.clone(),
-                        plan: policy.plan_name(plan).to_owned(),
-                        conversations: user
-                            .conversations
-                            .iter()
-                            .filter(|c| c.started_at >= t.minus_ms(lookback))
-                            .cloned()
-                            .collect(),
-                        shape: UsageShape::measure(&user.meter, lookback, t),
-                        window_totals_ms: check.totals.clone(),
-                        // Traces have no gateway sessions (SPEC section 8 lists their lines).
-                        sessions: Vec::new(),
-                    };
+        self.jobs += 1;
+        let job = Job {
+            id: format!("sim-{}", self.jobs),
+            uid: user.uid.clone(),
+            lock_token: String::new(),
+            session_id,
+            attempts: 0,
+            created_at: t,
+        };
+        if !pipeline::job_still_wanted(&user.state, &check, exempt, &job.id, policy) {
+            return Ok(());
+        }
+        let verdict = match self.classifier {
+            // A trace's `verdict` line is what the classifier says, stated by the trace's author
+            // (SPEC section 8): it stands for a backend's answer, so evidence rules do not apply.
+            SimClassifier::Scripted => engine::synthetic_verdict(&user.state, policy).unwrap_or_else(|| {
+                user.scripted.clone().unwrap_or_else(|| ScriptedClassifier::scripted(0.0, UsageType::None))
+            }),
+            SimClassifier::Heuristic => {
+                let lookback = policy.classifier.lookback.ms();
+                let input = ClassifierInput {
+                    uid: user.uid.clone(),
+                    plan: policy.plan_name(plan).to_owned(),
+                    conversations: pipeline::select_conversations(user.conversations.clone(), policy, t),
+                    shape: UsageShape::measure(&user.meter, lookback, t),
+                    window_totals_ms: check.totals.clone(),
+                    // Traces have no gateway sessions (SPEC section 8 lists their lines).
+                    sessions: Vec::new(),
+                };
+                match pipeline::judgement(&user.state, &input, policy) {
+                    Judgement::Given(v) => v,
                     // The heuristic cannot fail; a failure would be "no verdict, lock released".
-                    match HeuristicClassifier.classify(&input) {
-                        Ok(v) => v,
+                    Judgement::Ask => match HeuristicClassifier.classify(&input) {
+                        Ok(v) => pipeline::admit(v.clamped(), &input, policy),
                         Err(_) => return Ok(()),
-                    }
+                    },
                 }
-            },
+            }
         };
         self.classifier_runs += 1;
         user.lock_until = Some(t.plus_ms(policy.classifier.cooldown.ms()));
         let trigger = check.trigger("soft_cap", plan, policy);
         let mut ctx = Ctx { policy, now: t, uid: &user.uid, ids: &mut self.ids };
-        let events =
-            engine::apply_verdict(&mut user.state, verdict, Some(trigger), session_id.map(str::to_owned), &mut ctx);
+        let events = pipeline::apply_job_verdict(&mut user.state, &job, verdict, trigger, &mut ctx);
         self.emit(u, &events)
     }
 
@@ -439,22 +491,40 @@ impl<'p, W: Write> Simulator<'p, W> {
         self.emit(u, &events)
     }
 
-    /// Applies every timer due by `t`, in time order across users.
-    fn run_timers(&mut self, t: Timestamp) -> Result<(), SimError> {
-        while let Some(&Reverse((due, u))) = self.timers.peek() {
-            if due > t {
-                break;
+    /// Applies every timer and due evaluation due by `t`, in time order across users (a timer
+    /// before an evaluation due at the same instant, as the service's sweeps run).
+    fn run_clock(&mut self, t: Timestamp) -> Result<(), SimError> {
+        loop {
+            let timer = self.timers.peek().map(|Reverse((at, _))| *at).filter(|at| *at <= t);
+            let due = self.due.peek().map(|Reverse((at, _))| *at).filter(|at| *at <= t);
+            match (timer, due) {
+                (Some(a), Some(b)) if a <= b => self.next_timer()?,
+                (Some(_), None) => self.next_timer()?,
+                (_, Some(_)) => self.next_due()?,
+                (None, None) => return Ok(()),
             }
-            self.timers.pop();
-            let user = &mut self.users[u];
-            if user.state.stage_until != Some(due) {
-                continue; // superseded by a later timer
-            }
-            let mut ctx = Ctx { policy: self.policy, now: due, uid: &user.uid, ids: &mut self.ids };
-            let events = engine::apply_timers(&mut user.state, &mut ctx);
-            self.emit(u, &events)?;
         }
-        Ok(())
+    }
+
+    fn next_timer(&mut self) -> Result<(), SimError> {
+        let Some(Reverse((due, u))) = self.timers.pop() else { return Ok(()) };
+        let user = &mut self.users[u];
+        if user.state.stage_until != Some(due) {
+            return Ok(()); // superseded by a later timer
+        }
+        let mut ctx = Ctx { policy: self.policy, now: due, uid: &user.uid, ids: &mut self.ids };
+        let events = engine::apply_timers(&mut user.state, &mut ctx);
+        self.emit(u, &events)
+    }
+
+    /// A due evaluation takes the evaluation slot like a report would; if the user was judged
+    /// since it was queued, there is nothing left to do.
+    fn next_due(&mut self) -> Result<(), SimError> {
+        let Some(Reverse((due, u))) = self.due.pop() else { return Ok(()) };
+        let user = &mut self.users[u];
+        user.due_pending = false;
+        let session = user.due_session.take();
+        if engine::evaluation_due(user.last_eval, self.policy, due) { self.evaluate(u, due, session) } else { Ok(()) }
     }
 
     fn emit(&mut self, u: usize, events: &[Event]) -> Result<(), SimError> {
@@ -530,7 +600,7 @@ impl<'p, W: Write> Simulator<'p, W> {
             let user = &mut self.users[u];
             let mut ctx = Ctx { policy: self.policy, now, uid: &user.uid, ids: &mut self.ids };
             let events = engine::apply_timers(&mut user.state, &mut ctx);
-            debug_assert!(events.is_empty(), "run_timers already applied every timer due by now");
+            debug_assert!(events.is_empty(), "run_clock already applied every timer due by now");
             match user.state.stage {
                 Stage::None => stages.none += 1,
                 Stage::Warning => stages.warning += 1,

@@ -1,0 +1,282 @@
+//! What happens after usage is recorded, as pure steps that say what to do next: whether a report
+//! needs judging and when a judgement falls due, which conversations the classifier reads, where
+//! a verdict comes from and whether it may count, how a job's verdict lands on the ladder, and how
+//! much audio the gateway may forward before it asks again.
+//!
+//! The service, the gateway and the simulator perform only the I/O around these calls (locks,
+//! queues, stores, the classifier backend), so a backtest is what production does. The order is:
+//!
+//! 1. [`may_trigger`] on the totals the meter returned with the report: false for nearly every
+//!    report, which then needs nothing else (no plan lookup, no lock, no state read).
+//! 2. [`after_report`] with the exact caps of the user's plan: under them nothing happens; over them
+//!    the user is judged now if their evaluation slot (one per check interval) is free, and
+//!    otherwise a due evaluation is recorded for `due_at`, so a crossing is judged within the check
+//!    interval even when no later report arrives ([`due_evaluation_job`]).
+//! 3. The gate ([`engine::classify_gate`]) and the classifier lock (the cooldown), then a job.
+//! 4. [`job_still_wanted`], [`select_conversations`], [`judgement`] (a verdict given without a
+//!    model call, or ask), [`admit`] (evidence hygiene for every backend), [`apply_job_verdict`].
+//!
+//! No I/O and no clock here: every instant is an argument.
+
+use std::collections::BTreeSet;
+
+use crate::classifier::{ClassifierInput, Conversation, UsageType, Verdict};
+use crate::engine::{self, CapCheck, ClassifyGate, Ctx, Decision, EnforcementState, Event, Trigger};
+use crate::error::InputError;
+use crate::policy::Policy;
+use crate::store::Job;
+use crate::time::{MS_PER_DAY, Timestamp};
+
+/// The most conversations of the lookback one classifier run reads: the most recently started,
+/// so many short conversations early in the week cannot push later ones out of view.
+pub const CLASSIFIER_CONVERSATIONS: usize = 200;
+/// The most gateway stream sessions of the lookback one classifier run reads (the most recently
+/// started): a reconnect every ten minutes for the whole week.
+pub const CLASSIFIER_STREAM_SESSIONS: usize = 1_000;
+
+/// Whether the totals may be over a cap of *any* plan, or at the ceiling. Reports for which this
+/// is false are under every cap of every plan, so they need no plan lookup and use no evaluation
+/// slot: the check interval limits how often a user is judged, not whether a crossing is seen.
+pub fn may_trigger(totals: &[i64], policy: &Policy) -> bool {
+    let soft = totals.iter().zip(policy.lowest_caps()).any(|(total, cap)| cap.is_some_and(|c| *total > c));
+    soft || totals.get(policy.ceiling_window()).is_some_and(|t| *t >= policy.ceiling.limit.ms())
+}
+
+/// What a recorded report asks for, given the caps of the user's plan.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AfterReport {
+    /// No window over its cap and the ceiling not reached: nothing to judge.
+    UnderCaps,
+    /// Over a cap or at the ceiling: judge now if the user's evaluation slot is free; if it is
+    /// taken (the user was judged less than a check interval ago, before this report), an
+    /// evaluation falls due at `due_at`, whether or not another report comes.
+    Judge { due_at: Timestamp },
+}
+
+pub fn after_report(check: &CapCheck, policy: &Policy, now: Timestamp) -> AfterReport {
+    if check.triggered.is_empty() && !check.ceiling_exceeded {
+        AfterReport::UnderCaps
+    } else {
+        AfterReport::Judge { due_at: now.plus_ms(policy.metering.check_interval.ms()) }
+    }
+}
+
+/// The id prefix of due-evaluation jobs. They share the durable job queue with classifier jobs
+/// (whose ids are UUIDs), so they are claimed exactly once across replicas and survive restarts;
+/// the id is the user's, so a user has at most one due evaluation pending (a second enqueue of
+/// the same id is a no-op).
+pub const DUE_EVALUATION_PREFIX: &str = "evaluate:";
+
+/// The job that judges `uid` once it is due (enqueue it with `due_at` as its due time). When it
+/// runs, it takes the evaluation slot like a report would: if the slot is taken, the user was
+/// judged after the report that recorded this job, and there is nothing left to do.
+pub fn due_evaluation_job(uid: &str, session_id: Option<String>, now: Timestamp) -> Job {
+    Job {
+        id: format!("{DUE_EVALUATION_PREFIX}{uid}"),
+        uid: uid.to_owned(),
+        lock_token: String::new(),
+        session_id,
+        attempts: 0,
+        created_at: now,
+    }
+}
+
+impl Job {
+    /// True for the jobs [`due_evaluation_job`] makes; every other job runs the classifier.
+    pub fn is_due_evaluation(&self) -> bool {
+        self.id.starts_with(DUE_EVALUATION_PREFIX)
+    }
+}
+
+/// Conversation metadata as the host may send it: well-formed, in the past (up to the policy's
+/// clock skew) and inside the retention. A conversation dated in the future would otherwise sit
+/// in every lookback to come, as evidence nobody can contest.
+pub fn validate_conversation(c: &Conversation, policy: &Policy, now: Timestamp) -> Result<(), InputError> {
+    let id = &c.conversation_id;
+    if id.is_empty() || id.len() > 128 {
+        return Err(InputError::new("conversation_id", "must be 1-128 characters"));
+    }
+    if c.title.chars().count() > 500 {
+        return Err(InputError::new("title", "must be at most 500 characters"));
+    }
+    if c.category.chars().count() > 100 {
+        return Err(InputError::new("category", "must be at most 100 characters"));
+    }
+    if c.source.chars().count() > 100 {
+        return Err(InputError::new("source", "must be at most 100 characters"));
+    }
+    if c.finished_at < c.started_at {
+        return Err(InputError::new("finished_at", "must not be before started_at"));
+    }
+    if c.finished_at.millis() - c.started_at.millis() > 7 * MS_PER_DAY {
+        return Err(InputError::new("finished_at", "a conversation longer than 7 days is not plausible"));
+    }
+    let skew = policy.metering.max_future_skew;
+    if c.finished_at.millis() > now.millis().saturating_add(skew.ms()) {
+        return Err(InputError::new(
+            "finished_at",
+            format!("{} is in the future (more than {} after now, {now})", c.finished_at, skew.human()),
+        ));
+    }
+    let retention = policy.metering.retention;
+    if c.started_at.millis() < now.millis().saturating_sub(retention.ms()) {
+        return Err(InputError::new(
+            "started_at",
+            format!("{} is older than the retention period ({})", c.started_at, retention.human()),
+        ));
+    }
+    Ok(())
+}
+
+/// The conversations one classifier run reads, from whatever the store returned: started in the
+/// lookback, finished by now (plus the clock skew; older stores may hold future-dated ones), at
+/// most [`CLASSIFIER_CONVERSATIONS`] of the most recently started, oldest first, each trimmed
+/// for the classifier.
+pub fn select_conversations(
+    mut conversations: Vec<Conversation>,
+    policy: &Policy,
+    now: Timestamp,
+) -> Vec<Conversation> {
+    let from = now.minus_ms(policy.classifier.lookback.ms());
+    let latest_end = now.plus_ms(policy.metering.max_future_skew.ms());
+    conversations.retain(|c| c.started_at >= from && c.finished_at <= latest_end);
+    conversations
+        .sort_by(|a, b| a.started_at.cmp(&b.started_at).then_with(|| a.conversation_id.cmp(&b.conversation_id)));
+    conversations.dedup_by(|a, b| a.conversation_id == b.conversation_id);
+    conversations.drain(..conversations.len().saturating_sub(CLASSIFIER_CONVERSATIONS));
+    conversations.iter().map(Conversation::for_classifier).collect()
+}
+
+/// Where a run's verdict comes from.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Judgement {
+    /// Given without asking the classifier: the synthetic free-tier verdict, or the no-evidence
+    /// verdict when the lookback holds no conversation a verdict could cite.
+    Given(Verdict),
+    /// Ask the classifier with this input, then pass its answer through [`admit`].
+    Ask,
+}
+
+/// The synthetic free-tier verdict first (no model call, SPEC section 3); then, with no
+/// conversation in the lookback, the no-evidence verdict (Omi returns the same 0.0 default
+/// without calling the model): a verdict must cite what it judged, and there is nothing to cite.
+pub fn judgement(state: &EnforcementState, input: &ClassifierInput, policy: &Policy) -> Judgement {
+    if let Some(v) = engine::synthetic_verdict(state, policy) {
+        return Judgement::Given(v);
+    }
+    if input.conversations.is_empty() {
+        return Judgement::Given(Verdict::no_evidence());
+    }
+    Judgement::Ask
+}
+
+impl Verdict {
+    /// The verdict of a run with no conversation in the lookback: not misuse, nothing cited.
+    pub fn no_evidence() -> Verdict {
+        Verdict {
+            misuse_score: 0.0,
+            usage_type: UsageType::None,
+            confidence: 0.0,
+            evidence: Vec::new(),
+            model: "none".into(),
+            prompt_version: "no-conversations".into(),
+            recipes: Vec::new(),
+            demoted: None,
+        }
+    }
+}
+
+/// Evidence hygiene, for every backend: evidence citing a conversation the classifier was not
+/// shown is dropped (a model may invent ids), and a verdict at or over the qualifying score that
+/// cites none of the conversations it was shown is lowered just below the line, with the reason
+/// kept in `demoted` for the reviewer. A verdict that moves someone up the ladder always points at
+/// something the user can see and contest.
+pub fn admit(mut verdict: Verdict, input: &ClassifierInput, policy: &Policy) -> Verdict {
+    let shown: BTreeSet<&str> = input.conversations.iter().map(|c| c.conversation_id.as_str()).collect();
+    verdict.evidence.retain(|e| shown.contains(e.conversation_id.as_str()));
+    let line = policy.classifier.qualify_score;
+    if verdict.misuse_score >= line && verdict.evidence.is_empty() {
+        let below = ((line * 1000.0).round() - 10.0).max(0.0) / 1000.0;
+        verdict.demoted = Some(format!(
+            "score {:.3} cited none of the {} conversations it was shown; lowered to {below:.3}, under the qualifying {line}",
+            verdict.misuse_score,
+            shown.len()
+        ));
+        verdict.misuse_score = below.min(verdict.misuse_score);
+    }
+    verdict
+}
+
+/// Whether a queued classifier job should still run, as of now: the kill switch, an exemption or
+/// `restrict` may have come since it was queued, and a job already applied (by another worker)
+/// is not applied twice. A job that is no longer wanted is completed without a run or an event.
+pub fn job_still_wanted(
+    state: &EnforcementState,
+    check: &CapCheck,
+    exempt: bool,
+    job_id: &str,
+    policy: &Policy,
+) -> bool {
+    let gate = engine::classify_gate(state, check, exempt, true, policy);
+    let stale = matches!(
+        gate,
+        ClassifyGate::Disabled | ClassifyGate::KillSwitch | ClassifyGate::Exempt | ClassifyGate::InRestrict
+    );
+    !stale && state.last_job_id.as_deref() != Some(job_id)
+}
+
+/// A job's verdict on the ladder: applied once per job, and never into a counting period that
+/// started (an admin reset) after the job was queued.
+pub fn apply_job_verdict(
+    state: &mut EnforcementState,
+    job: &Job,
+    verdict: Verdict,
+    trigger: Trigger,
+    ctx: &mut Ctx<'_>,
+) -> Vec<Event> {
+    if state.last_job_id.as_deref() == Some(job.id.as_str()) || state.period_start.is_some_and(|p| p > job.created_at) {
+        return Vec::new();
+    }
+    state.last_job_id = Some(job.id.clone());
+    engine::apply_verdict(state, verdict, Some(trigger), job.session_id.clone(), ctx)
+}
+
+/// What the gateway does with the next slice of a stream's audio.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lease {
+    /// Forward this many more ms of audio, then report and ask again.
+    Grant { ms: i64 },
+    /// Forward nothing for now (the store could not vouch for the budget); ask again shortly.
+    Hold,
+    /// STT is not allowed: stop forwarding for the rest of the stream and tell the client.
+    Stop,
+}
+
+/// The gateway's lease decision. `decision` is `None` when the forwarded audio could not be
+/// reported or the decision could not be read: a stream with a budget (`budgeted`, from the last
+/// decision) is held under `budget.fail_closed_when_store_down`, anyone else gets one more slice
+/// (fail open: no budget to overshoot). A decision denied only because the budget store did not
+/// answer holds rather than stops. A granted lease never exceeds the remaining budget (at least
+/// 1 ms, so the stream reports and asks again).
+pub fn lease(decision: Option<&Decision>, budgeted: bool, policy: &Policy) -> Lease {
+    let slice_ms = policy.budget.slice.ms().max(1);
+    match decision {
+        None if budgeted && policy.budget.fail_closed_when_store_down => Lease::Hold,
+        None => Lease::Grant { ms: slice_ms },
+        Some(d) if !d.stt_allowed && d.budget_unavailable => Lease::Hold,
+        Some(d) if d.stt_allowed => {
+            Lease::Grant { ms: d.stt_budget.as_ref().map_or(slice_ms, |b| slice_ms.min(b.remaining_ms.max(1))) }
+        }
+        Some(_) => Lease::Stop,
+    }
+}
+
+/// Speech that may still be added before any window of `caps` goes over its cap or the ceiling is
+/// reached, from exact totals: totals only fall as time passes, so until that much more speech is
+/// recorded, [`may_trigger`]'s answer for these caps is false without reading the windows. Negative
+/// when something already triggers.
+pub fn headroom(totals: &[i64], caps: &[Option<i64>], policy: &Policy) -> i64 {
+    let soft = totals.iter().zip(caps).filter_map(|(t, c)| c.map(|c| c - t)).min().unwrap_or(i64::MAX);
+    let ceiling = totals.get(policy.ceiling_window()).map_or(i64::MAX, |t| policy.ceiling.limit.ms() - 1 - t);
+    soft.min(ceiling)
+}
