@@ -5,6 +5,9 @@
 # Usage: bash bench/eval.sh [users, default 10000] [days, default 7] [seed, default 42]
 # Writes bench/results/eval-<users>x<days>d-seed<seed>.md. The trace is written to a temporary
 # directory (about 1 GB for 10,000 users x 7 days) and removed afterwards.
+# Then the families population (bench/families: 20 users per family, 3 days, seed 1), with the
+# tuning and held-out families reported apart, to bench/results/eval-families.md.
+# FAMILIES_ONLY=1 skips the gen-trace population.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 users=${1:-10000}
@@ -13,13 +16,29 @@ seed=${3:-42}
 cargo build --release -q --bin fairuse
 dir=$(mktemp -d)
 trap 'rm -rf "$dir"' EXIT
-./target/release/fairuse gen-trace --users "$users" --days "$days" --abusers 0.02 --seed "$seed" \
-  --out "$dir/trace.jsonl" --labels "$dir/labels.jsonl" --quiet
-out="bench/results/eval-${users}x${days}d-seed${seed}.md"
+if [ "${FAMILIES_ONLY:-0}" != 1 ]; then
+  ./target/release/fairuse gen-trace --users "$users" --days "$days" --abusers 0.02 --seed "$seed" \
+    --out "$dir/trace.jsonl" --labels "$dir/labels.jsonl" --quiet
+  out="bench/results/eval-${users}x${days}d-seed${seed}.md"
+  {
+    echo "# Classifier evaluation"
+    echo
+    echo "\`bash bench/eval.sh $users $days $seed\`, $(date -u +%Y-%m-%d): gen-trace --users $users --days $days --abusers 0.02 --seed $seed, heuristic classifier, default policy."
+    echo
+    ./target/release/fairuse eval --trace "$dir/trace.jsonl" --labels "$dir/labels.jsonl"
+  } | tee "$out"
+fi
+
+fam_users=20
+fam_days=3
+fam_seed=1
+./target/release/fairuse gen-families --dir bench/families --users-per-family "$fam_users" --days "$fam_days" \
+  --seed "$fam_seed" --out "$dir/families.jsonl" --labels "$dir/families-labels.jsonl"
 {
-  echo "# Classifier evaluation"
+  echo "# Classifier evaluation on the user families"
   echo
-  echo "\`bash bench/eval.sh $users $days $seed\`, $(date -u +%Y-%m-%d): gen-trace --users $users --days $days --abusers 0.02 --seed $seed, heuristic classifier, default policy."
+  echo "\`bash bench/eval.sh\`, $(date -u +%Y-%m-%d): gen-families --dir bench/families --users-per-family $fam_users --days $fam_days --seed $fam_seed, heuristic classifier, default policy."
+  echo "Families in \`bench/families/held_out\` were never shown to the heuristic's author; \`tuning\` families may have been."
   echo
-  ./target/release/fairuse eval --trace "$dir/trace.jsonl" --labels "$dir/labels.jsonl"
-} | tee "$out"
+  ./target/release/fairuse eval --trace "$dir/families.jsonl" --labels "$dir/families-labels.jsonl"
+} | tee bench/results/eval-families.md

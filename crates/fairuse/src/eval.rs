@@ -5,7 +5,10 @@
 //! the budgets held back.
 //!
 //! Labels say who each user really is (`gen-trace --labels`, one `{"uid":..,"kind":..}` line per
-//! user); kinds starting with `abuser` are abusers, every other kind is honest. Without a labels
+//! user); kinds starting with `abuser` are abusers, every other kind is honest. A label may also
+//! carry the `set` of the user's family (`gen-families --labels`: `tuning` or `held_out`) and the
+//! `usage_type` a right verdict names; with sets, the report marks each row's set and adds a
+//! summary per set, with the goal judged on the held-out families alone. Without a labels
 //! file the trace's `verdict` lines are the truth (a qualifying score makes `abuser_<type>`).
 //!
 //! How it is measured:
@@ -65,6 +68,9 @@ pub struct EvalArgs {
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct KindRow {
     pub kind: String,
+    /// The family set from the labels (`tuning`, `held_out`), if they name one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub set: Option<String>,
     /// Every kind not starting with `abuser` is honest.
     pub honest: bool,
     /// Users of this kind that appear in the trace.
@@ -119,6 +125,47 @@ pub struct EvalReport {
     pub stt_ms_saved: i64,
     /// Honest kinds first, then abusers, each alphabetical.
     pub rows: Vec<KindRow>,
+    /// One summary per family set, when the labels name sets (held-out first).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub sets: Vec<SetSummary>,
+}
+
+/// What happened to one set of families (tuning or held out).
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct SetSummary {
+    pub set: String,
+    pub abuser_families: u64,
+    pub abusers: u64,
+    pub abusers_restricted_within: u64,
+    pub honest_families: u64,
+    pub honest_users: u64,
+    /// Honest users warned (or more) by a misuse verdict.
+    pub honest_warned: u64,
+    pub honest_throttled: u64,
+    pub honest_restricted: u64,
+    /// At least 95 % of the abusers restricted within the window and no honest user warned.
+    pub goal_met: bool,
+}
+
+impl SetSummary {
+    fn of(set: &str, rows: &[KindRow]) -> SetSummary {
+        let mut s = SetSummary { set: set.to_owned(), ..SetSummary::default() };
+        for r in rows.iter().filter(|r| r.set.as_deref() == Some(set)) {
+            if r.honest {
+                s.honest_families += 1;
+                s.honest_users += r.users;
+                s.honest_warned += r.warned;
+                s.honest_throttled += r.throttled;
+                s.honest_restricted += r.restricted;
+            } else {
+                s.abuser_families += 1;
+                s.abusers += r.users;
+                s.abusers_restricted_within += r.restricted_within;
+            }
+        }
+        s.goal_met = s.honest_warned == 0 && s.abusers_restricted_within * 100 >= s.abusers * 95;
+        s
+    }
 }
 
 impl EvalReport {
@@ -155,8 +202,21 @@ impl EvalReport {
             && (abusers == 0 || self.abusers_restricted_within() * 100 >= abusers * 95)
     }
 
-    /// The report as markdown: one table for abusers, one for honest users, and the verdict on the goal.
+    /// The summary of one family set (`held_out`, `tuning`), if the labels name it.
+    pub fn set(&self, set: &str) -> Option<&SetSummary> {
+        self.sets.iter().find(|s| s.set == set)
+    }
+
+    /// The report as markdown: one table for abusers, one for honest users, and the verdict on the
+    /// goal; with family sets, a set column and a table per set with the held-out goal.
     pub fn markdown(&self) -> String {
+        let with_sets = self.rows.iter().any(|r| r.set.is_some());
+        let set_head = if with_sets { " set |" } else { "" };
+        let set_rule = if with_sets { "---|" } else { "" };
+        let set_cell = |r: &KindRow| {
+            if with_sets { format!(" {} |", r.set.as_deref().map_or("–", set_name)) } else { String::new() }
+        };
+        let blank = if with_sets { " |" } else { "" };
         let hours = |ms: i64| format!("{:.0}", ms as f64 / MS_PER_HOUR as f64);
         let opt = |h: Option<f64>| h.map_or_else(|| "–".to_owned(), |h| format!("{h:.1}"));
         let pct =
@@ -172,14 +232,15 @@ impl EvalReport {
             hours(self.stt_ms_saved)
         ));
         s.push_str(&format!(
-            "| abusers | users | detected (warned) | restricted | restricted ≤ {w} h | median h to restrict | max h to restrict | usage type right | staged for exhausted free credits only | STT h saved |\n"
+            "| abusers |{set_head} users | detected (warned) | restricted | restricted ≤ {w} h | median h to restrict | max h to restrict | usage type right | staged for exhausted free credits only | STT h saved |\n"
         ));
-        s.push_str("|---|---|---|---|---|---|---|---|---|---|\n");
+        s.push_str(&format!("|---|{set_rule}---|---|---|---|---|---|---|---|---|\n"));
         let mut total = KindRow::default();
         for r in self.rows_where(false) {
             s.push_str(&format!(
-                "| {} | {} | {} | {} | {} ({}) | {} | {} | {} | {} | {} |\n",
+                "| {} |{} {} | {} | {} | {} ({}) | {} | {} | {} | {} | {} |\n",
                 r.kind,
+                set_cell(r),
                 r.users,
                 r.warned,
                 r.restricted,
@@ -194,7 +255,7 @@ impl EvalReport {
             total.add(r);
         }
         s.push_str(&format!(
-            "| **all abusers** | {} | {} | {} | {} ({}) | | | {} | {} | {} |\n\n",
+            "| **all abusers** |{blank} {} | {} | {} | {} ({}) | | | {} | {} | {} |\n\n",
             total.users,
             total.warned,
             total.restricted,
@@ -204,13 +265,14 @@ impl EvalReport {
             total.free_exhausted_only,
             hours(total.stt_ms_saved)
         ));
-        s.push_str("| honest users | users | classified | false warnings | false throttles | false restricts | staged for exhausted free credits (by design) | STT h saved |\n");
-        s.push_str("|---|---|---|---|---|---|---|---|\n");
+        s.push_str(&format!("| honest users |{set_head} users | classified | false warnings | false throttles | false restricts | staged for exhausted free credits (by design) | STT h saved |\n"));
+        s.push_str(&format!("|---|{set_rule}---|---|---|---|---|---|---|\n"));
         let mut total = KindRow::default();
         for r in self.rows_where(true) {
             s.push_str(&format!(
-                "| {} | {} | {} | {} | {} | {} | {} | {} |\n",
+                "| {} |{} {} | {} | {} | {} | {} | {} | {} |\n",
                 r.kind,
+                set_cell(r),
                 r.users,
                 r.classified,
                 r.warned,
@@ -222,7 +284,7 @@ impl EvalReport {
             total.add(r);
         }
         s.push_str(&format!(
-            "| **all honest** | {} | {} | {} | {} | {} | {} | {} |\n\n",
+            "| **all honest** |{blank} {} | {} | {} | {} | {} | {} | {} |\n\n",
             total.users,
             total.classified,
             total.warned,
@@ -241,7 +303,49 @@ impl EvalReport {
             abusers,
             pct(self.abusers_restricted_within(), abusers),
         ));
+        if !self.sets.is_empty() {
+            s.push_str(&format!(
+                "\n| family set | abuser families | abusers | restricted ≤ {w} h | honest families | honest users | honest warned | honest throttled | honest restricted | goal (≥ 95 % restricted ≤ {w} h, 0 honest warned) |\n"
+            ));
+            s.push_str("|---|---|---|---|---|---|---|---|---|---|\n");
+            for x in &self.sets {
+                s.push_str(&format!(
+                    "| {} | {} | {} | {} ({}) | {} | {} | {} | {} | {} | {} |\n",
+                    set_name(&x.set),
+                    x.abuser_families,
+                    x.abusers,
+                    x.abusers_restricted_within,
+                    pct(x.abusers_restricted_within, x.abusers),
+                    x.honest_families,
+                    x.honest_users,
+                    x.honest_warned,
+                    x.honest_throttled,
+                    x.honest_restricted,
+                    if x.goal_met { "met" } else { "not met" }
+                ));
+            }
+            for x in &self.sets {
+                s.push_str(&format!(
+                    "\n{} families: {} of {} abusers ({}) restricted within {w} h; {} of {} honest users warned. Goal (≥ 95 % of abusers restricted within {w} h, 0 honest users warned): **{}**.\n",
+                    if x.set == "held_out" { "Held-out (unseen)" } else if x.set == "tuning" { "Tuning" } else { x.set.as_str() },
+                    x.abusers_restricted_within,
+                    x.abusers,
+                    pct(x.abusers_restricted_within, x.abusers),
+                    x.honest_warned,
+                    x.honest_users,
+                    if x.goal_met { "met" } else { "not met" },
+                ));
+            }
+        }
         s
+    }
+}
+
+/// How a family set is written in the report.
+fn set_name(set: &str) -> &str {
+    match set {
+        "held_out" => "held-out",
+        other => other,
     }
 }
 
@@ -250,18 +354,27 @@ impl EvalReport {
 pub struct Labels {
     by_uid: HashMap<String, String>,
     default: String,
+    /// Kind -> family set, from labels that name one.
+    sets: BTreeMap<String, String>,
+    /// Kind -> the usage type a right verdict names, from labels that name one.
+    usage_types: BTreeMap<String, String>,
 }
 
 #[derive(Deserialize)]
 struct LabelLine {
     uid: String,
     kind: String,
+    #[serde(default)]
+    set: Option<String>,
+    #[serde(default)]
+    usage_type: Option<String>,
 }
 
 impl Labels {
     /// JSON lines `{"uid":..,"kind":..}`; users not listed are `unlabeled`.
     pub fn read<R: BufRead>(input: R) -> anyhow::Result<Labels> {
         let mut by_uid = HashMap::new();
+        let (mut sets, mut usage_types) = (BTreeMap::new(), BTreeMap::new());
         for (n, line) in input.lines().enumerate() {
             let line = line.context("reading the labels")?;
             if line.trim().is_empty() {
@@ -269,9 +382,21 @@ impl Labels {
             }
             let l: LabelLine = serde_json::from_str(&line)
                 .with_context(|| format!("labels line {}: expected {{\"uid\":..,\"kind\":..}}", n + 1))?;
+            for (field, value, map) in [("set", l.set, &mut sets), ("usage_type", l.usage_type, &mut usage_types)] {
+                let Some(value) = value else { continue };
+                if let Some(before) = map.insert(l.kind.clone(), value.clone())
+                    && before != value
+                {
+                    return Err(anyhow!(
+                        "labels line {}: {field}: kind {} is {before:?} on an earlier line and {value:?} here",
+                        n + 1,
+                        l.kind
+                    ));
+                }
+            }
             by_uid.insert(l.uid, l.kind);
         }
-        Ok(Labels { by_uid, default: "unlabeled".into() })
+        Ok(Labels { by_uid, default: "unlabeled".into(), sets, usage_types })
     }
 
     /// The truth from a trace's `verdict` lines: a user whose highest scripted score qualifies is
@@ -312,11 +437,16 @@ impl Labels {
                 (uid, if score >= qualify_score { format!("abuser_{ty}") } else { "honest".into() })
             })
             .collect();
-        Ok(Labels { by_uid, default: "honest".into() })
+        Ok(Labels { by_uid, default: "honest".into(), ..Labels::default() })
     }
 
     pub fn kind(&self, uid: &str) -> &str {
         self.by_uid.get(uid).map_or(self.default.as_str(), String::as_str)
+    }
+
+    /// The family set of a kind, if the labels name one.
+    pub fn set(&self, kind: &str) -> Option<&str> {
+        self.sets.get(kind).map(String::as_str)
     }
 
     fn kinds(&self) -> BTreeSet<String> {
@@ -447,7 +577,12 @@ pub fn evaluate<R: BufRead>(
 
     let mut rows: Vec<KindRow> = kinds
         .iter()
-        .map(|k| KindRow { kind: k.clone(), honest: !k.starts_with("abuser"), ..KindRow::default() })
+        .map(|k| KindRow {
+            kind: k.clone(),
+            honest: !k.starts_with("abuser"),
+            set: labels.set(k).map(str::to_owned),
+            ..KindRow::default()
+        })
         .collect();
     let mut report = EvalReport {
         classifier: match classifier {
@@ -460,6 +595,7 @@ pub fn evaluate<R: BufRead>(
         classifier_runs: 0,
         stt_ms_saved: 0,
         rows: Vec::new(),
+        sets: Vec::new(),
     };
     let within_ms = i64::from(within_hours) * MS_PER_HOUR;
     for (row, (outcome, summary)) in rows.iter_mut().zip(results) {
@@ -467,7 +603,10 @@ pub fn evaluate<R: BufRead>(
         row.stt_ms_saved = summary.stt_ms_saved;
         report.classifier_runs += summary.classifier_runs;
         report.stt_ms_saved += summary.stt_ms_saved;
-        let own_type = row.kind.strip_prefix("abuser_");
+        let own_type = match labels.usage_types.get(&row.kind) {
+            Some(t) if !row.honest => Some(t.as_str()),
+            _ => row.kind.strip_prefix("abuser_"),
+        };
         let mut to_restrict: Vec<f64> = Vec::new();
         for (uid, &shard) in &seen {
             if kinds[shard] != row.kind {
@@ -494,6 +633,10 @@ pub fn evaluate<R: BufRead>(
     }
     rows.retain(|r| r.users > 0 || r.kind != "unlabeled");
     rows.sort_by(|a, b| (!a.honest, &a.kind).cmp(&(!b.honest, &b.kind)));
+    let mut set_names: Vec<&str> = rows.iter().filter_map(|r| r.set.as_deref()).collect();
+    set_names.sort_by_key(|s| (*s != "held_out", *s != "tuning", *s));
+    set_names.dedup();
+    report.sets = set_names.iter().map(|s| SetSummary::of(s, &rows)).collect();
     report.rows = rows;
     Ok(report)
 }

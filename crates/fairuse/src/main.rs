@@ -64,6 +64,8 @@ enum Command {
     },
     /// Write a realistic synthetic trace for backtests and benchmarks.
     GenTrace(fairuse::gen_trace::GenTraceArgs),
+    /// Write a labelled population from the family files (bench/families) for leave-one-family-out evaluation.
+    GenFamilies(fairuse::families::GenFamiliesArgs),
     /// Evaluate a labelled trace: detections, time to restrict, false stages, STT saved.
     Eval(fairuse::eval::EvalArgs),
     /// Apply database migrations (PostgreSQL when store.database_url is set).
@@ -185,6 +187,14 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Eval(args) => {
             fairuse::eval::run(&args)?;
+            Ok(())
+        }
+        Command::GenFamilies(args) => {
+            let s = fairuse::families::run(&args)?;
+            eprintln!(
+                "wrote {} lines ({} usage, {} conversations) for {} users of {} families",
+                s.lines, s.usage_lines, s.conversations, s.users, s.families
+            );
             Ok(())
         }
         Command::GenTrace(args) => {
