@@ -254,6 +254,14 @@ async fn good_answer_becomes_a_verdict_with_the_served_model_and_our_prompt_vers
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_conversations_the_model_is_not_asked_and_the_answer_is_omis_zero_default() {
+    let mock = spawn_mock(vec![good_answer()]).await;
+    let v = classify(&classifier(mock.config()), ClassifierInput { conversations: vec![], ..input() }).await.unwrap();
+    assert!(mock.requests().is_empty(), "no request reaches the model");
+    assert_eq!((v.misuse_score, v.usage_type, v.evidence.len()), (0.0, UsageType::None, 0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn gateway_sessions_are_summarized_in_the_prompt_and_count_for_the_recipes() {
     let mock = spawn_mock(vec![good_answer()]).await;
     // No conversations; five closed 30-minute streams the gateway measured.
@@ -269,7 +277,11 @@ async fn gateway_sessions_are_summarized_in_the_prompt_and_count_for_the_recipes
             s
         })
         .collect();
-    let input = ClassifierInput { conversations: vec![], sessions, ..input() };
+    // One 30-minute conversation far from the streams: something to cite (no conversation, no
+    // call), and a sixth 30-minute session for the recipes.
+    let mut only = conversation(20, "Evening notes");
+    only.finished_at = only.started_at.plus_ms(30 * MS_PER_MINUTE);
+    let input = ClassifierInput { conversations: vec![only], sessions, ..input() };
     let v = classify(&classifier(mock.config()), input).await.unwrap();
     assert_eq!(v.recipes, vec![Recipe::Prerecorded, Recipe::Podcast]);
     let user = request_json(&mock.requests()[0])["messages"][1]["content"].as_str().unwrap().to_owned();
