@@ -178,6 +178,27 @@ fn token() -> String {
 }
 
 impl Service {
+    /// A service with fresh process-local state (caches, breaker, job wake-up).
+    pub fn new(
+        stores: Stores,
+        policy: Policy,
+        clock: Arc<dyn Clock>,
+        classifier: Arc<dyn Classifier>,
+        notifications: Notifications,
+    ) -> Service {
+        Service {
+            stores,
+            policy: PolicyCell::from_pointee(policy),
+            clock,
+            classifier,
+            notifications,
+            jobs_ready: Notify::new(),
+            recent_evaluations: RecentEvaluations::default(),
+            durable_breaker: Breaker::default(),
+            known_stages: KnownStages::default(),
+        }
+    }
+
     pub fn policy(&self) -> Arc<Policy> {
         self.policy.load_full()
     }

@@ -514,17 +514,13 @@ async fn gradual_crossings_through_two_replicas_at_once_are_classified_exactly_o
     let (a, store, clock) =
         service(Policy::default(), Ok(ScriptedClassifier::scripted(0.9, UsageType::Audiobook)), false);
     // A second replica: its own process-local state, the same stores and clock.
-    let b = Arc::new(Service {
-        stores: Stores::single(store.clone()),
-        policy: PolicyCell::from_pointee(Policy::default()),
-        clock: clock.clone(),
-        classifier: Arc::new(Fixed(Ok(ScriptedClassifier::scripted(0.9, UsageType::Audiobook)))),
-        notifications: Notifications::default(),
-        jobs_ready: Default::default(),
-        recent_evaluations: Default::default(),
-        durable_breaker: Default::default(),
-        known_stages: Default::default(),
-    });
+    let b = Arc::new(Service::new(
+        Stores::single(store.clone()),
+        Policy::default(),
+        clock.clone(),
+        Arc::new(Fixed(Ok(ScriptedClassifier::scripted(0.9, UsageType::Audiobook)))),
+        Notifications::default(),
+    ));
     heard(&a, "mo").await;
     // 100 reports of 100 s (2.8 h, over the 2 h cap after the 73rd), half through each replica.
     let mut tasks = Vec::new();

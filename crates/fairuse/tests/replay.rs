@@ -21,7 +21,7 @@ use fairuse_domain::ids::Uid;
 use fairuse_domain::policy::Policy;
 use fairuse_domain::time::{MS_PER_HOUR, MS_PER_MINUTE, ManualClock, Timestamp};
 use fairuse_server::http::{AppState, HttpSettings, router};
-use fairuse_server::service::{Notifications, PolicyCell, Service, Stores};
+use fairuse_server::service::{Notifications, Service, Stores};
 use fairuse_store_embedded::EmbeddedStore;
 use serde_json::{Value, json};
 use tower::ServiceExt;
@@ -265,17 +265,13 @@ async fn one_trace_through_simulate_and_through_the_http_service_gives_the_same_
     let dir = tempfile::tempdir().expect("temp dir");
     let store = Arc::new(EmbeddedStore::open(dir.path()).await.expect("embedded store"));
     let clock = Arc::new(ManualClock::new(Timestamp::from_millis(T0)));
-    let service = Arc::new(Service {
-        stores: Stores::single(store.clone()),
-        policy: PolicyCell::from_pointee(policy.clone()),
-        clock: clock.clone(),
-        classifier: Arc::new(HeuristicClassifier),
-        notifications: Notifications::default(),
-        jobs_ready: Default::default(),
-        recent_evaluations: Default::default(),
-        durable_breaker: Default::default(),
-        known_stages: Default::default(),
-    });
+    let service = Arc::new(Service::new(
+        Stores::single(store.clone()),
+        policy.clone(),
+        clock.clone(),
+        Arc::new(HeuristicClassifier),
+        Notifications::default(),
+    ));
     let env = HashMap::from([
         ("FAIRUSE_SERVICE_KEYS".to_string(), SERVICE_KEY.to_string()),
         ("FAIRUSE_ADMIN_KEYS".into(), format!("trace:operator:{OPERATOR_KEY}")),
