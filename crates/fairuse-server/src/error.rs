@@ -52,7 +52,11 @@ impl IntoResponse for ApiError {
         if status.is_server_error() {
             tracing::warn!(error = %self, code, "request failed");
         }
-        if let ApiError::Store(e) = &self {
+        // A store's "not found", "conflict" or "invalid" is an answer about the request (a 4xx),
+        // not a failing store: counting those would page operators for a mistyped event id.
+        if let ApiError::Store(e) = &self
+            && status.is_server_error()
+        {
             let kind = if e.is_unknown() { "unknown" } else { "certain" };
             metrics::counter!("fairuse_store_errors_total", "op" => "request", "kind" => kind).increment(1);
         }

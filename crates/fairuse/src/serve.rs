@@ -39,6 +39,7 @@ pub fn metrics_handle() -> Option<PrometheusHandle> {
                 .ok()?
                 .install_recorder()
                 .ok()
+                .inspect(|_| crate::telemetry::register())
         })
         .clone()
 }
