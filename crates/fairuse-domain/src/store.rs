@@ -139,6 +139,10 @@ pub trait OutboxStore: Send + Sync {
     async fn failed(&self, id: &str, next_attempt_at: Timestamp, error: &str, give_up: bool) -> Result<(), StoreError>;
     /// Messages not yet delivered (pending, leased and dead).
     async fn pending(&self) -> Result<u64, StoreError>;
+    /// Messages still to be delivered (pending and leased, not the dead letters): the webhook
+    /// backlog an operator alerts on. Dead letters stay in the outbox for inspection, so counting
+    /// them would make the backlog only ever grow.
+    async fn backlog(&self) -> Result<u64, StoreError>;
 }
 
 /// A durable classifier job: the user to classify and why.
@@ -479,6 +483,10 @@ impl OutboxStore for MemoryStore {
 
     async fn pending(&self) -> Result<u64, StoreError> {
         Ok(lock(&self.outbox).len() as u64)
+    }
+
+    async fn backlog(&self) -> Result<u64, StoreError> {
+        Ok(lock(&self.outbox).iter().filter(|(_, _, dead)| !dead).count() as u64)
     }
 }
 

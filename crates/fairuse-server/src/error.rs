@@ -52,7 +52,11 @@ impl IntoResponse for ApiError {
         if status.is_server_error() {
             tracing::warn!(error = %self, code, "request failed");
         }
-        if let ApiError::Store(e) = &self {
+        // A store's "not found", "conflict" or "invalid" is an answer about the request (a 4xx),
+        // not a failing store: counting those would page operators for a mistyped event id.
+        if let ApiError::Store(e) = &self
+            && status.is_server_error()
+        {
             let kind = if e.is_unknown() { "unknown" } else { "certain" };
             metrics::counter!("fairuse_store_errors_total", "op" => "request", "kind" => kind).increment(1);
         }
@@ -71,3 +75,37 @@ impl IntoResponse for ApiError {
 }
 
 pub type ApiResult<T> = Result<T, ApiError>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Renders the store-error counter after turning `errors` into responses.
+    fn store_errors_after(errors: Vec<ApiError>) -> String {
+        let recorder = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder();
+        let handle = recorder.handle();
+        metrics::with_local_recorder(&recorder, || {
+            for e in errors {
+                let _ = e.into_response();
+            }
+        });
+        handle.render().lines().filter(|l| l.starts_with("fairuse_store_errors_total")).collect::<Vec<_>>().join("\n")
+    }
+
+    #[test]
+    fn a_failing_store_is_counted_and_a_store_answer_about_the_request_is_not() {
+        let counted = store_errors_after(vec![
+            ApiError::Store(StoreError::NotFound("event e1".into())),
+            ApiError::Store(StoreError::Conflict),
+            ApiError::Store(StoreError::Invalid("duplicate".into())),
+        ]);
+        assert_eq!(counted, "", "404, 409 and 400 answers are not store failures");
+        let counted = store_errors_after(vec![
+            ApiError::Store(StoreError::Unavailable("refused".into())),
+            ApiError::Store(StoreError::Unknown("timeout".into())),
+            ApiError::Store(StoreError::Unknown("timeout".into())),
+        ]);
+        assert!(counted.contains(r#"fairuse_store_errors_total{op="request",kind="certain"} 1"#), "{counted}");
+        assert!(counted.contains(r#"fairuse_store_errors_total{op="request",kind="unknown"} 2"#), "{counted}");
+    }
+}

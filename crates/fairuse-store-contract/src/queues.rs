@@ -39,17 +39,20 @@ pub async fn outbox_contract(enforcement: &dyn EnforcementStore, outbox: &dyn Ou
         mine
     };
     let pending = || async move { outbox.pending().await.expect("pending") };
+    let backlog = || async move { outbox.backlog().await.expect("backlog") };
     let mut ids = Ids::new(&format!("{prefix}.outbox"));
     let who = uid(prefix, "outbox");
     let s = state(Stage::Warning, Some(T0), None);
 
     let before = pending().await;
+    let backlog_before = backlog().await;
     let m1 = message(prefix, "m1", T0);
     let m2 = message(prefix, "m2", T0.plus_ms(hours(1)));
     let e1 = event(&mut ids, &who, T0);
     let v = enforcement.commit(&who, &s, 0, &[e1], &[m1.clone(), m2.clone()]).await.expect("commit");
     assert_eq!(v, 1);
     assert_eq!(pending().await, before + 2, "commit enqueues its outbox messages");
+    assert_eq!(backlog().await, backlog_before + 2, "both new messages are still to be delivered");
 
     assert_eq!(claim(T0.minus_ms(1), 100).await, vec![], "nothing is due before next_attempt_at");
     assert_eq!(claim(T0, 100).await, vec![m1.clone()], "a due message is claimed unchanged");
@@ -63,6 +66,7 @@ pub async fn outbox_contract(enforcement: &dyn EnforcementStore, outbox: &dyn Ou
     let retried = OutboxMessage { attempts: 1, next_attempt_at: retry_at, last_error: Some("http 500".into()), ..m1 };
     assert_eq!(claim(retry_at, 100).await, vec![retried.clone()], "failed counts the attempt and keeps the error");
     assert_eq!(pending().await, before + 2, "a failed message is still pending");
+    assert_eq!(backlog().await, backlog_before + 2, "a message that will be retried is backlog");
 
     outbox.delivered(&retried.id, retry_at).await.expect("delivered");
     assert_eq!(pending().await, before + 1, "a delivered message is no longer pending");
@@ -73,6 +77,7 @@ pub async fn outbox_contract(enforcement: &dyn EnforcementStore, outbox: &dyn Ou
     outbox.failed(&m2.id, day.plus_ms(1), "gone", true).await.expect("failed");
     assert_eq!(claim(T0.plus_ms(days(30)), 100).await, vec![], "a message given up on is never claimed again");
     assert_eq!(pending().await, before + 1, "dead letters still count as pending");
+    assert_eq!(backlog().await, backlog_before, "dead letters are not backlog: nothing will send them");
 
     let m3 = message(prefix, "m3", T0);
     let m4 = message(prefix, "m4", T0);

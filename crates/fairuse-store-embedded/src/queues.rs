@@ -83,6 +83,14 @@ impl OutboxStore for EmbeddedStore {
             .map_err(|e| store_error("count outbox messages", Effect::NotApplied, e))?;
         Ok(count.unsigned_abs())
     }
+
+    async fn backlog(&self) -> Result<u64, StoreError> {
+        let count: i64 = sqlx::query_scalar("SELECT count(*) FROM outbox WHERE dead = 0")
+            .fetch_one(&self.reader)
+            .await
+            .map_err(|e| store_error("count the outbox backlog", Effect::NotApplied, e))?;
+        Ok(count.unsigned_abs())
+    }
 }
 
 #[async_trait]

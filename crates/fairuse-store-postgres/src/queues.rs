@@ -112,6 +112,18 @@ impl OutboxStore for PostgresStore {
         })
         .await
     }
+
+    async fn backlog(&self) -> Result<u64, StoreError> {
+        const ACTION: &str = "count the outbox backlog";
+        self.bounded(ACTION, OnTimeout::Read, async {
+            let count: i64 = sqlx::query_scalar("SELECT count(*) FROM outbox WHERE NOT dead")
+                .fetch_one(&self.pool)
+                .await
+                .map_err(|e| store_error(ACTION, Phase::NoEffect, e))?;
+            Ok(count.unsigned_abs())
+        })
+        .await
+    }
 }
 
 #[async_trait]

@@ -25,6 +25,11 @@ pub const SIGNATURE_HEADER: &str = "X-Fairuse-Signature";
 
 const DELIVERIES_METRIC: &str = "fairuse_webhook_deliveries_total";
 const DURATION_METRIC: &str = "fairuse_webhook_delivery_seconds";
+/// Messages still to be delivered (dead letters excluded), as the outbox last reported them.
+pub const BACKLOG_METRIC: &str = "fairuse_webhook_outbox_backlog";
+/// How often the worker counts the backlog: a count per pass would be a query per second per
+/// replica for a figure alerts read over minutes.
+const BACKLOG_REFRESH: Duration = Duration::from_secs(15);
 
 /// Error texts are stored with the message; receivers can answer with long errors chains.
 const MAX_ERROR_CHARS: usize = 500;
@@ -183,14 +188,31 @@ impl WebhookDeliverer {
         total
     }
 
+    /// Counts the messages still to be delivered and sets the `fairuse_webhook_outbox_backlog`
+    /// gauge to it. Every replica reports the same shared outbox, so dashboards take the `max`.
+    pub async fn record_backlog(&self) -> Result<u64, StoreError> {
+        let n = self.inner.store.backlog().await?;
+        metrics::gauge!(BACKLOG_METRIC).set(n as f64);
+        Ok(n)
+    }
+
     /// The background worker: passes back to back while there is work, sleeps `idle` when
     /// nothing was due (or the outbox failed), and returns once `shutdown` is true (or its sender
-    /// is gone), after a last drain bounded by the request timeout.
+    /// is gone), after a last drain bounded by the request timeout. Every `BACKLOG_REFRESH` it
+    /// also records the backlog.
     pub async fn run(self: Arc<Self>, mut shutdown: watch::Receiver<bool>, idle: Duration) {
         tracing::info!(idle_ms = idle.as_millis() as u64, "webhook worker started");
+        let mut backlog_recorded: Option<Instant> = None;
         loop {
             if *shutdown.borrow_and_update() {
                 break;
+            }
+            if backlog_recorded.is_none_or(|at| at.elapsed() >= BACKLOG_REFRESH) {
+                // A failing outbox keeps the last figure; the store error alerts say why.
+                if let Err(e) = self.record_backlog().await {
+                    tracing::debug!(error = %e, "webhook backlog not counted: outbox unavailable");
+                }
+                backlog_recorded = Some(Instant::now());
             }
             let rest = match self.deliver_due().await {
                 Ok(report) => report.attempted() == 0,

@@ -351,11 +351,27 @@ async fn run_stops_when_the_shutdown_sender_is_dropped() {
     tokio::time::timeout(Duration::from_secs(10), worker).await.expect("run returns").unwrap();
 }
 
-/// Counts every counter and histogram sample by name and labels.
+/// Counts every counter and histogram sample by name and labels, and keeps each gauge's value.
 #[derive(Default)]
 struct CountingRecorder {
     counters: Mutex<HashMap<String, Arc<AtomicU64>>>,
     histograms: Mutex<HashMap<String, Arc<HistogramCount>>>,
+    gauges: Mutex<HashMap<String, Arc<GaugeValue>>>,
+}
+
+#[derive(Default)]
+struct GaugeValue(Mutex<Option<f64>>);
+
+impl metrics::GaugeFn for GaugeValue {
+    fn increment(&self, value: f64) {
+        *self.0.lock().unwrap().get_or_insert(0.0) += value;
+    }
+    fn decrement(&self, value: f64) {
+        *self.0.lock().unwrap().get_or_insert(0.0) -= value;
+    }
+    fn set(&self, value: f64) {
+        *self.0.lock().unwrap() = Some(value);
+    }
 }
 
 #[derive(Default)]
@@ -379,6 +395,9 @@ impl CountingRecorder {
     fn histogram_samples(&self, key: &str) -> u64 {
         self.histograms.lock().unwrap().get(key).map_or(0, |h| h.0.load(Ordering::SeqCst))
     }
+    fn gauge(&self, key: &str) -> Option<f64> {
+        self.gauges.lock().unwrap().get(key).and_then(|g| *g.0.lock().unwrap())
+    }
 }
 
 impl metrics::Recorder for CountingRecorder {
@@ -389,8 +408,9 @@ impl metrics::Recorder for CountingRecorder {
         let c = self.counters.lock().unwrap().entry(key_text(key)).or_default().clone();
         metrics::Counter::from_arc(c)
     }
-    fn register_gauge(&self, _: &metrics::Key, _: &metrics::Metadata<'_>) -> metrics::Gauge {
-        metrics::Gauge::noop()
+    fn register_gauge(&self, key: &metrics::Key, _: &metrics::Metadata<'_>) -> metrics::Gauge {
+        let g = self.gauges.lock().unwrap().entry(key_text(key)).or_default().clone();
+        metrics::Gauge::from_arc(g)
     }
     fn register_histogram(&self, key: &metrics::Key, _: &metrics::Metadata<'_>) -> metrics::Histogram {
         let h = self.histograms.lock().unwrap().entry(key_text(key)).or_default().clone();
@@ -417,4 +437,21 @@ async fn outcomes_are_counted_by_label_and_every_attempt_is_timed() {
     assert_eq!(recorder.counter("fairuse_webhook_deliveries_total{outcome=gave_up}"), r.gave_up as u64);
     assert_eq!(r.delivered, 2);
     assert_eq!(recorder.histogram_samples("fairuse_webhook_delivery_seconds{}"), 3);
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn the_backlog_gauge_counts_messages_still_to_send_and_not_dead_letters() {
+    let recorder = CountingRecorder::default();
+    let _guard = metrics::set_default_local_recorder(&recorder);
+    let rx = spawn_receiver(Behaviour { fail_first: usize::MAX, ..Behaviour::default() }).await;
+    let h = harness(config(&rx.url));
+    // ev-b2 is 27 h old: its failure gives it up (a dead letter); ev-b1 is retried later.
+    enqueue(&h.store, &[message("ev-b1", T0), message("ev-b2", T0.minus_ms(27 * MS_PER_HOUR))]).await;
+    assert_eq!(h.deliverer.record_backlog().await.unwrap(), 2);
+    assert_eq!(recorder.gauge("fairuse_webhook_outbox_backlog{}"), Some(2.0));
+    let r = h.deliverer.deliver_due().await.unwrap();
+    assert_eq!((r.failed, r.gave_up), (1, 1));
+    assert_eq!(h.deliverer.record_backlog().await.unwrap(), 1);
+    assert_eq!(recorder.gauge("fairuse_webhook_outbox_backlog{}"), Some(1.0), "the dead letter is not backlog");
+    assert_eq!(h.store.pending().await.unwrap(), 2, "the dead letter is still kept");
 }

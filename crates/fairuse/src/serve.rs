@@ -39,6 +39,7 @@ pub fn metrics_handle() -> Option<PrometheusHandle> {
                 .ok()?
                 .install_recorder()
                 .ok()
+                .inspect(|_| crate::telemetry::register())
         })
         .clone()
 }
@@ -56,6 +57,9 @@ pub async fn run(args: ServeArgs, env: BTreeMap<String, String>) -> anyhow::Resu
         config.server.data_dir = d;
     }
     init_logging(&config.server.log_format);
+    // Before any worker starts: a metric recorded before the recorder is installed is lost (the
+    // webhook worker's first backlog count was).
+    let metrics = metrics_handle();
     let policy_path = config.policy_path();
     let policy = load_policy(policy_path.as_deref(), &env)?;
     let policy_backend = policy.classifier.backend;
@@ -152,7 +156,7 @@ pub async fn run(args: ServeArgs, env: BTreeMap<String, String>) -> anyhow::Resu
             trusted_proxy_header: Some(config.server.trusted_proxy_header.to_ascii_lowercase())
                 .filter(|h| !h.is_empty()),
         },
-        metrics: metrics_handle(),
+        metrics,
         ready,
     };
     let mut app = router(state);
