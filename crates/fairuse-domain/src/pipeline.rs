@@ -14,7 +14,9 @@
 //!    interval even when no later report arrives ([`due_evaluation_job`]).
 //! 3. The gate ([`engine::classify_gate`]) and the classifier lock (the cooldown), then a job.
 //! 4. [`job_still_wanted`], [`select_conversations`], [`judgement`] (a verdict given without a
-//!    model call, or ask), [`admit`] (evidence hygiene for every backend), [`apply_job_verdict`].
+//!    model call, or ask), [`admit`] (evidence hygiene for every backend), [`apply_job_verdict`],
+//!    then [`lock_hold`]: the lock taken for the whole cooldown is shortened to the re-check when
+//!    the verdict does not qualify.
 //!
 //! No I/O and no clock here: every instant is an argument.
 
@@ -239,6 +241,14 @@ pub fn apply_job_verdict(
     }
     state.last_job_id = Some(job.id.clone());
     engine::apply_verdict(state, verdict, Some(trigger), job.session_id.clone(), ctx)
+}
+
+/// How long, from the verdict, the classifier lock stays held: the cooldown after a qualifying
+/// verdict, the re-check after one that does not ([`crate::policy::ClassifierPolicy::hold_after`]).
+/// The lock is taken for the whole cooldown before the run, so a run that fails or takes long is
+/// never repeated by another replica meanwhile.
+pub fn lock_hold(verdict: &Verdict, policy: &Policy) -> crate::time::DurationMs {
+    policy.classifier.hold_after(verdict.misuse_score >= policy.classifier.qualify_score)
 }
 
 /// What the gateway does with the next slice of a stream's audio.

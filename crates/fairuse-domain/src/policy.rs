@@ -91,9 +91,32 @@ pub enum ClassifierBackend {
 pub struct ClassifierPolicy {
     pub backend: ClassifierBackend,
     pub cooldown: DurationMs,
+    /// After a verdict that does not qualify, the user may be classified again after this instead
+    /// of the whole cooldown (absent: [`DEFAULT_RECHECK`], never more than the cooldown). See
+    /// [`ClassifierPolicy::hold_after`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recheck: Option<DurationMs>,
     pub qualify_score: f64,
     pub lookback: DurationMs,
     pub evidence_retention: DurationMs,
+}
+
+/// The re-check after a verdict that does not qualify, when a policy file does not set one.
+pub const DEFAULT_RECHECK: DurationMs = DurationMs::hours(3);
+
+impl ClassifierPolicy {
+    /// How long the classifier lock is held after a verdict: the whole cooldown after a qualifying
+    /// one (it paces the ladder: one step per cooldown), the shorter re-check after one that does
+    /// not qualify. A user still over a cap keeps producing evidence; a first judgement made on
+    /// the two or three conversations of the first hours over a cap must not buy twelve hours of
+    /// silence. A re-check costs one classifier call, against hours of speech-to-text.
+    pub fn hold_after(&self, qualifies: bool) -> DurationMs {
+        if qualifies {
+            return self.cooldown;
+        }
+        let recheck = self.recheck.unwrap_or(DEFAULT_RECHECK);
+        if recheck.ms() < self.cooldown.ms() { recheck } else { self.cooldown }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -290,6 +313,14 @@ impl Policy {
         if !(0.0..=1.0).contains(&c.qualify_score) || c.qualify_score.is_nan() {
             return Err(invalid("classifier.qualify_score", "must be between 0 and 1"));
         }
+        if let Some(r) = c.recheck {
+            if r.ms() <= 0 {
+                return Err(invalid("classifier.recheck", "must be positive"));
+            }
+            if r.ms() > c.cooldown.ms() {
+                return Err(invalid("classifier.recheck", "must not exceed classifier.cooldown"));
+            }
+        }
         if c.backend == ClassifierBackend::Scripted {
             // Allowed: `simulate --classifier scripted` sets it; the service refuses it at start-up.
         }
@@ -350,6 +381,7 @@ impl Policy {
             ("metering.check_interval".into(), m.check_interval, MS_PER_DAY),
             ("metering.max_report_speech".into(), m.max_report_speech, 366 * MS_PER_DAY),
             ("classifier.cooldown".into(), self.classifier.cooldown, CENTURY),
+            ("classifier.recheck".into(), self.classifier.recheck.unwrap_or(DEFAULT_RECHECK), CENTURY),
             ("classifier.lookback".into(), self.classifier.lookback, CENTURY),
             ("classifier.evidence_retention".into(), self.classifier.evidence_retention, CENTURY),
             ("ladder.prior_window".into(), self.ladder.prior_window, CENTURY),
@@ -510,6 +542,27 @@ mod tests {
         assert_eq!(p.stages.throttle.stt_daily_budget, Some(DurationMs::hours(4)));
         assert_eq!(p.stages.restrict.stt_daily_budget, Some(DurationMs::minutes(30)));
         assert_eq!(p.stages.warning.stt_daily_budget, None);
+    }
+
+    #[test]
+    fn the_recheck_after_a_verdict_that_does_not_qualify_is_3h_never_more_than_the_cooldown() {
+        let p = Policy::default();
+        assert_eq!(p.classifier.hold_after(false), DurationMs::hours(3));
+        assert_eq!(p.classifier.hold_after(true), DurationMs::hours(12));
+        // A policy file without the key gets the shipped re-check, capped by its own cooldown.
+        let without = DEFAULT_POLICY_TOML.replace("recheck = \"3h\"", "");
+        assert!(without.len() < DEFAULT_POLICY_TOML.len());
+        let p = Policy::from_toml_str(&without).unwrap();
+        assert_eq!(p.classifier.recheck, None);
+        assert_eq!(p.classifier.hold_after(false), DurationMs::hours(3));
+        let short = without.replace("cooldown = \"12h\"", "cooldown = \"1h\"");
+        let p = Policy::from_toml_str(&short).unwrap();
+        assert_eq!(p.classifier.hold_after(false), DurationMs::hours(1));
+        for (value, why) in [("13h", "must not exceed classifier.cooldown"), ("0s", "must be positive")] {
+            let text = DEFAULT_POLICY_TOML.replace("recheck = \"3h\"", &format!("recheck = \"{value}\""));
+            let err = Policy::from_toml_str(&text).unwrap_err().to_string();
+            assert!(err.contains("classifier.recheck") && err.contains(why), "{value}: {err}");
+        }
     }
 
     #[test]

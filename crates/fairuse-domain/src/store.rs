@@ -66,6 +66,9 @@ pub trait LockStore: Send + Sync {
     async fn try_acquire(&self, key: &str, token: &str, ttl_ms: i64, now: Timestamp) -> Result<bool, StoreError>;
     /// Compare-and-delete: releases only if `token` still holds the lock.
     async fn release(&self, key: &str, token: &str) -> Result<bool, StoreError>;
+    /// Compare-and-set of the expiry: if `token` holds the lock at `now`, it is held until
+    /// `now + ttl_ms` instead (shorter or longer). False, and nothing changes, otherwise.
+    async fn renew(&self, key: &str, token: &str, ttl_ms: i64, now: Timestamp) -> Result<bool, StoreError>;
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -314,6 +317,17 @@ impl LockStore for MemoryStore {
             return Ok(true);
         }
         Ok(false)
+    }
+
+    async fn renew(&self, key: &str, token: &str, ttl_ms: i64, now: Timestamp) -> Result<bool, StoreError> {
+        let mut locks = lock(&self.locks);
+        match locks.get_mut(key) {
+            Some((t, expires)) if t == token && *expires > now.millis() => {
+                *expires = now.millis().saturating_add(ttl_ms);
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
     }
 }
 

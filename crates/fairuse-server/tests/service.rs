@@ -621,3 +621,28 @@ async fn conversations_dated_in_the_future_or_past_the_retention_are_refused_nam
     let stored = store.since(&uid("pia"), Timestamp::from_millis(0), 10).await.unwrap();
     assert_eq!(stored.iter().map(|c| c.conversation_id.as_str()).collect::<Vec<_>>(), vec!["skewed"]);
 }
+
+#[tokio::test]
+async fn a_verdict_that_does_not_qualify_holds_the_lock_for_the_recheck_and_a_qualifying_one_for_the_cooldown() {
+    let policy = Policy::default();
+    let recheck = policy.classifier.hold_after(false).ms();
+    let cooldown = policy.classifier.cooldown.ms();
+    assert!(recheck < cooldown, "the shipped re-check is shorter than the cooldown");
+    let interval = policy.metering.check_interval.ms();
+    for (score, hold) in [(0.3, recheck), (0.9, cooldown)] {
+        let (svc, store, clock) =
+            service(policy.clone(), Ok(ScriptedClassifier::scripted(score, UsageType::Audiobook)), false);
+        heard(&svc, "ro").await;
+        svc.record_usage(over_cap("ro")).await.unwrap();
+        assert_eq!(run_jobs(&svc).await, 1, "score {score}: the crossing is judged");
+        // Still over the cap one step before the hold ends: the lock refuses.
+        clock.advance_ms(hold - 1);
+        svc.record_usage(speech("ro", 60_000)).await.unwrap();
+        assert_eq!(run_jobs(&svc).await, 0, "score {score}: held for {hold} ms");
+        // Past the hold, once the evaluation slot taken by that report is free again.
+        clock.advance_ms(interval + 1);
+        svc.record_usage(speech("ro", 60_000)).await.unwrap();
+        assert_eq!(run_jobs(&svc).await, 1, "score {score}: judged again after {hold} ms");
+        assert_eq!(classified(&store.events(&uid("ro"), 10).await.unwrap()), 2);
+    }
+}

@@ -66,6 +66,35 @@ pub async fn lock_contract(store: &dyn LockStore, prefix: &str) {
     assert!(!store.try_acquire(&key, "t5", 1_000, expiry).await.expect("try_acquire"), "t4 still holds it");
     assert!(store.release(&key, "t4").await.expect("release"), "the new holder releases");
     assert!(!store.release(&name(prefix, "never-locked"), "t1").await.expect("release"), "releasing a missing lock");
+
+    // Renewing sets the holder's expiry from `now`, shorter or longer; nobody else can.
+    let key = name(prefix, "classify:user-3");
+    assert!(store.try_acquire(&key, "r1", ttl, T0).await.expect("try_acquire"), "a free lock is acquired");
+    assert!(!store.renew(&key, "r2", 1_000, T0).await.expect("renew"), "the wrong token does not renew");
+    assert!(
+        !store.try_acquire(&key, "r2", ttl, T0.plus_ms(ttl - 1)).await.expect("try_acquire"),
+        "a refused renewal leaves the expiry as it was"
+    );
+    assert!(store.renew(&key, "r1", hours(3), T0.plus_ms(1_000)).await.expect("renew"), "the holder shortens its lock");
+    let shortened = T0.plus_ms(1_000 + hours(3));
+    assert!(
+        !store.try_acquire(&key, "r2", ttl, shortened.plus_ms(-1)).await.expect("try_acquire"),
+        "a shortened lock is held until its new expiry"
+    );
+    assert!(store.try_acquire(&key, "r2", ttl, shortened).await.expect("try_acquire"), "and free from it");
+    assert!(!store.renew(&key, "r1", ttl, shortened).await.expect("renew"), "a former holder cannot renew");
+    assert!(store.renew(&key, "r2", ttl * 2, shortened).await.expect("renew"), "the holder lengthens its lock");
+    assert!(
+        !store.try_acquire(&key, "r3", 1_000, shortened.plus_ms(ttl * 2 - 1)).await.expect("try_acquire"),
+        "a lengthened lock is held until its new expiry"
+    );
+    assert!(store.try_acquire(&key, "r3", 1_000, shortened.plus_ms(ttl * 2)).await.expect("try_acquire"), "then free");
+    let expired = shortened.plus_ms(ttl * 2 + 1_000);
+    assert!(!store.renew(&key, "r3", ttl, expired).await.expect("renew"), "an expired lock cannot be renewed");
+    assert!(
+        !store.renew(&name(prefix, "never-locked"), "r1", ttl, T0).await.expect("renew"),
+        "renewing a missing lock"
+    );
 }
 
 /// Fixed windows aligned to multiples of `window_ms`: `limit` hits are allowed, then refused

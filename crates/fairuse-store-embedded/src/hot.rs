@@ -93,6 +93,19 @@ impl LockStore for EmbeddedStore {
             .rows_affected();
         Ok(deleted == 1)
     }
+
+    async fn renew(&self, key: &str, token: &str, ttl_ms: i64, now: Timestamp) -> Result<bool, StoreError> {
+        let changed = sqlx::query("UPDATE locks SET expires_at = ?1 WHERE key = ?2 AND token = ?3 AND expires_at > ?4")
+            .bind(now.millis().saturating_add(ttl_ms))
+            .bind(key)
+            .bind(token)
+            .bind(now.millis())
+            .execute(&self.writer)
+            .await
+            .map_err(|e| store_error("renew a lock", Effect::MaybeApplied, e))?
+            .rows_affected();
+        Ok(changed == 1)
+    }
 }
 
 struct RateWindow {

@@ -75,6 +75,19 @@ impl LockStore for RedisHotStore {
             .map_err(Self::failed("release a lock", Effect::Write))?;
         Ok(released == 1)
     }
+
+    async fn renew(&self, key: &str, token: &str, ttl_ms: i64, now: Timestamp) -> Result<bool, StoreError> {
+        let keys = [self.layout.lock(key)];
+        let expires_at = now.millis().saturating_add(ttl_ms);
+        let gc_ttl = ttl_ms.max(0).saturating_add(GC_GRACE_MS);
+        let args = [now.millis().to_string(), expires_at.to_string(), token.to_owned(), gc_ttl.to_string()];
+        let renewed: i64 = self
+            .conn
+            .eval(&self.scripts.lock_renew, &keys, &args)
+            .await
+            .map_err(Self::failed("renew a lock", Effect::Write))?;
+        Ok(renewed == 1)
+    }
 }
 
 #[async_trait]

@@ -31,6 +31,7 @@ pub(crate) struct Scripts {
     pub(crate) range: LuaScript,
     pub(crate) lock_acquire: LuaScript,
     pub(crate) lock_release: LuaScript,
+    pub(crate) lock_renew: LuaScript,
     pub(crate) rate_hit: LuaScript,
     pub(crate) budget_add: LuaScript,
 }
@@ -44,6 +45,7 @@ impl Scripts {
             range: LuaScript::new("range", include_str!("lua/range.lua")),
             lock_acquire: LuaScript::new("lock_acquire", include_str!("lua/lock_acquire.lua")),
             lock_release: LuaScript::new("lock_release", include_str!("lua/lock_release.lua")),
+            lock_renew: LuaScript::new("lock_renew", include_str!("lua/lock_renew.lua")),
             rate_hit: LuaScript::new("rate_hit", include_str!("lua/rate_hit.lua")),
             budget_add: LuaScript::new("budget_add", include_str!("lua/budget_add.lua")),
         }

@@ -460,7 +460,7 @@ impl<'p, W: Write> Simulator<'p, W> {
             }
         };
         self.classifier_runs += 1;
-        user.lock_until = Some(t.plus_ms(policy.classifier.cooldown.ms()));
+        user.lock_until = Some(t.plus_ms(pipeline::lock_hold(&verdict, policy).ms()));
         let trigger = check.trigger("soft_cap", plan, policy);
         let mut ctx = Ctx { policy, now: t, uid: &user.uid, ids: &mut self.ids };
         let events = pipeline::apply_job_verdict(&mut user.state, &job, verdict, trigger, &mut ctx);

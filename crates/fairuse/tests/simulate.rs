@@ -105,23 +105,74 @@ fn heavy_honest_trace(days: i64) -> String {
 }
 
 #[test]
-fn heavy_honest_user_is_classified_every_12_hours_and_never_changes_stage() {
+fn heavy_honest_user_is_rechecked_every_3_hours_while_over_a_cap_and_never_changes_stage() {
     let (out, summary) = run(&heavy_honest_trace(4), &Policy::default(), SimClassifier::Scripted);
     golden("heavy_honest.jsonl", &out);
     let all = lines(&out);
     assert!(all.iter().all(|l| l["type"] != "stage_changed"), "{out}");
     let runs: Vec<i64> = all.iter().filter(|l| l["type"] == "classified").map(minutes_after_start).collect();
-    assert!(runs.len() >= 5, "{runs:?}");
+    assert!(runs.len() >= 12, "{runs:?}");
+    // No verdict qualifies, so the lock is held for the 3 h re-check, not the 12 h cooldown.
     for pair in runs.windows(2) {
-        assert!(pair[1] - pair[0] >= 12 * 60, "runs closer than the 12 h cooldown: {runs:?}");
+        assert!(pair[1] - pair[0] >= 3 * 60, "runs closer than the 3 h re-check: {runs:?}");
     }
-    // While over a cap the whole time (3-day and weekly from day 2), it runs as soon as the cooldown allows.
+    // Over a cap the whole time from day 2 (3-day and weekly), it runs as soon as the re-check
+    // allows while it reports, and at its first report of the morning (06:00) after the night.
     let late: Vec<i64> = runs.iter().copied().filter(|&m| m > 1440).collect();
     for pair in late.windows(2) {
-        assert!(pair[1] - pair[0] <= 12 * 60 + 5, "runs further apart than cooldown + check interval: {runs:?}");
+        let morning = pair[1] % 1440 - 6 * 60;
+        assert!(
+            pair[1] - pair[0] <= 3 * 60 + 5 || (0..=5).contains(&morning),
+            "runs further apart than re-check + check interval: {runs:?}"
+        );
     }
     assert_eq!(summary.stages.none, 1);
     assert_eq!(summary.stt_ms_saved, 0);
+}
+
+#[test]
+fn a_verdict_that_does_not_qualify_is_rechecked_after_3_hours_and_a_qualifying_one_holds_the_cooldown() {
+    // Streams without pause; the classifier says 0.3 until hour 8, then 0.9.
+    let mut t = String::new();
+    writeln!(t, r#"{{"t":"{}","type":"plan","uid":"u","plan":"paid","credits_exhausted":false}}"#, ts(0)).unwrap();
+    writeln!(t, r#"{{"t":"{}","type":"verdict","uid":"u","misuse_score":0.3,"usage_type":"none"}}"#, ts(0)).unwrap();
+    for m in 1..=30 * 60 {
+        if m == 8 * 60 {
+            writeln!(
+                t,
+                r#"{{"t":"{}","type":"verdict","uid":"u","misuse_score":0.9,"usage_type":"audiobook"}}"#,
+                ts(m)
+            )
+            .unwrap();
+        }
+        writeln!(t, r#"{{"t":"{}","type":"usage","uid":"u","lane":"realtime","session_id":"s1","cumulative_speech_ms":{},"stt_ms":{}}}"#, ts(m), m * 50_000, m * 60_000).unwrap();
+    }
+    let (out, _) = run(&t, &Policy::default(), SimClassifier::Scripted);
+    let runs: Vec<(i64, f64)> = lines(&out)
+        .iter()
+        .filter(|l| l["type"] == "classified")
+        .map(|l| (minutes_after_start(l), l["misuse_score"].as_f64().unwrap()))
+        .collect();
+    let scores: Vec<f64> = runs.iter().map(|r| r.1).collect();
+    assert_eq!(scores, [0.3, 0.3, 0.9, 0.9], "{runs:?}");
+    let gaps: Vec<i64> = runs.windows(2).map(|p| p[1].0 - p[0].0).collect();
+    // 144 min of speech is the 2 h cap, so minute 145 crosses it; then +3 h, +3 h (qualifies:
+    // warning), +12 h.
+    assert_eq!(runs[0].0, 145, "{runs:?}");
+    assert!(gaps[0] >= 180 && gaps[0] <= 181 && gaps[1] >= 180 && gaps[1] <= 181, "{runs:?}");
+    assert!(gaps[2] >= 720 && gaps[2] <= 721, "{runs:?}");
+}
+
+#[test]
+fn the_recheck_is_the_cooldown_when_the_policy_says_so() {
+    let mut policy = Policy::default();
+    policy.classifier.recheck = Some(policy.classifier.cooldown);
+    let (out, _) = run(&heavy_honest_trace(3), &policy, SimClassifier::Scripted);
+    let runs: Vec<i64> = lines(&out).iter().filter(|l| l["type"] == "classified").map(minutes_after_start).collect();
+    assert!(runs.len() >= 3, "{runs:?}");
+    for pair in runs.windows(2) {
+        assert!(pair[1] - pair[0] >= 12 * 60, "runs closer than the 12 h cooldown: {runs:?}");
+    }
 }
 
 #[test]
