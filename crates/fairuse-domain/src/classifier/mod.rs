@@ -17,7 +17,10 @@ mod scripted;
 #[cfg(test)]
 pub(crate) mod test_support;
 
-pub use heuristic::{HEURISTIC_VERSION, HeuristicClassifier, SHAPE_SCORE_LIMIT, UNNAMED_SERIES_LIMIT, WEAK_SIGN_LIMIT};
+pub use heuristic::{
+    Explanation, HEURISTIC_VERSION, HeuristicClassifier, SHAPE_SCORE_LIMIT, Signal, UNNAMED_SERIES_LIMIT,
+    WEAK_SIGN_LIMIT,
+};
 pub use recipes::{RECIPE_SESSION_MIN_MS, select_recipes, select_recipes_with_sessions};
 pub use scripted::ScriptedClassifier;
 

@@ -14,6 +14,8 @@ mod words;
 
 use std::collections::BTreeMap;
 
+use serde::Serialize;
+
 use super::recipes::select_recipes_with_sessions;
 use super::{
     Classifier, ClassifierError, ClassifierInput, Conversation, Evidence, MAX_EVIDENCE, Recipe, UsageShape, UsageType,
@@ -243,6 +245,31 @@ impl Classifier for HeuristicClassifier {
     }
 
     fn classify(&self, input: &ClassifierInput) -> Result<Verdict, ClassifierError> {
+        Ok(self.explain(input).verdict)
+    }
+}
+
+/// One part of a heuristic score: what it is, what it added, and why.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Signal {
+    pub name: &'static str,
+    pub score: f64,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub detail: String,
+}
+
+/// A heuristic verdict with the signals that made its score, for diagnostics (`fairuse eval
+/// --verdicts`): the verdict alone says what was decided, the signals say how close it came.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Explanation {
+    pub verdict: Verdict,
+    pub signals: Vec<Signal>,
+}
+
+impl HeuristicClassifier {
+    /// The verdict and the signals behind it; [`Classifier::classify`] is its verdict.
+    pub fn explain(&self, input: &ClassifierInput) -> Explanation {
+        let mut signals = Vec::new();
         let convs = &input.conversations;
         let recipes = select_recipes_with_sessions(convs, &input.sessions);
         let shape_score = Self::shape_score(&input.shape, &recipes, &input.sessions);
@@ -386,7 +413,19 @@ impl Classifier for HeuristicClassifier {
         } else {
             (0.4 + 0.05 * convs.len().min(8) as f64 + 0.2 * media_share.max(share(personal_minutes))).min(1.0)
         };
-        Ok(Verdict {
+        let mut sig = |name: &'static str, score: f64, detail: String| {
+            signals.push(Signal { name, score: (score * 1000.0).round() / 1000.0, detail })
+        };
+        sig("shape", shape_score, String::new());
+        sig("media", MEDIA_WEIGHT * media_share, format!("{:.0} of {total:.0} min", media_minutes));
+        sig(
+            "series",
+            series_score,
+            format!("named {named_binge_minutes:.0} min, unnamed {unnamed_binge_minutes:.0} min"),
+        );
+        sig("weak", weak_score, String::new());
+        sig("personal", -PERSONAL_WEIGHT * share(personal_minutes), format!("{personal_minutes:.0} min"));
+        let verdict = Verdict {
             misuse_score: (score * 1000.0).round() / 1000.0,
             usage_type,
             confidence: (confidence * 1000.0).round() / 1000.0,
@@ -396,7 +435,8 @@ impl Classifier for HeuristicClassifier {
             recipes,
             demoted: None,
         }
-        .clamped())
+        .clamped();
+        Explanation { verdict, signals }
     }
 }
 
