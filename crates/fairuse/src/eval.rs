@@ -67,6 +67,9 @@ pub struct EvalArgs {
     /// heuristic's signals, evidence and the most recent titles. A diagnostic for tuning.
     #[arg(long)]
     pub verdicts: Option<String>,
+    /// With --verdicts: each line also carries the whole classifier input, to re-score offline.
+    #[arg(long, requires = "verdicts")]
+    pub verdict_inputs: bool,
 }
 
 /// One population's row.
@@ -497,7 +500,7 @@ pub fn run(args: &EvalArgs) -> anyhow::Result<EvalReport> {
         open(&args.trace)?,
         &labels,
         args.within_hours,
-        verdicts.as_mut().map(|w| w as &mut dyn Write),
+        verdicts.as_mut().map(|w| VerdictLog { out: w as &mut dyn Write, inputs: args.verdict_inputs }),
     )
     .with_context(|| format!("evaluating {}", args.trace))?;
     if let (Some(mut w), Some(path)) = (verdicts, &args.verdicts) {
@@ -528,6 +531,12 @@ pub fn evaluate<R: BufRead>(
     evaluate_with_verdicts(policy, classifier, trace, labels, within_hours, None)
 }
 
+/// Where `fairuse eval --verdicts` writes, and whether each line carries the classifier input.
+pub struct VerdictLog<'a> {
+    pub out: &'a mut dyn Write,
+    pub inputs: bool,
+}
+
 /// [`evaluate`], also writing every classifier run as a JSON line to `verdicts` (by kind, then
 /// user, then time), with the user's label kind.
 pub fn evaluate_with_verdicts<R: BufRead>(
@@ -536,9 +545,9 @@ pub fn evaluate_with_verdicts<R: BufRead>(
     mut trace: R,
     labels: &Labels,
     within_hours: u32,
-    mut verdicts: Option<&mut dyn Write>,
+    mut verdicts: Option<VerdictLog<'_>>,
 ) -> anyhow::Result<EvalReport> {
-    let log = verdicts.is_some();
+    let log = verdicts.as_ref().map(|v| v.inputs);
     let kinds: Vec<String> = labels.kinds().into_iter().collect();
     let shard_of: HashMap<&str, usize> = kinds.iter().enumerate().map(|(i, k)| (k.as_str(), i)).collect();
     let mut first_usage: HashMap<String, i64> = HashMap::new();
@@ -555,7 +564,11 @@ pub fn evaluate_with_verdicts<R: BufRead>(
             handles.push(scope.spawn(move || {
                 let mut collector = Collector::default();
                 let sim = Simulator::new(policy, classifier, &mut collector);
-                let sim = if log { sim.with_verdict_log() } else { sim };
+                let sim = match log {
+                    Some(true) => sim.with_verdict_inputs(),
+                    Some(false) => sim.with_verdict_log(),
+                    None => sim,
+                };
                 let summary = sim.run_logged(ChunkReader::new(rx));
                 (collector.finish(), summary)
             }));
@@ -637,7 +650,7 @@ pub fn evaluate_with_verdicts<R: BufRead>(
     };
     let within_ms = i64::from(within_hours) * MS_PER_HOUR;
     for (row, (outcome, summary, mut records)) in rows.iter_mut().zip(results) {
-        if let Some(w) = verdicts.as_deref_mut() {
+        if let Some(VerdictLog { out: w, .. }) = verdicts.as_mut() {
             records.sort_by(|a, b| a.uid.cmp(&b.uid).then(a.run.cmp(&b.run)));
             for mut r in records {
                 r.kind = Some(row.kind.clone());

@@ -145,6 +145,10 @@ pub struct VerdictRecord {
     /// The most recent conversations shown (at most [`VERDICT_LOG_TITLES`]): title, minutes,
     /// speakers and words a minute when the host sent them.
     pub recent: Vec<String>,
+    /// The whole classifier input, when asked for ([`Simulator::with_verdict_inputs`]), so a
+    /// classifier can be re-scored offline on exactly what it was shown.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub input: Option<ClassifierInput>,
 }
 
 /// How many of the conversations shown a verdict record lists.
@@ -237,6 +241,8 @@ pub struct Simulator<'p, W: Write> {
     usage_lines: u64,
     /// Every classifier run, when asked for ([`Simulator::with_verdict_log`]).
     verdict_log: Option<Vec<VerdictRecord>>,
+    /// Whether verdict records carry the whole classifier input.
+    log_inputs: bool,
     runs_per_user: HashMap<usize, u32>,
 }
 
@@ -262,6 +268,7 @@ impl<'p, W: Write> Simulator<'p, W> {
             lines: 0,
             usage_lines: 0,
             verdict_log: None,
+            log_inputs: false,
             runs_per_user: HashMap::new(),
         }
     }
@@ -270,6 +277,12 @@ impl<'p, W: Write> Simulator<'p, W> {
     pub fn with_verdict_log(mut self) -> Self {
         self.verdict_log = Some(Vec::new());
         self
+    }
+
+    /// Records every classifier run with the whole input it was given.
+    pub fn with_verdict_inputs(mut self) -> Self {
+        self.log_inputs = true;
+        self.with_verdict_log()
     }
 
     /// Replays every line of `input`, then writes the summary.
@@ -509,6 +522,7 @@ impl<'p, W: Write> Simulator<'p, W> {
         }
         let mut signals = Vec::new();
         let mut shown: Vec<Conversation> = Vec::new();
+        let mut logged_input = None;
         let verdict = match self.classifier {
             // A trace's `verdict` line is what the classifier says, stated by the trace's author
             // (SPEC section 8): it stands for a backend's answer, so evidence rules do not apply.
@@ -536,7 +550,10 @@ impl<'p, W: Write> Simulator<'p, W> {
                     }
                 };
                 if self.verdict_log.is_some() {
-                    shown = input.conversations;
+                    shown = input.conversations.clone();
+                }
+                if self.log_inputs {
+                    logged_input = Some(input);
                 }
                 verdict
             }
@@ -561,6 +578,7 @@ impl<'p, W: Write> Simulator<'p, W> {
                 signals,
                 evidence: verdict.evidence.iter().map(|e| format!("{}: {}", e.conversation_id, e.reason)).collect(),
                 recent: shown.iter().rev().take(VERDICT_LOG_TITLES).rev().map(describe_conversation).collect(),
+                input: logged_input,
             });
         }
         self.classifier_runs += 1;

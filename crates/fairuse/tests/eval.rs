@@ -7,7 +7,7 @@
 
 use std::collections::BTreeSet;
 
-use fairuse::eval::{EvalReport, Labels, evaluate, evaluate_with_verdicts};
+use fairuse::eval::{EvalReport, Labels, VerdictLog, evaluate, evaluate_with_verdicts};
 use fairuse::gen_trace::{GenTraceArgs, LABELS, generate_with_labels};
 use fairuse::sim::{SimClassifier, Simulator};
 use fairuse_domain::policy::Policy;
@@ -99,7 +99,7 @@ fn the_verdict_log_has_one_line_per_classifier_run_with_kind_hours_and_signals()
         trace.as_slice(),
         &labels,
         48,
-        Some(&mut log),
+        Some(VerdictLog { out: &mut log, inputs: false }),
     )
     .expect("eval");
     let lines: Vec<serde_json::Value> =

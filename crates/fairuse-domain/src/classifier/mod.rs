@@ -17,10 +17,7 @@ mod scripted;
 #[cfg(test)]
 pub(crate) mod test_support;
 
-pub use heuristic::{
-    Explanation, HEURISTIC_VERSION, HeuristicClassifier, SHAPE_SCORE_LIMIT, Signal, UNNAMED_SERIES_LIMIT,
-    WEAK_SIGN_LIMIT,
-};
+pub use heuristic::{Explanation, HEURISTIC_VERSION, HeuristicClassifier, SHAPE_SCORE_LIMIT, STRUCTURE_LIMIT, Signal};
 pub use recipes::{RECIPE_SESSION_MIN_MS, select_recipes, select_recipes_with_sessions};
 pub use scripted::ScriptedClassifier;
 

@@ -1,15 +1,15 @@
-//! The offline default classifier: recipe rules, usage shape and conversation metadata, with
-//! evidence.
+//! The offline default classifier: recipe rules, usage shape, the structure of the conversations
+//! and what their metadata describes, with evidence.
 //!
-//! The heuristic is conservative by construction: usage shape and volume alone (the meter's minute
-//! buckets and the gateway's stream sessions) can add at most [`SHAPE_SCORE_LIMIT`] (< 0.7, so
-//! they never qualify on their own), numbered series whose metadata names no recorded media at
-//! most [`UNNAMED_SERIES_LIMIT`] more and weak signs (narration-paced single speakers, media
-//! categories) at most [`WEAK_SIGN_LIMIT`] more (all together still < 0.7); crossing the threshold
-//! needs conversations whose title or overview describes recorded media, in any of several
-//! languages, and those are cited as evidence a reviewer can check.
+//! Conservative by construction: usage shape and volume alone (the meter's minute buckets and the
+//! gateway's stream sessions) add at most [`SHAPE_SCORE_LIMIT`], and the structure of the
+//! conversations (numbered series, back-to-back chains, continuous speech, day-long coverage,
+//! media categories) at most [`STRUCTURE_LIMIT`] more, and only beside a conversation whose
+//! metadata describes content; the two together stay below 0.7, so a qualifying verdict always
+//! cites conversations whose own title or overview describes recorded media.
 
 mod series;
+mod structure;
 mod words;
 
 use std::collections::BTreeMap;
@@ -22,195 +22,179 @@ use super::{
     Verdict,
 };
 use crate::sessions::StreamSession;
-use crate::time::MS_PER_MINUTE;
-use series::{SeriesKind, series_of, series_or_template, title_names};
-use words::{MEDIA_CATEGORIES, fold, media_of, personal_text};
+use series::{SeriesKind, series_of, title_names};
+use structure::{binges, busiest_day_minutes, continuous, longest_chain, words_per_minute};
+use words::{MEDIA_CATEGORIES, content_cues, first_person, fold, media_of, names_others, personal_text};
 
+pub const HEURISTIC_VERSION: &str = "heuristic-v5";
 /// The most that usage shape and volume can contribute: below 0.7, so never a qualifying verdict alone.
 pub const SHAPE_SCORE_LIMIT: f64 = 0.45;
-/// The most that numbered series can add when none of their titles or overviews names recorded
-/// media: with [`SHAPE_SCORE_LIMIT`] still below 0.7, so a qualifying verdict always cites at
-/// least one conversation whose metadata describes recorded media.
-pub const UNNAMED_SERIES_LIMIT: f64 = 0.15;
-pub const HEURISTIC_VERSION: &str = "heuristic-v4";
-const _: () = assert!(SHAPE_SCORE_LIMIT + UNNAMED_SERIES_LIMIT < 0.7, "shape and numbering alone must never qualify");
+/// The most that the structure of the conversations can add (series, chains, continuous speech,
+/// day-long coverage, categories), and only beside content: with [`SHAPE_SCORE_LIMIT`] still
+/// below 0.7, so a qualifying verdict always cites a conversation whose metadata describes
+/// recorded media.
+pub const STRUCTURE_LIMIT: f64 = 0.2;
+const _: () = assert!(SHAPE_SCORE_LIMIT + STRUCTURE_LIMIT < 0.7, "shape and structure alone must never qualify");
 
-/// Weight of the share of conversation time whose title or overview describes recorded media.
-const MEDIA_WEIGHT: f64 = 0.55;
-/// Weight of numbered series played back to back (share of conversation time, saturating at 2/3).
-const SERIES_WEIGHT: f64 = 0.3;
-/// The most that weak signs of recorded media can add: a single voice for half an hour or more at
-/// narration pace (`speaker_count` 1, `word_count` 110 or more a minute) and media categories
-/// ("entertainment", "religion", "sports"), in conversations that neither name media nor describe
-/// live people. A lecture sounds like that too, so with [`SHAPE_SCORE_LIMIT`] and
-/// [`UNNAMED_SERIES_LIMIT`] it stays below 0.7.
-pub const WEAK_SIGN_LIMIT: f64 = 0.05;
-const _: () = assert!(
-    SHAPE_SCORE_LIMIT + UNNAMED_SERIES_LIMIT + WEAK_SIGN_LIMIT < 0.7,
-    "shape, numbering and weak signs alone must never qualify"
-);
-/// Weight of the share of conversation time with a weak sign (capped by [`WEAK_SIGN_LIMIT`]).
-const WEAK_WEIGHT: f64 = 0.1;
-/// A single speaker this long, at this many words a minute, sounds like narration.
-const NARRATION_MIN_MINUTES: f64 = 30.0;
-const NARRATION_WORDS_PER_MINUTE: f64 = 110.0;
-/// Weight of the share of conversation time that describes live people (meetings, calls, classes).
-const PERSONAL_WEIGHT: f64 = 0.3;
-/// Two numbered items are "back to back" when the next starts at most this long after the last ended.
-const BACK_TO_BACK_MS: i64 = 20 * MS_PER_MINUTE;
+/// Weight of the time-weighted mean of the conversations' content strength (1 for a conversation
+/// that names the medium, 0.8 for two content cues, ...).
+const CONTENT_WEIGHT: f64 = 0.65;
+/// Weight of the share of conversation time that describes live people or the user's own work.
+const LIVE_WEIGHT: f64 = 0.35;
+/// Content strength of a conversation that names recorded media.
+const NAMED: f64 = 1.0;
+/// ... with one content cue, and with two or more (or one and continuous speech).
+const ONE_CUE: f64 = 0.45;
+const CUES: f64 = 0.8;
+/// ... whose title repeats the name or numbered template of a conversation that names media.
+const SAME_NAME: f64 = 0.8;
+/// ... in continuous speech, describing nothing, right next to one that describes media.
+const SAME_STREAM: f64 = 0.6;
+/// "Right next to": the next conversation starts within this long of the last one's end.
+const STREAM_GAP_MS: i64 = 5 * crate::time::MS_PER_MINUTE;
+/// Structure weights (all capped together by [`STRUCTURE_LIMIT`]).
+const CONTINUOUS_WEIGHT: f64 = 0.1;
+const SERIES_WEIGHT: f64 = 0.1;
+const CATEGORY_WEIGHT: f64 = 0.05;
+/// A chain of back-to-back conversations this long (minutes), and what it adds.
+const CHAIN_MINUTES: [(f64, f64); 2] = [(90.0, 0.05), (150.0, 0.1)];
+/// This much conversation in 24 hours is more than any working day.
+const DAY_MINUTES: f64 = 12.0 * 60.0;
+const DAY_WEIGHT: f64 = 0.1;
 /// Gateway sessions that sound like playback ([`StreamSession::playback_like`]) before the shape
 /// score counts them: one could be a debate that never drew breath; two are a habit.
 const PLAYBACK_SESSIONS: usize = 2;
 /// What those sessions add to the shape score (still capped by [`SHAPE_SCORE_LIMIT`]).
 const PLAYBACK_WEIGHT: f64 = 0.1;
 
-/// The offline default: recipe rules, usage shape and conversation metadata, with evidence.
+/// The offline default: recipe rules, usage shape, conversation structure and metadata, with
+/// evidence.
 ///
-/// The score is `shape + content` where
+/// The score is `shape + structure + content - live`:
 /// * `shape` (at most [`SHAPE_SCORE_LIMIT`]) comes from the meter, the gateway's stream sessions
 ///   and the recipes: dense speech (70 % of every active minute), long unbroken runs (2 h, 6 h),
-///   both at once, speech around the clock, recipe rules (gateway sessions count as sessions,
-///   see [`select_recipes_with_sessions`]), and two or more gateway sessions that sound like
-///   playback (20 minutes of speech without a half-second silence, under one pause a minute;
-///   [`StreamSession::playback_like`]), which live conversation does not produce. Volume and shape
-///   say "a lot" and "not live people", never "what", so they stay below the qualifying score.
-/// * `content` comes from conversation metadata, time-weighted so that one movie night in a week of
-///   family conversations weighs what it lasted. Titles and overviews are `fold`ed (lowercase,
-///   accents removed) and read in several languages:
-///   - `0.55 x` the share of conversation time whose metadata describes recorded media: a word that
-///     names the medium (`MEDIA_WORDS`: audiobook/audiolibro/Hörbuch, narrator/narrador/Erzähler,
-///     podcast, episode/episodio, radio show, telenovela, film/película, sermon/Predigt/homélie,
-///     play-by-play, commentator, guided meditation, online course/curso grabado, transcription
-///     job), a season-and-episode code ("S02E03", "Temporada 2 Capítulo 5"), a numbered chapter or
-///     episode in any language ("Capítulo 45", "Folge 12", "第3話"), or a narration cue ("the
-///     protagonist", "the storyline", "the host", "listeners") in a conversation that describes no
-///     live people; a conversation whose title repeats the show, book or client name, or the numbered
-///     template, of such a conversation counts too;
-///   - plus up to `0.3` for numbered series consumed faster than anything live happens: titles that
-///     share a stem and a marker (`SERIES_MARKERS`, roman numerals and written-out numbers
-///     included, "第十二章") or, without a marker, a template with a varying number ("Morning Drive
-///     14"), whose numbers advance (one to three at a time) with the next starting within 20
-///     minutes of the last, or three advancing numbers within a day; at most
-///     [`UNNAMED_SERIES_LIMIT`] when no item of the series describes recorded media;
-///   - plus up to [`WEAK_SIGN_LIMIT`] for weak signs in conversations that neither name media nor
-///     describe live people: one speaker for 30 minutes or more at 110 words a minute or more
-///     (narration; a lecture sounds the same, so it is weak) and media categories
-///     (`MEDIA_CATEGORIES`, half weight);
-///   - minus `0.3 x` the share of time that describes live people (`PERSONAL_WORDS`: meetings,
-///     reuniones, Sitzungen, calls, classes, clases, patients, clients, therapy, depositions,
-///     practice, family, in several languages; or three speakers or more) in conversations that
-///     name no media.
+///   both at once, speech around the clock, recipe rules, and two or more gateway sessions that
+///   sound like playback. Volume and shape say "a lot", never "what".
+/// * `content` is `0.6 x` the time-weighted mean strength of what each conversation's metadata
+///   describes, read lowercase without accents in English, Spanish, Portuguese, French, German,
+///   Italian, Russian and Japanese: 1 when it names the medium (audiobook, narrator, podcast,
+///   episode, broadcast, commentator, listeners, telenovela, sermon, guided meditation, a
+///   numbered chapter or episode, "S02E03"), 0.8 when it describes content with two different
+///   cues (a story told: plot, characters, "recounts"; a broadcast: presenter, guests, headlines,
+///   studio; a match: goals, penalty, the crowd; a service or guided session; an overview naming
+///   two other people or places) or one cue and continuous speech, 0.45 for one cue, 0.8 when
+///   its title repeats the show, book or numbered template of a conversation that names media,
+///   0.6 in continuous speech in one unbroken stream with such a conversation; 0 otherwise, and
+///   0 when its overview says the user took part ("we recorded episode 12", "I preached").
+/// * `structure` (at most [`STRUCTURE_LIMIT`], and only when `content` is not 0) reads no words:
+///   continuous speech (105 words a minute or more, pauses included, for 20 minutes or more: one
+///   narrator or a broadcast; people talking with each other stay at 40-100), chains of
+///   back-to-back conversations (90 and 150 minutes with gaps under 5), more than 12 hours of
+///   conversation in a day, numbered series worked through faster than anything live happens
+///   (titles sharing a template with an advancing counter, back to back or three in a day), and
+///   media categories.
+/// * `live` is `0.35 x` the share of time in conversations that name no media and describe live
+///   people or the user's own work: meetings, calls, classes, patients, clients in several
+///   languages, the first person ("we agreed", "hablamos", "wir haben"), outcomes ("next steps"),
+///   or three speakers or more at a conversational pace.
 ///
 /// Numbering alone is not suspicious (a live course has lecture 14 on Monday and 15 on Wednesday;
-/// a therapist's "Sesión 12 con el cliente"), nor is volume (a manager's day of meetings), nor
-/// speech at night (a night shift), nor one voice at length (a lecturer). Every conversation that
-/// raised the score is cited as evidence with the reason, the media ones always among them.
+/// "Weekly sync 12"), nor is volume (a manager's day of meetings), nor speech at night (a night
+/// shift), nor one voice at length (a lecturer). Every conversation that raised the score is cited
+/// as evidence with the reason.
 #[derive(Debug, Clone, Default)]
 pub struct HeuristicClassifier;
-
-/// Why a conversation counts as recorded media.
-#[derive(Debug, Clone)]
-enum MediaSign {
-    /// Its title or overview says so, with this word.
-    Word(&'static str),
-    /// Its title repeats a name ("harbor town") of this conversation, whose metadata says so.
-    SameName(String, String),
-}
 
 /// One conversation as the heuristic reads it.
 struct Reading<'a> {
     conv: &'a Conversation,
     minutes: f64,
-    media: Option<(UsageType, MediaSign)>,
-    personal: bool,
-    /// A weak sign of recorded media in a conversation that neither names media nor describes live
-    /// people: its weight (1 for narration-paced single-speaker, 0.5 for a category) and why.
-    weak: Option<(f64, String)>,
-}
-
-/// A numbered series consumed faster than anything live happens.
-struct Binge {
-    kind: SeriesKind,
-    /// Indexes into the readings, by start time.
-    items: Vec<usize>,
-    /// Pairs of consecutive numbers, the next starting within [`BACK_TO_BACK_MS`] of the last.
-    back_to_back: usize,
-    /// The longest run of advancing numbers (each one to three above the last, in the order
-    /// played) within any 24 hours: a series being worked through, not a queue of ticket numbers.
-    per_day: usize,
-    named_media: bool,
-}
-
-fn binges(readings: &[Reading<'_>]) -> Vec<Binge> {
-    let mut groups: BTreeMap<(SeriesKind, String), Vec<(usize, u32)>> = BTreeMap::new();
-    for (i, r) in readings.iter().enumerate() {
-        if let Some((kind, stem, n)) = series_or_template(&r.conv.title) {
-            groups.entry((kind, stem)).or_default().push((i, n));
-        }
-    }
-    let mut out = Vec::new();
-    for ((kind, _), mut items) in groups {
-        if items.len() < 2 {
-            continue;
-        }
-        items.sort_by_key(|&(i, n)| (readings[i].conv.started_at, n));
-        let start = |i: usize| readings[i].conv.started_at.millis();
-        let end = |i: usize| readings[i].conv.finished_at.millis();
-        let back_to_back = items
-            .windows(2)
-            .filter(|w| {
-                w[1].1 == w[0].1 + 1 && (-MS_PER_MINUTE..=BACK_TO_BACK_MS).contains(&(start(w[1].0) - end(w[0].0)))
-            })
-            .count();
-        let mut per_day = 0;
-        for lo in 0..items.len() {
-            let (mut last, mut run) = (items[lo].1, 1);
-            for &(i, n) in &items[lo + 1..] {
-                if start(i) - start(items[lo].0) > 24 * 60 * MS_PER_MINUTE {
-                    break;
-                }
-                if n > last && n - last <= 3 {
-                    (last, run) = (n, run + 1);
-                }
-            }
-            per_day = per_day.max(run);
-        }
-        if back_to_back >= 1 || per_day >= 3 {
-            let named_media = items.iter().any(|&(i, _)| matches!(readings[i].media, Some((_, MediaSign::Word(_)))));
-            out.push(Binge {
-                kind,
-                items: items.into_iter().map(|(i, _)| i).collect(),
-                back_to_back,
-                per_day,
-                named_media,
-            });
-        }
-    }
-    out
-}
-
-/// A weak sign of recorded media in a conversation's metadata, with its weight and reason.
-fn weak_sign(c: &Conversation, minutes: f64) -> Option<(f64, String)> {
-    if c.speaker_count == Some(1)
-        && minutes >= NARRATION_MIN_MINUTES
-        && let Some(words) = c.word_count
-    {
-        let pace = words as f64 / minutes;
-        if pace >= NARRATION_WORDS_PER_MINUTE {
-            return Some((
-                1.0,
-                format!("one speaker for {minutes:.0} min at {pace:.0} words a minute, like narration"),
-            ));
-        }
-    }
-    let category = fold(c.category.trim());
-    MEDIA_CATEGORIES.contains(&category.as_str()).then(|| (0.5, format!("category {:?}", c.category)))
+    /// How strongly its metadata describes recorded media (0 to 1), the type it points at, and why.
+    strength: f64,
+    usage_type: Option<UsageType>,
+    why: String,
+    /// It names media itself (not only by repeating another's name).
+    named: bool,
+    /// It names no media and describes live people or the user's own work.
+    live: bool,
+    continuous: bool,
+    media_category: bool,
 }
 
 fn push_evidence(evidence: &mut Vec<Evidence>, c: &Conversation, reason: String) {
     if evidence.len() < MAX_EVIDENCE && !evidence.iter().any(|e| e.conversation_id == c.conversation_id) {
         evidence.push(Evidence { conversation_id: c.conversation_id.clone(), title: c.title.clone(), reason });
     }
+}
+
+/// Reads one conversation's metadata and pace.
+fn read(c: &Conversation) -> Reading<'_> {
+    let text = fold(&format!("{} {}", c.title, c.overview));
+    let overview = fold(&c.overview);
+    let minutes = c.duration_minutes().max(1.0);
+    let continuous = continuous(c);
+    let own_work = first_person(&overview);
+    let live_words = personal_text(&text) || own_work;
+    let series = series_of(&c.title);
+    // "S02E03" and "Season 2 Episode 3" are how only recorded shows are numbered.
+    let named = if matches!(series, Some((SeriesKind::TvEpisode, _, _))) {
+        Some((UsageType::TvMovie, "season and episode number"))
+    } else {
+        media_of(&text, false)
+            .or_else(|| series.and_then(|(kind, _, _)| Some((kind.usage_type()?, kind.names_media()?))))
+    };
+    let pace = words_per_minute(c).map_or(String::new(), |w| format!(", {w:.0} words a minute"));
+    let conversational = c.speaker_count.is_some_and(|n| n >= 3) && words_per_minute(c).is_none_or(|w| w < 100.0);
+    let media_category = MEDIA_CATEGORIES.contains(&fold(c.category.trim()).as_str());
+    let mut r = Reading {
+        conv: c,
+        minutes,
+        strength: 0.0,
+        usage_type: None,
+        why: String::new(),
+        named: false,
+        live: false,
+        continuous,
+        media_category,
+    };
+    // The user's own part in it ("we recorded episode 12 with our guest", "I preached on
+    // grace") makes even a named medium their own work: a host recording, a pastor preaching.
+    // Families, friends and classes live in stories too, so only the first person and the
+    // outcomes of work count against a named medium.
+    if let Some((ty, word)) = named.filter(|_| !own_work) {
+        r.named = true;
+        r.usage_type = Some(ty);
+        r.strength = NAMED;
+        r.why = format!("title or overview says {word:?}: recorded media, {minutes:.0} min{pace}");
+        return r;
+    }
+    if live_words || conversational {
+        r.live = true;
+        return r;
+    }
+    let mut cues: Vec<(&str, UsageType)> = content_cues(&text);
+    cues.dedup_by_key(|c| c.0);
+    let names = names_others(&c.title, &c.overview);
+    let count = cues.len() + usize::from(names);
+    if count == 0 {
+        return r;
+    }
+    let mut votes: BTreeMap<UsageType, usize> = BTreeMap::new();
+    for (_, t) in &cues {
+        *votes.entry(*t).or_default() += 1;
+    }
+    r.usage_type = votes.into_iter().max_by_key(|(t, n)| (*n, std::cmp::Reverse(*t))).map(|(t, _)| t);
+    let mut said: Vec<String> = cues.iter().take(3).map(|(w, _)| format!("{w:?}")).collect();
+    if names {
+        said.push("names other people or places".into());
+    }
+    r.strength = if count >= 2 || continuous { CUES } else { ONE_CUE };
+    r.why = format!(
+        "describes content ({}), not live people{}: {minutes:.0} min{pace}",
+        said.join(", "),
+        if continuous { ", in continuous speech" } else { "" }
+    );
+    r
 }
 
 impl HeuristicClassifier {
@@ -269,141 +253,169 @@ pub struct Explanation {
 impl HeuristicClassifier {
     /// The verdict and the signals behind it; [`Classifier::classify`] is its verdict.
     pub fn explain(&self, input: &ClassifierInput) -> Explanation {
-        let mut signals = Vec::new();
         let convs = &input.conversations;
         let recipes = select_recipes_with_sessions(convs, &input.sessions);
         let shape_score = Self::shape_score(&input.shape, &recipes, &input.sessions);
+        let mut readings: Vec<Reading<'_>> = convs.iter().map(read).collect();
 
-        let texts: Vec<String> = convs.iter().map(|c| fold(&format!("{} {}", c.title, c.overview))).collect();
-        let live: Vec<bool> = texts.iter().map(|t| personal_text(t)).collect();
-        let words: Vec<Option<(UsageType, &'static str)>> = convs
-            .iter()
-            .zip(&texts)
-            .zip(&live)
-            .map(|((c, t), &live)| {
-                let series = series_of(&c.title);
-                // "S02E03" and "Season 2 Episode 3" are how only recorded shows are numbered.
-                if matches!(series, Some((SeriesKind::TvEpisode, _, _))) {
-                    return Some((UsageType::TvMovie, "season and episode number"));
-                }
-                media_of(t, false)
-                    .or_else(|| series.and_then(|(kind, _, _)| Some((kind.usage_type()?, kind.names_media()?))))
-                    .or_else(|| media_of(t, !live))
-            })
-            .collect();
-        // Names of shows, books and clients that conversations described as media carry.
-        let mut media_names: BTreeMap<String, (UsageType, &str)> = BTreeMap::new();
-        for (c, w) in convs.iter().zip(&words) {
-            if let Some((ty, _)) = w {
-                for name in title_names(&c.title) {
-                    media_names.entry(name).or_insert((*ty, c.conversation_id.as_str()));
+        // A title that repeats the show, book or numbered template of a conversation that names
+        // media is that media too.
+        let mut media_names: BTreeMap<String, (UsageType, String)> = BTreeMap::new();
+        for r in readings.iter().filter(|r| r.named && r.strength >= NAMED) {
+            for name in title_names(&r.conv.title) {
+                media_names
+                    .entry(name)
+                    .or_insert((r.usage_type.unwrap_or(UsageType::Unknown), r.conv.conversation_id.clone()));
+            }
+        }
+        for r in readings.iter_mut().filter(|r| r.strength < SAME_NAME && !r.live) {
+            if let Some((name, (ty, id))) =
+                title_names(&r.conv.title).into_iter().find_map(|n| media_names.get(&n).map(|v| (n, v.clone())))
+            {
+                r.strength = SAME_NAME;
+                r.usage_type = Some(ty);
+                r.why = format!(
+                    "same name {name:?} as {id}, whose metadata describes recorded media; {:.0} min",
+                    r.minutes
+                );
+            }
+        }
+
+        // Conversations in continuous speech that describe nothing themselves, in one unbroken
+        // stream (each starting within minutes of the last one's end, nothing live between) with a
+        // conversation that describes media, are most likely the same stream cut into items.
+        let mut order: Vec<usize> = (0..readings.len()).collect();
+        order.sort_by_key(|&i| readings[i].conv.started_at);
+        let mut streams: Vec<Vec<usize>> = Vec::new();
+        let mut last_end = i64::MIN;
+        for i in order {
+            let r = &readings[i];
+            if r.live {
+                last_end = i64::MIN;
+                continue;
+            }
+            match streams.last_mut() {
+                Some(s) if last_end != i64::MIN && r.conv.started_at.millis() - last_end <= STREAM_GAP_MS => s.push(i),
+                _ => streams.push(vec![i]),
+            }
+            last_end = r.conv.finished_at.millis();
+        }
+        for stream in &streams {
+            let Some(&anchor) = stream.iter().find(|&&i| readings[i].strength >= CUES) else { continue };
+            let (id, ty) = (readings[anchor].conv.conversation_id.clone(), readings[anchor].usage_type);
+            for &i in stream {
+                let r = &mut readings[i];
+                if r.strength == 0.0 && r.continuous {
+                    r.strength = SAME_STREAM;
+                    r.usage_type = ty;
+                    r.why = format!(
+                        "continuous speech in one stream with {id}, which describes recorded media; {:.0} min",
+                        r.minutes
+                    );
                 }
             }
         }
-        let readings: Vec<Reading<'_>> = convs
-            .iter()
-            .zip(words)
-            .zip(&live)
-            .map(|((c, word), &live)| {
-                let media = match word {
-                    Some((ty, w)) => Some((ty, MediaSign::Word(w))),
-                    None => title_names(&c.title).into_iter().find_map(|name| {
-                        let (ty, id) = media_names.get(&name)?;
-                        Some((*ty, MediaSign::SameName(name, (*id).to_owned())))
-                    }),
-                };
-                let minutes = c.duration_minutes().max(1.0);
-                let personal = media.is_none() && (live || c.speaker_count.is_some_and(|n| n >= 3));
-                let weak = if media.is_none() && !personal { weak_sign(c, minutes) } else { None };
-                Reading { conv: c, minutes, media, personal, weak }
-            })
-            .collect();
         let total: f64 = readings.iter().map(|r| r.minutes).sum();
         let share = |minutes: f64| if total > 0.0 { minutes / total } else { 0.0 };
+        let content_minutes: f64 = readings.iter().map(|r| r.strength * r.minutes).sum();
+        let live_minutes: f64 = readings.iter().filter(|r| r.live).map(|r| r.minutes).sum();
+        let content = CONTENT_WEIGHT * share(content_minutes);
+        let live = LIVE_WEIGHT * share(live_minutes);
 
-        // Votes for the usage type, in minutes of conversation.
-        let mut votes: BTreeMap<UsageType, f64> = BTreeMap::new();
-        let mut media_minutes = 0.0;
-        let mut personal_minutes = 0.0;
-        for r in &readings {
-            if let Some((ty, _)) = &r.media {
-                media_minutes += r.minutes;
-                *votes.entry(*ty).or_default() += r.minutes;
-            } else if r.personal {
-                personal_minutes += r.minutes;
-            }
-        }
-        let binges = binges(&readings);
-        let (mut named_binge_minutes, mut unnamed_binge_minutes) = (0.0, 0.0);
-        for b in &binges {
-            let minutes: f64 = b.items.iter().map(|&i| readings[i].minutes).sum();
-            if b.named_media {
-                named_binge_minutes += minutes;
-            } else {
-                unnamed_binge_minutes += minutes;
-            }
-            if let Some(ty) = b.kind.usage_type() {
-                *votes.entry(ty).or_default() += minutes;
-            }
-        }
-        let media_share = share(media_minutes);
-        let series_score = (SERIES_WEIGHT * (1.5 * share(named_binge_minutes)).min(1.0))
-            .max((SERIES_WEIGHT * (1.5 * share(unnamed_binge_minutes)).min(1.0)).min(UNNAMED_SERIES_LIMIT));
-        let weak_minutes: f64 = readings.iter().filter_map(|r| Some(r.minutes * r.weak.as_ref()?.0)).sum();
-        let weak_score = (WEAK_WEIGHT * share(weak_minutes)).min(WEAK_SIGN_LIMIT);
-        let content_score = (MEDIA_WEIGHT * media_share + series_score + weak_score
-            - PERSONAL_WEIGHT * share(personal_minutes))
-        .max(0.0);
-        let score = if content_score <= 0.0 { shape_score } else { (shape_score + content_score).min(1.0) };
+        // Structure, read without words.
+        let continuous_minutes: f64 = readings.iter().filter(|r| r.continuous && !r.live).map(|r| r.minutes).sum();
+        let eligible: Vec<bool> = readings.iter().map(|r| !r.live).collect();
+        let (chain, chain_minutes) = longest_chain(convs, &eligible);
+        let chain_score =
+            CHAIN_MINUTES.iter().filter(|(m, _)| chain_minutes >= *m).map(|(_, w)| *w).fold(0.0, f64::max);
+        let day_minutes = busiest_day_minutes(convs);
+        let day_score = if day_minutes >= DAY_MINUTES { DAY_WEIGHT } else { 0.0 };
+        let series = binges(convs);
+        let series_minutes: f64 = series
+            .iter()
+            .flat_map(|b| b.items.iter())
+            .filter(|&&i| !readings[i].live)
+            .map(|&i| readings[i].minutes)
+            .sum();
+        let category_minutes: f64 = readings.iter().filter(|r| r.media_category && !r.live).map(|r| r.minutes).sum();
+        let structure_parts = [
+            (
+                "continuous speech",
+                CONTINUOUS_WEIGHT * share(continuous_minutes),
+                format!("{continuous_minutes:.0} min"),
+            ),
+            ("back-to-back chain", chain_score, format!("{chain_minutes:.0} min in {} conversations", chain.len())),
+            ("day coverage", day_score, format!("{:.1} h of conversation in 24 h", day_minutes / 60.0)),
+            (
+                "numbered series",
+                (SERIES_WEIGHT * 1.5 * share(series_minutes)).min(SERIES_WEIGHT),
+                format!("{series_minutes:.0} min"),
+            ),
+            ("media category", CATEGORY_WEIGHT * share(category_minutes), format!("{category_minutes:.0} min")),
+        ];
+        let structure_sum: f64 = structure_parts.iter().map(|p| p.1).sum();
+        // Structure only counts beside content: it says "played back", never "what".
+        let structure = if content > 0.0 { structure_sum.min(STRUCTURE_LIMIT) } else { 0.0 };
+        let rest = (content + structure - live).max(0.0);
+        let score = if content > 0.0 { (shape_score + rest).min(1.0) } else { shape_score };
 
-        // Evidence: the series first (the strongest sign), then the longest media conversations.
+        let mut signals = vec![Signal { name: "shape", score: round(shape_score), detail: String::new() }];
+        signals.push(Signal {
+            name: "content",
+            score: round(content),
+            detail: format!("{content_minutes:.0} strength-weighted of {total:.0} min"),
+        });
+        for (name, s, detail) in structure_parts {
+            signals.push(Signal { name, score: round(s), detail });
+        }
+        signals.push(Signal {
+            name: "structure (capped, with content)",
+            score: round(structure),
+            detail: String::new(),
+        });
+        signals.push(Signal { name: "live", score: -round(live), detail: format!("{live_minutes:.0} min") });
+
+        // Evidence: the strongest content first, then the numbered series and the chain.
         let mut evidence: Vec<Evidence> = Vec::new();
-        if content_score > 0.0 {
-            let mut ordered: Vec<&Binge> = binges.iter().collect();
-            ordered.sort_by_key(|b| std::cmp::Reverse((b.named_media, b.items.len())));
-            for b in ordered.iter().take(3) {
+        if content > 0.0 {
+            let mut order: Vec<&Reading<'_>> = readings.iter().filter(|r| r.strength > 0.0).collect();
+            order.sort_by(|a, b| (b.strength * b.minutes).total_cmp(&(a.strength * a.minutes)));
+            for r in order.iter().take(MAX_EVIDENCE - 2) {
+                push_evidence(&mut evidence, r.conv, r.why.clone());
+            }
+            let mut ordered: Vec<_> = series.iter().collect();
+            ordered.sort_by_key(|b| std::cmp::Reverse(b.items.len()));
+            for b in ordered.iter().take(1) {
                 let how = if b.back_to_back > 0 {
                     format!("{} pairs of consecutive numbers played back to back", b.back_to_back)
                 } else {
                     format!("{} advancing numbers within 24 hours", b.per_day)
                 };
-                for &i in b.items.iter().take(3) {
+                for &i in b.items.iter().filter(|&&i| !readings[i].live).take(2) {
                     let reason = format!("one of {} numbered {}s; {how}", b.items.len(), b.kind.noun());
                     push_evidence(&mut evidence, readings[i].conv, reason);
                 }
             }
-            let mut media: Vec<&Reading<'_>> = readings.iter().filter(|r| r.media.is_some()).collect();
-            media.sort_by(|a, b| b.minutes.total_cmp(&a.minutes));
-            for r in media {
-                let reason = match &r.media {
-                    Some((_, MediaSign::Word(word))) => {
-                        format!(
-                            "title or overview says {word:?}: recorded media, {:.0} min of transcription",
-                            r.minutes
-                        )
-                    }
-                    Some((_, MediaSign::SameName(name, id))) => format!(
-                        "same name {name:?} as {id}, whose metadata describes recorded media; {:.0} min",
-                        r.minutes
-                    ),
-                    None => continue,
-                };
-                push_evidence(&mut evidence, r.conv, reason);
-            }
-            let mut weak: Vec<&Reading<'_>> = readings.iter().filter(|r| r.weak.is_some()).collect();
-            weak.sort_by(|a, b| b.minutes.total_cmp(&a.minutes));
-            for r in weak {
-                if let Some((_, why)) = &r.weak {
-                    push_evidence(&mut evidence, r.conv, format!("weak sign only: {why}"));
-                }
-            }
         }
 
+        // Votes for the usage type, in strength-weighted minutes.
+        let mut votes: BTreeMap<UsageType, f64> = BTreeMap::new();
+        for r in &readings {
+            if let Some(t) = r.usage_type {
+                *votes.entry(t).or_default() += r.strength * r.minutes;
+            }
+        }
+        for b in &series {
+            if let Some(t) = b.kind.usage_type() {
+                *votes.entry(t).or_default() += 0.5 * b.items.iter().map(|&i| readings[i].minutes).sum::<f64>();
+            }
+        }
         let usage_type = if score < 0.3 {
             UsageType::None
         } else {
             votes
                 .iter()
+                .filter(|(t, _)| **t != UsageType::Unknown)
                 .max_by(|a, b| a.1.total_cmp(b.1).then(b.0.cmp(a.0)))
                 .map(|(t, _)| *t)
                 .unwrap_or(UsageType::Unknown)
@@ -411,24 +423,12 @@ impl HeuristicClassifier {
         let confidence = if convs.is_empty() {
             0.2
         } else {
-            (0.4 + 0.05 * convs.len().min(8) as f64 + 0.2 * media_share.max(share(personal_minutes))).min(1.0)
+            (0.4 + 0.05 * convs.len().min(8) as f64 + 0.2 * share(content_minutes).max(share(live_minutes))).min(1.0)
         };
-        let mut sig = |name: &'static str, score: f64, detail: String| {
-            signals.push(Signal { name, score: (score * 1000.0).round() / 1000.0, detail })
-        };
-        sig("shape", shape_score, String::new());
-        sig("media", MEDIA_WEIGHT * media_share, format!("{:.0} of {total:.0} min", media_minutes));
-        sig(
-            "series",
-            series_score,
-            format!("named {named_binge_minutes:.0} min, unnamed {unnamed_binge_minutes:.0} min"),
-        );
-        sig("weak", weak_score, String::new());
-        sig("personal", -PERSONAL_WEIGHT * share(personal_minutes), format!("{personal_minutes:.0} min"));
         let verdict = Verdict {
-            misuse_score: (score * 1000.0).round() / 1000.0,
+            misuse_score: round(score),
             usage_type,
-            confidence: (confidence * 1000.0).round() / 1000.0,
+            confidence: round(confidence),
             evidence,
             model: "heuristic".into(),
             prompt_version: HEURISTIC_VERSION.into(),
@@ -438,6 +438,10 @@ impl HeuristicClassifier {
         .clamped();
         Explanation { verdict, signals }
     }
+}
+
+fn round(x: f64) -> f64 {
+    (x * 1000.0).round() / 1000.0
 }
 
 #[cfg(test)]
