@@ -10,3 +10,4 @@ pub mod gen_trace;
 pub mod serve;
 pub mod sim;
 pub mod speech;
+pub mod verdict_log;

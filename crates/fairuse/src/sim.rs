@@ -14,8 +14,7 @@ use std::collections::{BinaryHeap, HashMap};
 use std::io::{BufRead, Write};
 
 use fairuse_domain::classifier::{
-    ClassifierInput, Conversation, HeuristicClassifier, Recipe, ScriptedClassifier, Signal, UsageShape, UsageType,
-    Verdict,
+    ClassifierInput, Conversation, HeuristicClassifier, ScriptedClassifier, UsageShape, UsageType, Verdict,
 };
 use fairuse_domain::engine::{self, BudgetDay, CapCheck, ClassifyGate, Ctx, EnforcementState, Event, EventKind};
 use fairuse_domain::ids::{Lane, SequentialIds, Uid};
@@ -26,6 +25,9 @@ use fairuse_domain::store::Job;
 use fairuse_domain::time::Timestamp;
 use fairuse_domain::windows::{SpeechAmount, UsageReport, UserMeter};
 use serde::{Deserialize, Serialize};
+
+pub use crate::verdict_log::VerdictRecord;
+use crate::verdict_log::{VERDICT_LOG_TITLES, describe_conversation};
 
 /// Which classifier the simulation asks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -114,63 +116,6 @@ struct SimUser {
     cap_headroom: i64,
     /// The user's first usage report, for the verdict log's hours.
     first_usage: Option<Timestamp>,
-}
-
-/// One classifier run as the verdict log records it (`fairuse eval --verdicts`): who, when, what
-/// the classifier was shown, what it said and, for the heuristic, the signals that made the score.
-#[derive(Debug, Clone, Serialize)]
-pub struct VerdictRecord {
-    pub uid: String,
-    /// The user's label kind, when the caller knows it (`fairuse eval` does).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub kind: Option<String>,
-    pub t: String,
-    /// Hours since the user's first usage report.
-    pub hours: f64,
-    /// The run's place among the user's runs, from 1.
-    pub run: u32,
-    pub stage_before: Stage,
-    pub conversations: usize,
-    pub misuse_score: f64,
-    pub usage_type: UsageType,
-    pub qualifies: bool,
-    pub recipes: Vec<Recipe>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub demoted: Option<String>,
-    /// The heuristic's parts of the score (empty for scripted or given verdicts).
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub signals: Vec<Signal>,
-    /// Evidence as `conversation_id: reason`.
-    pub evidence: Vec<String>,
-    /// The most recent conversations shown (at most [`VERDICT_LOG_TITLES`]): title, minutes,
-    /// speakers and words a minute when the host sent them.
-    pub recent: Vec<String>,
-    /// The whole classifier input, when asked for ([`Simulator::with_verdict_inputs`]), so a
-    /// classifier can be re-scored offline on exactly what it was shown.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub input: Option<ClassifierInput>,
-}
-
-/// How many of the conversations shown a verdict record lists.
-pub const VERDICT_LOG_TITLES: usize = 12;
-
-fn describe_conversation(c: &Conversation) -> String {
-    let minutes = c.duration_minutes();
-    let mut s = format!("{} [{minutes:.0} min", c.title);
-    if let Some(n) = c.speaker_count {
-        s.push_str(&format!(", {n} spk"));
-    }
-    if let Some(w) = c.word_count
-        && minutes > 0.0
-    {
-        s.push_str(&format!(", {:.0} wpm", w as f64 / minutes));
-    }
-    if !c.category.is_empty() {
-        s.push_str(&format!(", {}", c.category));
-    }
-    s.push_str("] ");
-    s.push_str(&c.overview.chars().take(80).collect::<String>());
-    s
 }
 
 #[derive(Serialize)]

@@ -61,6 +61,12 @@ const CHAIN_MINUTES: [(f64, f64); 2] = [(90.0, 0.05), (150.0, 0.1)];
 /// This much conversation in 24 hours is more than any working day.
 const DAY_MINUTES: f64 = 12.0 * 60.0;
 const DAY_WEIGHT: f64 = 0.1;
+/// The least shape and structure (uncapped) that a qualifying verdict needs besides content: a
+/// sermon or an episode named in one conversation is a live pastor's or host's day as well, until
+/// the usage looks like playback.
+const PLAYBACK_SUPPORT: f64 = 0.2;
+/// Where a verdict without that support stops: under the qualifying score of the shipped policy.
+const BELOW_QUALIFYING: f64 = 0.69;
 /// Gateway sessions that sound like playback ([`StreamSession::playback_like`]) before the shape
 /// score counts them: one could be a debate that never drew breath; two are a habit.
 const PLAYBACK_SESSIONS: usize = 2;
@@ -97,6 +103,10 @@ const PLAYBACK_WEIGHT: f64 = 0.1;
 ///   people or the user's own work: meetings, calls, classes, patients, clients in several
 ///   languages, the first person ("we agreed", "hablamos", "wir haben"), outcomes ("next steps"),
 ///   or three speakers or more at a conversational pace.
+///
+/// Words say what, not how much: a verdict whose shape and structure together (uncapped) stay
+/// under 0.2 stops at 0.69, whatever its content (one named sermon in a day of dense minutes is
+/// a live pastor's Sunday too).
 ///
 /// Numbering alone is not suspicious (a live course has lecture 14 on Monday and 15 on Wednesday;
 /// "Weekly sync 12"), nor is volume (a manager's day of meetings), nor speech at night (a night
@@ -358,6 +368,10 @@ impl HeuristicClassifier {
         let structure = if content > 0.0 { structure_sum.min(STRUCTURE_LIMIT) } else { 0.0 };
         let rest = (content + structure - live).max(0.0);
         let score = if content > 0.0 { (shape_score + rest).min(1.0) } else { shape_score };
+        // Words say what, not how much of it: a qualifying verdict also needs signs of playback
+        // beyond them (dense minutes with continuous speech, a long chain, a day of it, ...).
+        let support = shape_score + structure_sum;
+        let score = if support < PLAYBACK_SUPPORT { score.min(BELOW_QUALIFYING) } else { score };
 
         let mut signals = vec![Signal { name: "shape", score: round(shape_score), detail: String::new() }];
         signals.push(Signal {

@@ -592,3 +592,24 @@ fn more_than_a_working_day_of_conversation_and_long_chains_are_structure() {
     assert_eq!(super::structure::longest_chain(&spaced, &[true; 4]).0.len(), 1);
     assert_eq!(super::structure::longest_chain(&day[..4], &[true, true, false, true]).0.len(), 2);
 }
+
+#[test]
+fn words_alone_without_signs_of_playback_stay_below_the_line() {
+    // One conversation that names the medium, dense minutes, nothing else: a live pastor's
+    // service or a host's recording reads the same, so it stays just under 0.7.
+    let shape = UsageShape { mean_density_ms: 50_000, ..UsageShape::default() };
+    let sermon = at(1, 0, 50, "Sunday sermon: grace abounds", "The preacher speaks on grace to the congregation.");
+    let v = HeuristicClassifier.classify(&input(vec![sermon.clone()], shape.clone())).unwrap();
+    assert!((v.misuse_score - BELOW_QUALIFYING).abs() < 1e-9, "{v:?}");
+    // With continuous speech in one stream for hours, it is playback.
+    let stream: Vec<_> = (0..3)
+        .map(|i| Conversation {
+            word_count: Some(50 * 140),
+            speaker_count: Some(1),
+            ..at(i + 1, i as i64 * 51, 50, "Sunday sermon: grace abounds", "The preacher speaks on grace.")
+        })
+        .collect();
+    let v = HeuristicClassifier.classify(&input(stream, shape)).unwrap();
+    assert!(v.misuse_score >= 0.7, "{v:?}");
+    assert_eq!(v.usage_type, UsageType::Prerecorded);
+}
