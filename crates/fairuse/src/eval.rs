@@ -35,7 +35,7 @@ use fairuse_domain::policy::Policy;
 use fairuse_domain::time::{MS_PER_HOUR, Timestamp};
 use serde::{Deserialize, Serialize};
 
-use crate::sim::{SimClassifier, Simulator};
+use crate::sim::{SimClassifier, Simulator, VerdictRecord};
 
 /// Arguments of `fairuse eval`.
 #[derive(Debug, Clone, clap::Args)]
@@ -62,6 +62,14 @@ pub struct EvalArgs {
     /// Also write the report as JSON to this file.
     #[arg(long)]
     pub json: Option<String>,
+    /// Also write every classifier run to this file, one JSON line each: uid, label kind, hours
+    /// since the user's first usage, conversations shown, score, usage type, recipes, the
+    /// heuristic's signals, evidence and the most recent titles. A diagnostic for tuning.
+    #[arg(long)]
+    pub verdicts: Option<String>,
+    /// With --verdicts: each line also carries the whole classifier input, to re-score offline.
+    #[arg(long, requires = "verdicts")]
+    pub verdict_inputs: bool,
 }
 
 /// One population's row.
@@ -480,8 +488,24 @@ pub fn run(args: &EvalArgs) -> anyhow::Result<EvalReport> {
         }
         None => Labels::from_verdicts(open(&args.trace)?, policy.classifier.qualify_score)?,
     };
-    let report = evaluate(&policy, args.classifier, open(&args.trace)?, &labels, args.within_hours)
-        .with_context(|| format!("evaluating {}", args.trace))?;
+    let mut verdicts = match &args.verdicts {
+        Some(path) => Some(std::io::BufWriter::new(
+            File::create(path).with_context(|| format!("--verdicts: cannot create {path}"))?,
+        )),
+        None => None,
+    };
+    let report = evaluate_with_verdicts(
+        &policy,
+        args.classifier,
+        open(&args.trace)?,
+        &labels,
+        args.within_hours,
+        verdicts.as_mut().map(|w| VerdictLog { out: w as &mut dyn Write, inputs: args.verdict_inputs }),
+    )
+    .with_context(|| format!("evaluating {}", args.trace))?;
+    if let (Some(mut w), Some(path)) = (verdicts, &args.verdicts) {
+        w.flush().with_context(|| format!("writing {path}"))?;
+    }
     let text = report.markdown();
     if args.out == "-" {
         print!("{text}");
@@ -500,17 +524,38 @@ pub fn run(args: &EvalArgs) -> anyhow::Result<EvalReport> {
 pub fn evaluate<R: BufRead>(
     policy: &Policy,
     classifier: SimClassifier,
-    mut trace: R,
+    trace: R,
     labels: &Labels,
     within_hours: u32,
 ) -> anyhow::Result<EvalReport> {
+    evaluate_with_verdicts(policy, classifier, trace, labels, within_hours, None)
+}
+
+/// Where `fairuse eval --verdicts` writes, and whether each line carries the classifier input.
+pub struct VerdictLog<'a> {
+    pub out: &'a mut dyn Write,
+    pub inputs: bool,
+}
+
+/// [`evaluate`], also writing every classifier run as a JSON line to `verdicts` (by kind, then
+/// user, then time), with the user's label kind.
+pub fn evaluate_with_verdicts<R: BufRead>(
+    policy: &Policy,
+    classifier: SimClassifier,
+    mut trace: R,
+    labels: &Labels,
+    within_hours: u32,
+    mut verdicts: Option<VerdictLog<'_>>,
+) -> anyhow::Result<EvalReport> {
+    let log = verdicts.as_ref().map(|v| v.inputs);
     let kinds: Vec<String> = labels.kinds().into_iter().collect();
     let shard_of: HashMap<&str, usize> = kinds.iter().enumerate().map(|(i, k)| (k.as_str(), i)).collect();
     let mut first_usage: HashMap<String, i64> = HashMap::new();
     let mut seen: HashMap<String, usize> = HashMap::new();
     let mut lines = 0u64;
 
-    let results = std::thread::scope(|scope| -> anyhow::Result<Vec<(ShardOutcome, crate::sim::Summary)>> {
+    type ShardResult = (ShardOutcome, crate::sim::Summary, Vec<VerdictRecord>);
+    let results = std::thread::scope(|scope| -> anyhow::Result<Vec<ShardResult>> {
         let mut senders: Vec<Option<SyncSender<Vec<u8>>>> = Vec::new();
         let mut handles = Vec::new();
         for _ in &kinds {
@@ -518,7 +563,13 @@ pub fn evaluate<R: BufRead>(
             senders.push(Some(tx));
             handles.push(scope.spawn(move || {
                 let mut collector = Collector::default();
-                let summary = Simulator::new(policy, classifier, &mut collector).run(ChunkReader::new(rx));
+                let sim = Simulator::new(policy, classifier, &mut collector);
+                let sim = match log {
+                    Some(true) => sim.with_verdict_inputs(),
+                    Some(false) => sim.with_verdict_log(),
+                    None => sim,
+                };
+                let summary = sim.run_logged(ChunkReader::new(rx));
                 (collector.finish(), summary)
             }));
         }
@@ -568,9 +619,9 @@ pub fn evaluate<R: BufRead>(
         let mut results = Vec::new();
         for (kind, handle) in kinds.iter().zip(handles) {
             let (outcome, summary) = handle.join().map_err(|_| anyhow!("the simulator for {kind} panicked"))?;
-            let summary =
+            let (summary, records) =
                 summary.map_err(|e| anyhow!("{e} (counting only the lines of the {kind} users and ticks)"))?;
-            results.push((outcome?, summary));
+            results.push((outcome?, summary, records));
         }
         Ok(results)
     })?;
@@ -598,7 +649,15 @@ pub fn evaluate<R: BufRead>(
         sets: Vec::new(),
     };
     let within_ms = i64::from(within_hours) * MS_PER_HOUR;
-    for (row, (outcome, summary)) in rows.iter_mut().zip(results) {
+    for (row, (outcome, summary, mut records)) in rows.iter_mut().zip(results) {
+        if let Some(VerdictLog { out: w, .. }) = verdicts.as_mut() {
+            records.sort_by(|a, b| a.uid.cmp(&b.uid).then(a.run.cmp(&b.run)));
+            for mut r in records {
+                r.kind = Some(row.kind.clone());
+                serde_json::to_writer(&mut *w, &r).context("writing a verdict record")?;
+                w.write_all(b"\n").context("writing a verdict record")?;
+            }
+        }
         row.classifier_runs = summary.classifier_runs;
         row.stt_ms_saved = summary.stt_ms_saved;
         report.classifier_runs += summary.classifier_runs;

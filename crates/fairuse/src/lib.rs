@@ -11,3 +11,4 @@ pub mod serve;
 pub mod sim;
 pub mod speech;
 pub mod telemetry;
+pub mod verdict_log;

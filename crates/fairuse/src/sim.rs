@@ -14,7 +14,7 @@ use std::collections::{BinaryHeap, HashMap};
 use std::io::{BufRead, Write};
 
 use fairuse_domain::classifier::{
-    Classifier, ClassifierInput, Conversation, HeuristicClassifier, ScriptedClassifier, UsageShape, UsageType, Verdict,
+    ClassifierInput, Conversation, HeuristicClassifier, ScriptedClassifier, UsageShape, UsageType, Verdict,
 };
 use fairuse_domain::engine::{self, BudgetDay, CapCheck, ClassifyGate, Ctx, EnforcementState, Event, EventKind};
 use fairuse_domain::ids::{Lane, SequentialIds, Uid};
@@ -25,6 +25,9 @@ use fairuse_domain::store::Job;
 use fairuse_domain::time::Timestamp;
 use fairuse_domain::windows::{SpeechAmount, UsageReport, UserMeter};
 use serde::{Deserialize, Serialize};
+
+pub use crate::verdict_log::VerdictRecord;
+use crate::verdict_log::{VERDICT_LOG_TITLES, describe_conversation};
 
 /// Which classifier the simulation asks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -111,6 +114,8 @@ struct SimUser {
     /// [`pipeline::headroom`] against the caps of the user's plan, minus speech recorded since:
     /// while it is not negative nothing can have triggered, so the report needs no judging.
     cap_headroom: i64,
+    /// The user's first usage report, for the verdict log's hours.
+    first_usage: Option<Timestamp>,
 }
 
 #[derive(Serialize)]
@@ -179,6 +184,11 @@ pub struct Simulator<'p, W: Write> {
     stt_ms_saved: i64,
     lines: u64,
     usage_lines: u64,
+    /// Every classifier run, when asked for ([`Simulator::with_verdict_log`]).
+    verdict_log: Option<Vec<VerdictRecord>>,
+    /// Whether verdict records carry the whole classifier input.
+    log_inputs: bool,
+    runs_per_user: HashMap<usize, u32>,
 }
 
 fn err(line: u64, message: impl Into<String>) -> SimError {
@@ -202,11 +212,32 @@ impl<'p, W: Write> Simulator<'p, W> {
             stt_ms_saved: 0,
             lines: 0,
             usage_lines: 0,
+            verdict_log: None,
+            log_inputs: false,
+            runs_per_user: HashMap::new(),
         }
     }
 
+    /// Records every classifier run; [`Simulator::run_logged`] returns the records.
+    pub fn with_verdict_log(mut self) -> Self {
+        self.verdict_log = Some(Vec::new());
+        self
+    }
+
+    /// Records every classifier run with the whole input it was given.
+    pub fn with_verdict_inputs(mut self) -> Self {
+        self.log_inputs = true;
+        self.with_verdict_log()
+    }
+
     /// Replays every line of `input`, then writes the summary.
-    pub fn run<R: BufRead>(mut self, mut input: R) -> Result<Summary, SimError> {
+    pub fn run<R: BufRead>(self, input: R) -> Result<Summary, SimError> {
+        self.run_logged(input).map(|(summary, _)| summary)
+    }
+
+    /// [`Simulator::run`], also returning the verdict log (empty unless
+    /// [`Simulator::with_verdict_log`] asked for it).
+    pub fn run_logged<R: BufRead>(mut self, mut input: R) -> Result<(Summary, Vec<VerdictRecord>), SimError> {
         let mut buf = String::new();
         loop {
             buf.clear();
@@ -221,7 +252,8 @@ impl<'p, W: Write> Simulator<'p, W> {
             }
             self.line(text)?;
         }
-        self.finish()
+        let log = self.verdict_log.take().unwrap_or_default();
+        self.finish().map(|summary| (summary, log))
     }
 
     /// The benchmark baseline: reads and parses every line (JSON and timestamp) exactly as
@@ -359,6 +391,7 @@ impl<'p, W: Write> Simulator<'p, W> {
         let mut check = None;
         {
             let user = &mut self.users[u];
+            user.first_usage.get_or_insert(t);
             let outcome = user.meter.record(&report, policy.metering.retention.ms(), t);
             if lane.is_capped() {
                 user.ceiling_headroom -= outcome.speech_added_ms;
@@ -432,6 +465,9 @@ impl<'p, W: Write> Simulator<'p, W> {
         if !pipeline::job_still_wanted(&user.state, &check, exempt, &job.id, policy) {
             return Ok(());
         }
+        let mut signals = Vec::new();
+        let mut shown: Vec<Conversation> = Vec::new();
+        let mut logged_input = None;
         let verdict = match self.classifier {
             // A trace's `verdict` line is what the classifier says, stated by the trace's author
             // (SPEC section 8): it stands for a backend's answer, so evidence rules do not apply.
@@ -449,16 +485,47 @@ impl<'p, W: Write> Simulator<'p, W> {
                     // Traces have no gateway sessions (SPEC section 8 lists their lines).
                     sessions: Vec::new(),
                 };
-                match pipeline::judgement(&user.state, &input, policy) {
+                let verdict = match pipeline::judgement(&user.state, &input, policy) {
                     Judgement::Given(v) => v,
-                    // The heuristic cannot fail; a failure would be "no verdict, lock released".
-                    Judgement::Ask => match HeuristicClassifier.classify(&input) {
-                        Ok(v) => pipeline::admit(v.clamped(), &input, policy),
-                        Err(_) => return Ok(()),
-                    },
+                    // The heuristic cannot fail (`classify` is its explanation's verdict).
+                    Judgement::Ask => {
+                        let explained = HeuristicClassifier.explain(&input);
+                        signals = explained.signals;
+                        pipeline::admit(explained.verdict.clamped(), &input, policy)
+                    }
+                };
+                if self.verdict_log.is_some() {
+                    shown = input.conversations.clone();
                 }
+                if self.log_inputs {
+                    logged_input = Some(input);
+                }
+                verdict
             }
         };
+        if let Some(log) = &mut self.verdict_log {
+            let run = self.runs_per_user.entry(u).or_default();
+            *run += 1;
+            let first = user.first_usage.unwrap_or(t);
+            log.push(VerdictRecord {
+                uid: user.uid.clone(),
+                kind: None,
+                t: t.to_rfc3339(),
+                hours: ((t.millis() - first.millis()) as f64 / 3_600_000.0 * 100.0).round() / 100.0,
+                run: *run,
+                stage_before: user.state.stage,
+                conversations: shown.len(),
+                misuse_score: verdict.misuse_score,
+                usage_type: verdict.usage_type,
+                qualifies: verdict.misuse_score >= policy.classifier.qualify_score,
+                recipes: verdict.recipes.clone(),
+                demoted: verdict.demoted.clone(),
+                signals,
+                evidence: verdict.evidence.iter().map(|e| format!("{}: {}", e.conversation_id, e.reason)).collect(),
+                recent: shown.iter().rev().take(VERDICT_LOG_TITLES).rev().map(describe_conversation).collect(),
+                input: logged_input,
+            });
+        }
         self.classifier_runs += 1;
         user.lock_until = Some(t.plus_ms(pipeline::lock_hold(&verdict, policy).ms()));
         let trigger = check.trigger("soft_cap", plan, policy);

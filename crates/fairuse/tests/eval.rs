@@ -7,7 +7,7 @@
 
 use std::collections::BTreeSet;
 
-use fairuse::eval::{EvalReport, Labels, evaluate};
+use fairuse::eval::{EvalReport, Labels, VerdictLog, evaluate, evaluate_with_verdicts};
 use fairuse::gen_trace::{GenTraceArgs, LABELS, generate_with_labels};
 use fairuse::sim::{SimClassifier, Simulator};
 use fairuse_domain::policy::Policy;
@@ -85,6 +85,38 @@ fn a_small_population_adds_up_and_no_honest_user_is_throttled() {
     for r in report.rows.iter().filter(|r| !r.honest) {
         assert!(r.warned > 0, "{} never detected:\n{}", r.kind, report.markdown());
     }
+}
+
+#[test]
+fn the_verdict_log_has_one_line_per_classifier_run_with_kind_hours_and_signals() {
+    let a = args(300, 2, 11);
+    let (trace, labels) = population(&a);
+    let labels = Labels::read(labels.as_slice()).expect("labels");
+    let mut log = Vec::new();
+    let report = evaluate_with_verdicts(
+        &Policy::default(),
+        SimClassifier::Heuristic,
+        trace.as_slice(),
+        &labels,
+        48,
+        Some(VerdictLog { out: &mut log, inputs: false }),
+    )
+    .expect("eval");
+    let lines: Vec<serde_json::Value> =
+        log.split(|&b| b == b'\n').filter(|l| !l.is_empty()).map(|l| serde_json::from_slice(l).unwrap()).collect();
+    assert_eq!(lines.len() as u64, report.classifier_runs, "one line per run");
+    for l in &lines {
+        let uid = l["uid"].as_str().unwrap();
+        assert_eq!(l["kind"].as_str(), Some(labels.kind(uid)), "{l}");
+        assert!(l["hours"].as_f64().unwrap() >= 0.0 && l["run"].as_u64().unwrap() >= 1, "{l}");
+        let shown = l["conversations"].as_u64().unwrap();
+        if shown > 0 {
+            assert!(l["signals"].as_array().is_some_and(|s| !s.is_empty()), "an asked heuristic explains: {l}");
+        }
+    }
+    // The same evaluation without the log reports the same.
+    let plain = evaluate(&Policy::default(), SimClassifier::Heuristic, trace.as_slice(), &labels, 48).expect("eval");
+    assert_eq!(plain, report);
 }
 
 #[test]

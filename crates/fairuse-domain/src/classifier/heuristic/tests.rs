@@ -1,0 +1,615 @@
+//! The heuristic's behaviour on whole inputs: what qualifies, what never does, what is cited.
+
+use std::collections::BTreeSet;
+
+use super::super::test_support::*;
+use super::words::{first_person, names_others};
+use super::*;
+use crate::time::MS_PER_MINUTE;
+
+#[test]
+fn sequential_chapters_qualify_and_cite_the_conversations() {
+    let convs: Vec<_> = (1..=6).map(|i| conv(i, &format!("Harry Potter - Chapter {i}"), 45, "entertainment")).collect();
+    let v = HeuristicClassifier.classify(&input(convs, UsageShape::default())).unwrap();
+    assert!(v.misuse_score >= 0.7, "{v:?}");
+    assert_eq!(v.usage_type, UsageType::Audiobook);
+    assert!(!v.evidence.is_empty() && v.evidence.len() <= MAX_EVIDENCE);
+    assert!(v.evidence.iter().all(|e| e.conversation_id.starts_with('c')));
+}
+
+#[test]
+fn volume_and_shape_alone_never_qualify() {
+    let convs: Vec<_> = (1..=30).map(|i| conv(i, "Untitled", 90, "other")).collect();
+    let shape = UsageShape {
+        speech_ms: i64::MAX / 4,
+        active_minutes: 10_080,
+        longest_run_minutes: 10_080,
+        hours_of_day_active: 24,
+        mean_density_ms: 60_000,
+    };
+    let v = HeuristicClassifier.classify(&input(convs, shape)).unwrap();
+    assert!(v.misuse_score < 0.7, "{v:?}");
+}
+
+#[test]
+fn a_day_of_meetings_is_not_misuse() {
+    let convs: Vec<_> = (1..=12).map(|i| conv(i, &format!("Team meeting {i}"), 55, "work")).collect();
+    let shape = UsageShape {
+        speech_ms: 40 * 3_600_000,
+        active_minutes: 3000,
+        longest_run_minutes: 60,
+        hours_of_day_active: 10,
+        mean_density_ms: 30_000,
+    };
+    let v = HeuristicClassifier.classify(&input(convs, shape)).unwrap();
+    assert!(v.misuse_score < 0.5, "{v:?}");
+}
+
+#[test]
+fn one_narrated_chapter_and_two_dense_unbroken_hours_qualify() {
+    // The first classifier run of an audiobook abuser, about 2 h 20 min after they start.
+    let convs = vec![at(1, 0, 48, "Salt and Iron - Chapter 1", "A narrator reads chapter 1; one voice throughout.")];
+    let shape = UsageShape {
+        speech_ms: 125 * MS_PER_MINUTE,
+        active_minutes: 140,
+        longest_run_minutes: 140,
+        hours_of_day_active: 3,
+        mean_density_ms: 53_000,
+    };
+    let v = HeuristicClassifier.classify(&input(convs, shape.clone())).unwrap();
+    assert!(v.misuse_score >= 0.7, "{v:?}");
+    assert_eq!(v.usage_type, UsageType::Audiobook);
+    assert_eq!(v.evidence.len(), 1);
+    assert!(v.evidence[0].reason.contains("narrat"), "{:?}", v.evidence);
+    // The same hours at conversational density, without a silent minute, do not.
+    let talk = vec![at(1, 0, 140, "Workshop with the design team", "Live workshop; the team sketched flows.")];
+    let loose = UsageShape { mean_density_ms: 30_000, ..shape };
+    assert!(HeuristicClassifier.classify(&input(talk, loose)).unwrap().misuse_score < 0.3);
+}
+
+#[test]
+fn chapters_back_to_back_are_cited_as_a_series() {
+    let convs: Vec<_> =
+        (0..4).map(|i| at(i + 1, i as i64 * 62, 60, &format!("Harbor of Glass, Part {}", i + 3), "")).collect();
+    let v = HeuristicClassifier.classify(&input(convs.clone(), UsageShape::default())).unwrap();
+    // Numbering with metadata that describes nothing: structure only, which needs content.
+    assert_eq!(v.misuse_score, 0.0, "{v:?}");
+    let v = HeuristicClassifier.classify(&input(convs, max_shape())).unwrap();
+    assert!((v.misuse_score - SHAPE_SCORE_LIMIT).abs() < 1e-9, "numbering and shape alone: {v:?}");
+    assert!(v.evidence.is_empty(), "{:?}", v.evidence);
+    let named: Vec<_> = (0..4)
+        .map(|i| at(i + 1, i as i64 * 62, 60, &format!("The Money Hour Episode {}", i + 40), "Two hosts talk."))
+        .collect();
+    let v = HeuristicClassifier.classify(&input(named, UsageShape::default())).unwrap();
+    assert!(v.misuse_score >= 0.7, "{v:?}");
+    assert_eq!(v.usage_type, UsageType::Podcast);
+}
+
+#[test]
+fn titles_sharing_a_show_name_with_described_media_count_as_media() {
+    let convs = vec![
+        at(1, 0, 60, "Why rates are not coming down | The Money Hour", ""),
+        at(2, 61, 60, "Inside a seed round | The Money Hour", "In this episode the hosts discuss funding."),
+        at(3, 122, 60, "Kitchen Wars S02E01", "Several characters talk over music."),
+    ];
+    let v = HeuristicClassifier.classify(&input(convs, UsageShape::default())).unwrap();
+    assert!(v.misuse_score >= 0.55 - 1e-9, "all three are media: {v:?}");
+    let reasons: Vec<&str> = v.evidence.iter().map(|e| e.reason.as_str()).collect();
+    assert!(reasons.iter().any(|r| r.contains("same name \"the money hour\" as c2")), "{reasons:?}");
+    assert!(reasons.iter().any(|r| r.contains("season and episode number")), "{reasons:?}");
+    // A name shared with nothing described as media proves nothing.
+    let convs = vec![
+        at(1, 0, 60, "Weekly sync | Atlas team", "Planning."),
+        at(2, 61, 60, "Design review | Atlas team", "Reviewed the onboarding flow."),
+    ];
+    let v = HeuristicClassifier.classify(&input(convs, max_shape())).unwrap();
+    assert!(v.misuse_score <= SHAPE_SCORE_LIMIT && v.evidence.is_empty(), "{v:?}");
+}
+
+#[test]
+fn a_live_course_with_numbered_lectures_is_not_misuse() {
+    // Three courses, lectures two or three times a week, same length each time, a full week of
+    // every shape signal the meter can give: still not misuse.
+    let mut convs = Vec::new();
+    let mut id = 0;
+    for day in 0..5i64 {
+        for (course, hour, minutes) in [("MATH 221", 9, 50), ("CS 101", 11, 75), ("PHYS 150", 14, 90)] {
+            if (day + hour) % 2 == 0 || course == "MATH 221" {
+                id += 1;
+                let n = 10 + day as usize;
+                convs.push(at(
+                    id,
+                    day * 1440 + hour * 60,
+                    minutes,
+                    &format!("{course} Lecture {n}"),
+                    "Live lecture; the professor took questions from students.",
+                ));
+            }
+        }
+        id += 1;
+        convs.push(at(id, day * 1440 + 17 * 60, 60, "CS101 lecture — week 3", "Study group before the quiz."));
+    }
+    let v = HeuristicClassifier.classify(&input(convs, max_shape())).unwrap();
+    assert!(v.misuse_score < 0.7, "{v:?}");
+}
+
+#[test]
+fn a_family_movie_night_in_a_week_of_family_life_is_not_misuse() {
+    let mut convs: Vec<_> = (0..60)
+        .map(|i| {
+            let title = ["Breakfast with the kids", "Homework help", "Dinner together", "Call with grandma"][i % 4];
+            at(i + 1, i as i64 * 160, 45, title, "Family conversation at home.")
+        })
+        .collect();
+    convs.push(at(61, 100 * 160, 130, "Family movie night: Galaxy Drift", "The movie playing on the TV."));
+    convs.push(at(62, 101 * 160, 25, "Bedtime story: chapter 4", "Dad read chapter 4 to the kids."));
+    let v = HeuristicClassifier.classify(&input(convs, max_shape())).unwrap();
+    assert!(v.misuse_score < 0.7, "{v:?}");
+}
+
+#[test]
+fn without_a_conversation_naming_recorded_media_nothing_qualifies() {
+    // Numbered, uniform, back to back, all day, around the clock: but nothing in the metadata
+    // says it is recorded media, so the score stays below the threshold by construction.
+    let titles = ["Untitled part {n}", "Session {n}", "Recording #{n}", "Notes no. {n}", "Lesson {n}"];
+    for t in titles {
+        let convs: Vec<_> = (0..200)
+            .map(|i| at(i + 1, i as i64 * 31, 30, &t.replace("{n}", &(i + 1).to_string()), "Continuous speech."))
+            .collect();
+        let v = HeuristicClassifier.classify(&input(convs, max_shape())).unwrap();
+        assert!(v.misuse_score < 0.7, "{t}: {v:?}");
+    }
+}
+
+#[test]
+fn evidence_cites_only_input_conversations() {
+    let convs: Vec<_> = (0..30)
+        .map(|i| {
+            let title = if i % 3 == 0 { format!("Client file #{} transcription job", 500 + i) } else { "Call".into() };
+            at(i + 1, i as i64 * 15, 14, &title, "")
+        })
+        .collect();
+    let ids: BTreeSet<String> = convs.iter().map(|c| c.conversation_id.clone()).collect();
+    let v = HeuristicClassifier.classify(&input(convs, max_shape())).unwrap();
+    assert!(!v.evidence.is_empty() && v.evidence.len() <= MAX_EVIDENCE);
+    assert!(v.evidence.iter().all(|e| ids.contains(&e.conversation_id) && !e.reason.is_empty()), "{v:?}");
+}
+
+#[test]
+fn playback_shaped_sessions_raise_the_shape_score_and_conversational_ones_do_not() {
+    // Four sessions, so no recipe fires either way: only the playback signal differs.
+    let score = |sessions: Vec<StreamSession>| {
+        HeuristicClassifier.classify(&with_sessions(vec![], UsageShape::default(), sessions)).unwrap().misuse_score
+    };
+    assert_eq!(score(vec![]), 0.0);
+    let talking: Vec<_> = (0..4).map(|i| talk(i, i as i64 * 100, 50)).collect();
+    assert_eq!(score(talking), 0.0, "conversational sessions add nothing");
+    let played: Vec<_> = (0..4).map(|i| playback(i, i as i64 * 100, 50)).collect();
+    assert_eq!(score(played.clone()), PLAYBACK_WEIGHT);
+    assert_eq!(score(played[..1].to_vec()), 0.0, "one unbroken session is not a habit");
+    // One long stretch in a session that otherwise pauses all the time is conversation.
+    let debate: Vec<_> = (0..4).map(|i| stream(i, i as i64 * 100, 50, 25, 400, true)).collect();
+    assert_eq!(score(debate), 0.0);
+
+    // Beside conversations: the same direction, by the same amount, and only for playback.
+    let convs = vec![
+        at(1, 0, 45, "Salt and Iron - Chapter 1", "A narrator reads chapter 1."),
+        at(2, 2000, 45, "Call with the bank", "A phone call about a mortgage."),
+    ];
+    let shape = UsageShape { mean_density_ms: 45_000, ..UsageShape::default() };
+    let base = HeuristicClassifier.classify(&with_sessions(convs.clone(), shape.clone(), vec![])).unwrap();
+    // Two sessions: with the two conversations, too few for any recipe.
+    let sessions: Vec<_> = (0..2).map(|i| playback(i, 500 + i as i64 * 100, 40)).collect();
+    let more = HeuristicClassifier.classify(&with_sessions(convs.clone(), shape.clone(), sessions)).unwrap();
+    assert!((more.misuse_score - base.misuse_score - PLAYBACK_WEIGHT).abs() < 1e-9, "{base:?} {more:?}");
+    assert_eq!(more.evidence, base.evidence, "sessions are measured, not cited");
+    let sessions: Vec<_> = (0..2).map(|i| talk(i, 500 + i as i64 * 100, 40)).collect();
+    let same = HeuristicClassifier.classify(&with_sessions(convs, shape, sessions)).unwrap();
+    assert_eq!(same, base, "conversational sessions change nothing");
+}
+
+#[test]
+fn sessions_and_shape_alone_never_qualify() {
+    // Every shape signal, every recipe, hundreds of unbroken sessions, and numbered titles
+    // that name no media: still below the qualifying score.
+    let convs: Vec<_> = (0..20)
+        .map(|i| at(i + 1, i as i64 * 31, 30, &format!("Untitled part {}", i + 1), "Continuous speech."))
+        .collect();
+    let sessions: Vec<_> = (0..300).map(|i| playback(i, 1_000 + i as i64 * 31, 30)).collect();
+    let v = HeuristicClassifier.classify(&with_sessions(convs, max_shape(), sessions)).unwrap();
+    assert!(v.misuse_score < 0.7, "{v:?}");
+    assert!(v.evidence.iter().all(|e| e.conversation_id.starts_with('c')), "{v:?}");
+}
+
+#[test]
+fn recorded_media_in_many_languages_qualifies_and_cites_it() {
+    let cases: [(&str, &str, UsageType); 12] = [
+        (
+            "Capítulo {n}: La traición de Ricardo",
+            "Ricardo engaña a Valeria y ella jura vengarse.",
+            UsageType::Audiobook,
+        ),
+        ("Die Vermessung der Welt – Kapitel {n}", "Der Erzähler schildert Humboldts Reise.", UsageType::Audiobook),
+        (
+            "Elizabeth Rejects Mr. Darcy's Proposal",
+            "The narrator recounts how Elizabeth refuses Darcy.",
+            UsageType::Audiobook,
+        ),
+        (
+            "Le Monde en Questions – épisode {n}",
+            "Dans cet épisode, une historienne raconte Versailles.",
+            UsageType::Podcast,
+        ),
+        (
+            "Morning Drive: Traffic, Weather and Listener Calls",
+            "The host tells listeners about a crash on the ring road.",
+            UsageType::Podcast,
+        ),
+        ("Sermon: Grace Abounds, part {n}", "The preacher tells the congregation about grace.", UsageType::Prerecorded),
+        (
+            "Predigt zum Sonntag {n}",
+            "Der Pfarrer spricht über Vergebung; eine Predigt ohne Unterbrechung.",
+            UsageType::Prerecorded,
+        ),
+        (
+            "Guided Sleep Meditation – Day {n}",
+            "A calm voice counts breaths until the track ends.",
+            UsageType::Prerecorded,
+        ),
+        (
+            "Second Half Play-by-Play: Rovers vs United",
+            "The commentator calls every pass of the second half.",
+            UsageType::TvMovie,
+        ),
+        (
+            "Amor Perfeito – Capítulo {n}",
+            "A novela continua: Marê descobre o segredo da família.",
+            UsageType::Audiobook,
+        ),
+        ("進撃の巨人 第{n}話", "エレンたちが壁の外へ出る。", UsageType::Podcast),
+        (
+            "Curso de Python – Módulo {n}",
+            "Aula gravada de um curso online sobre listas e dicionários.",
+            UsageType::Prerecorded,
+        ),
+    ];
+    for (title, overview, usage_type) in cases {
+        let convs = played(title, overview, 16, 55);
+        let ids: BTreeSet<String> = convs.iter().map(|c| c.conversation_id.clone()).collect();
+        let v = HeuristicClassifier.classify(&input(convs, abuser_shape())).unwrap();
+        assert!(v.misuse_score >= 0.7, "{title}: {v:?}");
+        assert_eq!(v.usage_type, usage_type, "{title}: {v:?}");
+        assert!(v.evidence.iter().all(|e| ids.contains(&e.conversation_id)), "{title}: {v:?}");
+        assert!(
+            v.evidence.iter().any(|e| e.reason.starts_with("title or overview says")),
+            "{title}: a qualifying verdict cites a conversation that describes recorded media: {v:?}"
+        );
+    }
+}
+
+#[test]
+fn live_heavy_use_in_many_languages_does_not_qualify() {
+    // A week of a therapist, a teacher, a court reporter and a manager in several languages,
+    // numbered, uniform, all day, with every shape signal the meter can give, and now and then
+    // a telenovela or a film with the family.
+    let week: Vec<(&str, &str)> = vec![
+        ("Session {n} with client", "Weekly therapy session with a client about anxiety at work."),
+        ("Sesión {n} con el cliente", "Sesión de terapia con la clienta; hablamos de su ansiedad."),
+        ("Clase {n}", "Clase de matemáticas con los alumnos; preguntas sobre el examen."),
+        ("MATH 221 Lecture {n}", "The professor took questions from students about eigenvalues."),
+        ("Deposition Day {n}", "Deposition of the witness with both attorneys present."),
+        ("Sitzung {n} mit dem Vorstand", "Besprechung mit dem Vorstand über das Budget."),
+        ("Réunion hebdomadaire n° {n}", "Réunion d'équipe : les priorités de la semaine."),
+        ("Reunião {n} com o cliente", "Reunião com o cliente sobre o contrato."),
+        ("Riunione di progetto {n}", "Riunione con il team sul rilascio."),
+        ("第{n}回 定例会議", "チームの定例会議。"),
+        ("Aula {n} – Turma B", "Aula presencial com os alunos sobre frações."),
+        ("Board meeting part {n}", "Board meeting: financials and the hiring plan."),
+    ];
+    let mut convs = Vec::new();
+    for day in 0..7i64 {
+        for (slot, (title, overview)) in week.iter().enumerate() {
+            let n = (10 + day * 2 + slot as i64 % 2).to_string();
+            let id = convs.len() + 1;
+            let start = day * 1440 + 7 * 60 + slot as i64 * 61;
+            convs.push(at(id, start, 60, &title.replace("{n}", &n), overview));
+        }
+    }
+    let id = convs.len() + 1;
+    convs.push(at(
+        id,
+        3 * 1440 + 20 * 60,
+        45,
+        "Capítulo 45 de la novela con la abuela",
+        "Vimos la telenovela en familia.",
+    ));
+    convs.push(at(
+        id + 1,
+        5 * 1440 + 20 * 60,
+        120,
+        "Noche de película en familia",
+        "Vimos una película con los niños.",
+    ));
+    let v = HeuristicClassifier.classify(&input(convs.clone(), max_shape())).unwrap();
+    assert!(v.misuse_score < 0.7, "{v:?}");
+    // Each kind alone, too: the whole week of one person.
+    for (title, overview) in &week {
+        let convs: Vec<_> = (0..40)
+            .map(|i| {
+                let day = i as i64 / 6;
+                let start = day * 1440 + 8 * 60 + (i as i64 % 6) * 61;
+                at(i + 1, start, 60, &title.replace("{n}", &(10 + i).to_string()), overview)
+            })
+            .collect();
+        let v = HeuristicClassifier.classify(&input(convs, max_shape())).unwrap();
+        assert!(v.misuse_score < 0.7, "{title}: {v:?}");
+    }
+}
+
+#[test]
+fn narration_cues_are_silenced_by_live_people() {
+    let club = at(1, 0, 90, "Book club", "Book club with friends: we argued about the protagonist and the plot.");
+    let story = at(2, 200, 90, "Elizabeth and Darcy", "The protagonist confronts Darcy; the plot thickens.");
+    let v = HeuristicClassifier.classify(&input(vec![club.clone()], UsageShape::default())).unwrap();
+    assert_eq!(v.misuse_score, 0.0, "{v:?}");
+    let v = HeuristicClassifier.classify(&input(vec![story], UsageShape::default())).unwrap();
+    assert!(v.misuse_score >= CONTENT_WEIGHT * CUES - 1e-9 && v.misuse_score < 0.7, "two cues: {v:?}");
+    assert!(v.evidence[0].reason.contains("protagonist"), "{v:?}");
+    // A named medium counts beside live people: a movie watched with friends is a movie.
+    let film = at(3, 400, 90, "Movie night with friends", "Watched a film together.");
+    let v = HeuristicClassifier.classify(&input(vec![club, film], UsageShape::default())).unwrap();
+    assert!(v.evidence.iter().any(|e| e.conversation_id == "c3"), "{v:?}");
+}
+
+#[test]
+fn continuous_single_voices_and_media_categories_alone_never_qualify() {
+    let narrated = |i: usize, title: &str, overview: &str| Conversation {
+        speaker_count: Some(1),
+        word_count: Some(60 * 150),
+        category: "entertainment".into(),
+        ..at(i, i as i64 * 61, 60, title, overview)
+    };
+    // A week of titles that say nothing, one voice at narration pace, back to back, in the
+    // entertainment category, with every shape signal: the shape score and nothing more.
+    let titles = ["Afternoon", "Evening", "Night", "Morning"];
+    let convs: Vec<_> = (0..60).map(|i| narrated(i + 1, titles[i % 4], "")).collect();
+    let v = HeuristicClassifier.classify(&input(convs.clone(), max_shape())).unwrap();
+    assert!((v.misuse_score - SHAPE_SCORE_LIMIT).abs() < 1e-9, "{v:?}");
+    assert!(v.evidence.is_empty(), "{v:?}");
+    // One in four saying "narrator" makes the stream an audiobook: the others, in continuous
+    // speech right after it, are the same stream.
+    let mut said: Vec<_> = convs.clone();
+    for c in said.iter_mut().step_by(4) {
+        c.overview = "The narrator recounts how Elizabeth refuses Darcy.".into();
+    }
+    let v = HeuristicClassifier.classify(&input(said.clone(), abuser_shape())).unwrap();
+    assert!(v.misuse_score >= 0.7, "{v:?}");
+    assert_eq!(v.usage_type, UsageType::Audiobook);
+    assert!(v.evidence[0].reason.contains("narrator"), "{v:?}");
+    // The same stream, cited: a neutral item right after a narrated one; not so half an hour later.
+    let pair = |gap: i64| {
+        let mut second = narrated(2, "Evening", "");
+        second.started_at = said[0].finished_at.plus_ms(gap * MS_PER_MINUTE);
+        second.finished_at = second.started_at.plus_ms(60 * MS_PER_MINUTE);
+        HeuristicClassifier.classify(&input(vec![said[0].clone(), second], UsageShape::default())).unwrap()
+    };
+    let v = pair(1);
+    assert!(v.evidence.iter().any(|e| e.conversation_id == "c2" && e.reason.contains("one stream")), "{v:?}");
+    let v = pair(30);
+    assert!(v.evidence.iter().all(|e| e.conversation_id != "c2"), "{v:?}");
+    // A lecturer speaks alone at that pace too; a live lecture is no content at all.
+    let lecture = Conversation {
+        category: "education".into(),
+        ..narrated(1, "Lecture", "Live lecture; students asked questions.")
+    };
+    let v = HeuristicClassifier.classify(&input(vec![lecture], UsageShape::default())).unwrap();
+    assert_eq!(v.misuse_score, 0.0, "{v:?}");
+}
+
+#[test]
+fn shape_and_every_structural_sign_with_a_trace_of_content_never_qualify() {
+    let mut convs: Vec<_> = (0..200)
+        .map(|i| Conversation {
+            speaker_count: Some(1),
+            word_count: Some(30 * 160),
+            category: "religion".into(),
+            ..at(i + 1, i as i64 * 31, 30, &format!("Untitled part {}", i + 1), "")
+        })
+        .collect();
+    let sessions: Vec<_> = (0..300).map(|i| playback(i, 10_000 + i as i64 * 31, 30)).collect();
+    let v = HeuristicClassifier.classify(&with_sessions(convs.clone(), max_shape(), sessions.clone())).unwrap();
+    assert!((v.misuse_score - SHAPE_SCORE_LIMIT).abs() < 1e-9, "structure without content adds nothing: {v:?}");
+    // One conversation a week apart from the stream with a single content cue: structure now
+    // counts, at its cap, and still the verdict does not qualify.
+    convs.push(at(300, 30 * 24 * 60, 30, "A sermon", "")); // names the medium, far from the rest
+    let v = HeuristicClassifier.classify(&with_sessions(convs, max_shape(), sessions)).unwrap();
+    assert!(v.misuse_score < 0.7, "{v:?}");
+    assert!(v.misuse_score > SHAPE_SCORE_LIMIT + STRUCTURE_LIMIT - 1e-9, "structure at its cap: {v:?}");
+}
+
+#[test]
+fn ticket_numbers_are_no_series_but_advancing_numbers_are() {
+    // Thirty support calls a day, each with a ticket number from a shared queue: no series.
+    let tickets: Vec<_> = (0..30)
+        .map(|i| at(i + 1, i as i64 * 16, 15, &format!("Ticket #{} — login problems", 48_000 + i * 37), ""))
+        .collect();
+    assert!(binges(&tickets).is_empty());
+    // The same day as numbers one to three apart: a series worked through.
+    let series: Vec<_> =
+        (0..30).map(|i| at(i + 1, i as i64 * 40, 15, &format!("Morning Drive {}", 100 + i * 2), "")).collect();
+    let found = binges(&series);
+    assert_eq!(found.len(), 1);
+    assert!(found[0].per_day >= 3 && found[0].back_to_back == 0, "{}", found[0].per_day);
+}
+
+/// `n` items of one title template, `minutes` long, each starting `gap` minutes after the last.
+fn numbered(template: &str, first: u32, n: usize, minutes: i64, gap: i64) -> Vec<Conversation> {
+    (0..n)
+        .map(|i| {
+            let title = template.replace("{n}", &(first + i as u32).to_string());
+            at(i + 1, i as i64 * (minutes + gap), minutes, &title, "")
+        })
+        .collect()
+}
+
+#[test]
+fn counter_templates_are_found_in_many_languages() {
+    // A shared template with a counter that advances, whatever the word around it.
+    for template in [
+        "Folge {n}: Die Reise",
+        "Capítulo {n}",
+        "Épisode {n} – La suite",
+        "Глава {n}",
+        "第{n}話",
+        "The Daily #{n}",
+        "Ep. {n} with the crew",
+        "Kapitola {n}",
+        "Afsnit {n}",
+        "Ders {n}",
+    ] {
+        let found = binges(&numbered(template, 7, 3, 40, 1));
+        assert_eq!(found.len(), 1, "{template}");
+        assert_eq!(found[0].back_to_back, 2, "{template}");
+    }
+    // Roman numerals and season-episode codes advance too.
+    let parts: Vec<_> = ["I", "II", "III"]
+        .iter()
+        .enumerate()
+        .map(|(i, r)| at(i + 1, i as i64 * 41, 40, &format!("The Long Walk, Part {r}"), ""))
+        .collect();
+    assert_eq!(binges(&parts).len(), 1);
+    let episodes: Vec<_> = (5..8).map(|e| at(e, (e as i64 - 5) * 41, 40, &format!("Harbor Town S2E{e}"), "")).collect();
+    assert_eq!(binges(&episodes).len(), 1);
+    // Numbers that do not advance (the same file again, a queue) are no series.
+    let same = numbered("Capítulo {n}", 7, 1, 40, 1).into_iter().cycle().take(3).enumerate();
+    let same: Vec<_> = same.map(|(i, c)| Conversation { conversation_id: format!("c{i}"), ..c }).collect();
+    assert!(binges(&same).is_empty());
+}
+
+#[test]
+fn a_weekly_meeting_series_is_not_media_on_its_own() {
+    // "Weekly sync 12", "13", ...: numbered, back to back, one voice at speed, every shape
+    // signal. Without anything that describes content it stays at the shape score.
+    let mut convs = numbered("Weekly sync {n}", 12, 30, 55, 2);
+    for c in &mut convs {
+        c.word_count = Some(55 * 130);
+        c.speaker_count = Some(1);
+    }
+    let v = HeuristicClassifier.classify(&input(convs.clone(), max_shape())).unwrap();
+    assert!((v.misuse_score - SHAPE_SCORE_LIMIT).abs() < 1e-9, "{v:?}");
+    // Described as what it is, it is live: the score drops under the shape score.
+    for c in &mut convs {
+        c.overview = "We reviewed the roadmap with the team; next steps for the launch.".into();
+    }
+    let v = HeuristicClassifier.classify(&input(convs, max_shape())).unwrap();
+    assert!(v.misuse_score <= SHAPE_SCORE_LIMIT && v.evidence.is_empty(), "{v:?}");
+}
+
+#[test]
+fn overviews_that_describe_content_differ_from_overviews_of_ones_own_work() {
+    let show = "The host interviews a guest about sleep research; listeners call in with questions.";
+    let own = "We recorded episode 12 with our guest; I asked about sleep research and we agreed on the edit.";
+    let conv = |overview: &str| Conversation {
+        speaker_count: Some(2),
+        word_count: Some(70 * 150),
+        ..at(1, 0, 70, "Sleep research", overview)
+    };
+    let shape = UsageShape { mean_density_ms: 50_000, ..UsageShape::default() };
+    let media = HeuristicClassifier.classify(&input(vec![conv(show)], shape.clone())).unwrap();
+    let work = HeuristicClassifier.classify(&input(vec![conv(own)], shape)).unwrap();
+    assert!(media.misuse_score >= 0.7, "{media:?}");
+    assert_eq!(media.usage_type, UsageType::Podcast);
+    assert!(work.misuse_score < 0.5, "the user's own recording session: {work:?}");
+    assert!(first_person(&fold(own)) && !first_person(&fold(show)));
+    assert!(!first_person(&fold("Pip is seized in the marshes")), "\"i\" is a word, not the start of \"in\"");
+    assert!(first_person(&fold("Hablamos con el equipo y acordamos los próximos pasos.")));
+    assert!(first_person(&fold("Wir haben die Zahlen besprochen.")));
+    assert!(first_person(&fold("Мы обсудили план.")) && first_person(&fold("私たちは計画を話し合った。")));
+    let told = "Рассказчик описывает, как Раскольников в жаркий день приходит к Алёне Ивановне заложить часы и обдумывает свой план.";
+    assert!(!first_person(&fold(told)), "\"мы\" inside a word is not \"we\"");
+}
+
+#[test]
+fn overviews_that_name_other_people_tell_a_story() {
+    assert!(names_others("Pedro Páramo", "Juan Preciado llega a Comala buscando a su padre."));
+    assert!(names_others("Fantine vend ses cheveux", "Fantine, sans travail, vend ses cheveux aux Thénardier."));
+    assert!(names_others("Левин на сенокосе", "Днём Левин косит траву вместе с Иваном."));
+    assert!(!names_others("Follow-up visit", "The doctor and a patient discuss blood pressure."));
+    assert!(!names_others("Budget", "Die Familie gibt ein großes Essen im neuen Haus der Firma."), "German nouns");
+}
+
+#[test]
+fn the_first_judgement_of_a_broadcast_qualifies_and_a_clinic_morning_does_not() {
+    // About 2.4 hours in: two long conversations back to back, continuous speech, dense minutes.
+    let shape = UsageShape {
+        speech_ms: 125 * MS_PER_MINUTE,
+        active_minutes: 140,
+        longest_run_minutes: 100,
+        hours_of_day_active: 3,
+        mean_density_ms: 50_000,
+    };
+    let live = |i: usize, start: i64, minutes: i64, title: &str, overview: &str| Conversation {
+        speaker_count: Some(3),
+        word_count: Some(minutes as u64 * 160),
+        category: "sports".into(),
+        ..at(i, start, minutes, title, overview)
+    };
+    let match_day = vec![
+        live(1, 0, 80, "Late Equaliser at the Derby", "A header in stoppage time levels the score; the crowd erupts."),
+        live(2, 81, 55, "Sunday Afternoon", ""),
+    ];
+    let v = HeuristicClassifier.classify(&input(match_day, shape.clone())).unwrap();
+    assert!(v.misuse_score >= 0.7, "{v:?}");
+    assert_eq!(v.usage_type, UsageType::TvMovie);
+    // A physician's morning at the same density of minutes: conversations of their own work.
+    let clinic: Vec<_> = (0..8)
+        .map(|i| Conversation {
+            speaker_count: Some(2),
+            word_count: Some(15 * 70),
+            category: "health".into(),
+            ..at(
+                i + 1,
+                i as i64 * 18,
+                15,
+                &format!("Patient visit {}", 12 + i),
+                "The doctor and a patient discuss lab results.",
+            )
+        })
+        .collect();
+    let v = HeuristicClassifier.classify(&input(clinic, shape)).unwrap();
+    assert!(v.misuse_score < 0.3, "{v:?}");
+}
+
+#[test]
+fn more_than_a_working_day_of_conversation_and_long_chains_are_structure() {
+    let day: Vec<_> = (0..16).map(|i| at(i + 1, i as i64 * 60, 58, "Item", "")).collect();
+    assert!(super::structure::busiest_day_minutes(&day) >= 16.0 * 58.0 - 1e-9);
+    let (chain, minutes) = super::structure::longest_chain(&day, &vec![true; day.len()]);
+    assert_eq!(chain.len(), 16);
+    assert!((minutes - 16.0 * 58.0).abs() < 1e-9);
+    // A gap of ten minutes ends a chain; a live conversation is no link.
+    let spaced: Vec<_> = (0..4).map(|i| at(i + 1, i as i64 * 70, 60, "Item", "")).collect();
+    assert_eq!(super::structure::longest_chain(&spaced, &[true; 4]).0.len(), 1);
+    assert_eq!(super::structure::longest_chain(&day[..4], &[true, true, false, true]).0.len(), 2);
+}
+
+#[test]
+fn words_alone_without_signs_of_playback_stay_below_the_line() {
+    // One conversation that names the medium, dense minutes, nothing else: a live pastor's
+    // service or a host's recording reads the same, so it stays just under 0.7.
+    let shape = UsageShape { mean_density_ms: 50_000, ..UsageShape::default() };
+    let sermon = at(1, 0, 50, "Sunday sermon: grace abounds", "The preacher speaks on grace to the congregation.");
+    let v = HeuristicClassifier.classify(&input(vec![sermon.clone()], shape.clone())).unwrap();
+    assert!((v.misuse_score - BELOW_QUALIFYING).abs() < 1e-9, "{v:?}");
+    // With continuous speech in one stream for hours, it is playback.
+    let stream: Vec<_> = (0..3)
+        .map(|i| Conversation {
+            word_count: Some(50 * 140),
+            speaker_count: Some(1),
+            ..at(i + 1, i as i64 * 51, 50, "Sunday sermon: grace abounds", "The preacher speaks on grace.")
+        })
+        .collect();
+    let v = HeuristicClassifier.classify(&input(stream, shape)).unwrap();
+    assert!(v.misuse_score >= 0.7, "{v:?}");
+    assert_eq!(v.usage_type, UsageType::Prerecorded);
+}

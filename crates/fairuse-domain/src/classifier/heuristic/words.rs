@@ -1,0 +1,981 @@
+//! The words the heuristic reads in conversation metadata, in several languages, and how it
+//! reads them: text is [`fold`]ed (lowercase, accents removed) and words match on word boundaries.
+//! This file is long because it is mostly data (word lists); the code is the last hundred lines.
+
+use std::collections::BTreeMap;
+
+use super::super::UsageType;
+
+/// How much a media word says on its own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Strength {
+    /// Names the medium ("audiobook", "podcast", "sermon", "play-by-play", "telenovela"): counts
+    /// even beside live people ("watched a movie with Marco" is a movie).
+    Named,
+    /// A narration cue that recorded media produce and live talk rarely does ("the protagonist",
+    /// "the hosts", "listeners", "on TV"): counts only in a conversation whose metadata describes
+    /// no live people (a book club talks about the protagonist too).
+    Cue,
+}
+
+const AB: UsageType = UsageType::Audiobook;
+const PC: UsageType = UsageType::Podcast;
+const TV: UsageType = UsageType::TvMovie;
+const PR: UsageType = UsageType::Prerecorded;
+const CM: UsageType = UsageType::Commercial;
+const N: Strength = Strength::Named;
+const C: Strength = Strength::Cue;
+
+/// Words and phrases that describe recorded media, in several languages, matched on word
+/// boundaries in [`fold`]ed text (lowercase, accents removed: "capítulo" is "capitulo", "Hörbuch"
+/// is "horbuch"); a plural or inflection ending `s`, `es`, `n` or `en` may follow. Words in
+/// scripts without spaces (Japanese, Chinese) match anywhere.
+const MEDIA_WORDS: &[(&str, UsageType, Strength)] = &[
+    // Audiobooks: the medium, its narrator and its chapters.
+    ("audiobook", AB, N),
+    ("audio book", AB, N),
+    ("audio-book", AB, N),
+    ("audible", AB, N),
+    ("audiolibro", AB, N),
+    ("audiolivro", AB, N),
+    ("livre audio", AB, N),
+    ("livres audio", AB, N),
+    ("horbuch", AB, N),
+    ("hoerbuch", AB, N),
+    ("horbucher", AB, N),
+    ("luisterboek", AB, N),
+    ("narrator", AB, N),
+    ("narration", AB, N),
+    ("narrated", AB, N),
+    ("narrates", AB, N),
+    ("narrador", AB, N),
+    ("narradora", AB, N),
+    ("narracion", AB, N),
+    ("narracao", AB, N),
+    ("erzahler", AB, N),
+    ("erzaehler", AB, N),
+    ("erzahlerin", AB, N),
+    ("narrateur", AB, N),
+    ("narratrice", AB, N),
+    ("narratore", AB, N),
+    ("verteller", AB, N),
+    ("chapter", AB, N),
+    ("capitulo", AB, N),
+    ("kapitel", AB, N),
+    ("chapitre", AB, N),
+    ("capitolo", AB, N),
+    ("hoofdstuk", AB, N),
+    ("sleep story", AB, N),
+    ("オーディオブック", AB, N),
+    ("有声书", AB, N),
+    ("有聲書", AB, N),
+    ("朗読", AB, N),
+    // Fiction told rather than lived.
+    ("protagonist", AB, C),
+    ("protagonista", AB, C),
+    ("protagoniste", AB, C),
+    ("protagonistin", AB, C),
+    ("heroine", AB, C),
+    ("main character", AB, C),
+    ("storyline", AB, C),
+    ("the author", AB, C),
+    ("trama", AB, C),
+    ("villain", AB, C),
+    ("villano", AB, C),
+    ("cliffhanger", AB, C),
+    // Podcasts and radio.
+    ("podcast", PC, N),
+    ("podcaster", PC, N),
+    ("episode", PC, N),
+    ("ep", PC, N),
+    ("episodio", PC, N),
+    ("aflevering", PC, N),
+    ("ad read", PC, N),
+    ("sponsored by", PC, N),
+    ("co-host", PC, N),
+    ("cohost", PC, N),
+    ("radio show", PC, N),
+    ("radio program", PC, N),
+    ("radio programme", PC, N),
+    ("radio station", PC, N),
+    ("on the radio", PC, N),
+    ("talk show", PC, N),
+    ("call-in", PC, N),
+    ("listener call", PC, N),
+    ("radiosendung", PC, N),
+    ("horspiel", PC, N),
+    ("programa de radio", PC, N),
+    ("emision de radio", PC, N),
+    ("emission de radio", PC, N),
+    ("emission radio", PC, N),
+    ("emisora", PC, N),
+    ("trasmissione radio", PC, N),
+    ("ポッドキャスト", PC, N),
+    ("播客", PC, N),
+    ("ラジオ", PC, N),
+    ("电台", PC, N),
+    // Listeners are an audience: only a broadcast has them.
+    ("listener", PC, N),
+    ("oyente", PC, N),
+    ("auditeur", PC, N),
+    ("ouvinte", PC, N),
+    ("ascoltatori", PC, N),
+    ("horer", PC, N),
+    ("horerinnen", PC, N),
+    ("слушател", PC, N),
+    ("радиоэфир", PC, N),
+    ("радиопередач", PC, N),
+    ("подкаст", PC, N),
+    ("выпуск", PC, N),
+    ("リスナー", PC, N),
+    ("番組", PC, N),
+    ("放送", TV, N),
+    ("news bulletin", PC, N),
+    ("newsreader", PC, N),
+    ("newscaster", PC, N),
+    ("news anchor", PC, N),
+    ("boletin informativo", PC, N),
+    ("informativo", PC, N),
+    ("radiojornal", PC, N),
+    ("journal de", PC, C),
+    ("flash info", PC, N),
+    ("revue de presse", PC, N),
+    ("nachrichtensprecher", PC, N),
+    ("tagesschau", TV, N),
+    ("telegiornale", TV, N),
+    ("giornale radio", PC, N),
+    ("tertulia", PC, N),
+    ("tertulianos", PC, N),
+    ("mesa redonda", PC, C),
+    ("phone-in", PC, N),
+    ("call-in show", PC, N),
+    ("hortertelefon", PC, N),
+    ("the host", PC, C),
+    ("hosted by", PC, C),
+    ("presentador", PC, C),
+    ("presentadora", PC, C),
+    ("locutor", PC, C),
+    ("locutora", PC, C),
+    // Television, film and sports broadcasts.
+    ("netflix", TV, N),
+    ("hbo", TV, N),
+    ("hulu", TV, N),
+    ("disney+", TV, N),
+    ("disney plus", TV, N),
+    ("prime video", TV, N),
+    ("movie", TV, N),
+    ("film", TV, N),
+    ("filme", TV, N),
+    ("pelicula", TV, N),
+    ("tv show", TV, N),
+    ("tv series", TV, N),
+    ("tv-serie", TV, N),
+    ("serie de tv", TV, N),
+    ("serie tv", TV, N),
+    ("serie de television", TV, N),
+    ("serie tele", TV, N),
+    ("fernsehserie", TV, N),
+    ("fernsehsendung", TV, N),
+    ("fernsehfilm", TV, N),
+    ("web series", TV, N),
+    ("sitcom", TV, N),
+    ("laugh track", TV, N),
+    ("soundtrack", TV, N),
+    ("telenovela", TV, N),
+    ("soap opera", TV, N),
+    ("culebron", TV, N),
+    ("dorama", TV, N),
+    ("k-drama", TV, N),
+    ("kdrama", TV, N),
+    ("play-by-play", TV, N),
+    ("play by play", TV, N),
+    ("commentator", TV, N),
+    ("comentarista", TV, N),
+    ("commentateur", TV, N),
+    ("kommentator", TV, N),
+    ("telecronista", TV, N),
+    ("sports broadcast", TV, N),
+    ("match commentary", TV, N),
+    ("live commentary", TV, N),
+    ("retransmision", TV, N),
+    ("retransmission", TV, N),
+    ("transmision del partido", TV, N),
+    ("电视剧", TV, N),
+    ("电影", TV, N),
+    ("映画", TV, N),
+    ("ドラマ", TV, N),
+    ("on tv", TV, C),
+    ("the tv", TV, C),
+    ("watching tv", TV, C),
+    ("watched tv", TV, C),
+    ("tv episode", TV, C),
+    ("tv program", TV, C),
+    ("tv programme", TV, C),
+    ("tv broadcast", TV, C),
+    ("television", TV, C),
+    ("fernsehen", TV, C),
+    ("cartoon", TV, C),
+    ("anime", TV, C),
+    ("documentary", TV, C),
+    ("documental", TV, C),
+    ("documentaire", TV, C),
+    ("novela", TV, C),
+    ("characters", TV, C),
+    ("broadcast", TV, N),
+    ("broadcaster", TV, N),
+    ("announcer", TV, N),
+    ("sportscaster", TV, N),
+    ("pundit", TV, N),
+    ("commentary", TV, N),
+    ("commentators", TV, N),
+    ("kommentatoren", TV, N),
+    ("live-kommentar", TV, N),
+    ("comentaristas", TV, N),
+    ("relator", TV, N),
+    ("narradores", TV, N),
+    ("transmissao", TV, N),
+    ("transmision", TV, N),
+    ("telecronaca", TV, N),
+    ("радиоспектакль", AB, N),
+    ("комментатор", TV, N),
+    ("телесериал", TV, N),
+    ("сериал", TV, N),
+    ("телепередач", TV, N),
+    ("фильм", TV, N),
+    ("аудиокниг", AB, N),
+    ("рассказчик", AB, N),
+    ("чтец", AB, N),
+    ("проповедь", PR, N),
+    ("медитаци", PR, N),
+    ("実況", TV, N),
+    ("解説者", TV, N),
+    ("アニメ", TV, N),
+    ("説教", PR, N),
+    ("瞑想", PR, N),
+    ("ナレーター", AB, N),
+    // Pre-recorded courses, talks, sermons and guided audio.
+    ("recorded lecture", PR, N),
+    ("lecture recording", PR, N),
+    ("video lecture", PR, N),
+    ("played back", PR, N),
+    ("youtube", PR, N),
+    ("online course", PR, N),
+    ("video course", PR, N),
+    ("course video", PR, N),
+    ("audio course", PR, N),
+    ("audio lesson", PR, N),
+    ("video tutorial", PR, N),
+    ("tutorial video", PR, N),
+    ("webinar recording", PR, N),
+    ("recorded webinar", PR, N),
+    ("curso online", PR, N),
+    ("curso en linea", PR, N),
+    ("curso grabado", PR, N),
+    ("clase grabada", PR, N),
+    ("videoclase", PR, N),
+    ("curso gravado", PR, N),
+    ("aula gravada", PR, N),
+    ("videoaula", PR, N),
+    ("cours en ligne", PR, N),
+    ("cours enregistre", PR, N),
+    ("online-kurs", PR, N),
+    ("onlinekurs", PR, N),
+    ("videokurs", PR, N),
+    ("corso online", PR, N),
+    ("ted talk", PR, N),
+    ("tedx", PR, N),
+    ("masterclass", PR, N),
+    ("udemy", PR, N),
+    ("coursera", PR, N),
+    ("sermon", PR, N),
+    ("homily", PR, N),
+    ("homilia", PR, N),
+    ("predigt", PR, N),
+    ("homelie", PR, N),
+    ("omelia", PR, N),
+    ("predica", PR, N),
+    ("preacher", PR, N),
+    ("predicador", PR, N),
+    ("prediger", PR, N),
+    ("predicateur", PR, N),
+    ("pregador", PR, N),
+    ("congregation", PR, N),
+    ("congregacion", PR, N),
+    ("guided meditation", PR, N),
+    ("guided sleep", PR, N),
+    ("sleep meditation", PR, N),
+    ("meditacion guiada", PR, N),
+    ("meditation guidee", PR, N),
+    ("gefuhrte meditation", PR, N),
+    ("meditazione guidata", PR, N),
+    ("meditacao guiada", PR, N),
+    ("sleep sounds", PR, N),
+    ("sleep hypnosis", PR, N),
+    ("asmr", PR, N),
+    // Other people's recordings transcribed as a job.
+    ("transcription job", CM, N),
+    ("client file", CM, N),
+    ("transcription order", CM, N),
+    ("for transcription", CM, N),
+    ("transcribed for", CM, N),
+    ("trabajo de transcripcion", CM, N),
+    ("para transcripcion", CM, N),
+    ("audio file", CM, C),
+    ("archivo de audio", CM, C),
+    ("fichier audio", CM, C),
+    ("audiodatei", CM, C),
+];
+
+/// When a conversation names several media types, the most specific wins ("episode" is generic).
+const SPECIFICITY: [UsageType; 5] =
+    [UsageType::Commercial, UsageType::Prerecorded, UsageType::TvMovie, UsageType::Audiobook, UsageType::Podcast];
+
+/// Words that describe live people talking, what the product is for, in several languages
+/// ([`fold`]ed, matched like [`MEDIA_WORDS`]). Only counted in conversations that do not also
+/// name recorded media; they also silence the weaker media cues of the same conversation.
+const PERSONAL_WORDS: &[&str] = &[
+    // English.
+    "meeting",
+    "standup",
+    "stand-up",
+    "1:1",
+    "one-on-one",
+    "call with",
+    "phone call",
+    "video call",
+    "conference call",
+    "sync",
+    "catch-up",
+    "catch up",
+    "dinner",
+    "lunch",
+    "breakfast",
+    "friend",
+    "colleague",
+    "doctor",
+    "appointment",
+    "class",
+    "classroom",
+    "office hours",
+    "study group",
+    "in person",
+    "in-person",
+    "students",
+    "pupils",
+    "handover",
+    "patient",
+    "kids",
+    "with client",
+    "with a client",
+    "with my client",
+    "client session",
+    "therapy",
+    "counseling",
+    "counselling",
+    "coaching",
+    "tutoring",
+    "rehearsal",
+    "practice",
+    "workshop",
+    "seminar",
+    "deposition",
+    "consultation",
+    // Spanish.
+    "reunion",
+    "junta",
+    "llamada",
+    "videollamada",
+    "clase",
+    "sesion",
+    "consulta",
+    "paciente",
+    "terapia",
+    "ninos",
+    "hijos",
+    "almuerzo",
+    "desayuno",
+    "alumnos",
+    "estudiantes",
+    "tutoria",
+    "ensayo",
+    "declaracion",
+    "con el cliente",
+    "con la clienta",
+    "con cliente",
+    "en persona",
+    "companeros",
+    // Portuguese.
+    "reuniao",
+    "chamada",
+    "ligacao",
+    "aula",
+    "sessao",
+    "com o cliente",
+    "criancas",
+    "filhos",
+    "jantar",
+    "almoco",
+    "alunos",
+    "estudantes",
+    // German.
+    "besprechung",
+    "sitzung",
+    "termin",
+    "telefonat",
+    "anruf",
+    "videoanruf",
+    "unterricht",
+    "vorlesung",
+    "klient",
+    "mandant",
+    "therapie",
+    "kinder",
+    "abendessen",
+    "mittagessen",
+    "fruhstuck",
+    "schuler",
+    "studenten",
+    "kollegen",
+    // French.
+    "appel",
+    "visio",
+    "rendez-vous",
+    "le cours",
+    "un cours",
+    "classe",
+    "avec le client",
+    "avec un client",
+    "enfants",
+    "diner",
+    "dejeuner",
+    "eleves",
+    "etudiants",
+    "seance",
+    "seminaire",
+    "atelier",
+    "collegues",
+    // Italian and Dutch.
+    "riunione",
+    "chiamata",
+    "telefonata",
+    "paziente",
+    "bambini",
+    "pranzo",
+    "studenti",
+    "vergadering",
+    "overleg",
+    "gesprek",
+    "klant",
+    "kinderen",
+    // Japanese and Chinese.
+    "会議",
+    "打ち合わせ",
+    "ミーティング",
+    "授業",
+    "電話",
+    "面談",
+    "診察",
+    "家族",
+    "会议",
+    "开会",
+    "上课",
+    "电话",
+    "面试",
+    "家人",
+];
+
+/// Words that describe *content* rather than what the user did: a story told (characters, a
+/// plot, a passage read), a broadcast (presenters, guests, headlines, the studio), a match being
+/// called (goals, penalties, the crowd) or a service or guided session (scripture, prayer,
+/// breathing). One alone proves little ("the final goal of the project"), so each is a cue: two
+/// different cues in a conversation that describes no live people are a description of media.
+/// [`fold`]ed, matched like [`MEDIA_WORDS`].
+pub(super) const CONTENT_CUES: &[(&str, UsageType)] = &[
+    // A story: told, read, with characters.
+    ("story", AB),
+    ("tale", AB),
+    ("novel", AB),
+    ("plot", AB),
+    ("reads", AB),
+    ("reading of", AB),
+    ("passage", AB),
+    ("recounts", AB),
+    ("character", AB),
+    ("hero", AB),
+    ("adventure", AB),
+    ("the book", AB),
+    ("el autor", AB),
+    ("la autora", AB),
+    ("el libro", AB),
+    ("l'auteur", AB),
+    ("le livre", AB),
+    ("der autor", AB),
+    ("die autorin", AB),
+    ("das buch", AB),
+    ("o autor", AB),
+    ("a autora", AB),
+    ("o livro", AB),
+    ("l'autore", AB),
+    ("il libro", AB),
+    ("автор", AB),
+    ("книг", AB),
+    ("historia", AB),
+    ("relato", AB),
+    ("relata", AB),
+    ("cuento", AB),
+    ("personaje", AB),
+    ("recit", AB),
+    ("raconte", AB),
+    ("histoire", AB),
+    ("personnage", AB),
+    ("roman", AB),
+    ("geschichte", AB),
+    ("erzahlt", AB),
+    ("erzahlung", AB),
+    ("schildert", AB),
+    ("lesung", AB),
+    ("liest", AB),
+    ("storia", AB),
+    ("racconta", AB),
+    ("racconto", AB),
+    ("romanzo", AB),
+    ("personaggio", AB),
+    ("livro", AB),
+    ("conto", AB),
+    ("personagem", AB),
+    ("narra", AB),
+    ("повест", AB),
+    ("роман", AB),
+    ("герой", AB),
+    ("рассказ", AB),
+    ("物語", AB),
+    ("小説", AB),
+    ("主人公", AB),
+    // A broadcast: who speaks on it and what it carries.
+    ("host", PC),
+    ("hosts", PC),
+    ("presenter", PC),
+    ("anchor", PC),
+    ("reporter", PC),
+    ("correspondent", PC),
+    ("columnist", PC),
+    ("panel", PC),
+    ("guest", PC),
+    ("caller", PC),
+    ("studio", PC),
+    ("headlines", PC),
+    ("bulletin", PC),
+    ("weather", PC),
+    ("traffic", PC),
+    ("the programme", PC),
+    ("the program", PC),
+    ("the show", PC),
+    ("segment", PC),
+    ("interviewed", PC),
+    ("debate", PC),
+    ("moderator", PC),
+    ("moderador", PC),
+    ("anrufer", PC),
+    ("zuhorer", PC),
+    ("meldungen", PC),
+    ("nachrichten", PC),
+    ("programa", PC),
+    ("invitado", PC),
+    ("periodista", PC),
+    ("noticias", PC),
+    ("titulares", PC),
+    ("presentateur", PC),
+    ("animateur", PC),
+    ("chroniqueur", PC),
+    ("journaliste", PC),
+    ("emission", PC),
+    ("meteo", PC),
+    ("titres", PC),
+    ("apresentador", PC),
+    ("convidado", PC),
+    ("jornalista", PC),
+    ("reporteres", PC),
+    ("conduttore", PC),
+    ("ospite", PC),
+    ("notizie", PC),
+    ("ведущ", PC),
+    ("гост", PC),
+    ("новост", PC),
+    ("эфир", PC),
+    ("ニュース", PC),
+    ("司会", PC),
+    ("ゲスト", PC),
+    // A match being called.
+    ("match", TV),
+    ("goal", TV),
+    ("penalty", TV),
+    ("stoppage time", TV),
+    ("overtime", TV),
+    ("inning", TV),
+    ("tie-break", TV),
+    ("lap", TV),
+    ("league", TV),
+    ("derby", TV),
+    ("tournament", TV),
+    ("fans", TV),
+    ("crowd", TV),
+    ("stadium", TV),
+    ("referee", TV),
+    ("kick-off", TV),
+    ("halftime", TV),
+    ("half-time", TV),
+    ("second half", TV),
+    ("first half", TV),
+    ("pit stop", TV),
+    ("touchdown", TV),
+    ("field goal", TV),
+    ("three-pointer", TV),
+    ("wicket", TV),
+    ("batting", TV),
+    ("leaderboard", TV),
+    ("partido", TV),
+    ("gol", TV),
+    ("goles", TV),
+    ("jornada", TV),
+    ("liga", TV),
+    ("arbitro", TV),
+    ("arbitral", TV),
+    ("estadio", TV),
+    ("jogo", TV),
+    ("rodada", TV),
+    ("torcida", TV),
+    ("campeonato", TV),
+    ("spiel", TV),
+    ("tore", TV),
+    ("spieltag", TV),
+    ("elfmeter", TV),
+    ("schiedsrichter", TV),
+    ("abpfiff", TV),
+    ("halbzeit", TV),
+    ("stadion", TV),
+    ("buts", TV),
+    ("mi-temps", TV),
+    ("arbitre", TV),
+    ("partita", TV),
+    ("rigore", TV),
+    ("campionato", TV),
+    ("матч", TV),
+    ("тайм", TV),
+    ("試合", TV),
+    ("ゴール", TV),
+    // A service or a guided session.
+    ("scripture", PR),
+    ("gospel", PR),
+    ("bible", PR),
+    ("prayer", PR),
+    ("worship", PR),
+    ("evangelio", PR),
+    ("biblia", PR),
+    ("oracion", PR),
+    ("evangelho", PR),
+    ("oracao", PR),
+    ("evangile", PR),
+    ("priere", PR),
+    ("evangelium", PR),
+    ("gebet", PR),
+    ("vangelo", PR),
+    ("preghiera", PR),
+    ("breathing", PR),
+    ("breath", PR),
+    ("relax", PR),
+    ("body scan", PR),
+    ("inhale", PR),
+    ("exhale", PR),
+    ("respiracion", PR),
+    ("respiracao", PR),
+    ("respiration", PR),
+    ("atem", PR),
+    ("entspannung", PR),
+    ("respiro", PR),
+    // Delivery that only a recording keeps up: one voice, no pause, for the whole item.
+    ("one speaker", PR),
+    ("a single speaker", PR),
+    ("one voice", PR),
+    ("a single voice", PR),
+    ("single narrator", PR),
+    ("without pauses", PR),
+    ("without interruption", PR),
+    ("uninterrupted", PR),
+    ("ohne unterbrechung", PR),
+    ("sin pausas", PR),
+    ("sin interrupcion", PR),
+    ("un solo narrador", PR),
+    ("sans interruption", PR),
+    ("une seule voix", PR),
+    ("sem pausas", PR),
+    ("sem interrupcao", PR),
+    ("senza interruzioni", PR),
+    ("без перерыв", PR),
+];
+
+/// Words in an overview that say the user took part: first person ("we agreed", "I asked",
+/// "nuestro equipo", "wir haben", "j'ai") and the outcomes of work ("next steps", "action items").
+/// A summary of recorded media tells what happened in it; a summary of one's own day says who
+/// did what. Only the overview is read for these: titles ("Part I") are not sentences.
+pub(super) const FIRST_PERSON: &[&str] = &[
+    "we",
+    "our",
+    "i",
+    "my",
+    "i'm",
+    "i've",
+    "we've",
+    "we're",
+    "nosotros",
+    "hablamos",
+    "acordamos",
+    "revisamos",
+    "nuestro",
+    "nuestra",
+    "conversamos",
+    "combinamos",
+    "nossa",
+    "nosso",
+    "minha",
+    "meu",
+    "nous",
+    "notre",
+    "j'ai",
+    "je",
+    "wir",
+    "ich",
+    "unser",
+    "unsere",
+    "mein",
+    "meine",
+    "noi",
+    "abbiamo",
+    "nostro",
+    "nostra",
+    "мы",
+    "наш",
+    "私",
+    "僕",
+    "我々",
+    "action items",
+    "next steps",
+    "follow-up",
+    "follow up",
+    "followed up",
+    "agreed",
+    "deadline",
+    "to-do",
+    "proximos pasos",
+    "proximos passos",
+    "prochaines etapes",
+    "nachste schritte",
+    "prossimi passi",
+    "customer",
+    "atendente",
+    "atendimento",
+    "kunde",
+    "kundin",
+];
+
+/// An overview names at least two people or places: capitalised words that do not open a
+/// sentence ("Juan Preciado llega a Comala"), or that open it and recur in the title ("Fantine
+/// vend ses cheveux" / "Fantine, sans travail, ..."). It tells of others, as a story or a
+/// broadcast does. Not read in German, which capitalises every noun, nor in scripts without
+/// capitals.
+pub(super) fn names_others(title: &str, overview: &str) -> bool {
+    let lower = fold(overview);
+    let german =
+        ["der", "die", "und", "das", "mit", "eine", "nicht", "sich"].iter().filter(|w| has_word(&lower, w)).count()
+            >= 2;
+    if german {
+        return false;
+    }
+    let in_title: Vec<&str> = title.split(|c: char| !c.is_alphanumeric()).collect();
+    let mut names = BTreeMap::new();
+    let mut sentence_start = true;
+    for token in overview.split_whitespace() {
+        let word = token.trim_matches(|c: char| !c.is_alphanumeric());
+        let capital = word.chars().count() >= 3 && word.chars().next().is_some_and(char::is_uppercase);
+        if capital && (!sentence_start || in_title.contains(&word)) {
+            names.insert(word, ());
+        }
+        if !word.is_empty() {
+            sentence_start = token.ends_with(['.', '!', '?', ':', ';']);
+        }
+    }
+    names.len() >= 2
+}
+
+/// Categories host apps give recorded media: a weak sign only, never enough with shape alone.
+pub(super) const MEDIA_CATEGORIES: &[&str] = &[
+    "entertainment",
+    "entretenimiento",
+    "entretenimento",
+    "unterhaltung",
+    "divertissement",
+    "intrattenimento",
+    "religion",
+    "religious",
+    "spirituality",
+    "faith",
+    "sports",
+    "sport",
+    "deportes",
+    "esportes",
+    "audiobook",
+    "audiobooks",
+    "podcast",
+    "podcasts",
+    "music",
+    "media",
+    "tv",
+    "movies",
+    "film",
+    "radio",
+    "fiction",
+];
+
+/// Lowercase, without the accents of Latin scripts ("Capítulo" is "capitulo", "Hörbuch"
+/// "horbuch", "ß" "ss"), full-width digits as ASCII and typographic apostrophes as `'`, so that
+/// one word list serves the spellings hosts' summarizers produce.
+pub(super) fn fold(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars().flat_map(char::to_lowercase) {
+        match c {
+            'à' | 'á' | 'â' | 'ã' | 'ä' | 'å' | 'ā' | 'ą' => out.push('a'),
+            'ç' | 'ć' | 'č' => out.push('c'),
+            'è' | 'é' | 'ê' | 'ë' | 'ē' | 'ę' | 'ě' => out.push('e'),
+            'ì' | 'í' | 'î' | 'ï' | 'ī' => out.push('i'),
+            'ñ' | 'ń' | 'ň' => out.push('n'),
+            'ò' | 'ó' | 'ô' | 'õ' | 'ö' | 'ø' | 'ō' | 'ő' => out.push('o'),
+            'ù' | 'ú' | 'û' | 'ü' | 'ū' | 'ů' | 'ű' => out.push('u'),
+            'ý' | 'ÿ' => out.push('y'),
+            'ś' | 'š' => out.push('s'),
+            'ź' | 'ż' | 'ž' => out.push('z'),
+            'ł' => out.push('l'),
+            'ř' => out.push('r'),
+            'ß' => out.push_str("ss"),
+            'æ' => out.push_str("ae"),
+            'œ' => out.push_str("oe"),
+            '’' | '‘' | '`' => out.push('\''),
+            '０'..='９' => out.push(char::from(b'0' + (c as u32 - '０' as u32) as u8)),
+            _ => out.push(c),
+        }
+    }
+    out
+}
+
+/// `word` occurs in `text` (both [`fold`]ed) on word boundaries; an ending `s`, `es`, `n` or
+/// `en` may follow (plurals and inflections: "episodes", "capitulos", "Folgen", "Patienten"). A
+/// word that is not ASCII (Japanese, Chinese) matches anywhere: those scripts have no spaces.
+pub(super) fn has_word(text: &str, word: &str) -> bool {
+    if !word.is_ascii() {
+        return text.contains(word);
+    }
+    let alnum_before = |i: usize| text[..i].chars().next_back().is_some_and(char::is_alphanumeric);
+    let alnum_at = |i: usize| text[i..].chars().next().is_some_and(char::is_alphanumeric);
+    let mut from = 0;
+    while let Some(pos) = text[from..].find(word) {
+        let start = from + pos;
+        let end = start + word.len();
+        if !alnum_before(start)
+            && ["", "s", "es", "n", "en"].iter().any(|e| text[end..].starts_with(e) && !alnum_at(end + e.len()))
+        {
+            return true;
+        }
+        // `word` starts with an ASCII byte, so `start + 1` is a character boundary.
+        from = start + 1;
+    }
+    false
+}
+
+/// The media type a conversation's metadata describes, and the first word that says so: a
+/// [`Strength::Named`] word, else (when `allow_cues`) a [`Strength::Cue`].
+pub(super) fn media_of(text: &str, allow_cues: bool) -> Option<(UsageType, &'static str)> {
+    let pick = |strength: Strength| {
+        let mut hits: BTreeMap<UsageType, (usize, &'static str)> = BTreeMap::new();
+        for &(word, ty, s) in MEDIA_WORDS {
+            if s == strength && has_word(text, word) {
+                hits.entry(ty).or_insert((0, word)).0 += 1;
+            }
+        }
+        let rank = |t: &UsageType| SPECIFICITY.iter().position(|s| s == t).unwrap_or(SPECIFICITY.len());
+        hits.into_iter().max_by(|a, b| a.1.0.cmp(&b.1.0).then(rank(&b.0).cmp(&rank(&a.0)))).map(|(t, (_, w))| (t, w))
+    };
+    pick(Strength::Named).or_else(|| if allow_cues { pick(Strength::Cue) } else { None })
+}
+
+/// The metadata describes live people talking.
+pub(super) fn personal_text(text: &str) -> bool {
+    PERSONAL_WORDS.iter().any(|w| has_word(text, w))
+}
+
+/// The overview ([`fold`]ed) says the user took part ([`FIRST_PERSON`]).
+pub(super) fn first_person(overview: &str) -> bool {
+    FIRST_PERSON.iter().any(|w| has_exact_word(overview, w))
+}
+
+/// `word` occurs in `text` on word boundaries, with no ending: "i" is not the start of "in".
+pub(super) fn has_exact_word(text: &str, word: &str) -> bool {
+    // Scripts without spaces (Japanese, Chinese) have no word boundaries to look for.
+    if word.chars().all(|c| c >= '\u{2E80}') {
+        return text.contains(word);
+    }
+    text.match_indices(word).any(|(start, _)| {
+        let end = start + word.len();
+        !text[..start].chars().next_back().is_some_and(|c| c.is_alphanumeric() || c == '\'')
+            && !text[end..].chars().next().is_some_and(|c| c.is_alphanumeric() || c == '\'')
+    })
+}
+
+/// The distinct [`CONTENT_CUES`] and [`Strength::Cue`] words of [`MEDIA_WORDS`] in `text`
+/// ([`fold`]ed), with the media type each points at.
+pub(super) fn content_cues(text: &str) -> Vec<(&'static str, UsageType)> {
+    let cues = MEDIA_WORDS.iter().filter(|(_, _, s)| *s == Strength::Cue).map(|&(w, t, _)| (w, t));
+    CONTENT_CUES.iter().copied().chain(cues).filter(|(w, _)| has_word(text, w)).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn words_match_across_spellings_and_languages() {
+        let w = |text: &str, word: &str| has_word(&fold(text), word);
+        assert!(w("Capítulo 45: La traición de Ricardo", "capitulo"));
+        assert!(w("Ein Hörbuch für die Nacht", "horbuch"));
+        assert!(w("Los episodios de la semana", "episodio"), "plural es/s");
+        assert!(w("Die Patienten der Station", "patient"), "inflection en");
+        assert_eq!(fold("第１２話"), "第12話", "full-width digits");
+        assert!(w("進撃の巨人のオーディオブック", "オーディオブック"), "no spaces in Japanese");
+        assert!(!w("Radiology follow-up", "radio") && !w("Series A funding round", "tv series"));
+        assert!(!w("Cut CO2 emissions", "emision de radio"));
+        // Ordinary words that only look like media stay ordinary.
+        for text in ["Series A funding with the board", "Planning the episode of flu season at the clinic"] {
+            let t = fold(text);
+            assert!(personal_text(&t) || media_of(&t, true).is_none_or(|(ty, _)| ty == UsageType::Podcast), "{text}");
+        }
+        assert_eq!(media_of(&fold("Series A funding round"), true), None);
+        assert_eq!(media_of(&fold("Sermón: La gracia abunda"), false), Some((UsageType::Prerecorded, "sermon")));
+        assert_eq!(
+            media_of(&fold("Second Half Play-by-Play: Rovers vs United"), false),
+            Some((UsageType::TvMovie, "play-by-play"))
+        );
+        assert_eq!(
+            media_of(&fold("Guided Sleep Meditation – Day 14"), false).map(|m| m.0),
+            Some(UsageType::Prerecorded)
+        );
+        assert_eq!(
+            media_of(&fold("Live commentary: Rovers vs United"), false),
+            Some((UsageType::TvMovie, "live commentary"))
+        );
+        let author = fold("The author argues that cities shaped the modern state.");
+        assert_eq!(media_of(&author, true), Some((UsageType::Audiobook, "the author")));
+        assert!(!personal_text(&author));
+        assert!(personal_text(&fold("Call with the author about the manuscript")), "live: the cue is silenced");
+        // Cues only where allowed.
+        let plot = fold("The protagonist confronts her father; the plot thickens.");
+        assert_eq!(media_of(&plot, false), None);
+        assert_eq!(media_of(&plot, true).map(|m| m.0), Some(UsageType::Audiobook));
+    }
+}
