@@ -294,7 +294,11 @@ pub fn render_text(r: &Report) -> String {
         "STT hours saved",
         c.stt_hours_saved,
         n.stt_hours_saved,
-        signed(r.stt_hours_saved_difference)
+        if r.stt_hours_saved_difference > 0.0 {
+            format!("+{:.2}", r.stt_hours_saved_difference)
+        } else {
+            format!("{:.2}", r.stt_hours_saved_difference)
+        }
     );
     let list = |s: &mut String, what: &str, by: &ByStage| {
         if by.is_empty() {
@@ -315,17 +319,21 @@ pub fn render_text(r: &Report) -> String {
         let _ = writeln!(s);
         let _ = writeln!(
             s,
-            "{:<28}{:>21}{:>21}{:>13}{:>17}",
-            "user", "highest stage", "final stage", "classifier", "STT h saved"
+            "{:<28}{:>21}{:>21}{:>25}{:>13}{:>17}",
+            "user", "highest stage", "final stage", "first warned (UTC)", "classifier", "STT h saved"
         );
         for u in changed {
+            // "02T13:05": day of the month and time, enough to compare two runs of one trace.
+            let warned =
+                |o: &Outcome| o.first_reached.get(&Stage::Warning).and_then(|t| t.get(8..16)).unwrap_or("-").to_owned();
             let arrow = |a: Stage, b: Stage| format!("{} -> {}", a.as_str(), b.as_str());
             let _ = writeln!(
                 s,
-                "{:<28}{:>21}{:>21}{:>13}{:>17}",
+                "{:<28}{:>21}{:>21}{:>25}{:>13}{:>17}",
                 u.uid,
                 arrow(u.current.highest_stage, u.new.highest_stage),
                 arrow(u.current.final_stage, u.new.final_stage),
+                format!("{} -> {}", warned(&u.current), warned(&u.new)),
                 format!("{} -> {}", u.current.classifier_runs, u.new.classifier_runs),
                 format!("{:.2} -> {:.2}", hours(u.current.stt_ms_saved), hours(u.new.stt_ms_saved)),
             );
