@@ -76,6 +76,8 @@ pub struct ExportSummary {
     pub stream_sessions_left_out: u64,
     /// Resolutions, exemptions and appeals: events with no trace line.
     pub events_left_out: u64,
+    /// What the operator should know about the export (printed by the command).
+    pub warnings: Vec<String>,
 }
 
 /// One trace line; the field order is the one SPEC section 8 shows.
@@ -194,13 +196,6 @@ pub async fn export_trace(
         bail!("--pseudonymise-key: at least {MIN_KEY_BYTES} bytes, got {}", key.len());
     }
     let retention = policy.metering.retention.ms();
-    if options.since_ms > retention {
-        tracing::warn!(
-            since_ms = options.since_ms,
-            retention_ms = retention,
-            "usage older than the retention is already pruned: the trace starts with less"
-        );
-    }
     let from = now.minus_ms(options.since_ms);
     let from_minute = from.minute();
     let uids: Vec<Uid> = match &options.uids {
@@ -222,6 +217,13 @@ pub async fn export_trace(
     };
 
     let mut summary = ExportSummary::default();
+    if options.since_ms > retention {
+        summary.warnings.push(format!(
+            "--since {} is longer than the retention ({}): older usage is already pruned",
+            DurationMs(options.since_ms).human(),
+            DurationMs(retention).human()
+        ));
+    }
     // (instant, order, user index, sequence) -> line.
     let mut lines: BTreeMap<(i64, Order, usize, u64), String> = BTreeMap::new();
     // (name, plan, credits exhausted) of users not on the default plan.
@@ -310,9 +312,6 @@ pub async fn export_trace(
             .await
             .with_context(|| format!("reading the conversations of {uid}"))?;
         for mut c in conversations {
-            if c.finished_at > now {
-                continue; // refused by the service; cannot be stored, but never exported either
-            }
             if let Some(key) = &options.pseudonymise_key {
                 c.conversation_id = pseudonym(key, "c", &format!("{}\0{}", uid.as_str(), c.conversation_id))?;
             }

@@ -192,6 +192,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::ExportTrace(args) => {
             let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting tokio")?;
             let s = runtime.block_on(fairuse::export::run(&args, &fairuse::serve::env_map()))?;
+            for w in &s.warnings {
+                eprintln!("fairuse: warning: {w}");
+            }
             eprintln!(
                 "wrote {} lines for {} users: {} usage ({:.2} h of STT), {} plans, {} conversations, {} verdicts, {} admin actions; left out: {} exempt users, {} stream sessions, {} resolutions, exemptions and appeals",
                 s.lines,

@@ -342,7 +342,7 @@ async fn recorded_traffic_backtests_to_no_change_under_the_live_policy_and_a_str
     let out_dir = tempfile::tempdir().expect("temp dir");
     let trace_path = out_dir.path().join("trace.jsonl");
     let run = std::process::Command::new(bin)
-        .args(["export-trace", "--since", "5d", "--out"])
+        .args(["export-trace", "--since", "9d", "--out"])
         .arg(&trace_path)
         .arg("--data-dir")
         .arg(dir.path())
@@ -350,6 +350,9 @@ async fn recorded_traffic_backtests_to_no_change_under_the_live_policy_and_a_str
         .output()
         .expect("run export-trace");
     assert!(run.status.success(), "export-trace: {}", String::from_utf8_lossy(&run.stderr));
+    let said = String::from_utf8_lossy(&run.stderr);
+    assert!(said.contains("warning: --since 9d is longer than the retention (8d)"), "{said}");
+    assert!(said.contains("for 7 users"), "{said}");
     let from_binary = std::fs::read_to_string(&trace_path).expect("trace");
     assert_eq!(
         from_binary.lines().filter(|l| !l.contains("\"conversation\"")).collect::<Vec<_>>(),
