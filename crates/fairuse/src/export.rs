@@ -224,18 +224,19 @@ pub async fn export_trace(
             DurationMs(retention).human()
         ));
     }
-    // (instant, order, user index, sequence) -> line.
-    let mut lines: BTreeMap<(i64, Order, usize, u64), String> = BTreeMap::new();
+    // (instant, order, user's name in the trace, sequence) -> line. By name, not by real uid, so
+    // the order of pseudonymised lines says nothing about the uids behind them.
+    let mut lines: BTreeMap<(i64, Order, String, u64), String> = BTreeMap::new();
     // (name, plan, credits exhausted) of users not on the default plan.
     let mut plans: Vec<(String, String, bool)> = Vec::new();
     let mut seq = 0u64;
-    let mut push = |lines: &mut BTreeMap<_, _>, t: Timestamp, order: Order, u: usize, line: &Line<'_>| {
+    let mut push = |lines: &mut BTreeMap<_, _>, t: Timestamp, order: Order, line: &Line<'_>| {
         seq += 1;
         let text = serde_json::to_string(line).context("writing a trace line")?;
-        lines.insert((t.millis(), order, u, seq), text);
+        lines.insert((t.millis(), order, line.uid.to_owned(), seq), text);
         anyhow::Ok(())
     };
-    for (u, uid) in uids.iter().enumerate() {
+    for uid in &uids {
         let state = stores.durable.load(uid).await.with_context(|| format!("reading the state of {uid}"))?;
         let state = state.map(|v| v.value).unwrap_or_default();
         if state.exempt || policy.is_exempt_in_config(uid.as_str()) {
@@ -279,7 +280,7 @@ pub async fn export_trace(
                     stt_ms: Some(stt),
                     ..Line::new(t, "usage", &name)
                 };
-                push(&mut lines, t, Order::Usage, u, &line)?;
+                push(&mut lines, t, Order::Usage, &line)?;
                 summary.usage_lines += 1;
                 summary.stt_ms += stt;
                 wrote_any = true;
@@ -296,7 +297,7 @@ pub async fn export_trace(
                     stt_ms: Some(share),
                     ..Line::new(t, "usage", &name)
                 };
-                push(&mut lines, t, Order::Usage, u, &line)?;
+                push(&mut lines, t, Order::Usage, &line)?;
                 summary.usage_lines += 1;
                 summary.stt_ms += share;
                 wrote_any = true;
@@ -320,7 +321,6 @@ pub async fn export_trace(
                 &mut lines,
                 t,
                 Order::Conversation,
-                u,
                 &Line { conversation: Some(&c), ..Line::new(t, "conversation", &name) },
             )?;
             summary.conversation_lines += 1;
@@ -340,12 +340,12 @@ pub async fn export_trace(
                         usage_type: Some(v.usage_type.as_str()),
                         ..Line::new(t, "verdict", &name)
                     };
-                    push(&mut lines, t, Order::Verdict, u, &line)?;
+                    push(&mut lines, t, Order::Verdict, &line)?;
                     summary.verdict_lines += 1;
                 }
                 EventKind::AdminReset => {
                     let line = Line { action: Some("reset"), ..Line::new(e.created_at, "admin", &name) };
-                    push(&mut lines, e.created_at, Order::Admin, u, &line)?;
+                    push(&mut lines, e.created_at, Order::Admin, &line)?;
                     summary.admin_lines += 1;
                 }
                 EventKind::AdminSetStage => {
@@ -355,7 +355,7 @@ pub async fn export_trace(
                         until: e.stage_until.map(Timestamp::to_rfc3339),
                         ..Line::new(e.created_at, "admin", &name)
                     };
-                    push(&mut lines, e.created_at, Order::Admin, u, &line)?;
+                    push(&mut lines, e.created_at, Order::Admin, &line)?;
                     summary.admin_lines += 1;
                 }
                 EventKind::AdminResolve | EventKind::AdminExempt | EventKind::AdminUnexempt | EventKind::Appeal => {
@@ -385,6 +385,7 @@ pub async fn export_trace(
     }
 
     // Plans are stated at the trace's first instant, before anything else.
+    plans.sort();
     let first = lines.keys().next().map_or(from, |k| Timestamp::from_millis(k.0));
     for (name, plan, credits_exhausted) in &plans {
         let line =
