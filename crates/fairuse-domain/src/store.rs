@@ -48,6 +48,10 @@ pub trait UsageMeterStore: Send + Sync {
         to_minute: i64,
     ) -> Result<Vec<(i64, i64)>, StoreError>;
     async fn usage_shape(&self, uid: &Uid, lookback_ms: i64, now: Timestamp) -> Result<UsageShape, StoreError>;
+    /// Every user with a bucket of any lane at or after `from_minute`, each once, sorted by uid:
+    /// whose history `export-trace` reads. A scan of the whole meter, for operators' tools, never
+    /// for a request path.
+    async fn users_since(&self, from_minute: i64) -> Result<Vec<Uid>, StoreError>;
 }
 
 /// STT audio forwarded per user and UTC day.
@@ -118,6 +122,12 @@ pub trait EnforcementStore: Send + Sync {
     /// Removes evidence text from verdicts of events created before `cutoff` and stamps
     /// `evidence_redacted_at = now`. Returns how many events changed.
     async fn redact_evidence_before(&self, cutoff: Timestamp, now: Timestamp) -> Result<u64, StoreError>;
+    /// Every uid with an event created at or after `from`, each once, sorted: with
+    /// [`EnforcementStore::events_since`], what `export-trace` reads of admin actions and verdicts.
+    async fn users_with_events_since(&self, from: Timestamp) -> Result<Vec<String>, StoreError>;
+    /// A user's events created at or after `from`, oldest first (among equal instants, in append
+    /// order): the reverse of [`EnforcementStore::events`], without a limit.
+    async fn events_since(&self, uid: &Uid, from: Timestamp) -> Result<Vec<Event>, StoreError>;
 }
 
 /// A webhook waiting for delivery. `id` is the event id the receiver deduplicates on.
@@ -274,6 +284,17 @@ impl UsageMeterStore for MemoryStore {
 
     async fn usage_shape(&self, uid: &Uid, lookback_ms: i64, now: Timestamp) -> Result<UsageShape, StoreError> {
         Ok(lock(&self.meters).get(uid).map(|m| UsageShape::measure(m, lookback_ms, now)).unwrap_or_default())
+    }
+
+    async fn users_since(&self, from_minute: i64) -> Result<Vec<Uid>, StoreError> {
+        let meters = lock(&self.meters);
+        let mut out: Vec<Uid> = meters
+            .iter()
+            .filter(|(_, m)| Lane::ALL.iter().any(|&l| m.lane(l).minutes().any(|(minute, _)| minute >= from_minute)))
+            .map(|(uid, _)| uid.clone())
+            .collect();
+        out.sort();
+        Ok(out)
     }
 }
 
@@ -456,6 +477,22 @@ impl EnforcementStore for MemoryStore {
             }
         }
         Ok(n)
+    }
+
+    async fn users_with_events_since(&self, from: Timestamp) -> Result<Vec<String>, StoreError> {
+        let mut out: Vec<String> =
+            lock(&self.events).iter().filter(|e| e.created_at >= from).map(|e| e.uid.clone()).collect();
+        out.sort();
+        out.dedup();
+        Ok(out)
+    }
+
+    async fn events_since(&self, uid: &Uid, from: Timestamp) -> Result<Vec<Event>, StoreError> {
+        let mut mine: Vec<Event> =
+            lock(&self.events).iter().filter(|e| e.uid == uid.as_str() && e.created_at >= from).cloned().collect();
+        // Stable: among equal instants, append order stays.
+        mine.sort_by_key(|e| e.created_at);
+        Ok(mine)
     }
 }
 

@@ -128,6 +128,10 @@ impl UsageMeterStore for CuttableMeter {
         self.down.check()?;
         self.inner.usage_shape(uid, lookback_ms, now).await
     }
+    async fn users_since(&self, from_minute: i64) -> Result<Vec<Uid>, StoreError> {
+        self.down.check()?;
+        self.inner.users_since(from_minute).await
+    }
 }
 
 /// The in-memory budget behind a [`Cut`].

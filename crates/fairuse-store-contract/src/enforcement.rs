@@ -313,6 +313,58 @@ pub async fn enforcement_redacts_evidence(store: &dyn EnforcementStore, prefix: 
 }
 
 /// The whole enforcement store contract.
+/// `events_since` reads one user's events from an instant on, oldest first and in append order
+/// among equal instants; `users_with_events_since` lists whose, once each, sorted.
+pub async fn enforcement_events_since(store: &dyn EnforcementStore, prefix: &str) {
+    check_prefix(prefix);
+    let mine_owned = format!("{prefix}.since");
+    let mine = mine_owned.as_str();
+    let mut ids = Ids::new(mine);
+    let who = uid(mine, "a");
+    let other = uid(mine, "b");
+    let since = |u: Uid, from: Timestamp| async move {
+        store.events_since(&u, from).await.unwrap_or_else(|e| panic!("events_since({u}, {from}) failed: {e}"))
+    };
+    let users = |from: Timestamp| async move {
+        let all = store.users_with_events_since(from).await.unwrap_or_else(|e| panic!("users_with_events_since: {e}"));
+        let mut sorted = all.clone();
+        sorted.sort();
+        sorted.dedup();
+        assert_eq!(all, sorted, "users_with_events_since answers each uid once, sorted");
+        all.into_iter().filter(|u| is_mine(mine, u)).collect::<Vec<String>>()
+    };
+    assert!(since(who.clone(), T0).await.is_empty(), "no events yet");
+    assert!(users(T0).await.is_empty(), "nobody has events yet");
+
+    let o1 = event(&mut ids, &other, T0.plus_ms(hours(1)));
+    let s = state(Stage::Warning, Some(T0), None);
+    commit_ok(store, "the other user's event", &other, &s, 0, std::slice::from_ref(&o1)).await;
+    let e1 = event(&mut ids, &who, T0.plus_ms(hours(2)));
+    let mut e2 = event(&mut ids, &who, T0.plus_ms(hours(3)));
+    e2.kind = EventKind::AdminReset;
+    let mut e3 = event(&mut ids, &who, T0.plus_ms(hours(3)));
+    e3.kind = EventKind::AdminSetStage;
+    // Committed first, created last: reading is by creation time, not by commit.
+    let e0 = event(&mut ids, &who, T0.plus_ms(hours(4)));
+    commit_ok(store, "a later event", &who, &s, 0, std::slice::from_ref(&e0)).await;
+    commit_ok(store, "e1", &who, &s, 1, std::slice::from_ref(&e1)).await;
+    commit_ok(store, "e2 and e3 at one instant", &who, &s, 2, &[e2.clone(), e3.clone()]).await;
+    let mut e4 = event(&mut ids, &who, T0.plus_ms(hours(3)));
+    e4.kind = EventKind::TimerExpired;
+    commit_ok(store, "e4 at the same instant, later", &who, &s, 3, std::slice::from_ref(&e4)).await;
+
+    let all = vec![e1.clone(), e2.clone(), e3.clone(), e4.clone(), e0.clone()];
+    assert_eq!(since(who.clone(), T0).await, all, "oldest first; equal instants in append order; every field");
+    assert_eq!(since(who.clone(), T0.plus_ms(hours(3))).await, all[1..].to_vec(), "from an instant, inclusive");
+    assert_eq!(since(who.clone(), T0.plus_ms(hours(3) + 1)).await, vec![e0], "only what was created from then on");
+    assert!(since(who.clone(), T0.plus_ms(hours(5))).await.is_empty(), "nothing after the last event");
+    assert_eq!(since(other.clone(), T0).await, vec![o1], "per user");
+
+    assert_eq!(users(T0).await, vec![who.to_string(), other.to_string()], "both, once each, sorted");
+    assert_eq!(users(T0.plus_ms(hours(1) + 1)).await, vec![who.to_string()], "the other's event is older");
+    assert!(users(T0.plus_ms(hours(4) + 1)).await.is_empty(), "nothing from then on");
+}
+
 pub async fn enforcement_contract(store: &dyn EnforcementStore, prefix: &str) {
     enforcement_commit_is_versioned_and_atomic(store, prefix).await;
     enforcement_events_read_back(store, prefix).await;
@@ -321,4 +373,5 @@ pub async fn enforcement_contract(store: &dyn EnforcementStore, prefix: &str) {
     enforcement_flagged(store, prefix).await;
     enforcement_due_timers(store, prefix).await;
     enforcement_redacts_evidence(store, prefix).await;
+    enforcement_events_since(store, prefix).await;
 }

@@ -35,13 +35,14 @@ use fairuse_domain::store::{
 pub use conversation::conversation_contract;
 pub use enforcement::{
     enforcement_commit_is_versioned_and_atomic, enforcement_contract, enforcement_due_timers,
-    enforcement_duplicate_case_ref_is_refused, enforcement_events_read_back, enforcement_flagged,
-    enforcement_redacts_evidence, enforcement_update_event_changes_only_the_resolution,
+    enforcement_duplicate_case_ref_is_refused, enforcement_events_read_back, enforcement_events_since,
+    enforcement_flagged, enforcement_redacts_evidence, enforcement_update_event_changes_only_the_resolution,
 };
 pub use hot::{budget_contract, lock_contract, rate_limit_contract};
 pub use meter::{
-    meter_contract, meter_counts_idempotency_keys_once, meter_counts_only_session_increases, meter_minute_series,
-    meter_records_and_reads_capped_windows, meter_recovery_at, meter_unknown_user_reads_zero, meter_usage_shape,
+    meter_contract, meter_counts_idempotency_keys_once, meter_counts_only_session_increases,
+    meter_lists_users_with_usage_since, meter_minute_series, meter_records_and_reads_capped_windows, meter_recovery_at,
+    meter_unknown_user_reads_zero, meter_usage_shape,
 };
 pub use queues::{job_contract, outbox_contract};
 pub use stream_session::stream_session_contract;

@@ -8,7 +8,7 @@ use fairuse_domain::store::UsageMeterStore;
 use fairuse_domain::time::{MS_PER_MINUTE, Timestamp};
 use fairuse_domain::windows::{RecordOutcome, SpeechAmount, UsageReport, UserMeter, recovery_at};
 
-use crate::support::{T0, check_prefix, days, hours, uid};
+use crate::support::{T0, check_prefix, days, hours, is_mine, uid};
 
 fn minutes(m: i64) -> i64 {
     m * MS_PER_MINUTE
@@ -344,6 +344,44 @@ pub async fn meter_usage_shape(store: &dyn UsageMeterStore, prefix: &str) {
 }
 
 /// The whole usage meter contract.
+/// `users_since` lists every user with a bucket of any lane from a minute on, once each, sorted;
+/// a report that added no speech leaves no bucket and lists nobody.
+pub async fn meter_lists_users_with_usage_since(store: &dyn UsageMeterStore, prefix: &str) {
+    check_prefix(prefix);
+    let mine_owned = format!("{prefix}.since");
+    let mine = mine_owned.as_str();
+    let early = uid(mine, "x-early");
+    let late = uid(mine, "m-late");
+    let silent = uid(mine, "a-silent");
+    let policy = Policy::default();
+    let listed = |from: i64| async move {
+        let all = store.users_since(from).await.unwrap_or_else(|e| panic!("users_since({from}) failed: {e}"));
+        let mut sorted = all.clone();
+        sorted.sort();
+        sorted.dedup();
+        assert_eq!(all, sorted, "users_since answers each user once, sorted by uid");
+        all.into_iter().filter(|u| is_mine(mine, u.as_str())).collect::<Vec<Uid>>()
+    };
+    assert_eq!(listed(0).await, Vec::<Uid>::new(), "no usage recorded yet");
+
+    let t_early = T0.plus_ms(hours(1));
+    let reports =
+        [delta(Lane::Realtime, 30_000, None), delta(Lane::SyncBackfill, 5_000, Some(t_early.minus_ms(minutes(3))))];
+    store.record_and_read(&early, &reports, &policy, t_early).await.expect("record the early user");
+    let t_late = T0.plus_ms(hours(3));
+    // Only a lane that caps do not count: metered all the same, so listed.
+    store.record_and_read(&late, &[delta(Lane::CustomStt, 1_000, None)], &policy, t_late).await.expect("record");
+    let no_speech = UsageReport { stt_ms: 5_000, ..delta(Lane::Realtime, 0, None) };
+    store.record_and_read(&silent, &[no_speech], &policy, t_late).await.expect("record a report without speech");
+
+    let m_early = t_early.minute();
+    assert_eq!(listed(m_early - 3).await, vec![late.clone(), early.clone()], "both users, sorted by uid, once each");
+    assert_eq!(listed(m_early).await, vec![late.clone(), early.clone()], "a bucket at the minute itself counts");
+    assert_eq!(listed(m_early + 1).await, vec![late.clone()], "the early user has nothing after their minute");
+    assert_eq!(listed(t_late.minute()).await, vec![late.clone()]);
+    assert_eq!(listed(t_late.minute() + 1).await, Vec::<Uid>::new(), "nothing from the next minute on");
+}
+
 pub async fn meter_contract(store: &dyn UsageMeterStore, prefix: &str) {
     meter_unknown_user_reads_zero(store, prefix).await;
     meter_records_and_reads_capped_windows(store, prefix).await;
@@ -352,4 +390,5 @@ pub async fn meter_contract(store: &dyn UsageMeterStore, prefix: &str) {
     meter_recovery_at(store, prefix).await;
     meter_minute_series(store, prefix).await;
     meter_usage_shape(store, prefix).await;
+    meter_lists_users_with_usage_since(store, prefix).await;
 }

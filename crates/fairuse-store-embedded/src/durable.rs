@@ -254,6 +254,26 @@ impl EnforcementStore for EmbeddedStore {
             }
         }
     }
+
+    async fn users_with_events_since(&self, from: Timestamp) -> Result<Vec<String>, StoreError> {
+        sqlx::query_scalar("SELECT DISTINCT uid FROM events WHERE created_at >= ?1 ORDER BY uid")
+            .bind(from.millis())
+            .fetch_all(&self.reader)
+            .await
+            .map_err(|e| store_error("list users with events", Effect::NotApplied, e))
+    }
+
+    async fn events_since(&self, uid: &Uid, from: Timestamp) -> Result<Vec<Event>, StoreError> {
+        let rows: Vec<String> = sqlx::query_scalar(
+            "SELECT body FROM events WHERE uid = ?1 AND created_at >= ?2 ORDER BY created_at, rowid",
+        )
+        .bind(uid.as_str())
+        .bind(from.millis())
+        .fetch_all(&self.reader)
+        .await
+        .map_err(|e| store_error("read events since", Effect::NotApplied, e))?;
+        events_from_rows(rows)
+    }
 }
 
 #[async_trait]

@@ -407,6 +407,16 @@ impl UsageMeterStore for EmbeddedStore {
     async fn usage_shape(&self, uid: &Uid, lookback_ms: i64, now: Timestamp) -> Result<UsageShape, StoreError> {
         self.with_meter(uid, self.meters.retention(), now, |m| UsageShape::measure(m, lookback_ms, now)).await
     }
+
+    async fn users_since(&self, from_minute: i64) -> Result<Vec<Uid>, StoreError> {
+        let rows: Vec<String> =
+            sqlx::query_scalar("SELECT DISTINCT uid FROM meter_buckets WHERE minute >= ?1 AND ms <> 0 ORDER BY uid")
+                .bind(from_minute)
+                .fetch_all(&self.reader)
+                .await
+                .map_err(|e| store_error("list users with usage", Effect::NotApplied, e))?;
+        rows.iter().map(|u| Uid::parse(u).map_err(|e| StoreError::Invalid(format!("stored uid {u:?}: {e}")))).collect()
+    }
 }
 
 #[cfg(test)]

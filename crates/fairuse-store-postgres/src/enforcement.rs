@@ -386,6 +386,34 @@ impl EnforcementStore for PostgresStore {
             }
         }
     }
+
+    async fn users_with_events_since(&self, from: Timestamp) -> Result<Vec<String>, StoreError> {
+        const ACTION: &str = "list users with events";
+        self.bounded(ACTION, OnTimeout::Read, async {
+            sqlx::query_scalar("SELECT DISTINCT uid FROM events WHERE created_at >= $1 ORDER BY uid")
+                .bind(from.millis())
+                .fetch_all(&self.pool)
+                .await
+                .map_err(|e| store_error(ACTION, Phase::NoEffect, e))
+        })
+        .await
+    }
+
+    async fn events_since(&self, uid: &Uid, from: Timestamp) -> Result<Vec<Event>, StoreError> {
+        const ACTION: &str = "read events since";
+        self.bounded(ACTION, OnTimeout::Read, async {
+            let rows: Vec<String> = sqlx::query_scalar(
+                "SELECT body::text FROM events WHERE uid = $1 AND created_at >= $2 ORDER BY created_at, seq",
+            )
+            .bind(uid.as_str())
+            .bind(from.millis())
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|e| store_error(ACTION, Phase::NoEffect, e))?;
+            events_from_rows(&rows)
+        })
+        .await
+    }
 }
 
 #[async_trait]

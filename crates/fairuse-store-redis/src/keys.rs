@@ -49,6 +49,18 @@ impl KeyLayout {
         self.user_key(uid, "meter")
     }
 
+    /// A `KEYS`/`SCAN` pattern matching the meter state key of every user of this prefix. Only
+    /// `*` is a glob character in it: the prefix cannot contain `?`, `[`, `]` or `\`.
+    pub fn meter_state_pattern(&self) -> String {
+        format!("{{{}:*}}:{LAYOUT_VERSION}:meter", self.prefix)
+    }
+
+    /// The user whose meter state key `key` is, if it is one of this prefix.
+    pub fn uid_of_meter_state(&self, key: &str) -> Option<Uid> {
+        let inner = key.strip_prefix('{')?.strip_suffix(&format!("}}:{LAYOUT_VERSION}:meter"))?;
+        Uid::parse(inner.strip_prefix(&self.prefix)?.strip_prefix(':')?).ok()
+    }
+
     /// Hash minute -> capped ms (realtime + sync_fresh).
     pub fn capped_minutes(&self, uid: &Uid) -> String {
         self.user_key(uid, "capped:m")
@@ -115,6 +127,17 @@ mod tests {
 
     fn uid(s: &str) -> Uid {
         Uid::parse(s).unwrap()
+    }
+
+    #[test]
+    fn meter_state_keys_name_their_user_and_match_the_pattern() {
+        let layout = KeyLayout::new("fu-test").unwrap();
+        let key = layout.meter_state(&uid("a:b@c.d"));
+        assert_eq!(layout.uid_of_meter_state(&key), Some(uid("a:b@c.d")));
+        assert_eq!(layout.meter_state_pattern(), "{fu-test:*}:fu1:meter");
+        let other = KeyLayout::new("fu").unwrap();
+        assert_eq!(other.uid_of_meter_state(&key), None, "another prefix's key");
+        assert_eq!(layout.uid_of_meter_state(&layout.capped_minutes(&uid("a"))), None, "not a meter state key");
     }
 
     #[test]

@@ -199,4 +199,45 @@ impl UsageMeterStore for RedisHotStore {
         let meter = self.capped_meter(uid, lo, hi, now).await?;
         Ok(UsageShape::measure(&meter, lookback_ms, now))
     }
+
+    /// Every user's keys share a hash tag, so there is no index across users to keep in the same
+    /// round trip as a report: this lists the meter state keys (SCAN on a standalone server; KEYS
+    /// on a Cluster, where the client asks every master and joins the answers, since a cursor
+    /// does not span nodes) and keeps the users with a bucket from `from_minute` on.
+    async fn users_since(&self, from_minute: i64) -> Result<Vec<Uid>, StoreError> {
+        const ACTION: &str = "list users with usage";
+        let pattern = self.layout.meter_state_pattern();
+        let keys: Vec<String> = if self.conn.is_cluster() {
+            let mut keys = redis::cmd("KEYS");
+            keys.arg(&pattern);
+            self.conn.query(&keys).await.map_err(Self::failed(ACTION, Effect::Read))?
+        } else {
+            let (mut all, mut cursor) = (Vec::new(), 0u64);
+            loop {
+                let mut scan = redis::cmd("SCAN");
+                scan.arg(cursor).arg("MATCH").arg(&pattern).arg("COUNT").arg(1000);
+                let (next, batch): (u64, Vec<String>) =
+                    self.conn.query(&scan).await.map_err(Self::failed(ACTION, Effect::Read))?;
+                all.extend(batch);
+                if next == 0 {
+                    break all;
+                }
+                cursor = next;
+            }
+        };
+        let mut uids: Vec<Uid> = keys.iter().filter_map(|k| self.layout.uid_of_meter_state(k)).collect();
+        uids.sort();
+        uids.dedup();
+        let mut out = Vec::with_capacity(uids.len());
+        for uid in uids {
+            for lane in Lane::ALL {
+                let hash = self.layout.lane_minutes(&uid, lane);
+                if self.buckets(&uid, hash, from_minute, FAR_FUTURE_MINUTE).await?.iter().any(|&(_, ms)| ms != 0) {
+                    out.push(uid);
+                    break;
+                }
+            }
+        }
+        Ok(out)
+    }
 }

@@ -68,6 +68,10 @@ enum Command {
     GenFamilies(fairuse::families::GenFamiliesArgs),
     /// Evaluate a labelled trace: detections, time to restrict, false stages, STT saved.
     Eval(fairuse::eval::EvalArgs),
+    /// Write the stores' recorded history (usage, plans, conversations, verdicts, admin actions) as a trace.
+    ExportTrace(fairuse::export::ExportArgs),
+    /// Replay a trace under a new policy and the current one and report what changes, per user and in total.
+    Backtest(fairuse::backtest::BacktestArgs),
     /// Apply database migrations (PostgreSQL when store.database_url is set).
     Migrate {
         #[arg(long, env = "FAIRUSE_CONFIG")]
@@ -183,6 +187,32 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     r.speech_share * 100.0
                 );
             }
+            Ok(())
+        }
+        Command::ExportTrace(args) => {
+            let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting tokio")?;
+            let s = runtime.block_on(fairuse::export::run(&args, &fairuse::serve::env_map()))?;
+            for w in &s.warnings {
+                eprintln!("fairuse: warning: {w}");
+            }
+            eprintln!(
+                "wrote {} lines for {} users: {} usage ({:.2} h of STT), {} plans, {} conversations, {} verdicts, {} admin actions; left out: {} exempt users, {} stream sessions, {} resolutions, exemptions and appeals",
+                s.lines,
+                s.users,
+                s.usage_lines,
+                s.stt_ms as f64 / 3_600_000.0,
+                s.plan_lines,
+                s.conversation_lines,
+                s.verdict_lines,
+                s.admin_lines,
+                s.exempt_users_left_out,
+                s.stream_sessions_left_out,
+                s.events_left_out
+            );
+            Ok(())
+        }
+        Command::Backtest(args) => {
+            print!("{}", fairuse::backtest::run(&args)?);
             Ok(())
         }
         Command::Eval(args) => {
