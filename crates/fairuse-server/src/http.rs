@@ -106,17 +106,9 @@ async fn read_body<S: Send + Sync>(req: Request, state: &S) -> ApiResult<Bytes> 
     })
 }
 
+/// A strict JSON body (`crate::strict_json`): one value, no repeated key, errors naming the field.
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> ApiResult<T> {
-    let de = &mut serde_json::Deserializer::from_slice(bytes);
-    serde_path_to_error::deserialize(de).map_err(|e| {
-        let path = e.path().to_string();
-        let inner = e.into_inner();
-        if path == "." || path == "?" || path.is_empty() {
-            ApiError::BadRequest(format!("body is not valid: {inner}"))
-        } else {
-            ApiError::Input(fairuse_domain::InputError::new(path, inner.to_string()))
-        }
-    })
+    Ok(crate::strict_json::parse(bytes)?)
 }
 
 fn header_str<'a>(parts: &'a Parts, name: &str) -> Option<&'a str> {
