@@ -517,16 +517,22 @@ pub fn set_exempt(state: &mut EnforcementState, exempt: bool, actor: &str, ctx: 
     events
 }
 
+/// The appeal text as recorded (trimmed), or why it is refused.
+pub fn check_appeal_text(text: &str) -> Result<&str, InputError> {
+    let text = text.trim();
+    if text.is_empty() || text.chars().count() > 4000 {
+        return Err(InputError::new("text", "must be 1-4000 characters"));
+    }
+    Ok(text)
+}
+
 pub fn appeal(
     state: &EnforcementState,
     case_ref: &CaseRef,
     text: &str,
     ctx: &mut Ctx<'_>,
 ) -> Result<Event, InputError> {
-    let text = text.trim();
-    if text.is_empty() || text.chars().count() > 4000 {
-        return Err(InputError::new("text", "must be 1-4000 characters"));
-    }
+    let text = check_appeal_text(text)?;
     let mut e = ctx.event(EventKind::Appeal, ctx.now, state.stage, state.stage);
     e.actor = ctx.uid.to_owned();
     e.notes = Some(format!("appeal of {case_ref}: {text}"));

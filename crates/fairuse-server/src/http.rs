@@ -530,6 +530,11 @@ async fn post_appeal(
     ApiPath(case_ref): ApiPath<String>,
     JsonBody(body): JsonBody<AppealIn>,
 ) -> ApiResult<Response> {
+    // Only an appeal that can be accepted counts toward the day's quota: a refused text or a
+    // malformed reference says nothing about which cases exist. An unknown but well-formed
+    // reference does count, so the quota still bounds probing.
+    fairuse_domain::engine::check_appeal_text(&body.text)?;
+    fairuse_domain::ids::CaseRef::parse(&case_ref)?;
     st.service.appeal_allowed(&uid, st.settings.appeals_per_day).await?;
     let event = st.service.appeal(&uid, &case_ref, &body.text).await?;
     Ok((StatusCode::CREATED, Json(json!({"status": "received", "case_ref": case_ref, "appeal": event})))

@@ -219,3 +219,43 @@ async fn a_conversation_source_too_long_names_source() {
     assert_eq!(status, StatusCode::BAD_REQUEST, "{v}");
     assert_eq!(field(&v), "source", "{v}");
 }
+
+/// A case of `uid` (an admin-set warning), by its reference.
+async fn warned_case(app: &App, uid: &str) -> String {
+    let (status, v) = app
+        .call(
+            "POST",
+            &format!("/v1/admin/fair-use/user/{uid}/set-stage"),
+            As::Admin(OPERATOR_KEY),
+            r#"{"stage":"warning","reason":"test"}"#,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    v["audit"]["case_ref"].as_str().unwrap().to_owned()
+}
+
+#[tokio::test]
+async fn refused_appeals_do_not_use_up_the_daily_quota_but_unknown_cases_do() {
+    let app = app_with(Policy::default(), HttpSettings { appeals_per_day: 2, ..HttpSettings::default() });
+    let case = warned_case(&app, "u1").await;
+    let appeal = |text: &'static str| {
+        let uri = format!("/v1/fair-use/case/{case}/appeal");
+        let app = &app;
+        async move { app.call("POST", &uri, As::User("u1"), &json!({"text": text}).to_string()).await }
+    };
+    for _ in 0..5 {
+        let (status, v) = appeal("   ").await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{v}");
+        assert_eq!(field(&v), "text");
+    }
+    let (status, v) = app.call("POST", &format!("/v1/fair-use/case/{case}/appeal"), As::User("u1"), "{}").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{v}");
+    let (status, v) = appeal("These are my own lectures.").await;
+    assert_eq!(status, StatusCode::CREATED, "invalid appeals used no quota: {v}");
+    // Probing unknown references still counts, so the quota still bounds enumeration.
+    let (status, v) =
+        app.call("POST", "/v1/fair-use/case/FU-00000000ABCD/appeal", As::User("u1"), r#"{"text":"probe"}"#).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{v}");
+    let (status, v) = appeal("Another one.").await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{v}");
+}
