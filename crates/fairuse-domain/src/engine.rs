@@ -641,10 +641,23 @@ pub fn decide(
     } else {
         state.stage
     };
-    let triggered: Vec<String> = check.triggered.iter().map(|&i| policy.windows[i].name.clone()).collect();
+    // `triggered` and `ceiling_exceeded` say what is enforced: a host blocks on them. When nothing
+    // is (bypassed or shadow mode) they stay empty and false, and the reasons say what would
+    // have applied; the totals are in `windows` either way.
+    let not_enforced = match bypass {
+        Some(why) => Some(why),
+        None if shadow => Some("shadow mode"),
+        None => None,
+    };
+    let suffix = not_enforced.map(|why| format!(" (not enforced: {why})")).unwrap_or_default();
+    let triggered: Vec<String> = if not_enforced.is_some() {
+        Vec::new()
+    } else {
+        check.triggered.iter().map(|&i| policy.windows[i].name.clone()).collect()
+    };
     for &i in &check.triggered {
         reasons.push(format!(
-            "{} speech {} ms is over the {} cap of {} ms",
+            "{} speech {} ms is over the {} cap of {} ms{suffix}",
             policy.windows[i].name,
             check.totals[i],
             policy.plan_name(plan),
@@ -657,9 +670,9 @@ pub fn decide(
         let s = ((t.millis() - now.millis()).max(0) + 999) / 1000;
         retry_after = Some(retry_after.map_or(s, |r: i64| r.max(s)));
     };
-    if check.ceiling_exceeded && bypass.is_none() {
+    if check.ceiling_exceeded {
         reasons.push(format!(
-            "{} speech is at or over the ceiling of {} ms",
+            "{} speech is at or over the ceiling of {} ms{suffix}",
             policy.ceiling.window,
             policy.ceiling.limit.ms()
         ));
@@ -702,7 +715,7 @@ pub fn decide(
         caps: policy.windows.iter().zip(caps).filter_map(|(w, c)| c.map(|c| (format!("{}_ms", w.name), c))).collect(),
         plan: policy.plan_name(plan).to_owned(),
         triggered,
-        ceiling_exceeded: check.ceiling_exceeded,
+        ceiling_exceeded: check.ceiling_exceeded && not_enforced.is_none(),
         retry_after_s: retry_after,
         reasons,
         shadow,
