@@ -305,7 +305,7 @@ pub fn check_caps(totals: Vec<i64>, plan: PlanId, policy: &Policy) -> CapCheck {
         .filter(|(_, (total, cap))| cap.is_some_and(|c| **total > c))
         .map(|(i, _)| i)
         .collect();
-    let ceiling_exceeded = totals.get(policy.ceiling_window()).is_some_and(|t| *t >= policy.ceiling.limit.ms());
+    let ceiling_exceeded = totals.get(policy.ceiling_window()).is_some_and(|t| policy.at_ceiling(*t));
     CapCheck { totals, triggered, ceiling_exceeded }
 }
 
@@ -677,11 +677,11 @@ pub fn decide(
             policy.ceiling.limit.ms()
         ));
     }
-    if ceiling_enforced {
-        let limit = policy.ceiling.limit.ms() - 1;
-        if let Some(t) = recovery(policy.ceiling_window(), limit) {
-            wait_until(t);
-        }
+    if ceiling_enforced
+        && let Some(limit) = policy.ceiling_limit_ms()
+        && let Some(t) = recovery(policy.ceiling_window(), limit - 1)
+    {
+        wait_until(t);
     }
     let stage_policy = policy.stage_policy(effective_stage);
     let budget =

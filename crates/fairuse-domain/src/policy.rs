@@ -258,8 +258,8 @@ impl Policy {
         let window_pos = |name: &str| self.windows.iter().position(|w| w.name == name);
         let ceiling_window = window_pos(&self.ceiling.window)
             .ok_or_else(|| invalid("ceiling.window", format!("no window named {:?}", self.ceiling.window)))?;
-        if self.ceiling.limit.ms() <= 0 {
-            return Err(invalid("ceiling.limit", "must be positive"));
+        if self.ceiling.limit.ms() < 0 {
+            return Err(invalid("ceiling.limit", "must not be negative (0 means no ceiling)"));
         }
         if self.plans.is_empty() {
             return Err(invalid("plans", "at least one plan is needed"));
@@ -419,6 +419,22 @@ impl Policy {
         self.compiled.ceiling_window
     }
 
+    /// The hard ceiling in ms, or `None` when `ceiling.limit` is 0 (no ceiling, as Omi's
+    /// `MAX_DAILY_AUDIO_HOURS=0`).
+    pub fn ceiling_limit_ms(&self) -> Option<i64> {
+        Some(self.ceiling.limit.ms()).filter(|l| *l > 0)
+    }
+
+    /// Whether a total of the ceiling window is at or over the ceiling (never, without one).
+    pub fn at_ceiling(&self, total_ms: i64) -> bool {
+        self.ceiling_limit_ms().is_some_and(|limit| total_ms >= limit)
+    }
+
+    /// Room left under the ceiling for a window total; `i64::MAX` without a ceiling.
+    pub fn ceiling_headroom(&self, total_ms: i64) -> i64 {
+        self.ceiling_limit_ms().map_or(i64::MAX, |limit| limit - total_ms)
+    }
+
     pub fn stage_policy(&self, stage: Stage) -> Option<&StagePolicy> {
         match stage {
             Stage::None => None,
@@ -559,6 +575,19 @@ mod tests {
         let (_, body) = p.notification(Stage::Restrict, Some("FU-000000000001"));
         assert!(body.contains("30 minutes") && body.contains("30 days"), "{body}");
         assert!(body.contains("FU-000000000001"));
+    }
+
+    #[test]
+    fn a_ceiling_limit_of_zero_means_no_ceiling() {
+        let text = DEFAULT_POLICY_TOML.replace("limit = \"30h\"", "limit = 0");
+        let p = Policy::from_toml_str(&text).unwrap();
+        assert_eq!(p.ceiling_limit_ms(), None);
+        let free = p.plan("free").unwrap();
+        let check = crate::engine::check_caps(vec![i64::MAX / 4, 0, 0], free, &p);
+        assert!(!check.ceiling_exceeded, "no total reaches a ceiling that does not exist");
+        assert_eq!(Policy::default().ceiling_limit_ms(), Some(30 * 3_600_000));
+        let negative = DEFAULT_POLICY_TOML.replace("limit = \"30h\"", "limit = -1");
+        assert!(Policy::from_toml_str(&negative).is_err());
     }
 
     #[test]

@@ -379,7 +379,7 @@ impl Service {
             return Ok(()); // counted; the exhaustion event waits until the durable store answers
         }
         let state = self.current_state_tripping(uid).await?;
-        let ceiling = totals.get(policy.ceiling_window()).is_some_and(|t| *t >= policy.ceiling.limit.ms());
+        let ceiling = totals.get(policy.ceiling_window()).is_some_and(|t| policy.at_ceiling(*t));
         let fwd = engine::forwarding(&state, uid.as_str(), ceiling, policy);
         if let Some(limit) = fwd.budget_limit_ms.or(fwd.recorded_budget_limit_ms)
             && used >= limit
@@ -651,8 +651,8 @@ impl Service {
         let caps = policy.caps(state.plan_id(policy));
         let mut wanted: Vec<(usize, i64)> =
             check.triggered.iter().filter_map(|&i| caps.get(i).copied().flatten().map(|c| (i, c))).collect();
-        if check.ceiling_exceeded {
-            wanted.push((policy.ceiling_window(), policy.ceiling.limit.ms() - 1));
+        if let Some(limit) = policy.ceiling_limit_ms().filter(|_| check.ceiling_exceeded) {
+            wanted.push((policy.ceiling_window(), limit - 1));
         }
         let mut out = BTreeMap::new();
         for (w, cap) in wanted {

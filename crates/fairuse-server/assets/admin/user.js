@@ -50,8 +50,10 @@ function windowsSection(data) {
       h('tbody', null, rows)),
     h('p', { class: 'muted' },
       `Plan ${data.decision?.plan || data.state?.plan || 'default'}. Caps count realtime + sync, fresh. `
-      + `Hard ceiling: ${fmt.duration(data.ceiling_ms)} per trailing 24 h for every plan`
-      + (typeof daily === 'number' ? ` (${fmt.percent(daily, data.ceiling_ms)} used).` : '.')));
+      + (data.ceiling_ms
+        ? `Hard ceiling: ${fmt.duration(data.ceiling_ms)} per trailing 24 h for every plan`
+          + (typeof daily === 'number' ? ` (${fmt.percent(daily, data.ceiling_ms)} used).` : '.')
+        : 'No hard ceiling (ceiling.limit = 0).')));
 }
 
 function budgetSection(data) {
