@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use crate::classifier::{UsageType, Verdict};
 use crate::error::InputError;
 use crate::ids::{CaseRef, IdSource};
-use crate::policy::{Mode, PlanId, Policy};
+use crate::policy::{Cause, MessageContext, Mode, PlanId, Policy};
 use crate::stage::Stage;
 use crate::time::Timestamp;
 
@@ -55,6 +55,27 @@ pub struct EnforcementState {
 }
 
 impl EnforcementState {
+    /// Why the user is in their stage, for the texts they see.
+    pub fn cause(&self) -> Cause {
+        if self.manual {
+            Cause::Admin
+        } else if self.last_usage_type == Some(UsageType::FreeExhausted) {
+            Cause::FreeCredits
+        } else {
+            Cause::Misuse
+        }
+    }
+
+    /// The context of the texts about the user's current stage.
+    pub fn message_context(&self) -> MessageContext<'_> {
+        MessageContext {
+            stage: self.stage,
+            case_ref: self.last_case_ref.as_ref().map(CaseRef::as_str),
+            until: self.stage_until,
+            cause: self.cause(),
+        }
+    }
+
     pub fn plan_id(&self, policy: &Policy) -> PlanId {
         self.plan.as_deref().and_then(|p| policy.plan(p)).unwrap_or_else(|| policy.default_plan_id())
     }
@@ -166,6 +187,18 @@ pub struct Event {
 impl Event {
     pub fn changes_stage(&self) -> bool {
         self.previous_stage != self.new_stage
+    }
+
+    /// The context of the texts a notification of this event carries; `state` is the user's
+    /// state after it, for events that do not say why the stage applies (timers, budgets).
+    pub fn message_context<'a>(&'a self, state: &EnforcementState) -> MessageContext<'a> {
+        let cause = match (&self.verdict, self.kind) {
+            (_, EventKind::AdminSetStage) => Cause::Admin,
+            (Some(v), _) if v.usage_type == UsageType::FreeExhausted => Cause::FreeCredits,
+            (Some(_), _) => Cause::Misuse,
+            (None, _) => state.cause(),
+        };
+        MessageContext { stage: self.new_stage, case_ref: Some(self.case_ref.as_str()), until: self.stage_until, cause }
     }
 }
 

@@ -19,6 +19,7 @@ use fairuse_auth::{AdminIdentity, Authenticator};
 use fairuse_domain::classifier::Conversation;
 use fairuse_domain::engine::{Decision, EnforcementState, Event, Outcome};
 use fairuse_domain::ids::{Lane, Uid};
+use fairuse_domain::policy::MessageContext;
 use fairuse_domain::stage::Stage;
 use fairuse_domain::time::{MS_PER_HOUR, Timestamp};
 use fairuse_domain::windows::{SpeechAmount, UsageReport};
@@ -454,7 +455,7 @@ async fn get_user_status(State(st): State<AppState>, User(uid): User) -> ApiResu
         }
     }
     let message = match policy.stage_policy(d.stage) {
-        Some(sp) => policy.render(&sp.body, d.stage, state.last_case_ref.as_ref().map(|c| c.as_str())),
+        Some(sp) => policy.render(&sp.body, &state.message_context()),
         None => policy.messages.none.clone(),
     };
     let mut body = json!({
@@ -503,7 +504,8 @@ async fn get_case_status(
     let state = st.service.current_state(&uid).await?;
     let policy = st.service.policy();
     let message = match policy.stage_policy(state.stage) {
-        Some(sp) => policy.render(&sp.body, state.stage, Some(event.case_ref.as_str())),
+        Some(sp) => policy
+            .render(&sp.body, &MessageContext { case_ref: Some(event.case_ref.as_str()), ..state.message_context() }),
         None => policy.messages.none.clone(),
     };
     let updated_at = event.resolution.as_ref().map(|r| r.resolved_at).unwrap_or(event.created_at);

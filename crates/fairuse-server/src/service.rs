@@ -208,7 +208,13 @@ impl Service {
     }
 
     /// Webhook messages for events that notify users (never in shadow mode).
-    fn outbox_for(&self, policy: &Policy, events: &[Event], now: Timestamp) -> Vec<OutboxMessage> {
+    fn outbox_for(
+        &self,
+        policy: &Policy,
+        state: &EnforcementState,
+        events: &[Event],
+        now: Timestamp,
+    ) -> Vec<OutboxMessage> {
         if !self.notifications.enabled {
             return Vec::new();
         }
@@ -216,10 +222,10 @@ impl Service {
             .iter()
             .filter_map(|e| {
                 let kind = fairuse_webhook::webhook_kind(e)?;
-                let case = Some(e.case_ref.as_str());
+                let ctx = e.message_context(state);
                 let (title, body) = match kind {
-                    fairuse_webhook::WebhookKind::BudgetExhausted => policy.budget_notification(e.new_stage, case),
-                    _ => policy.notification(e.new_stage, case),
+                    fairuse_webhook::WebhookKind::BudgetExhausted => policy.budget_notification(&ctx),
+                    _ => policy.notification(&ctx),
                 };
                 Some(fairuse_webhook::outbox_message(e, kind, &title, &body, now))
             })
@@ -251,7 +257,7 @@ impl Service {
             if events.is_empty() && state == original {
                 return Ok((state, events));
             }
-            let outbox = self.outbox_for(&policy, &events, now);
+            let outbox = self.outbox_for(&policy, &state, &events, now);
             match self.stores.durable.commit(uid, &state, version, &events, &outbox).await {
                 Ok(_) => {
                     record_event_metrics(&events);

@@ -259,3 +259,37 @@ async fn refused_appeals_do_not_use_up_the_daily_quota_but_unknown_cases_do() {
     let (status, v) = appeal("Another one.").await;
     assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{v}");
 }
+
+// ---- texts ----------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn an_admin_set_throttle_is_described_as_it_is() {
+    let app = app();
+    let (status, v) = app
+        .call(
+            "POST",
+            "/v1/admin/fair-use/user/u1/set-stage",
+            As::Admin(OPERATOR_KEY),
+            r#"{"stage":"throttle","reason":"manual review"}"#,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    let (status, v) = app.call("GET", "/v1/fair-use/status", As::User("u1"), "").await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    let message = v["message"].as_str().unwrap();
+    assert!(!message.contains("recorded media") && !message.contains("7 days"), "{message}");
+    assert!(message.contains("until our team lifts it") && message.contains("economy model"), "{message}");
+
+    let (status, v) = app
+        .call(
+            "POST",
+            "/v1/admin/fair-use/user/u1/set-stage",
+            As::Admin(OPERATOR_KEY),
+            r#"{"stage":"restrict","until":"2030-01-01T00:00:00Z"}"#,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    let (_, v) = app.call("GET", "/v1/fair-use/status", As::User("u1"), "").await;
+    let message = v["message"].as_str().unwrap();
+    assert!(message.contains("until 2030-01-01 00:00 UTC") && !message.contains("30 days"), "{message}");
+}

@@ -472,6 +472,14 @@ mod tests {
     }
 
     #[test]
+    fn omi_restrict_budget_zero_removes_the_budget_and_the_shipped_texts_still_load() {
+        let p = load_policy(None, &env(&[("FAIR_USE_RESTRICT_DAILY_DG_MS", "0")])).unwrap();
+        assert_eq!(p.stages.restrict.stt_daily_budget, None);
+        let p = load_policy(None, &env(&[("FAIR_USE_RESTRICT_DAILY_DG_MS", "1")])).unwrap();
+        assert_eq!(p.stages.restrict.stt_daily_budget, Some(DurationMs(1)));
+    }
+
+    #[test]
     fn omi_max_daily_audio_hours_sets_the_ceiling_and_zero_removes_it() {
         let p = load_policy(None, &env(&[("MAX_DAILY_AUDIO_HOURS", "12")])).unwrap();
         assert_eq!(p.ceiling.limit, DurationMs::hours(12));
