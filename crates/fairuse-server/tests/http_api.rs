@@ -25,6 +25,7 @@ const T0: i64 = 1_774_000_000_000; // 2026-03-20T09:46:40Z
 
 struct App {
     router: Router,
+    service: Arc<Service>,
 }
 
 fn app() -> App {
@@ -53,7 +54,7 @@ fn app_with(policy: Policy, settings: HttpSettings) -> App {
         metrics: None,
         ready: Arc::new(|| Box::pin(async { Ok(()) })),
     });
-    App { router }
+    App { router, service }
 }
 
 fn token(sub: &str) -> String {
@@ -71,6 +72,7 @@ enum As<'a> {
     Service,
     Admin(&'a str),
     User(&'a str),
+    Nobody,
 }
 
 impl App {
@@ -80,6 +82,7 @@ impl App {
             As::Service => req.header("authorization", format!("Bearer {SERVICE_KEY}")),
             As::Admin(key) => req.header("x-admin-key", key),
             As::User(uid) => req.header("authorization", format!("Bearer {}", token(uid))),
+            As::Nobody => req,
         };
         let resp = self.router.clone().oneshot(req.body(Body::from(body.to_owned())).unwrap()).await.unwrap();
         let status = resp.status();
@@ -292,4 +295,109 @@ async fn an_admin_set_throttle_is_described_as_it_is() {
     let (_, v) = app.call("GET", "/v1/fair-use/status", As::User("u1"), "").await;
     let message = v["message"].as_str().unwrap();
     assert!(message.contains("until 2030-01-01 00:00 UTC") && !message.contains("30 days"), "{message}");
+}
+
+// ---- Omi's routes answer as Omi's ---------------------------------------------------------------
+
+#[tokio::test]
+async fn a_wrong_admin_key_is_403_on_omis_admin_routes_and_401_on_ours() {
+    let app = app();
+    let omi_routes = [
+        ("GET", "/v1/admin/fair-use/flagged"),
+        ("GET", "/v1/admin/fair-use/user/u1"),
+        ("GET", "/v1/admin/fair-use/case/FU-000000000001"),
+        ("POST", "/v1/admin/fair-use/user/u1/resolve-event/e1"),
+        ("POST", "/v1/admin/fair-use/user/u1/reset"),
+        ("POST", "/v1/admin/fair-use/user/u1/set-stage?stage=none"),
+    ];
+    for (method, uri) in omi_routes {
+        let (status, v) = app.call(method, uri, As::Admin("not-a-key"), "").await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{method} {uri}: {v}");
+        assert_eq!(v["detail"], "Invalid admin key", "{method} {uri}: FastAPI's error shape too: {v}");
+        assert_eq!(v["error"]["code"], "forbidden", "{v}");
+    }
+    for (method, uri) in [("GET", "/v1/admin/fair-use/whoami"), ("PUT", "/v1/admin/fair-use/exempt/u1")] {
+        let (status, v) = app.call(method, uri, As::Admin("not-a-key"), "").await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{method} {uri}: our own routes keep 401: {v}");
+        assert!(v.get("detail").is_none(), "{v}");
+    }
+}
+
+#[tokio::test]
+async fn the_user_status_always_carries_a_dg_budget_object() {
+    let app = app();
+    let (status, v) = app
+        .call("POST", "/v1/usage", As::Service, r#"{"uid":"u1","lane":"realtime","speech_ms":60000,"stt_ms":90000}"#)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    let (status, v) = app.call("GET", "/v1/fair-use/status", As::User("u1"), "").await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    assert_eq!(v["stage"], "none");
+    assert_eq!(v["stt_budget"], Value::Null, "our field: no budget applies at stage none");
+    let dg = &v["dg_budget"];
+    assert_eq!(dg["daily_limit_ms"], 1_800_000, "Omi reports the restrict budget: {v}");
+    assert_eq!(dg["used_ms"], 90_000, "{v}");
+    assert_eq!(dg["remaining_ms"], 1_710_000, "{v}");
+    assert_eq!(dg["exhausted"], false, "{v}");
+    assert!(dg["resets_at"].as_str().is_some_and(|t| t.ends_with("T00:00:00Z")), "{v}");
+}
+
+#[tokio::test]
+async fn a_malformed_case_reference_is_404_on_omis_case_routes_and_400_on_the_appeal() {
+    let app = app();
+    let (status, v) = app.call("GET", "/v1/fair-use/case/not-a-case/status", As::Nobody, "").await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{v}");
+    assert_eq!(v["detail"], "Case not found", "{v}");
+    let (status, v) = app.call("GET", "/v1/admin/fair-use/case/fu-1", As::Admin(VIEWER_KEY), "").await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{v}");
+    assert_eq!(v["detail"], "Case fu-1 not found", "{v}");
+    let (status, v) =
+        app.call("POST", "/v1/fair-use/case/not-a-case/appeal", As::User("u1"), r#"{"text":"hello"}"#).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "our own route names the field: {v}");
+    assert_eq!(field(&v), "case_ref");
+}
+
+#[tokio::test]
+async fn events_on_omis_admin_routes_carry_omis_trigger_names_and_fields() {
+    use fairuse_domain::classifier::{ScriptedClassifier, UsageType};
+    use fairuse_domain::engine;
+    use fairuse_domain::ids::Uid;
+    let app = app();
+    let uid = Uid::parse("u1").unwrap();
+    let (_, events) = app
+        .service
+        .update(&uid, |s, ctx| {
+            let plan = s.plan_id(ctx.policy);
+            // Over the 72 h cap only: Omi names that trigger `3day`.
+            let check = engine::check_caps(vec![3_600_000, 9 * 3_600_000, 9 * 3_600_000], plan, ctx.policy);
+            let trigger = check.trigger("soft_cap", plan, ctx.policy);
+            Ok(engine::apply_verdict(
+                s,
+                ScriptedClassifier::scripted(0.9, UsageType::Audiobook),
+                Some(trigger),
+                None,
+                ctx,
+            ))
+        })
+        .await
+        .unwrap();
+    let case = events.last().unwrap().case_ref.to_string();
+    let (status, user) = app.call("GET", "/v1/admin/fair-use/user/u1", As::Admin(VIEWER_KEY), "").await;
+    assert_eq!(status, StatusCode::OK, "{user}");
+    let (status, by_case) =
+        app.call("GET", &format!("/v1/admin/fair-use/case/{case}"), As::Admin(VIEWER_KEY), "").await;
+    assert_eq!(status, StatusCode::OK, "{by_case}");
+    for e in [&user["events"][0], &by_case] {
+        assert_eq!(e["trigger"], "3day", "{e}");
+        assert_eq!(e["window_speech_ms"]["three_day_ms"], 9 * 3_600_000, "{e}");
+        assert_eq!(e["thresholds_ms"]["three_day"], 8 * 3_600_000, "{e}");
+        assert_eq!(e["classifier"]["misuse_score"], 0.9, "{e}");
+        assert_eq!(e["enforcement_action"], "warning", "{e}");
+        assert_eq!(e["resolved"], false, "{e}");
+        assert_eq!(e["trigger_detail"]["windows"][1]["window"], "three_day", "ours, kept beside: {e}");
+    }
+    assert_eq!(by_case["uid"], "u1");
+    // Our own route keeps our names.
+    let (_, d) = app.call("GET", "/v1/users/u1/decision", As::Service, "").await;
+    assert!(d["triggered"].as_array().is_some(), "{d}");
 }

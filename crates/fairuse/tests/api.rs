@@ -350,7 +350,8 @@ async fn a_user_over_the_cap_with_chapter_titles_is_classified_warned_and_can_ap
     let classified = user["events"].as_array().unwrap().iter().find(|e| e["kind"] == "classified").unwrap().clone();
     assert_eq!(classified["verdict"]["usage_type"], "audiobook");
     assert!(classified["verdict"]["evidence"].as_array().unwrap().iter().any(|e| e["conversation_id"] == "c1"));
-    assert_eq!(classified["trigger"]["windows"][0]["cap_ms"], 7_200_000);
+    assert_eq!(classified["trigger_detail"]["windows"][0]["cap_ms"], 7_200_000);
+    assert_eq!(classified["trigger"], "daily", "Omi's trigger name on Omi's route");
     let case = classified["case_ref"].as_str().unwrap().to_owned();
     let token = hs256_token("hank", json!({}));
     let (code, status) =
