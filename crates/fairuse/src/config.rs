@@ -228,8 +228,10 @@ impl std::fmt::Debug for AuthSection {
     }
 }
 
-/// The secrets table of SPEC section 7: variable -> key under `[auth]` or `[webhook]`.
-const SECRET_VARS: [(&str, &str, &str); 14] = [
+/// The named variables (SPEC section 7's secrets table, and `FAIRUSE_POLICY`): variable -> key.
+/// They win over the file and over `FAIRUSE__SECTION__KEY`.
+const SECRET_VARS: [(&str, &str, &str); 15] = [
+    ("FAIRUSE_POLICY", "server", "policy"),
     ("FAIRUSE_UPSTREAM_STT_URL", "gateway", "upstream_url"),
     ("FAIRUSE_UPSTREAM_STT_API_KEY", "gateway", "upstream_api_key"),
     ("FAIRUSE_REDIS_URL", "store", "redis_url"),
