@@ -39,6 +39,9 @@ pub struct ServerSection {
     pub shutdown_grace: DurationMs,
     /// `text` or `json`.
     pub log_format: String,
+    /// On the embedded store, generate the keys that are not configured into the data directory
+    /// on the first start (`crate::first_run`); false keeps those routes answering 503.
+    pub generate_keys: bool,
 }
 
 impl Default for ServerSection {
@@ -52,6 +55,7 @@ impl Default for ServerSection {
             appeals_per_day: 5,
             shutdown_grace: DurationMs::seconds(20),
             log_format: "text".into(),
+            generate_keys: true,
         }
     }
 }

@@ -56,6 +56,7 @@ pub async fn run(args: ServeArgs, env: BTreeMap<String, String>) -> anyhow::Resu
         config.server.data_dir = d;
     }
     init_logging(&config.server.log_format);
+    let first_run = crate::first_run::apply(&mut config)?;
     let policy_path = config.policy_path();
     let policy = load_policy(policy_path.as_deref(), &env)?;
     let policy_backend = policy.classifier.backend;
@@ -179,6 +180,9 @@ pub async fn run(args: ServeArgs, env: BTreeMap<String, String>) -> anyhow::Resu
     let local = listener.local_addr()?;
     tracing::info!(%local, "fairuse listening");
     println!("fairuse listening on http://{local}");
+    if let Some(text) = crate::first_run::announce(&first_run, &format!("http://{local}")) {
+        println!("{text}");
+    }
     let grace = dur(config.server.shutdown_grace);
     axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
         .with_graceful_shutdown(shutdown_signal())

@@ -225,7 +225,10 @@ async fn rs256_tokens_are_verified_against_a_jwks_from_a_local_server_with_issue
 
 #[tokio::test]
 async fn auth_modes_that_are_not_configured_answer_503_saying_what_to_set() {
-    let s = TestServer::start_with(vec![("FAIRUSE_LOG".into(), "error".into())]);
+    let s = TestServer::start_with(vec![
+        ("FAIRUSE_LOG".into(), "error".into()),
+        ("FAIRUSE__SERVER__GENERATE_KEYS".into(), "false".into()),
+    ]);
     let checks = [
         (s.client.get(s.url("/v1/users/u/decision")).bearer_auth("x"), "FAIRUSE_SERVICE_KEYS"),
         (s.client.get(s.url("/v1/admin/fair-use/flagged")).header("X-Admin-Key", "x"), "FAIRUSE_ADMIN_KEYS"),
