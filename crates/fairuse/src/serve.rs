@@ -280,7 +280,15 @@ pub async fn build_stores(config: &Config) -> anyhow::Result<BuiltStores> {
         let store = fairuse_store_postgres::PostgresStore::connect(&s.database_url, opts)
             .await
             .context("connecting to PostgreSQL")?;
-        if s.migrate_on_start {
+        // An empty schema (nothing recorded: a fresh database) is migrated at start whatever
+        // migrate_on_start says: there is nothing to upgrade or roll back, and migrations take an
+        // advisory lock, so replicas starting together do not race. Upgrades of a schema that
+        // holds data stay the explicit step (`fairuse migrate`, or migrate_on_start).
+        let fresh = store.schema_version().await.context("reading the schema version")?.is_none();
+        if s.migrate_on_start || fresh {
+            if fresh {
+                tracing::info!(schema = %s.database_schema, "empty PostgreSQL schema: creating it");
+            }
             store.migrate().await.context("migrating PostgreSQL")?;
         }
         let version = store.schema_version().await.context("reading the schema version")?;

@@ -115,3 +115,27 @@ async fn a_first_run_generates_keys_prints_them_once_and_reuses_them() {
     third.kill().unwrap();
     third.wait().unwrap();
 }
+
+#[tokio::test]
+async fn serve_migrates_an_empty_postgresql_schema_at_start() {
+    require_servers();
+    let schema = unique("fresh_");
+    let mut env = default_env();
+    env.push(("FAIRUSE_DATABASE_URL".into(), DATABASE_URL.into()));
+    env.push(("FAIRUSE__STORE__DATABASE_SCHEMA".into(), schema.clone()));
+    // No migrate_on_start and no `fairuse migrate`: a fresh database must still start.
+    let s = TestServer::start_with(env);
+    let (status, body) = {
+        let r = s
+            .client
+            .post(s.url("/v1/admin/fair-use/user/pam/set-stage"))
+            .header("X-Admin-Key", OPERATOR_KEY)
+            .json(&json!({"stage": "warning"}))
+            .send()
+            .await
+            .unwrap();
+        (r.status(), r.text().await.unwrap())
+    };
+    assert_eq!(status, 200, "the durable store works: {body}");
+    assert_eq!(s.decision("pam").await["stage"], "warning");
+}
