@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use crate::classifier::{UsageType, Verdict};
 use crate::error::InputError;
 use crate::ids::{CaseRef, IdSource};
-use crate::policy::{Mode, PlanId, Policy};
+use crate::policy::{Cause, MessageContext, Mode, PlanId, Policy};
 use crate::stage::Stage;
 use crate::time::Timestamp;
 
@@ -55,6 +55,27 @@ pub struct EnforcementState {
 }
 
 impl EnforcementState {
+    /// Why the user is in their stage, for the texts they see.
+    pub fn cause(&self) -> Cause {
+        if self.manual {
+            Cause::Admin
+        } else if self.last_usage_type == Some(UsageType::FreeExhausted) {
+            Cause::FreeCredits
+        } else {
+            Cause::Misuse
+        }
+    }
+
+    /// The context of the texts about the user's current stage.
+    pub fn message_context(&self) -> MessageContext<'_> {
+        MessageContext {
+            stage: self.stage,
+            case_ref: self.last_case_ref.as_ref().map(CaseRef::as_str),
+            until: self.stage_until,
+            cause: self.cause(),
+        }
+    }
+
     pub fn plan_id(&self, policy: &Policy) -> PlanId {
         self.plan.as_deref().and_then(|p| policy.plan(p)).unwrap_or_else(|| policy.default_plan_id())
     }
@@ -166,6 +187,18 @@ pub struct Event {
 impl Event {
     pub fn changes_stage(&self) -> bool {
         self.previous_stage != self.new_stage
+    }
+
+    /// The context of the texts a notification of this event carries; `state` is the user's
+    /// state after it, for events that do not say why the stage applies (timers, budgets).
+    pub fn message_context<'a>(&'a self, state: &EnforcementState) -> MessageContext<'a> {
+        let cause = match (&self.verdict, self.kind) {
+            (_, EventKind::AdminSetStage) => Cause::Admin,
+            (Some(v), _) if v.usage_type == UsageType::FreeExhausted => Cause::FreeCredits,
+            (Some(_), _) => Cause::Misuse,
+            (None, _) => state.cause(),
+        };
+        MessageContext { stage: self.new_stage, case_ref: Some(self.case_ref.as_str()), until: self.stage_until, cause }
     }
 }
 
@@ -305,7 +338,7 @@ pub fn check_caps(totals: Vec<i64>, plan: PlanId, policy: &Policy) -> CapCheck {
         .filter(|(_, (total, cap))| cap.is_some_and(|c| **total > c))
         .map(|(i, _)| i)
         .collect();
-    let ceiling_exceeded = totals.get(policy.ceiling_window()).is_some_and(|t| *t >= policy.ceiling.limit.ms());
+    let ceiling_exceeded = totals.get(policy.ceiling_window()).is_some_and(|t| policy.at_ceiling(*t));
     CapCheck { totals, triggered, ceiling_exceeded }
 }
 
@@ -517,16 +550,22 @@ pub fn set_exempt(state: &mut EnforcementState, exempt: bool, actor: &str, ctx: 
     events
 }
 
+/// The appeal text as recorded (trimmed), or why it is refused.
+pub fn check_appeal_text(text: &str) -> Result<&str, InputError> {
+    let text = text.trim();
+    if text.is_empty() || text.chars().count() > 4000 {
+        return Err(InputError::new("text", "must be 1-4000 characters"));
+    }
+    Ok(text)
+}
+
 pub fn appeal(
     state: &EnforcementState,
     case_ref: &CaseRef,
     text: &str,
     ctx: &mut Ctx<'_>,
 ) -> Result<Event, InputError> {
-    let text = text.trim();
-    if text.is_empty() || text.chars().count() > 4000 {
-        return Err(InputError::new("text", "must be 1-4000 characters"));
-    }
+    let text = check_appeal_text(text)?;
     let mut e = ctx.event(EventKind::Appeal, ctx.now, state.stage, state.stage);
     e.actor = ctx.uid.to_owned();
     e.notes = Some(format!("appeal of {case_ref}: {text}"));
@@ -635,10 +674,23 @@ pub fn decide(
     } else {
         state.stage
     };
-    let triggered: Vec<String> = check.triggered.iter().map(|&i| policy.windows[i].name.clone()).collect();
+    // `triggered` and `ceiling_exceeded` say what is enforced: a host blocks on them. When nothing
+    // is (bypassed or shadow mode) they stay empty and false, and the reasons say what would
+    // have applied; the totals are in `windows` either way.
+    let not_enforced = match bypass {
+        Some(why) => Some(why),
+        None if shadow => Some("shadow mode"),
+        None => None,
+    };
+    let suffix = not_enforced.map(|why| format!(" (not enforced: {why})")).unwrap_or_default();
+    let triggered: Vec<String> = if not_enforced.is_some() {
+        Vec::new()
+    } else {
+        check.triggered.iter().map(|&i| policy.windows[i].name.clone()).collect()
+    };
     for &i in &check.triggered {
         reasons.push(format!(
-            "{} speech {} ms is over the {} cap of {} ms",
+            "{} speech {} ms is over the {} cap of {} ms{suffix}",
             policy.windows[i].name,
             check.totals[i],
             policy.plan_name(plan),
@@ -651,18 +703,18 @@ pub fn decide(
         let s = ((t.millis() - now.millis()).max(0) + 999) / 1000;
         retry_after = Some(retry_after.map_or(s, |r: i64| r.max(s)));
     };
-    if check.ceiling_exceeded && bypass.is_none() {
+    if check.ceiling_exceeded {
         reasons.push(format!(
-            "{} speech is at or over the ceiling of {} ms",
+            "{} speech is at or over the ceiling of {} ms{suffix}",
             policy.ceiling.window,
             policy.ceiling.limit.ms()
         ));
     }
-    if ceiling_enforced {
-        let limit = policy.ceiling.limit.ms() - 1;
-        if let Some(t) = recovery(policy.ceiling_window(), limit) {
-            wait_until(t);
-        }
+    if ceiling_enforced
+        && let Some(limit) = policy.ceiling_limit_ms()
+        && let Some(t) = recovery(policy.ceiling_window(), limit - 1)
+    {
+        wait_until(t);
     }
     let stage_policy = policy.stage_policy(effective_stage);
     let budget =
@@ -696,7 +748,7 @@ pub fn decide(
         caps: policy.windows.iter().zip(caps).filter_map(|(w, c)| c.map(|c| (format!("{}_ms", w.name), c))).collect(),
         plan: policy.plan_name(plan).to_owned(),
         triggered,
-        ceiling_exceeded: check.ceiling_exceeded,
+        ceiling_exceeded: check.ceiling_exceeded && not_enforced.is_none(),
         retry_after_s: retry_after,
         reasons,
         shadow,

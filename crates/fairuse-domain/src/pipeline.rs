@@ -41,7 +41,7 @@ pub const CLASSIFIER_STREAM_SESSIONS: usize = 1_000;
 /// slot: the check interval limits how often a user is judged, not whether a crossing is seen.
 pub fn may_trigger(totals: &[i64], policy: &Policy) -> bool {
     let soft = totals.iter().zip(policy.lowest_caps()).any(|(total, cap)| cap.is_some_and(|c| *total > c));
-    soft || totals.get(policy.ceiling_window()).is_some_and(|t| *t >= policy.ceiling.limit.ms())
+    soft || totals.get(policy.ceiling_window()).is_some_and(|t| policy.at_ceiling(*t))
 }
 
 /// What a recorded report asks for, given the caps of the user's plan.
@@ -287,6 +287,7 @@ pub fn lease(decision: Option<&Decision>, budgeted: bool, policy: &Policy) -> Le
 /// when something already triggers.
 pub fn headroom(totals: &[i64], caps: &[Option<i64>], policy: &Policy) -> i64 {
     let soft = totals.iter().zip(caps).filter_map(|(t, c)| c.map(|c| c - t)).min().unwrap_or(i64::MAX);
-    let ceiling = totals.get(policy.ceiling_window()).map_or(i64::MAX, |t| policy.ceiling.limit.ms() - 1 - t);
+    let ceiling =
+        totals.get(policy.ceiling_window()).map_or(i64::MAX, |t| policy.ceiling_headroom(*t).saturating_sub(1));
     soft.min(ceiling)
 }

@@ -645,6 +645,38 @@ fn the_kill_switch_stops_detection_and_lifts_every_stage_and_budget() {
     }
 }
 
+/// A host reads `triggered` and `ceiling_exceeded` to block: when nothing is enforced (exempt,
+/// kill switch, shadow mode, disabled) they are empty and false; the totals stay in `windows` and
+/// the reasons say what would have applied and why it does not.
+#[test]
+fn nothing_enforced_means_nothing_triggered_and_no_ceiling_but_the_reasons_say_why() {
+    let policies: Vec<(Policy, &str)> = vec![
+        (policy_with(|p| p.switches.kill_switch = true), "kill switch"),
+        (
+            policy_with(|p| {
+                p.switches.exempt_uids.insert(UID.to_owned());
+            }),
+            "exempt",
+        ),
+        (policy_with(|p| p.switches.mode = Mode::Shadow), "shadow"),
+        (policy_with(|p| p.switches.enabled = false), "disabled"),
+    ];
+    for (policy, why) in policies {
+        let user = User::with_policy(policy);
+        let d = user.decide(vec![hours(31), hours(31), hours(31)], 0, at(0));
+        assert!(d.triggered.is_empty(), "{why}: {:?}", d.triggered);
+        assert!(!d.ceiling_exceeded, "{why}");
+        assert!(d.stt_allowed && d.sync_allowed, "{why}");
+        assert_eq!(d.windows["daily_ms"], hours(31), "{why}: the totals are still reported");
+        assert!(d.reasons.iter().any(|r| r.contains(why)), "{why}: {:?}", d.reasons);
+        assert!(d.reasons.iter().any(|r| r.contains("not enforced")), "{why}: {:?}", d.reasons);
+    }
+    // Enforced, the same totals trigger every window and the ceiling.
+    let d = User::new().decide(vec![hours(31), hours(31), hours(31)], 0, at(0));
+    assert_eq!(d.triggered, vec!["daily", "three_day", "weekly"]);
+    assert!(d.ceiling_exceeded);
+}
+
 #[test]
 fn a_disabled_policy_never_runs_the_classifier() {
     let policy = policy_with(|p| p.switches.enabled = false);
@@ -671,7 +703,8 @@ fn shadow_mode_computes_stages_and_marks_events_but_enforces_nothing() {
     assert!(d.stt_allowed && d.sync_allowed);
     assert_eq!(d.stt_budget, None);
     assert_eq!(d.stt_model_tier, "standard");
-    assert!(d.ceiling_exceeded, "the ceiling is still computed");
+    assert!(!d.ceiling_exceeded, "nothing is enforced, so no ceiling is reported as exceeded");
+    assert!(d.reasons.iter().any(|r| r.contains("ceiling") && r.contains("not enforced")), "{:?}", d.reasons);
 
     // Nothing is held back, but running out of the restrict budget is still recorded, once.
     let mut budget = BudgetDay::default();

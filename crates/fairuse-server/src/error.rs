@@ -16,6 +16,9 @@ pub enum ApiError {
     Auth(#[from] fairuse_auth::AuthError),
     #[error("{0}")]
     NotFound(String),
+    /// Refused outright (Omi's admin routes answer a wrong key with 403).
+    #[error("{0}")]
+    Forbidden(String),
     #[error("request body is larger than {0} bytes")]
     PayloadTooLarge(usize),
     #[error("too many requests; retry in {retry_after_s} s")]
@@ -35,6 +38,7 @@ impl ApiError {
             ApiError::Input(_) | ApiError::BadRequest(_) => (StatusCode::BAD_REQUEST, "invalid_request"),
             ApiError::Auth(e) => (StatusCode::from_u16(e.status()).unwrap_or(StatusCode::UNAUTHORIZED), e.code()),
             ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
+            ApiError::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
             ApiError::PayloadTooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
             ApiError::RateLimited { .. } => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
             ApiError::Conflict(_) | ApiError::Store(StoreError::Conflict) => (StatusCode::CONFLICT, "conflict"),

@@ -17,8 +17,9 @@ use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use fairuse_auth::{AdminIdentity, Authenticator};
 use fairuse_domain::classifier::Conversation;
-use fairuse_domain::engine::{Decision, EnforcementState, Event, Outcome};
+use fairuse_domain::engine::{self, Decision, EnforcementState, Event, Outcome};
 use fairuse_domain::ids::{Lane, Uid};
+use fairuse_domain::policy::MessageContext;
 use fairuse_domain::stage::Stage;
 use fairuse_domain::time::{MS_PER_HOUR, Timestamp};
 use fairuse_domain::windows::{SpeechAmount, UsageReport};
@@ -106,17 +107,9 @@ async fn read_body<S: Send + Sync>(req: Request, state: &S) -> ApiResult<Bytes> 
     })
 }
 
+/// A strict JSON body (`crate::strict_json`): one value, no repeated key, errors naming the field.
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> ApiResult<T> {
-    let de = &mut serde_json::Deserializer::from_slice(bytes);
-    serde_path_to_error::deserialize(de).map_err(|e| {
-        let path = e.path().to_string();
-        let inner = e.into_inner();
-        if path == "." || path == "?" || path.is_empty() {
-            ApiError::BadRequest(format!("body is not valid: {inner}"))
-        } else {
-            ApiError::Input(fairuse_domain::InputError::new(path, inner.to_string()))
-        }
-    })
+    Ok(crate::strict_json::parse(bytes)?)
 }
 
 fn header_str<'a>(parts: &'a Parts, name: &str) -> Option<&'a str> {
@@ -134,13 +127,29 @@ impl FromRequestParts<AppState> for ServiceCaller {
     }
 }
 
+/// Marks a request to one of Omi's paths (see [`omi_compat`]): such a route answers with Omi's
+/// status codes and error shape where they differ from ours.
+#[derive(Clone, Copy, Debug)]
+pub struct OmiRoute;
+
+/// The admin key of a request: on Omi's routes a wrong key is 403 "Invalid admin key", as Omi
+/// answers it (our own routes say 401: the credentials are not valid).
+fn admin_identity(parts: &Parts, state: &AppState) -> ApiResult<AdminIdentity> {
+    match state.auth.admin(header_str(parts, "x-admin-key")) {
+        Err(fairuse_auth::AuthError::Invalid(_)) if parts.extensions.get::<OmiRoute>().is_some() => {
+            Err(ApiError::Forbidden("Invalid admin key".into()))
+        }
+        other => Ok(other?),
+    }
+}
+
 /// An admin (any role), from the `X-Admin-Key` header only: a key in the query never counts.
 pub struct Admin(pub AdminIdentity);
 
 impl FromRequestParts<AppState> for Admin {
     type Rejection = ApiError;
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        Ok(Admin(state.auth.admin(header_str(parts, "x-admin-key"))?))
+        Ok(Admin(admin_identity(parts, state)?))
     }
 }
 
@@ -150,7 +159,7 @@ pub struct Operator(pub AdminIdentity);
 impl FromRequestParts<AppState> for Operator {
     type Rejection = ApiError;
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let id = state.auth.admin(header_str(parts, "x-admin-key"))?;
+        let id = admin_identity(parts, state)?;
         if !id.role.can_write() {
             return Err(ApiError::Auth(fairuse_auth::AuthError::Forbidden));
         }
@@ -198,22 +207,24 @@ impl FromRequestParts<AppState> for User {
 }
 
 pub fn router(state: AppState) -> Router {
+    // Omi's own paths (its `fair_use_admin` router) are wrapped in `omi`: Omi's clients and
+    // scripts call these, so they answer with Omi's status codes and shapes where ours differ.
     Router::new()
         .route("/v1/usage", post(post_usage))
         .route("/v1/users/{uid}/decision", get(get_decision))
         .route("/v1/users/{uid}/plan", put(put_plan))
         .route("/v1/users/{uid}/conversations", post(post_conversations))
-        .route("/v1/fair-use/status", get(get_user_status))
+        .route("/v1/fair-use/status", omi(get(get_user_status)))
         .route("/v1/listen", get(crate::gateway::listen))
-        .route("/v1/fair-use/case/{case_ref}/status", get(get_case_status))
+        .route("/v1/fair-use/case/{case_ref}/status", omi(get(get_case_status)))
         .route("/v1/fair-use/case/{case_ref}/appeal", post(post_appeal))
         .route("/v1/admin/fair-use/whoami", get(get_whoami))
-        .route("/v1/admin/fair-use/flagged", get(get_flagged))
-        .route("/v1/admin/fair-use/user/{uid}", get(get_admin_user))
-        .route("/v1/admin/fair-use/case/{case_ref}", get(get_admin_case))
-        .route("/v1/admin/fair-use/user/{uid}/resolve-event/{event_id}", post(post_resolve))
-        .route("/v1/admin/fair-use/user/{uid}/reset", post(post_reset))
-        .route("/v1/admin/fair-use/user/{uid}/set-stage", post(post_set_stage))
+        .route("/v1/admin/fair-use/flagged", omi(get(get_flagged)))
+        .route("/v1/admin/fair-use/user/{uid}", omi(get(get_admin_user)))
+        .route("/v1/admin/fair-use/case/{case_ref}", omi(get(get_admin_case)))
+        .route("/v1/admin/fair-use/user/{uid}/resolve-event/{event_id}", omi(post(post_resolve)))
+        .route("/v1/admin/fair-use/user/{uid}/reset", omi(post(post_reset)))
+        .route("/v1/admin/fair-use/user/{uid}/set-stage", omi(post(post_set_stage)))
         .route("/v1/admin/fair-use/exempt/{uid}", get(get_exempt).put(put_exempt).delete(delete_exempt))
         .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
         .route("/readyz", get(get_readyz))
@@ -227,6 +238,37 @@ pub fn router(state: AppState) -> Router {
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(middleware::from_fn(track_requests))
         .with_state(state)
+}
+
+/// One of Omi's routes: see [`omi_compat`].
+fn omi(route: axum::routing::MethodRouter<AppState>) -> axum::routing::MethodRouter<AppState> {
+    route.layer(middleware::from_fn(omi_compat))
+}
+
+/// Omi's routes: marks the request ([`OmiRoute`]) and gives every error FastAPI's `detail`
+/// beside our `error` object, so a client of either reads its own field.
+async fn omi_compat(mut req: Request, next: Next) -> Response {
+    req.extensions_mut().insert(OmiRoute);
+    let resp = next.run(req).await;
+    if !(resp.status().is_client_error() || resp.status().is_server_error()) {
+        return resp;
+    }
+    let (mut parts, body) = resp.into_parts();
+    // Error bodies are small JSON objects built by `ApiError`; the limit only guards the buffer.
+    let Ok(bytes) = axum::body::to_bytes(body, 64 * 1024).await else {
+        return (parts.status, parts.headers).into_response();
+    };
+    let mut v: Value = match serde_json::from_slice(&bytes) {
+        Ok(v) => v,
+        Err(_) => return Response::from_parts(parts, axum::body::Body::from(bytes)),
+    };
+    if let Some(message) = v["error"]["message"].as_str().map(str::to_owned)
+        && let Some(obj) = v.as_object_mut()
+    {
+        obj.insert("detail".into(), Value::String(message));
+    }
+    parts.headers.remove(header::CONTENT_LENGTH);
+    Response::from_parts(parts, axum::body::Body::from(v.to_string()))
 }
 
 /// Request latency and count per route, for `/metrics`.
@@ -462,8 +504,19 @@ async fn get_user_status(State(st): State<AppState>, User(uid): User) -> ApiResu
         }
     }
     let message = match policy.stage_policy(d.stage) {
-        Some(sp) => policy.render(&sp.body, d.stage, state.last_case_ref.as_ref().map(|c| c.as_str())),
+        Some(sp) => policy.render(&sp.body, &state.message_context()),
         None => policy.messages.none.clone(),
+    };
+    // Omi returns `dg_budget` for every user: the restrict-stage budget and today's forwarded
+    // audio. Where a budget applies it is that budget (throttle's too); elsewhere it is the
+    // restrict budget, `exhausted: false` since nothing is held back (0 when there is none).
+    let dg_budget = match &d.stt_budget {
+        Some(b) => json!(b),
+        None => {
+            let limit = policy.stages.restrict.stt_daily_budget.map_or(0, |b| b.ms());
+            let used = st.service.stores.budget.used(&uid, now.utc_day()).await.unwrap_or(0);
+            json!(engine::BudgetStatus { exhausted: false, ..engine::budget_status(limit, used, now) })
+        }
     };
     let mut body = json!({
         "uid": uid,
@@ -475,7 +528,7 @@ async fn get_user_status(State(st): State<AppState>, User(uid): User) -> ApiResu
         "limits": limits,
         "usage_pct": usage_pct,
         "stt_budget": d.stt_budget,
-        "dg_budget": d.stt_budget,
+        "dg_budget": dg_budget,
         "stt_allowed": d.stt_allowed,
         "message": message,
         "recovery": recovery,
@@ -506,12 +559,18 @@ async fn get_case_status(
 ) -> ApiResult<Json<Value>> {
     let key = client_key(&st, &headers, peer);
     st.service.case_lookup_allowed(&key, st.settings.case_lookups_per_minute).await?;
-    let event = st.service.case_event(&case_ref).await?;
+    // Omi answers 404 "Case not found" for a reference that is malformed as for one that is not
+    // there; so does this Omi path.
+    let event = match st.service.case_event(&case_ref).await {
+        Err(ApiError::Input(_) | ApiError::NotFound(_)) => return Err(ApiError::NotFound("Case not found".into())),
+        other => other?,
+    };
     let uid = Uid::parse(&event.uid)?;
     let state = st.service.current_state(&uid).await?;
     let policy = st.service.policy();
     let message = match policy.stage_policy(state.stage) {
-        Some(sp) => policy.render(&sp.body, state.stage, Some(event.case_ref.as_str())),
+        Some(sp) => policy
+            .render(&sp.body, &MessageContext { case_ref: Some(event.case_ref.as_str()), ..state.message_context() }),
         None => policy.messages.none.clone(),
     };
     let updated_at = event.resolution.as_ref().map(|r| r.resolved_at).unwrap_or(event.created_at);
@@ -538,6 +597,11 @@ async fn post_appeal(
     ApiPath(case_ref): ApiPath<String>,
     JsonBody(body): JsonBody<AppealIn>,
 ) -> ApiResult<Response> {
+    // Only an appeal that can be accepted counts toward the day's quota: a refused text or a
+    // malformed reference says nothing about which cases exist. An unknown but well-formed
+    // reference does count, so the quota still bounds probing.
+    fairuse_domain::engine::check_appeal_text(&body.text)?;
+    fairuse_domain::ids::CaseRef::parse(&case_ref)?;
     st.service.appeal_allowed(&uid, st.settings.appeals_per_day).await?;
     let event = st.service.appeal(&uid, &case_ref, &body.text).await?;
     Ok((StatusCode::CREATED, Json(json!({"status": "received", "case_ref": case_ref, "appeal": event})))
@@ -595,6 +659,7 @@ async fn get_admin_user(State(st): State<AppState>, _: Admin, ApiPath(uid): ApiP
     let decision = st.service.decision(&uid).await?;
     let usage = st.service.usage_series(&uid, 7).await?;
     let current_speech_ms: BTreeMap<String, i64> = decision.windows.clone();
+    let events: Vec<Value> = events.iter().map(omi_event).collect();
     Ok(Json(json!({
         "uid": uid,
         "state": state,
@@ -614,8 +679,19 @@ async fn get_admin_case(
     _: Admin,
     ApiPath(case_ref): ApiPath<String>,
 ) -> ApiResult<Json<Value>> {
-    let event = st.service.case_event(&case_ref).await?;
-    Ok(Json(json!({"uid": event.uid, "event_id": event.event_id, "event": event})))
+    let event = match st.service.case_event(&case_ref).await {
+        Err(ApiError::Input(_) | ApiError::NotFound(_)) => {
+            return Err(ApiError::NotFound(format!("Case {case_ref} not found")));
+        }
+        other => other?,
+    };
+    // Omi's answer is the event's fields with `uid` and `event_id`; `event` is ours.
+    let mut body = omi_event(&event);
+    if let Some(obj) = body.as_object_mut() {
+        obj.insert("event_id".into(), json!(event.event_id));
+        obj.insert("event".into(), omi_event(&event));
+    }
+    Ok(Json(body))
 }
 
 #[derive(Deserialize, Default)]
@@ -754,4 +830,42 @@ async fn get_openapi() -> Response {
 /// Events as the admin API shows them (kept for the dashboard issue).
 pub fn event_json(e: &Event) -> Value {
     serde_json::to_value(e).unwrap_or_default()
+}
+
+/// Omi's name of a window in a trigger (`3day`); other windows keep their own names.
+fn omi_trigger_name(window: &str) -> &str {
+    if window == "three_day" { "3day" } else { window }
+}
+
+/// An event as Omi's admin routes show it: our fields, with Omi's beside them. Omi's `trigger`
+/// is the first window over its cap (`daily`, `3day`, `weekly`; `daily` when none is, as Omi
+/// wrote it), so ours moves to `trigger_detail`; `window_speech_ms`, `thresholds_ms` (the caps
+/// of the user's plan, where Omi used the default tier's), `classifier`, `enforcement_action`,
+/// `admin_notes`, `resolved`, `resolved_at`, `resolved_by` and `id` follow Omi's event document.
+pub fn omi_event(e: &Event) -> Value {
+    let mut v = event_json(e);
+    let Some(obj) = v.as_object_mut() else { return v };
+    let trigger = obj.remove("trigger").unwrap_or(Value::Null);
+    if let Some(t) = &e.trigger {
+        let first_over = t.windows.iter().find(|w| w.over).map_or("daily", |w| omi_trigger_name(&w.window));
+        obj.insert("trigger".into(), json!(first_over));
+        let totals: serde_json::Map<String, Value> =
+            t.windows.iter().map(|w| (format!("{}_ms", w.window), json!(w.total_ms))).collect();
+        let caps: serde_json::Map<String, Value> =
+            t.windows.iter().filter_map(|w| w.cap_ms.map(|c| (w.window.clone(), json!(c)))).collect();
+        obj.insert("window_speech_ms".into(), Value::Object(totals));
+        obj.insert("thresholds_ms".into(), Value::Object(caps));
+    } else {
+        obj.insert("trigger".into(), Value::Null);
+    }
+    obj.insert("trigger_detail".into(), trigger);
+    obj.insert("id".into(), json!(e.event_id));
+    obj.insert("classifier".into(), serde_json::to_value(&e.verdict).unwrap_or_default());
+    let action = if e.changes_stage() { e.new_stage } else { Stage::None };
+    obj.insert("enforcement_action".into(), json!(action));
+    obj.insert("resolved".into(), json!(e.resolution.is_some()));
+    obj.insert("resolved_at".into(), json!(e.resolution.as_ref().map(|r| r.resolved_at)));
+    obj.insert("resolved_by".into(), json!(e.resolution.as_ref().map(|r| r.resolved_by.clone())));
+    obj.insert("admin_notes".into(), json!(e.resolution.as_ref().map(|r| r.notes.clone())));
+    v
 }

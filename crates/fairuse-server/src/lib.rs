@@ -9,4 +9,5 @@ pub mod error;
 pub mod gateway;
 pub mod http;
 pub mod service;
+pub mod strict_json;
 pub mod workers;

@@ -208,7 +208,13 @@ impl Service {
     }
 
     /// Webhook messages for events that notify users (never in shadow mode).
-    fn outbox_for(&self, policy: &Policy, events: &[Event], now: Timestamp) -> Vec<OutboxMessage> {
+    fn outbox_for(
+        &self,
+        policy: &Policy,
+        state: &EnforcementState,
+        events: &[Event],
+        now: Timestamp,
+    ) -> Vec<OutboxMessage> {
         if !self.notifications.enabled {
             return Vec::new();
         }
@@ -216,10 +222,10 @@ impl Service {
             .iter()
             .filter_map(|e| {
                 let kind = fairuse_webhook::webhook_kind(e)?;
-                let case = Some(e.case_ref.as_str());
+                let ctx = e.message_context(state);
                 let (title, body) = match kind {
-                    fairuse_webhook::WebhookKind::BudgetExhausted => policy.budget_notification(e.new_stage, case),
-                    _ => policy.notification(e.new_stage, case),
+                    fairuse_webhook::WebhookKind::BudgetExhausted => policy.budget_notification(&ctx),
+                    _ => policy.notification(&ctx),
                 };
                 Some(fairuse_webhook::outbox_message(e, kind, &title, &body, now))
             })
@@ -251,7 +257,7 @@ impl Service {
             if events.is_empty() && state == original {
                 return Ok((state, events));
             }
-            let outbox = self.outbox_for(&policy, &events, now);
+            let outbox = self.outbox_for(&policy, &state, &events, now);
             match self.stores.durable.commit(uid, &state, version, &events, &outbox).await {
                 Ok(_) => {
                     record_event_metrics(&events);
@@ -379,7 +385,7 @@ impl Service {
             return Ok(()); // counted; the exhaustion event waits until the durable store answers
         }
         let state = self.current_state_tripping(uid).await?;
-        let ceiling = totals.get(policy.ceiling_window()).is_some_and(|t| *t >= policy.ceiling.limit.ms());
+        let ceiling = totals.get(policy.ceiling_window()).is_some_and(|t| policy.at_ceiling(*t));
         let fwd = engine::forwarding(&state, uid.as_str(), ceiling, policy);
         if let Some(limit) = fwd.budget_limit_ms.or(fwd.recorded_budget_limit_ms)
             && used >= limit
@@ -655,8 +661,8 @@ impl Service {
         let caps = policy.caps(state.plan_id(policy));
         let mut wanted: Vec<(usize, i64)> =
             check.triggered.iter().filter_map(|&i| caps.get(i).copied().flatten().map(|c| (i, c))).collect();
-        if check.ceiling_exceeded {
-            wanted.push((policy.ceiling_window(), policy.ceiling.limit.ms() - 1));
+        if let Some(limit) = policy.ceiling_limit_ms().filter(|_| check.ceiling_exceeded) {
+            wanted.push((policy.ceiling_window(), limit - 1));
         }
         let mut out = BTreeMap::new();
         for (w, cap) in wanted {

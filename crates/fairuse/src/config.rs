@@ -39,6 +39,9 @@ pub struct ServerSection {
     pub shutdown_grace: DurationMs,
     /// `text` or `json`.
     pub log_format: String,
+    /// On the embedded store, generate the keys that are not configured into the data directory
+    /// on the first start (`crate::first_run`); false keeps those routes answering 503.
+    pub generate_keys: bool,
 }
 
 impl Default for ServerSection {
@@ -52,6 +55,7 @@ impl Default for ServerSection {
             appeals_per_day: 5,
             shutdown_grace: DurationMs::seconds(20),
             log_format: "text".into(),
+            generate_keys: true,
         }
     }
 }
@@ -228,8 +232,10 @@ impl std::fmt::Debug for AuthSection {
     }
 }
 
-/// The secrets table of SPEC section 7: variable -> key under `[auth]` or `[webhook]`.
-const SECRET_VARS: [(&str, &str, &str); 14] = [
+/// The named variables (SPEC section 7's secrets table, and `FAIRUSE_POLICY`): variable -> key.
+/// They win over the file and over `FAIRUSE__SECTION__KEY`.
+const SECRET_VARS: [(&str, &str, &str); 15] = [
+    ("FAIRUSE_POLICY", "server", "policy"),
     ("FAIRUSE_UPSTREAM_STT_URL", "gateway", "upstream_url"),
     ("FAIRUSE_UPSTREAM_STT_API_KEY", "gateway", "upstream_api_key"),
     ("FAIRUSE_REDIS_URL", "store", "redis_url"),
@@ -405,6 +411,13 @@ pub fn apply_omi_aliases(policy: &mut Policy, env: &BTreeMap<String, String>) ->
     if let Some(ms) = ms_var(env, "FAIR_USE_REDIS_RETENTION_SECONDS", 1000)? {
         policy.metering.retention = DurationMs(ms);
     }
+    if let Some(v) = env.get("MAX_DAILY_AUDIO_HOURS") {
+        // Omi reads hours (and 0 disables the ceiling); fairuse's `ceiling.limit = 0` means the same.
+        let hours = v.trim().parse::<f64>().ok().filter(|h| h.is_finite() && (0.0..=24.0 * 366.0).contains(h));
+        let hours =
+            hours.ok_or_else(|| format!("MAX_DAILY_AUDIO_HOURS: {v:?} is not a number of hours from 0 to 8784"))?;
+        policy.ceiling.limit = DurationMs((hours * 3_600_000.0).round() as i64);
+    }
     // FAIR_USE_CLASSIFIER_MODEL names the model of the openai backend; it does not change the policy.
     policy.validate().map_err(|e| format!("after applying FAIR_USE_* variables: {e}"))
 }
@@ -462,5 +475,27 @@ mod tests {
         assert!(!off.switches.enabled, "as in Omi, only \"true\" is true");
         let bad = load_policy(None, &env(&[("FAIR_USE_BUCKET_SECONDS", "30")])).unwrap_err().to_string();
         assert!(bad.contains("FAIR_USE_BUCKET_SECONDS"), "{bad}");
+    }
+
+    #[test]
+    fn omi_restrict_budget_zero_removes_the_budget_and_the_shipped_texts_still_load() {
+        let p = load_policy(None, &env(&[("FAIR_USE_RESTRICT_DAILY_DG_MS", "0")])).unwrap();
+        assert_eq!(p.stages.restrict.stt_daily_budget, None);
+        let p = load_policy(None, &env(&[("FAIR_USE_RESTRICT_DAILY_DG_MS", "1")])).unwrap();
+        assert_eq!(p.stages.restrict.stt_daily_budget, Some(DurationMs(1)));
+    }
+
+    #[test]
+    fn omi_max_daily_audio_hours_sets_the_ceiling_and_zero_removes_it() {
+        let p = load_policy(None, &env(&[("MAX_DAILY_AUDIO_HOURS", "12")])).unwrap();
+        assert_eq!(p.ceiling.limit, DurationMs::hours(12));
+        let p = load_policy(None, &env(&[("MAX_DAILY_AUDIO_HOURS", "1.5")])).unwrap();
+        assert_eq!(p.ceiling.limit, DurationMs::minutes(90));
+        let p = load_policy(None, &env(&[("MAX_DAILY_AUDIO_HOURS", "0")])).unwrap();
+        assert_eq!(p.ceiling_limit_ms(), None, "0 means no ceiling, as in Omi");
+        for bad in ["-1", "lots", "1e30"] {
+            let e = load_policy(None, &env(&[("MAX_DAILY_AUDIO_HOURS", bad)])).unwrap_err().to_string();
+            assert!(e.contains("MAX_DAILY_AUDIO_HOURS"), "{e}");
+        }
     }
 }

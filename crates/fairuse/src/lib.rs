@@ -8,6 +8,7 @@ pub mod config;
 pub mod eval;
 pub mod export;
 pub mod families;
+pub mod first_run;
 pub mod gen_trace;
 pub mod serve;
 pub mod sim;

@@ -60,6 +60,7 @@ pub async fn run(args: ServeArgs, env: BTreeMap<String, String>) -> anyhow::Resu
     // Before any worker starts: a metric recorded before the recorder is installed is lost (the
     // webhook worker's first backlog count was).
     let metrics = metrics_handle();
+    let first_run = crate::first_run::apply(&mut config)?;
     let policy_path = config.policy_path();
     let policy = load_policy(policy_path.as_deref(), &env)?;
     let policy_backend = policy.classifier.backend;
@@ -183,6 +184,9 @@ pub async fn run(args: ServeArgs, env: BTreeMap<String, String>) -> anyhow::Resu
     let local = listener.local_addr()?;
     tracing::info!(%local, "fairuse listening");
     println!("fairuse listening on http://{local}");
+    if let Some(text) = crate::first_run::announce(&first_run, &format!("http://{local}")) {
+        println!("{text}");
+    }
     let grace = dur(config.server.shutdown_grace);
     axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
         .with_graceful_shutdown(shutdown_signal())
@@ -280,7 +284,15 @@ pub async fn build_stores(config: &Config) -> anyhow::Result<BuiltStores> {
         let store = fairuse_store_postgres::PostgresStore::connect(&s.database_url, opts)
             .await
             .context("connecting to PostgreSQL")?;
-        if s.migrate_on_start {
+        // An empty schema (nothing recorded: a fresh database) is migrated at start whatever
+        // migrate_on_start says: there is nothing to upgrade or roll back, and migrations take an
+        // advisory lock, so replicas starting together do not race. Upgrades of a schema that
+        // holds data stay the explicit step (`fairuse migrate`, or migrate_on_start).
+        let fresh = store.schema_version().await.context("reading the schema version")?.is_none();
+        if s.migrate_on_start || fresh {
+            if fresh {
+                tracing::info!(schema = %s.database_schema, "empty PostgreSQL schema: creating it");
+            }
             store.migrate().await.context("migrating PostgreSQL")?;
         }
         let version = store.schema_version().await.context("reading the schema version")?;

@@ -355,7 +355,7 @@ impl<'p, W: Write> Simulator<'p, W> {
         let i = self.users.len();
         self.users.push(SimUser {
             uid: uid.to_owned(),
-            ceiling_headroom: self.policy.ceiling.limit.ms(),
+            ceiling_headroom: self.policy.ceiling_headroom(0),
             cap_headroom: -1,
             ..SimUser::default()
         });
@@ -404,14 +404,14 @@ impl<'p, W: Write> Simulator<'p, W> {
                 let totals = user.meter.capped_totals(policy, t);
                 let plan = user.state.plan_id(policy);
                 user.cap_headroom = pipeline::headroom(&totals, policy.caps(plan), policy);
-                user.ceiling_headroom = policy.ceiling.limit.ms() - totals[policy.ceiling_window()];
+                user.ceiling_headroom = policy.ceiling_headroom(totals[policy.ceiling_window()]);
                 check = Some(engine::check_caps(totals, plan, policy));
             }
             let ceiling_exceeded = if user.ceiling_headroom > 0 {
                 false
             } else {
                 let total = user.meter.capped_total(policy.window_minutes()[policy.ceiling_window()], t);
-                user.ceiling_headroom = policy.ceiling.limit.ms() - total;
+                user.ceiling_headroom = policy.ceiling_headroom(total);
                 user.ceiling_headroom <= 0
             };
             let fwd = engine::forwarding(&user.state, &user.uid, ceiling_exceeded, policy);
@@ -447,7 +447,7 @@ impl<'p, W: Write> Simulator<'p, W> {
         let plan = user.state.plan_id(policy);
         user.cap_headroom = pipeline::headroom(&totals, policy.caps(plan), policy);
         let check: CapCheck = engine::check_caps(totals, plan, policy);
-        user.ceiling_headroom = policy.ceiling.limit.ms() - check.totals[policy.ceiling_window()];
+        user.ceiling_headroom = policy.ceiling_headroom(check.totals[policy.ceiling_window()]);
         let exempt = user.state.exempt || policy.is_exempt_in_config(&user.uid);
         let cooldown_passed = user.lock_until.is_none_or(|l| t >= l);
         if engine::classify_gate(&user.state, &check, exempt, cooldown_passed, policy) != ClassifyGate::Run {

@@ -105,7 +105,9 @@ async fn an_admin_key_in_the_query_string_does_not_authenticate() {
         assert_eq!(r.status(), 401, "{q}");
     }
     assert_eq!(s.admin_get("/v1/admin/fair-use/flagged", OPERATOR_KEY).await.status(), 200);
-    assert_eq!(s.admin_get("/v1/admin/fair-use/flagged", "wrong").await.status(), 401);
+    // A wrong key on Omi's admin path is Omi's 403; on our own admin paths it is 401.
+    assert_eq!(s.admin_get("/v1/admin/fair-use/flagged", "wrong").await.status(), 403);
+    assert_eq!(s.admin_get("/v1/admin/fair-use/whoami", "wrong").await.status(), 401);
 }
 
 #[tokio::test]
@@ -225,7 +227,10 @@ async fn rs256_tokens_are_verified_against_a_jwks_from_a_local_server_with_issue
 
 #[tokio::test]
 async fn auth_modes_that_are_not_configured_answer_503_saying_what_to_set() {
-    let s = TestServer::start_with(vec![("FAIRUSE_LOG".into(), "error".into())]);
+    let s = TestServer::start_with(vec![
+        ("FAIRUSE_LOG".into(), "error".into()),
+        ("FAIRUSE__SERVER__GENERATE_KEYS".into(), "false".into()),
+    ]);
     let checks = [
         (s.client.get(s.url("/v1/users/u/decision")).bearer_auth("x"), "FAIRUSE_SERVICE_KEYS"),
         (s.client.get(s.url("/v1/admin/fair-use/flagged")).header("X-Admin-Key", "x"), "FAIRUSE_ADMIN_KEYS"),
@@ -350,7 +355,8 @@ async fn a_user_over_the_cap_with_chapter_titles_is_classified_warned_and_can_ap
     let classified = user["events"].as_array().unwrap().iter().find(|e| e["kind"] == "classified").unwrap().clone();
     assert_eq!(classified["verdict"]["usage_type"], "audiobook");
     assert!(classified["verdict"]["evidence"].as_array().unwrap().iter().any(|e| e["conversation_id"] == "c1"));
-    assert_eq!(classified["trigger"]["windows"][0]["cap_ms"], 7_200_000);
+    assert_eq!(classified["trigger_detail"]["windows"][0]["cap_ms"], 7_200_000);
+    assert_eq!(classified["trigger"], "daily", "Omi's trigger name on Omi's route");
     let case = classified["case_ref"].as_str().unwrap().to_owned();
     let token = hs256_token("hank", json!({}));
     let (code, status) =

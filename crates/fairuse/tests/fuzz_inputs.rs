@@ -584,7 +584,7 @@ fn expected_value(env: &BTreeMap<String, String>, section: &str, key: &str) -> O
     value
 }
 
-const OMI_VARS: [&str; 12] = [
+const OMI_VARS: [&str; 13] = [
     "FAIR_USE_ENABLED",
     "FAIR_USE_KILL_SWITCH",
     "FAIR_USE_EXEMPT_UIDS",
@@ -597,6 +597,7 @@ const OMI_VARS: [&str; 12] = [
     "FAIR_USE_RESTRICT_DAILY_DG_MS",
     "FAIR_USE_BUCKET_SECONDS",
     "FAIR_USE_REDIS_RETENTION_SECONDS",
+    "MAX_DAILY_AUDIO_HOURS",
 ];
 
 fn omi_value() -> impl Strategy<Value = String> {
@@ -682,6 +683,9 @@ proptest! {
                 }
                 if let Some(ms) = seconds("FAIR_USE_REDIS_RETENTION_SECONDS") {
                     prop_assert_eq!(i128::from(policy.metering.retention.ms()), ms);
+                }
+                if let Some(hours) = env.get("MAX_DAILY_AUDIO_HOURS").and_then(|v| v.trim().parse::<f64>().ok()) {
+                    prop_assert_eq!(policy.ceiling_limit_ms().is_none(), hours == 0.0, "0 hours is no ceiling");
                 }
                 if let Some(v) = env.get("FAIR_USE_ENABLED") {
                     prop_assert_eq!(policy.switches.enabled, v.trim().eq_ignore_ascii_case("true"));

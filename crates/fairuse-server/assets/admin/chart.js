@@ -127,7 +127,7 @@ function summaryText(data, caps, ceilingMs) {
     const over = with24.filter((x) => x.t24 > caps.daily_ms).length;
     const max = with24.reduce((a, x) => (x.t24 > a.t24 ? x : a), with24[0]);
     text += ` The trailing 24 h total peaked at ${fmt.duration(max.t24)} (${fmt.dayHour(max.endMs)} UTC) against a daily cap of ${fmt.duration(caps.daily_ms)}`
-      + ` and a ceiling of ${fmt.duration(ceilingMs)}; it was over the cap at the end of ${over} of ${with24.length} hours.`;
+      + (ceilingMs ? ` and a ceiling of ${fmt.duration(ceilingMs)}` : ' and no ceiling') + `; it was over the cap at the end of ${over} of ${with24.length} hours.`;
   }
   return text;
 }
@@ -149,7 +149,7 @@ export function speechChart({ usage, caps, ceilingMs, nowMs }) {
   const lineVals = hours.flatMap((hr) => [hr.t24, hr.t72]).filter((v) => v !== null);
   const capVals = [caps.daily_ms, caps.three_day_ms].filter((v) => typeof v === 'number');
   const top2 = Math.max(...lineVals, ...capVals, MIN_MS * 60);
-  const ceilingInRange = typeof ceilingMs === 'number' && ceilingMs <= top2 * 1.6;
+  const ceilingInRange = typeof ceilingMs === 'number' && ceilingMs > 0 && ceilingMs <= top2 * 1.6;
   const ax2 = axis(Math.max(top2, ceilingInRange ? ceilingMs : 0) * 1.08 / 3_600_000, HOUR_STEPS);
   const y2Max = ax2.top;
   const y2 = (ms) => P2_TOP + P2_H - (ms / 3_600_000 / y2Max) * P2_H;
@@ -277,8 +277,8 @@ export function speechChart({ usage, caps, ceilingMs, nowMs }) {
     h('li', null, h('span', { class: 'swatch line total-72', 'aria-hidden': 'true' }), 'trailing 72 h'),
     h('li', null, h('span', { class: 'swatch line dashed cap-daily', 'aria-hidden': 'true' }), '24 h cap'),
     h('li', null, h('span', { class: 'swatch line dashed cap-three-day', 'aria-hidden': 'true' }), '72 h cap'),
-    h('li', null, h('span', { class: 'swatch line dotted cap-ceiling', 'aria-hidden': 'true' }),
-      ceilingInRange ? '24 h ceiling' : `24 h ceiling (${fmt.duration(ceilingMs)}, above this scale)`));
+    ceilingMs ? h('li', null, h('span', { class: 'swatch line dotted cap-ceiling', 'aria-hidden': 'true' }),
+      ceilingInRange ? '24 h ceiling' : `24 h ceiling (${fmt.duration(ceilingMs)}, above this scale)`) : null);
 
   // The numbers, for anyone who would rather read a table.
   const rows = hours.filter((hr) => hr.total > 0);

@@ -50,8 +50,10 @@ function windowsSection(data) {
       h('tbody', null, rows)),
     h('p', { class: 'muted' },
       `Plan ${data.decision?.plan || data.state?.plan || 'default'}. Caps count realtime + sync, fresh. `
-      + `Hard ceiling: ${fmt.duration(data.ceiling_ms)} per trailing 24 h for every plan`
-      + (typeof daily === 'number' ? ` (${fmt.percent(daily, data.ceiling_ms)} used).` : '.')));
+      + (data.ceiling_ms
+        ? `Hard ceiling: ${fmt.duration(data.ceiling_ms)} per trailing 24 h for every plan`
+          + (typeof daily === 'number' ? ` (${fmt.percent(daily, data.ceiling_ms)} used).` : '.')
+        : 'No hard ceiling (ceiling.limit = 0).')));
 }
 
 function budgetSection(data) {
@@ -135,7 +137,7 @@ function eventItem(ev, ctx, onResolve) {
       : ev.notes ? h('p', { class: 'notes' }, ev.kind === 'admin_resolve' ? ev.notes : `Reason: ${ev.notes}`) : null,
     ev.budget ? h('p', { class: 'muted' }, `Budget: ${fmt.duration(ev.budget.used_ms)} of ${fmt.duration(ev.budget.limit_ms ?? ev.budget.daily_limit_ms)}.`) : null,
     ev.verdict ? verdictBlock(ev) : null,
-    triggerBlock(ev.trigger),
+    triggerBlock(ev.trigger_detail || ev.trigger),
     res
       ? h('p', { class: `resolution outcome-${res.outcome}` },
         h('strong', null, res.outcome === 'overturned' ? 'Overturned' : 'Upheld'),
