@@ -26,6 +26,7 @@ use crate::classifier::{ClassifierInput, Conversation, UsageType, Verdict};
 use crate::engine::{self, CapCheck, ClassifyGate, Ctx, Decision, EnforcementState, Event, Trigger};
 use crate::error::InputError;
 use crate::policy::Policy;
+use crate::sessions::StreamSession;
 use crate::store::Job;
 use crate::time::{MS_PER_DAY, Timestamp};
 
@@ -35,6 +36,20 @@ pub const CLASSIFIER_CONVERSATIONS: usize = 200;
 /// The most gateway stream sessions of the lookback one classifier run reads (the most recently
 /// started): a reconnect every ten minutes for the whole week.
 pub const CLASSIFIER_STREAM_SESSIONS: usize = 1_000;
+
+/// The stream sessions a classifier run reads (`ConversationStore::stream_sessions_since`): those
+/// updated at or after `from`, oldest started first (ties by session id), and over `limit` the
+/// most recently started, so early streams cannot push the recent ones out of view.
+pub fn select_stream_sessions(
+    sessions: impl IntoIterator<Item = StreamSession>,
+    from: Timestamp,
+    limit: usize,
+) -> Vec<StreamSession> {
+    let mut out: Vec<StreamSession> = sessions.into_iter().filter(|s| s.updated_at >= from).collect();
+    out.sort_by(|a, b| a.started_at.cmp(&b.started_at).then_with(|| a.session_id.cmp(&b.session_id)));
+    out.drain(..out.len().saturating_sub(limit));
+    out
+}
 
 /// Whether the totals may be over a cap of *any* plan, or at the ceiling. Reports for which this
 /// is false are under every cap of every plan, so they need no plan lookup and use no evaluation

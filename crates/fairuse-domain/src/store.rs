@@ -625,10 +625,7 @@ impl ConversationStore for MemoryStore {
         limit: usize,
     ) -> Result<Vec<StreamSession>, StoreError> {
         let all = lock(&self.stream_sessions);
-        let mut out: Vec<StreamSession> =
-            all.get(uid).map(|m| m.values().filter(|s| s.updated_at >= from).cloned().collect()).unwrap_or_default();
-        out.sort_by(|a, b| a.started_at.cmp(&b.started_at).then_with(|| a.session_id.cmp(&b.session_id)));
-        out.drain(..out.len().saturating_sub(limit));
-        Ok(out)
+        let sessions = all.get(uid).map(|m| m.values().cloned().collect::<Vec<_>>()).unwrap_or_default();
+        Ok(crate::pipeline::select_stream_sessions(sessions, from, limit))
     }
 }

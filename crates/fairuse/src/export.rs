@@ -15,8 +15,9 @@
 //!   verdict), exemptions and appeals have no trace line and are left out;
 //! - exempt users (dynamically, or in the live policy's configuration) are left out: nothing was
 //!   enforced on them, and a pseudonymised uid could no longer match the configured list;
-//! - gateway stream sessions have no trace line (the simulator's classifier reads conversations and
-//!   the usage shape); they are counted in the summary, not exported.
+//! - gateway stream sessions become `stream_session` lines (the last snapshot the store kept, at
+//!   its `updated_at`), from one lookback before the period as conversations are; with
+//!   pseudonymised uids their session ids are pseudonymised too.
 //!
 //! Everyone starts at `none` with no prior verdicts at the start of the trace, so export a week
 //! more than the period to judge. Output is sorted and deterministic for a given store and `now`.
@@ -30,6 +31,7 @@ use fairuse_domain::classifier::Conversation;
 use fairuse_domain::engine::EventKind;
 use fairuse_domain::ids::{Lane, Uid};
 use fairuse_domain::policy::Policy;
+use fairuse_domain::sessions::StreamSession;
 use fairuse_domain::stage::Stage;
 use fairuse_domain::time::{Clock, DurationMs, MS_PER_DAY, MS_PER_MINUTE, Timestamp};
 use fairuse_server::clock::SystemClock;
@@ -72,8 +74,8 @@ pub struct ExportSummary {
     pub verdict_lines: u64,
     pub admin_lines: u64,
     pub stt_ms: i64,
+    pub stream_session_lines: u64,
     pub exempt_users_left_out: u64,
-    pub stream_sessions_left_out: u64,
     /// Resolutions, exemptions and appeals: events with no trace line.
     pub events_left_out: u64,
     /// What the operator should know about the export (printed by the command).
@@ -100,6 +102,8 @@ struct Line<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     conversation: Option<&'a Conversation>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    session: Option<&'a StreamSession>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     misuse_score: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     usage_type: Option<&'a str>,
@@ -123,6 +127,7 @@ impl<'a> Line<'a> {
             plan: None,
             credits_exhausted: None,
             conversation: None,
+            session: None,
             misuse_score: None,
             usage_type: None,
             action: None,
@@ -139,6 +144,7 @@ enum Order {
     Admin,
     Verdict,
     Conversation,
+    Session,
     Usage,
 }
 
@@ -367,12 +373,23 @@ pub async fn export_trace(
             }
             wrote_any = true;
         }
-        summary.stream_sessions_left_out += stores
+
+        // Gateway stream sessions, like conversations from one lookback earlier: the latest
+        // snapshot of each, at the instant it was taken.
+        let sessions = stores
             .conversations
-            .stream_sessions_since(uid, from, READ_LIMIT)
+            .stream_sessions_since(uid, from.minus_ms(lookback), READ_LIMIT)
             .await
-            .with_context(|| format!("reading the stream sessions of {uid}"))?
-            .len() as u64;
+            .with_context(|| format!("reading the stream sessions of {uid}"))?;
+        for mut s in sessions {
+            if let Some(key) = &options.pseudonymise_key {
+                s.session_id = pseudonym(key, "s", &format!("{}\0{}", uid.as_str(), s.session_id))?;
+            }
+            let t = s.updated_at;
+            push(&mut lines, t, Order::Session, &Line { session: Some(&s), ..Line::new(t, "stream_session", &name) })?;
+            summary.stream_session_lines += 1;
+            wrote_any = true;
+        }
 
         let default_plan = policy.plan_name(policy.default_plan_id());
         let plan = state.plan.as_deref().unwrap_or(default_plan);

@@ -196,17 +196,17 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 eprintln!("fairuse: warning: {w}");
             }
             eprintln!(
-                "wrote {} lines for {} users: {} usage ({:.2} h of STT), {} plans, {} conversations, {} verdicts, {} admin actions; left out: {} exempt users, {} stream sessions, {} resolutions, exemptions and appeals",
+                "wrote {} lines for {} users: {} usage ({:.2} h of STT), {} plans, {} conversations, {} stream sessions, {} verdicts, {} admin actions; left out: {} exempt users, {} resolutions, exemptions and appeals",
                 s.lines,
                 s.users,
                 s.usage_lines,
                 s.stt_ms as f64 / 3_600_000.0,
                 s.plan_lines,
                 s.conversation_lines,
+                s.stream_session_lines,
                 s.verdict_lines,
                 s.admin_lines,
                 s.exempt_users_left_out,
-                s.stream_sessions_left_out,
                 s.events_left_out
             );
             Ok(())

@@ -10,7 +10,7 @@
 
 use std::borrow::Cow;
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap};
+use std::collections::{BTreeMap, BinaryHeap, HashMap};
 use std::io::{BufRead, Write};
 
 use fairuse_domain::classifier::{
@@ -20,6 +20,7 @@ use fairuse_domain::engine::{self, BudgetDay, CapCheck, ClassifyGate, Ctx, Enfor
 use fairuse_domain::ids::{Lane, SequentialIds, Uid};
 use fairuse_domain::pipeline::{self, AfterReport, Judgement};
 use fairuse_domain::policy::Policy;
+use fairuse_domain::sessions::StreamSession;
 use fairuse_domain::stage::Stage;
 use fairuse_domain::store::Job;
 use fairuse_domain::time::Timestamp;
@@ -80,6 +81,8 @@ struct TraceLine<'a> {
     #[serde(default)]
     conversation: Option<Conversation>,
     #[serde(default)]
+    session: Option<StreamSession>,
+    #[serde(default)]
     misuse_score: Option<f64>,
     #[serde(borrow, default)]
     usage_type: Option<Cow<'a, str>>,
@@ -108,6 +111,8 @@ struct SimUser {
     lock_until: Option<Timestamp>,
     scripted: Option<Verdict>,
     conversations: Vec<Conversation>,
+    /// The gateway's stream sessions of the lookback, by session id (the latest snapshot of each).
+    sessions: BTreeMap<String, StreamSession>,
     /// Ceiling headroom at the last exact read, minus speech recorded since: while it is positive
     /// the ceiling cannot have been reached, so most reports need no window read.
     ceiling_headroom: i64,
@@ -331,6 +336,22 @@ impl<'p, W: Write> Simulator<'p, W> {
                 user.conversations.push(c.for_classifier());
                 Ok(())
             }
+            "stream_session" => {
+                let s = line.session.clone().ok_or_else(|| err(n, "session: missing"))?;
+                s.validate().map_err(|e| err(n, format!("session.{e}")))?;
+                if s.updated_at > t {
+                    return Err(err(n, format!("session.updated_at: {} is later than the line's t", s.updated_at)));
+                }
+                if self.classifier == SimClassifier::Scripted {
+                    return Ok(()); // validated above; only the heuristic's input carries sessions
+                }
+                // The store keeps one record per session, the latest snapshot.
+                let lookback = self.policy.classifier.lookback.ms();
+                let user = &mut self.users[u];
+                user.sessions.retain(|_, x| x.updated_at >= t.minus_ms(lookback));
+                user.sessions.insert(s.session_id.clone(), s);
+                Ok(())
+            }
             "verdict" => {
                 let score = line.misuse_score.ok_or_else(|| err(n, "misuse_score: missing"))?;
                 let ty = line.usage_type.as_deref().unwrap_or("unknown");
@@ -342,7 +363,7 @@ impl<'p, W: Write> Simulator<'p, W> {
             other => Err(err(
                 n,
                 format!(
-                    "type: unknown line type {other:?}; expected usage, plan, conversation, verdict, admin or tick"
+                    "type: unknown line type {other:?}; expected usage, plan, conversation, stream_session, verdict, admin or tick"
                 ),
             )),
         }
@@ -482,8 +503,11 @@ impl<'p, W: Write> Simulator<'p, W> {
                     conversations: pipeline::select_conversations(user.conversations.clone(), policy, t),
                     shape: UsageShape::measure(&user.meter, lookback, t),
                     window_totals_ms: check.totals.clone(),
-                    // Traces have no gateway sessions (SPEC section 8 lists their lines).
-                    sessions: Vec::new(),
+                    sessions: pipeline::select_stream_sessions(
+                        user.sessions.values().cloned(),
+                        t.minus_ms(lookback),
+                        pipeline::CLASSIFIER_STREAM_SESSIONS,
+                    ),
                 };
                 let verdict = match pipeline::judgement(&user.state, &input, policy) {
                     Judgement::Given(v) => v,

@@ -20,6 +20,7 @@ use fairuse::sim::SimClassifier;
 use fairuse_domain::classifier::HeuristicClassifier;
 use fairuse_domain::ids::Uid;
 use fairuse_domain::policy::Policy;
+use fairuse_domain::sessions::StreamSession;
 use fairuse_domain::stage::Stage;
 use fairuse_domain::time::{MS_PER_DAY, MS_PER_HOUR, MS_PER_MINUTE, ManualClock, Timestamp};
 use fairuse_server::http::{AppState, HttpSettings, router};
@@ -49,6 +50,8 @@ enum Act {
     Conversation(&'static str, String, String, &'static str, i64),
     Plan(&'static str, &'static str, bool),
     SetStage(&'static str, Stage, i64),
+    /// The gateway's record of a stream: uid, session id, minutes long (closed now).
+    Session(&'static str, String, i64),
 }
 
 /// The traffic of `hours` hours, by minute.
@@ -83,6 +86,7 @@ fn traffic(hours: i64) -> BTreeMap<i64, Vec<Act>> {
                         60,
                     ),
                 );
+                push(m, Act::Session("reader", format!("gw-reader-{n}"), 60));
             }
             push(m, Act::Usage("reader", 55_000));
         }
@@ -204,6 +208,14 @@ impl Driven {
                         let body = json!({"stage": stage, "until": at(*until), "reason": "support ticket 42"});
                         self.call("POST", &format!("/v1/admin/fair-use/user/{uid}/set-stage"), body, true).await;
                     }
+                    Act::Session(uid, id, minutes) => {
+                        let now = Timestamp::from_millis(t0 + m * MS_PER_MINUTE);
+                        let mut s = StreamSession::open(id.clone(), now.minus_ms(minutes * MS_PER_MINUTE));
+                        (s.updated_at, s.duration_ms, s.closed) = (now, minutes * MS_PER_MINUTE, true);
+                        (s.speech_ms, s.stt_ms) = (minutes * 55_000, minutes * 60_000);
+                        let uid = Uid::parse(uid).expect("uid");
+                        self.service.record_stream_session(&uid, s).await.expect("stream session");
+                    }
                 }
             }
             self.run_workers().await;
@@ -276,7 +288,7 @@ async fn recorded_traffic_backtests_to_no_change_under_the_live_policy_and_a_str
     // Export through the library, history back from the virtual clock.
     let trace = export(&Stores::single(store.clone()), &options(4 * MS_PER_DAY), now).await;
     let kinds = |ty: &str| trace.lines().filter(|l| l.contains(&format!("\"type\":\"{ty}\""))).count();
-    for ty in ["usage", "plan", "conversation", "verdict", "admin"] {
+    for ty in ["usage", "plan", "conversation", "stream_session", "verdict", "admin"] {
         assert!(kinds(ty) > 0, "the trace has {ty} lines");
     }
     assert_eq!(kinds("plan"), 2, "the unlimited plan and the exhausted free plan; the default is not stated");
@@ -331,6 +343,8 @@ async fn recorded_traffic_backtests_to_no_change_under_the_live_policy_and_a_str
         assert!(!hidden.contains(&format!("\"{uid}\"")), "{uid} appears in the pseudonymised trace");
     }
     assert!(!hidden.contains("\"reader-1\""), "conversation ids are pseudonymised too");
+    assert!(!hidden.contains("gw-reader-"), "stream session ids are pseudonymised too");
+    assert_eq!(hidden.matches("\"stream_session\"").count(), kinds("stream_session"));
     let pseudo = backtest(&hidden, &strict, &live()).expect("backtest");
     let moderate = fairuse::export::pseudonym_of_uid(PSEUDONYM_KEY, "moderate").expect("pseudonym");
     assert_eq!(pseudo.newly.warning, vec![moderate]);

@@ -329,3 +329,59 @@ fn a_bad_line_is_an_error_naming_the_line_and_the_field() {
         Simulator::new(&policy, SimClassifier::Scripted, Vec::new()).run(backwards.as_bytes()).unwrap_err().to_string();
     assert!(err.contains("time order"), "{err}");
 }
+
+/// A `stream_session` line: the latest snapshot of a gateway stream, as `export-trace` writes it.
+fn session_line(minute: i64, id: &str, speech_min: i64, closed: bool) -> String {
+    let s = serde_json::json!({
+        "session_id": id, "started_at": ts(0), "updated_at": ts(minute), "duration_ms": minute * MS_PER_MINUTE,
+        "speech_ms": speech_min * MS_PER_MINUTE, "stt_ms": speech_min * MS_PER_MINUTE, "longest_speech_ms": 90_000,
+        "pause_count": 4, "pause_mean_ms": 900, "pause_median_ms": 800, "longest_pause_ms": 2_000, "closed": closed,
+    });
+    format!(r#"{{"t":"{}","type":"stream_session","uid":"u","session":{s}}}"#, ts(minute))
+}
+
+#[test]
+fn stream_session_lines_reach_the_classifier_input_as_the_latest_snapshot_of_each_session() {
+    let mut t = String::new();
+    for m in 1..=360 {
+        writeln!(
+            t,
+            r#"{{"t":"{}","type":"usage","uid":"u","lane":"realtime","speech_ms":50000,"stt_ms":60000}}"#,
+            ts(m)
+        )
+        .unwrap();
+        if m == 60 || m == 179 {
+            writeln!(t, "{}", session_line(m, "gw-1", m * 5 / 6, m == 179)).unwrap();
+        }
+        if m == 180 {
+            writeln!(t, "{}", session_line(m, "gw-2", 1, false)).unwrap();
+        }
+    }
+    let policy = Policy::default();
+    let mut out = Vec::new();
+    let (_, log) = Simulator::new(&policy, SimClassifier::Heuristic, &mut out)
+        .with_verdict_inputs()
+        .run_logged(t.as_bytes())
+        .expect("trace replays");
+    let runs: Vec<_> = log.iter().filter_map(|r| r.input.as_ref().map(|i| (r.t.clone(), i.sessions.clone()))).collect();
+    assert_eq!(runs.len(), 2, "judged when the 2 h cap is crossed and again after the 3 h recheck: {runs:?}");
+    let first: Vec<(&str, bool)> = runs[0].1.iter().map(|s| (s.session_id.as_str(), s.closed)).collect();
+    assert_eq!(first, [("gw-1", false)], "the first run sees the open stream's first snapshot");
+    let last = &runs[1].1;
+    let ids: Vec<&str> = last.iter().map(|s| s.session_id.as_str()).collect();
+    assert_eq!(ids, ["gw-1", "gw-2"], "{runs:?}");
+    assert!(last[0].closed && last[0].speech_ms == 149 * MS_PER_MINUTE, "the later snapshot replaced the first");
+}
+
+#[test]
+fn a_stream_session_line_without_a_session_or_stamped_after_its_line_is_refused() {
+    let policy = Policy::default();
+    let missing = format!(r#"{{"t":"{}","type":"stream_session","uid":"u"}}"#, ts(1));
+    let later =
+        session_line(5, "gw-1", 1, false).replacen(&format!(r#""t":"{}""#, ts(5)), &format!(r#""t":"{}""#, ts(4)), 1);
+    for (trace, want) in [(missing, "session: missing"), (later, "session.updated_at")] {
+        let mut out = Vec::new();
+        let e = Simulator::new(&policy, SimClassifier::Heuristic, &mut out).run(trace.as_bytes()).unwrap_err();
+        assert!(e.to_string().contains(want), "{e}");
+    }
+}
