@@ -681,8 +681,7 @@ async fn concurrent(
     run_id: &str,
     t0: Timestamp,
     conns: usize,
-    warmup: Duration,
-    duration: Duration,
+    (warmup, duration): (Duration, Duration),
 ) -> Res<String> {
     let prefix = format!("{run_id}-conc");
     let options = RedisOptions {
@@ -963,7 +962,7 @@ async fn main() -> Res<()> {
         eprintln!("  deleted {deleted} keys");
     }
 
-    let concurrent_section = concurrent(url, &client, &mut admin, &run_id, t0, conns, warmup, duration).await?;
+    let concurrent_section = concurrent(url, &client, &mut admin, &run_id, t0, conns, (warmup, duration)).await?;
 
     let mut out = String::new();
     let _ = writeln!(
