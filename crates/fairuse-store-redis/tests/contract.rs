@@ -1,7 +1,7 @@
 //! The store contracts of `fairuse-store-contract` against real Redis servers, plus the checks
-//! only Redis needs: one hash slot per user, one round trip per record-and-check, a per-check
-//! cost that does not grow with activity, the same answers as the domain's `UserMeter` on random
-//! traffic, bounded pruning, recovery from a flushed script cache and a restarted server, and
+//! only Redis needs: one hash slot per user, one round trip per record-and-check, a per-report
+//! and per-check cost that does not grow with activity, the same answers as the domain's
+//! `UserMeter` on random traffic, pruning by whole hours a bounded number per call, recovery from a flushed script cache and a restarted server, and
 //! the error classification of refused and timed-out calls.
 //!
 //! Servers: a standalone Redis on 127.0.0.1:6379 and a three-master Redis Cluster on
@@ -369,9 +369,8 @@ async fn the_cost_of_a_report_and_a_check_does_not_grow_with_active_minutes() {
 
 #[tokio::test]
 async fn checks_at_an_earlier_now_than_the_horizon_allows_still_match_the_domain() {
-    // The window plan is cut in Rust without the horizon; when `now` goes back by more than the
-    // retention minus a window, the horizon raises that window's start and the script must cut
-    // the windows itself (the fallback in `lua/windows.lua`).
+    // When `now` goes back by more than the retention minus a window, the horizon raises that
+    // window's start, and the running window sums move both edges backwards (`lua/meter.lua`).
     let (store, prefix) = standalone("earlier").await;
     let policy = Policy::default();
     let retention = policy.metering.retention.ms();
