@@ -66,6 +66,43 @@ impl KeyLayout {
         Uid::parse(inner.strip_prefix(&self.prefix)?.strip_prefix(':')?).ok()
     }
 
+    /// The meter keys of the old layout (`fu1`), which `fairuse migrate` converts into [`Self::meter`]:
+    /// the state hash (`hz`, `pm`), the capped minute, hour and day hashes, then one minute hash
+    /// per lane in `Lane::ALL` order. Nothing but the migration reads or writes them.
+    pub fn old_meter_keys(&self, uid: &Uid) -> [String; 8] {
+        let lane = |l: Lane| self.user_key(uid, &format!("lane:{}", l.as_str()));
+        [
+            self.user_key(uid, "meter"),
+            self.user_key(uid, "capped:m"),
+            self.user_key(uid, "capped:h"),
+            self.user_key(uid, "capped:d"),
+            lane(Lane::Realtime),
+            lane(Lane::SyncFresh),
+            lane(Lane::SyncBackfill),
+            lane(Lane::CustomStt),
+        ]
+    }
+
+    /// A `SCAN` pattern matching the old layout's meter state key of every user of this prefix
+    /// (the old record script wrote it with every bucket, under the same expiry).
+    pub fn old_meter_state_pattern(&self) -> String {
+        format!("{{{}:*}}:{LAYOUT_VERSION}:meter", self.prefix)
+    }
+
+    /// The user whose old-layout meter state key `key` is, if it is one of this prefix. A key
+    /// that only looks like one (an idempotency key may contain `}:fu1:meter`) names no valid uid,
+    /// since uids cannot contain braces.
+    pub fn uid_of_old_meter_state(&self, key: &str) -> Option<Uid> {
+        let inner = key.strip_prefix('{')?.strip_suffix(&format!("}}:{LAYOUT_VERSION}:meter"))?;
+        Uid::parse(inner.strip_prefix(&self.prefix)?.strip_prefix(':')?).ok()
+    }
+
+    /// String: the meter layout every user's meter is in (`fu2`), written by `fairuse migrate`
+    /// once no old-layout meter is left, so `fairuse serve` can check the upgrade with one GET.
+    pub fn meter_layout_marker(&self) -> String {
+        format!("{}:meter-layout", self.prefix)
+    }
+
     /// String: when the idempotency key was first seen (ms, by the caller's clock).
     pub fn idempotency(&self, uid: &Uid, lane: Lane, key: &str) -> String {
         self.user_key(uid, &format!("idem:{}:{key}", lane.as_str()))
@@ -114,6 +151,23 @@ mod tests {
         let other = KeyLayout::new("fu").unwrap();
         assert_eq!(other.uid_of_meter(&key), None, "another prefix's key");
         assert_eq!(layout.uid_of_meter(&layout.session(&uid("a"), "s")), None, "not a meter key");
+    }
+
+    #[test]
+    fn old_meter_state_keys_name_their_user_and_nothing_else_does() {
+        let layout = KeyLayout::new("fu-test").unwrap();
+        let user = uid("a:b@c.d");
+        let [state, ..] = layout.old_meter_keys(&user);
+        assert_eq!(state, "{fu-test:a:b@c.d}:fu1:meter");
+        assert_eq!(layout.uid_of_old_meter_state(&state), Some(user.clone()));
+        assert_eq!(layout.old_meter_state_pattern(), "{fu-test:*}:fu1:meter");
+        // An idempotency key ending like a state key matches the pattern but names no user.
+        let lookalike = layout.idempotency(&user, Lane::Realtime, "x}:fu1:meter");
+        assert_eq!(layout.uid_of_old_meter_state(&lookalike), None);
+        assert_eq!(layout.uid_of_old_meter_state(&layout.meter(&user)), None, "the new meter hash");
+        for key in layout.old_meter_keys(&user) {
+            assert!(key.starts_with(&format!("{}:{LAYOUT_VERSION}:", layout.user_tag(&user))), "{key}");
+        }
     }
 
     #[test]

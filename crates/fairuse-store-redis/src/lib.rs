@@ -28,6 +28,7 @@ mod error;
 mod hot;
 mod keys;
 mod meter;
+mod migrate;
 mod scripts;
 
 use std::time::Duration;
@@ -35,6 +36,7 @@ use std::time::Duration;
 use fairuse_domain::error::StoreError;
 
 pub use keys::{KeyLayout, LAYOUT_VERSION, METER_LAYOUT_VERSION};
+pub use migrate::{MeterLayoutCheck, MeterMigration};
 
 use crate::conn::Connection;
 use crate::error::{Effect, Failure, store_error};

@@ -32,7 +32,7 @@ pub(crate) const GC_GRACE_MS: i64 = MS_PER_HOUR;
 /// The record script sets the meter hash's expiry at most once per this much of the caller's
 /// clock, and the TTL is this much longer, so the hash still outlives the last report by the
 /// retention plus the grace.
-const EXPIRY_REFRESH_MS: i64 = MS_PER_HOUR;
+pub(crate) const EXPIRY_REFRESH_MS: i64 = MS_PER_HOUR;
 
 /// Rebuilding a meter from buckets must not prune any of them: they were already chosen.
 const NO_PRUNING: i64 = i64::MAX;
