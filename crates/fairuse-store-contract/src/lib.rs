@@ -42,7 +42,7 @@ pub use hot::{budget_contract, lock_contract, rate_limit_contract};
 pub use meter::{
     meter_contract, meter_counts_idempotency_keys_once, meter_counts_only_session_increases,
     meter_lists_users_with_usage_since, meter_minute_series, meter_records_and_reads_capped_windows, meter_recovery_at,
-    meter_unknown_user_reads_zero, meter_usage_shape,
+    meter_stays_exact_over_random_sequences, meter_unknown_user_reads_zero, meter_usage_shape,
 };
 pub use queues::{job_contract, outbox_contract};
 pub use stream_session::stream_session_contract;

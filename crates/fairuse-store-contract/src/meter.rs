@@ -343,6 +343,80 @@ pub async fn meter_usage_shape(store: &dyn UsageMeterStore, prefix: &str) {
     }
 }
 
+/// A store that keeps window totals incrementally (running sums, amortised pruning) must give
+/// the model's answers on every path its shortcuts take: reports every minute, pauses of minutes,
+/// hours, days and longer than the retention, `now` on both sides of UTC midnights and hour
+/// boundaries, reports stamped at the oldest minute still allowed and in the future, checks at
+/// an earlier `now` than the last report, and windows that are not whole hours or days.
+/// Deterministic (xorshift), so a failure replays; three seeds, 250 steps each.
+pub async fn meter_stays_exact_over_random_sequences(store: &dyn UsageMeterStore, prefix: &str) {
+    check_prefix(prefix);
+    let mut policy = Policy::default();
+    for (name, length) in [("one_minute", 1), ("odd", 97), ("day_and_a_bit", 1_501)] {
+        policy.windows.push(fairuse_domain::policy::WindowDef {
+            name: name.into(),
+            length: fairuse_domain::time::DurationMs::minutes(length),
+        });
+    }
+    policy.validate().unwrap_or_else(|e| panic!("the contract's policy is invalid: {e}"));
+    let retention = policy.metering.retention.ms();
+    let retention_minutes = retention / MS_PER_MINUTE;
+    for seed in [0x9E37_79B9_7F4A_7C15u64, 0xD1B5_4A32_D192_ED03, 0x2545_F491_4F6C_DD1D] {
+        let mut rng = seed;
+        let mut next = move |lo: i64, hi: i64| -> i64 {
+            rng ^= rng >> 12;
+            rng ^= rng << 25;
+            rng ^= rng >> 27;
+            lo + (rng.wrapping_mul(0x2545_F491_4F6C_DD1D) % (hi - lo + 1) as u64) as i64
+        };
+        let mut user = Mirror::new(store, uid(prefix, &format!("exact-{seed:x}")));
+        user.policy = policy.clone();
+        let mut now = T0.plus_ms(days(10) + minutes(next(0, 1_439)) + next(0, 59_999));
+        // Reports are never stamped below the newest `now - retention` seen: the horizon. (With a
+        // clock that steps back, a store may drop such a bucket where the model keeps it until
+        // its next prune; it is outside every window either way.)
+        let mut newest_now = now;
+        for step in 0..250 {
+            now = match next(0, 19) {
+                0 => now.plus_ms(days(next(1, 3)) + minutes(next(0, 1_439))),
+                1 => now.plus_ms(retention + minutes(next(0, 3_000))),
+                2 => Timestamp::from_millis((now.utc_day() + 1) * days(1) - minutes(next(0, 2)) + next(0, 59_999)),
+                3 => now.plus_ms(hours(next(1, 30))),
+                4 => now.minus_ms(minutes(next(1, 5))),
+                _ => now.plus_ms(minutes(next(0, 2)) + next(0, 999)),
+            };
+            if now.millis() > newest_now.millis() {
+                newest_now = now;
+            }
+            let floor = newest_now.minute() - retention_minutes + 1;
+            let reports: Vec<UsageReport> = (0..next(0, 3))
+                .map(|_| {
+                    let lane = Lane::ALL[next(0, 3) as usize];
+                    let at = match next(0, 5) {
+                        0 => Some(Timestamp::from_millis(
+                            floor.max(now.minute() - retention_minutes + 1) * MS_PER_MINUTE,
+                        )),
+                        1 => Some(now.plus_ms(minutes(next(1, 4)))),
+                        2 => Some(now.minus_ms(minutes(next(0, 2_000)))),
+                        _ => None,
+                    };
+                    let at = at.filter(|t| t.minute() >= floor);
+                    let ms = [1, 999, 30_000, 60_000][next(0, 3) as usize];
+                    let key = (next(0, 4) == 0).then(|| format!("k{}", next(0, 5)));
+                    UsageReport { at, idempotency_key: key, ..UsageReport::delta(lane, ms) }
+                })
+                .collect();
+            user.record(&format!("seed {seed:x} step {step}"), &reports, now).await;
+            let later = now.plus_ms(minutes(next(0, 90)));
+            user.totals(&format!("seed {seed:x} step {step}, a little later"), later).await;
+            let earlier = now.minus_ms(minutes(next(0, 3)));
+            if earlier.millis() >= newest_now.millis() - minutes(3) {
+                user.totals(&format!("seed {seed:x} step {step}, a little earlier"), earlier).await;
+            }
+        }
+    }
+}
+
 /// The whole usage meter contract.
 /// `users_since` lists every user with a bucket of any lane from a minute on, once each, sorted;
 /// a report that added no speech leaves no bucket and lists nobody.
@@ -391,4 +465,5 @@ pub async fn meter_contract(store: &dyn UsageMeterStore, prefix: &str) {
     meter_minute_series(store, prefix).await;
     meter_usage_shape(store, prefix).await;
     meter_lists_users_with_usage_since(store, prefix).await;
+    meter_stays_exact_over_random_sequences(store, prefix).await;
 }

@@ -260,11 +260,15 @@ impl SizeBench {
                         self.clock_fu[user] += 1;
                         let report = UsageReport::delta(Lane::Realtime, SPEECH_MS);
                         let now = self.now_fu(user);
-                        let (_, totals) =
-                            self.fairuse.record_and_read(&self.uids[user], &[report], &self.policy, now).await?;
+                        let (_, totals, read) = self
+                            .fairuse
+                            .record_and_read_with_cost(&self.uids[user], &[report], &self.policy, now)
+                            .await?;
                         if totals.len() != 3 || totals[2] <= 0 {
                             return Err(format!("fairuse returned totals {totals:?}").into());
                         }
+                        self.fu_fields_read += read;
+                        self.fu_checks += 1;
                     }
                     Kind::CheckOnly => {
                         let now = self.now_fu(user);
@@ -559,6 +563,243 @@ async fn delete_keys(admin: &mut MultiplexedConnection, pattern: &str) -> Res<u6
     }
 }
 
+/// The trivial script the concurrent mode measures against: one key, no command.
+const TRIVIAL_SCRIPT: &str = "return 1";
+
+/// Users of the concurrent mode (10 active minutes each, the typical user).
+const CONCURRENT_USERS: usize = 10_000;
+const CONCURRENT_MINUTES: i64 = 10;
+
+/// One system's result in the concurrent mode.
+struct ConcurrentRun {
+    name: &'static str,
+    ops: u64,
+    secs: f64,
+    cpu_us: f64,
+    commandstats: BTreeMap<String, (u64, u64)>,
+    latencies_us: Vec<f64>,
+}
+
+impl ConcurrentRun {
+    fn ops_per_sec(&self) -> f64 {
+        self.ops as f64 / self.secs
+    }
+
+    fn percentile(&self, p: f64) -> f64 {
+        let i = ((self.latencies_us.len() as f64 - 1.0) * p).round() as usize;
+        self.latencies_us.get(i).copied().unwrap_or(f64::NAN)
+    }
+
+    fn executed_per_op(&self) -> f64 {
+        self.commandstats.values().map(|(calls, _)| calls).sum::<u64>() as f64 / self.ops as f64
+    }
+}
+
+/// Runs `op(connection index, operation number)` on `conns` tasks at once until `duration` has
+/// passed (after a warm-up of the same), with the server's statistics around the measured part.
+async fn run_concurrent<F, Fut>(
+    name: &'static str,
+    conns: usize,
+    admin: &mut MultiplexedConnection,
+    warmup: Duration,
+    duration: Duration,
+    op: F,
+) -> Res<ConcurrentRun>
+where
+    F: Fn(usize, u64) -> Fut + Clone + 'static,
+    Fut: std::future::Future<Output = Res<()>> + 'static,
+{
+    let mut next_op = vec![0u64; conns];
+    for (phase, length) in [("warm-up", warmup), ("measured", duration)] {
+        let before = if phase == "measured" {
+            redis::cmd("CONFIG").arg("RESETSTAT").query_async::<()>(admin).await?;
+            Some(server_stats(admin).await?)
+        } else {
+            None
+        };
+        let start = Instant::now();
+        let mut tasks = tokio::task::JoinSet::new();
+        for (c, first) in next_op.iter().enumerate() {
+            let (op, first) = (op.clone(), *first);
+            tasks.spawn_local(async move {
+                let mut n = first;
+                let mut latencies = Vec::with_capacity(1 << 14);
+                loop {
+                    let t = Instant::now();
+                    op(c, n).await.map_err(|e| e.to_string())?;
+                    latencies.push(t.elapsed().as_secs_f64() * 1e6);
+                    n += 1;
+                    if start.elapsed() >= length {
+                        return Ok::<_, String>((c, n, latencies));
+                    }
+                }
+            });
+        }
+        let mut latencies_us = Vec::new();
+        let mut ops = 0;
+        while let Some(done) = tasks.join_next().await {
+            let (c, n, latencies) = done??;
+            ops += n - next_op[c];
+            next_op[c] = n;
+            latencies_us.extend(latencies);
+        }
+        let secs = start.elapsed().as_secs_f64();
+        if let Some(before) = before {
+            let after = server_stats(admin).await?;
+            let mut commandstats = after.commands;
+            for (name, (calls, usec)) in commandstats.iter_mut() {
+                if let Some((c, u)) = before.commands.get(name) {
+                    *calls -= c;
+                    *usec -= u;
+                }
+            }
+            commandstats.retain(|_, (calls, _)| *calls > 0);
+            latencies_us.sort_by(f64::total_cmp);
+            let run = ConcurrentRun {
+                name,
+                ops,
+                secs,
+                cpu_us: (after.cpu_secs - before.cpu_secs) * 1e6,
+                commandstats,
+                latencies_us,
+            };
+            eprintln!("  {conns} connections, {name}: {:.0} ops/s", run.ops_per_sec());
+            return Ok(run);
+        }
+    }
+    Err("no measured phase".into())
+}
+
+/// The concurrent mode: `conns` connections at once, each cycling over its own share of
+/// 10,000 users with 10 active minutes (every user's clock advancing a minute per report),
+/// against a trivial EVALSHA (`return 1` naming one key) on as many connections, same Redis,
+/// same run.
+async fn concurrent(
+    url: &str,
+    client: &redis::Client,
+    admin: &mut MultiplexedConnection,
+    run_id: &str,
+    t0: Timestamp,
+    conns: usize,
+    (warmup, duration): (Duration, Duration),
+) -> Res<String> {
+    let prefix = format!("{run_id}-conc");
+    let options = RedisOptions {
+        key_prefix: prefix.clone(),
+        command_timeout: Duration::from_secs(60),
+        connect_timeout: Duration::from_secs(5),
+    };
+    let policy = std::rc::Rc::new(Policy::default());
+    let uids: std::rc::Rc<Vec<Uid>> = std::rc::Rc::new(
+        (0..CONCURRENT_USERS).map(|i| Uid::parse(&format!("user{i}"))).collect::<Result<Vec<_>, _>>()?,
+    );
+    eprintln!("concurrent mode: loading {CONCURRENT_USERS} users of {CONCURRENT_MINUTES} active minutes");
+    let loader = RedisHotStore::connect(url, options.clone()).await?;
+    for uid in uids.iter() {
+        let reports: Vec<UsageReport> = (1..=CONCURRENT_MINUTES)
+            .map(|m| UsageReport {
+                at: Some(t0.minus_ms(m * MS_PER_MINUTE)),
+                ..UsageReport::delta(Lane::Realtime, SPEECH_MS)
+            })
+            .collect();
+        loader.record_and_read(uid, &reports, &policy, t0).await?;
+    }
+    let mut stores = Vec::with_capacity(conns);
+    let mut plain = Vec::with_capacity(conns);
+    let config = AsyncConnectionConfig::new().set_response_timeout(Some(Duration::from_secs(60)));
+    for _ in 0..conns {
+        stores.push(RedisHotStore::connect(url, options.clone()).await?);
+        plain.push(client.get_multiplexed_async_connection_with_config(&config).await?);
+    }
+    let stores = std::rc::Rc::new(stores);
+    let trivial = redis::Script::new(TRIVIAL_SCRIPT);
+    let sha = trivial.get_hash().to_owned();
+    let _: () = redis::cmd("SCRIPT").arg("LOAD").arg(TRIVIAL_SCRIPT).query_async(admin).await?;
+    let key_of = {
+        let uids = uids.clone();
+        let layout = loader.layout().clone();
+        move |i: usize| layout.meter(&uids[i])
+    };
+
+    let local = tokio::task::LocalSet::new();
+    let (fairuse, baseline) = local
+        .run_until(async {
+            // Connection c serves users c, c + conns, ...; its n-th report goes to the
+            // (n mod share)-th of them, at that user's minute n / share after t0.
+            let share = move |c: usize| (CONCURRENT_USERS - c).div_ceil(conns);
+            let fairuse = {
+                let (stores, uids, policy) = (stores.clone(), uids.clone(), policy.clone());
+                run_concurrent("fairuse record-and-check", conns, admin, warmup, duration, move |c, n| {
+                    let (stores, uids, policy) = (stores.clone(), uids.clone(), policy.clone());
+                    async move {
+                        let share = share(c) as u64;
+                        let user = c + conns * (n % share) as usize;
+                        let now = t0.plus_ms((n / share + 1) as i64 * MS_PER_MINUTE);
+                        let report = UsageReport::delta(Lane::Realtime, SPEECH_MS);
+                        let (_, totals) = stores[c].record_and_read(&uids[user], &[report], &policy, now).await?;
+                        if totals.len() != 3 || totals[2] <= 0 {
+                            return Err(format!("fairuse returned totals {totals:?}").into());
+                        }
+                        Ok(())
+                    }
+                })
+                .await?
+            };
+            let baseline = {
+                let (plain, sha, key_of) = (plain.clone(), sha.clone(), key_of.clone());
+                run_concurrent("trivial EVALSHA", conns, admin, warmup, duration, move |c, n| {
+                    let (mut con, sha) = (plain[c].clone(), sha.clone());
+                    let share = share(c) as u64;
+                    let key = key_of(c + conns * (n % share) as usize);
+                    async move {
+                        let one: i64 = redis::cmd("EVALSHA").arg(&sha).arg(1).arg(&key).query_async(&mut con).await?;
+                        if one != 1 {
+                            return Err(format!("the trivial script returned {one}").into());
+                        }
+                        Ok(())
+                    }
+                })
+                .await?
+            };
+            Ok::<_, Box<dyn Error>>((fairuse, baseline))
+        })
+        .await?;
+    let deleted = delete_keys(admin, &format!("{{{prefix}:*")).await?;
+    eprintln!("  deleted {deleted} keys");
+
+    let mut t = String::new();
+    let _ = writeln!(
+        t,
+        "{conns} connections at once (one task each on the client's single thread), each cycling over its share of \
+         {CONCURRENT_USERS} users with {CONCURRENT_MINUTES} active minutes, every user's clock advancing a minute per \
+         report. fairuse: `record_and_read` of one realtime report of 60,000 ms with the 24 h / 72 h / 168 h totals. \
+         Baseline: `EVALSHA` of `{TRIVIAL_SCRIPT}` naming one user's meter key, on as many connections, same Redis, \
+         same run.\n"
+    );
+    t.push_str("| system | connections | ops | ops/s | p50 µs | p99 µs | commands executed/op | Redis CPU µs/op |\n");
+    t.push_str("|---|---:|---:|---:|---:|---:|---:|---:|\n");
+    for r in [&fairuse, &baseline] {
+        let _ = writeln!(
+            t,
+            "| {} | {conns} | {} | {:.0} | {:.0} | {:.0} | {:.2} | {:.1} |",
+            r.name,
+            r.ops,
+            r.ops_per_sec(),
+            r.percentile(0.5),
+            r.percentile(0.99),
+            r.executed_per_op(),
+            r.cpu_us / r.ops as f64
+        );
+    }
+    let _ = writeln!(
+        t,
+        "\nfairuse / trivial EVALSHA: {} of the ops/s, {} of the Redis CPU per op.",
+        ratio(fairuse.ops_per_sec(), baseline.ops_per_sec()),
+        ratio(fairuse.cpu_us / fairuse.ops as f64, baseline.cpu_us / baseline.ops as f64)
+    );
+    Ok(t)
+}
+
 fn ratio(a: f64, b: f64) -> String {
     if b == 0.0 { "n/a".into() } else { format!("{:.2}", a / b) }
 }
@@ -573,9 +814,9 @@ fn table(runs: &[Run]) -> String {
     t.push_str("|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
     for r in runs {
         let read = match (r.system, r.read_per_check) {
-            (System::Fairuse, Some(x)) => format!("{x:.0} hash fields"),
+            (System::Fairuse, Some(x)) => format!("{x:.1} hash fields"),
             (System::Omi, Some(x)) => format!("{x:.0} members"),
-            (_, None) => "see check only".into(),
+            (_, None) => "n/a".into(),
         };
         let _ = writeln!(
             t,
@@ -628,7 +869,7 @@ fn ratios(record: &[Run], check: &[Run]) -> String {
 async fn main() -> Res<()> {
     let args: Vec<String> = std::env::args().collect();
     let usage = "usage: bench_redis <redis-url of a PRIVATE redis> [seconds per measured run, default 5] \
-                 [warm-up seconds, default 1]";
+                 [warm-up seconds, default 1] [connections of the concurrent mode, default 50]";
     let Some(url) = args.get(1) else {
         eprintln!("{usage}");
         std::process::exit(2);
@@ -642,6 +883,13 @@ async fn main() -> Res<()> {
     };
     let duration = parse_secs(2, 5.0)?;
     let warmup = parse_secs(3, 1.0)?;
+    let conns = match args.get(4) {
+        Some(text) => match text.parse::<usize>() {
+            Ok(n) if (1..=CONCURRENT_USERS).contains(&n) => n,
+            _ => return Err(format!("connections must be 1-{CONCURRENT_USERS}, got {text:?}\n{usage}").into()),
+        },
+        None => 50,
+    };
 
     let client = redis::Client::open(url.as_str())?;
     let config = AsyncConnectionConfig::new().set_response_timeout(Some(Duration::from_secs(60)));
@@ -714,6 +962,8 @@ async fn main() -> Res<()> {
         eprintln!("  deleted {deleted} keys");
     }
 
+    let concurrent_section = concurrent(url, &client, &mut admin, &run_id, t0, conns, (warmup, duration)).await?;
+
     let mut out = String::new();
     let _ = writeln!(
         out,
@@ -732,6 +982,8 @@ async fn main() -> Res<()> {
     out.push_str(&table(&check_runs));
     out.push_str("\n## Ratios fairuse / Omi\n\n");
     out.push_str(&ratios(&record_runs, &check_runs));
+    out.push_str("\n## Many clients\n\n");
+    out.push_str(&concurrent_section);
     out.push_str("\n## Redis commands per operation (INFO commandstats)\n\n");
     for r in record_runs.iter().chain(&check_runs) {
         let agree = if r.sent() == r.client_commands { "" } else { " (client count and commandstats DISAGREE)" };

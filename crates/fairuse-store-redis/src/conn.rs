@@ -10,6 +10,7 @@ use fairuse_domain::error::StoreError;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::cluster::ClusterClient;
 use redis::cluster_async::ClusterConnection;
+use redis::cluster_routing::{RoutingInfo, SingleNodeRoutingInfo};
 use redis::{Cmd, FromRedisValue};
 
 use crate::error::{Effect, Failure, is_noscript, store_error};
@@ -73,6 +74,50 @@ pub(crate) fn parse_url(url: &str) -> Result<Target, StoreError> {
         return Ok(Target::Standalone(url.to_owned()));
     }
     Err(invalid("unsupported scheme"))
+}
+
+/// One server a `SCAN` runs on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum ScanTarget {
+    /// The standalone server.
+    Server,
+    /// A Cluster master, by the address the cluster announces.
+    Node { host: String, port: u16 },
+}
+
+impl std::fmt::Display for ScanTarget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ScanTarget::Server => f.write_str("the server"),
+            ScanTarget::Node { host, port } => write!(f, "master {host}:{port}"),
+        }
+    }
+}
+
+/// The masters of a `CLUSTER NODES` reply that serve slots: lines of
+/// `<id> <host:port@cport[,hostname]> <flags> <master id> ... <slots>`; failed masters and masters
+/// without slots are skipped (a failed master's slots are served by its promoted replica).
+fn cluster_masters(text: &str) -> Vec<ScanTarget> {
+    let mut out = Vec::new();
+    for line in text.lines() {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        let (Some(addr), Some(flags)) = (fields.get(1), fields.get(2)) else { continue };
+        let flags: Vec<&str> = flags.split(',').collect();
+        if !flags.contains(&"master") || flags.iter().any(|f| f.starts_with("fail") || *f == "noaddr") {
+            continue;
+        }
+        if fields.len() < 9 {
+            continue; // no slots
+        }
+        let hostport = addr.split(['@', ',']).next().unwrap_or_default();
+        if let Some((host, port)) = hostport.rsplit_once(':')
+            && let Ok(port) = port.parse::<u16>()
+            && !host.is_empty()
+        {
+            out.push(ScanTarget::Node { host: host.to_owned(), port });
+        }
+    }
+    out
 }
 
 enum Backend {
@@ -156,6 +201,38 @@ impl Connection {
         }
     }
 
+    /// The servers a `SCAN` must visit to see every key: the standalone server, or every Cluster
+    /// master (a cursor does not span nodes), from `CLUSTER NODES` of any node.
+    pub(crate) async fn scan_targets(&self) -> Result<Vec<ScanTarget>, Failure> {
+        if !self.is_cluster() {
+            return Ok(vec![ScanTarget::Server]);
+        }
+        let mut nodes = redis::cmd("CLUSTER");
+        nodes.arg("NODES");
+        let text: String = self.query(&nodes).await?;
+        let masters = cluster_masters(&text);
+        if masters.is_empty() {
+            return Err(Failure::Reply(format!("CLUSTER NODES listed no reachable master: {text:?}")));
+        }
+        Ok(masters)
+    }
+
+    /// Sends one command to `target` (counted and timed out like [`Connection::query`]).
+    pub(crate) async fn query_at<T: FromRedisValue>(&self, target: &ScanTarget, cmd: &Cmd) -> Result<T, Failure> {
+        let (Backend::Cluster(cluster), ScanTarget::Node { host, port }) = (&self.backend, target) else {
+            return self.query(cmd).await;
+        };
+        self.sent.fetch_add(1, Ordering::Relaxed);
+        let routing = RoutingInfo::SingleNode(SingleNodeRoutingInfo::ByAddress { host: host.clone(), port: *port });
+        let mut cluster = cluster.clone();
+        let call = cluster.route_command(cmd.clone(), routing);
+        let value = match tokio::time::timeout(self.command_timeout, call).await {
+            Ok(result) => result.map_err(Failure::Redis)?,
+            Err(_) => return Err(Failure::TimedOut(self.command_timeout)),
+        };
+        T::from_redis_value(value).map_err(|e| Failure::Reply(e.to_string()))
+    }
+
     /// Runs a script: EVALSHA, and EVAL only if this server (or cluster node) does not know the
     /// script yet (first use, restart, SCRIPT FLUSH). EVAL caches it, so the steady state is one
     /// EVALSHA per call; a refused EVALSHA did nothing, so sending EVAL after it cannot apply
@@ -199,6 +276,19 @@ mod tests {
             parse_url("redis+cluster://u:p@a:7001,b:7002"),
             Ok(Target::Cluster(vec!["redis://u:p@a:7001".into(), "redis://u:p@b:7002".into()]))
         );
+    }
+
+    #[test]
+    fn cluster_masters_with_slots_are_the_scan_targets() {
+        let text = "\
+07c3 127.0.0.1:7002@17002 master - 0 1796527119546 2 connected 5461-10922
+67ed 127.0.0.1:7001@17001,node-1.example myself,master - 0 1796527118000 1 connected 0-5460
+292f 127.0.0.1:7004@17004 slave 07c3 0 1796527118542 2 connected
+824f 127.0.0.1:7005@17005 master,fail - 0 1796527118542 4 disconnected 10923-16383
+6ec2 127.0.0.1:7006@17006 master - 0 1796527118542 5 connected
+";
+        let node = |port| ScanTarget::Node { host: "127.0.0.1".into(), port };
+        assert_eq!(cluster_masters(text), vec![node(7002), node(7001)]);
     }
 
     #[test]

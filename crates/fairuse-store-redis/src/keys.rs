@@ -1,6 +1,7 @@
 //! Key names. Every key of one user carries the hash tag `{<prefix>:<uid>}`, so a Redis Cluster
-//! keeps all of them in one slot and a script may touch any of them; the version segment (`fu1`)
-//! lets a future layout live beside this one during a migration.
+//! keeps all of them in one slot and a script may touch any of them; the version segment lets a
+//! new layout live beside the old one: the meter moved from nine keys (`fu1`) to one hash
+//! (`fu2`, see `lua/meter.lua`), the other keys kept their `fu1` layout and names.
 //!
 //! The prefix may not contain `:`, `{` or `}`: with it, `{<prefix>:<uid>}` is unambiguous (the
 //! first `:` ends the prefix) and no uid can close the hash tag early (uids cannot contain braces).
@@ -8,8 +9,11 @@
 use fairuse_domain::error::StoreError;
 use fairuse_domain::ids::{Lane, Uid};
 
-/// The layout version, part of every key name.
+/// The layout version of every key but the meter's, part of its name.
 pub const LAYOUT_VERSION: &str = "fu1";
+
+/// The layout version of the meter hash, part of its name.
+pub const METER_LAYOUT_VERSION: &str = "fu2";
 
 /// Builds every key name the store uses, for one key prefix.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -44,41 +48,59 @@ impl KeyLayout {
         format!("{{{}:{}}}:{LAYOUT_VERSION}:{rest}", self.prefix, uid.as_str())
     }
 
-    /// Hash `hz` (the oldest minute still counted) and `pm` (minute fields below it are deleted).
-    pub fn meter_state(&self, uid: &Uid) -> String {
-        self.user_key(uid, "meter")
+    /// The meter hash: minute, hour and day roll-ups, every lane's minutes, the running window
+    /// sums and the pruning state, all in one key (see `lua/meter.lua`).
+    pub fn meter(&self, uid: &Uid) -> String {
+        format!("{{{}:{}}}:{METER_LAYOUT_VERSION}:meter", self.prefix, uid.as_str())
     }
 
-    /// A `KEYS`/`SCAN` pattern matching the meter state key of every user of this prefix. Only
-    /// `*` is a glob character in it: the prefix cannot contain `?`, `[`, `]` or `\`.
-    pub fn meter_state_pattern(&self) -> String {
+    /// A `KEYS`/`SCAN` pattern matching the meter hash of every user of this prefix. Only `*` is a
+    /// glob character in it: the prefix cannot contain `?`, `[`, `]` or `\`.
+    pub fn meter_pattern(&self) -> String {
+        format!("{{{}:*}}:{METER_LAYOUT_VERSION}:meter", self.prefix)
+    }
+
+    /// The user whose meter hash `key` is, if it is one of this prefix.
+    pub fn uid_of_meter(&self, key: &str) -> Option<Uid> {
+        let inner = key.strip_prefix('{')?.strip_suffix(&format!("}}:{METER_LAYOUT_VERSION}:meter"))?;
+        Uid::parse(inner.strip_prefix(&self.prefix)?.strip_prefix(':')?).ok()
+    }
+
+    /// The meter keys of the old layout (`fu1`), which `fairuse migrate` converts into [`Self::meter`]:
+    /// the state hash (`hz`, `pm`), the capped minute, hour and day hashes, then one minute hash
+    /// per lane in `Lane::ALL` order. Nothing but the migration reads or writes them.
+    pub fn old_meter_keys(&self, uid: &Uid) -> [String; 8] {
+        let lane = |l: Lane| self.user_key(uid, &format!("lane:{}", l.as_str()));
+        [
+            self.user_key(uid, "meter"),
+            self.user_key(uid, "capped:m"),
+            self.user_key(uid, "capped:h"),
+            self.user_key(uid, "capped:d"),
+            lane(Lane::Realtime),
+            lane(Lane::SyncFresh),
+            lane(Lane::SyncBackfill),
+            lane(Lane::CustomStt),
+        ]
+    }
+
+    /// A `SCAN` pattern matching the old layout's meter state key of every user of this prefix
+    /// (the old record script wrote it with every bucket, under the same expiry).
+    pub fn old_meter_state_pattern(&self) -> String {
         format!("{{{}:*}}:{LAYOUT_VERSION}:meter", self.prefix)
     }
 
-    /// The user whose meter state key `key` is, if it is one of this prefix.
-    pub fn uid_of_meter_state(&self, key: &str) -> Option<Uid> {
+    /// The user whose old-layout meter state key `key` is, if it is one of this prefix. A key
+    /// that only looks like one (an idempotency key may contain `}:fu1:meter`) names no valid uid,
+    /// since uids cannot contain braces.
+    pub fn uid_of_old_meter_state(&self, key: &str) -> Option<Uid> {
         let inner = key.strip_prefix('{')?.strip_suffix(&format!("}}:{LAYOUT_VERSION}:meter"))?;
         Uid::parse(inner.strip_prefix(&self.prefix)?.strip_prefix(':')?).ok()
     }
 
-    /// Hash minute -> capped ms (realtime + sync_fresh).
-    pub fn capped_minutes(&self, uid: &Uid) -> String {
-        self.user_key(uid, "capped:m")
-    }
-
-    /// Hash hour number (minute / 60) -> capped ms.
-    pub fn capped_hours(&self, uid: &Uid) -> String {
-        self.user_key(uid, "capped:h")
-    }
-
-    /// Hash UTC day number (minute / 1440) -> capped ms.
-    pub fn capped_days(&self, uid: &Uid) -> String {
-        self.user_key(uid, "capped:d")
-    }
-
-    /// Hash minute -> ms of one lane (what `minute_series` reads).
-    pub fn lane_minutes(&self, uid: &Uid, lane: Lane) -> String {
-        self.user_key(uid, &format!("lane:{}", lane.as_str()))
+    /// String: the meter layout every user's meter is in (`fu2`), written by `fairuse migrate`
+    /// once no old-layout meter is left, so `fairuse serve` can check the upgrade with one GET.
+    pub fn meter_layout_marker(&self) -> String {
+        format!("{}:meter-layout", self.prefix)
     }
 
     /// String: when the idempotency key was first seen (ms, by the caller's clock).
@@ -110,15 +132,6 @@ impl KeyLayout {
     pub fn rate_limit(&self, key: &str, window: i64) -> String {
         format!("{}:{LAYOUT_VERSION}:rate:{window}:{key}", self.prefix)
     }
-
-    /// Every per-user key name for `uid` that does not depend on caller data (the meter's fixed
-    /// keys), in the order the record script expects them.
-    pub(crate) fn meter_keys(&self, uid: &Uid) -> Vec<String> {
-        let mut keys =
-            vec![self.meter_state(uid), self.capped_minutes(uid), self.capped_hours(uid), self.capped_days(uid)];
-        keys.extend(Lane::ALL.iter().map(|&lane| self.lane_minutes(uid, lane)));
-        keys
-    }
 }
 
 #[cfg(test)]
@@ -130,14 +143,31 @@ mod tests {
     }
 
     #[test]
-    fn meter_state_keys_name_their_user_and_match_the_pattern() {
+    fn meter_keys_name_their_user_and_match_the_pattern() {
         let layout = KeyLayout::new("fu-test").unwrap();
-        let key = layout.meter_state(&uid("a:b@c.d"));
-        assert_eq!(layout.uid_of_meter_state(&key), Some(uid("a:b@c.d")));
-        assert_eq!(layout.meter_state_pattern(), "{fu-test:*}:fu1:meter");
+        let key = layout.meter(&uid("a:b@c.d"));
+        assert_eq!(layout.uid_of_meter(&key), Some(uid("a:b@c.d")));
+        assert_eq!(layout.meter_pattern(), "{fu-test:*}:fu2:meter");
         let other = KeyLayout::new("fu").unwrap();
-        assert_eq!(other.uid_of_meter_state(&key), None, "another prefix's key");
-        assert_eq!(layout.uid_of_meter_state(&layout.capped_minutes(&uid("a"))), None, "not a meter state key");
+        assert_eq!(other.uid_of_meter(&key), None, "another prefix's key");
+        assert_eq!(layout.uid_of_meter(&layout.session(&uid("a"), "s")), None, "not a meter key");
+    }
+
+    #[test]
+    fn old_meter_state_keys_name_their_user_and_nothing_else_does() {
+        let layout = KeyLayout::new("fu-test").unwrap();
+        let user = uid("a:b@c.d");
+        let [state, ..] = layout.old_meter_keys(&user);
+        assert_eq!(state, "{fu-test:a:b@c.d}:fu1:meter");
+        assert_eq!(layout.uid_of_old_meter_state(&state), Some(user.clone()));
+        assert_eq!(layout.old_meter_state_pattern(), "{fu-test:*}:fu1:meter");
+        // An idempotency key ending like a state key matches the pattern but names no user.
+        let lookalike = layout.idempotency(&user, Lane::Realtime, "x}:fu1:meter");
+        assert_eq!(layout.uid_of_old_meter_state(&lookalike), None);
+        assert_eq!(layout.uid_of_old_meter_state(&layout.meter(&user)), None, "the new meter hash");
+        for key in layout.old_meter_keys(&user) {
+            assert!(key.starts_with(&format!("{}:{LAYOUT_VERSION}:", layout.user_tag(&user))), "{key}");
+        }
     }
 
     #[test]
@@ -146,8 +176,8 @@ mod tests {
         let u = uid("user:42@x");
         let tag = layout.user_tag(&u);
         assert_eq!(tag, "{app-1:user:42@x}");
-        let mut keys = layout.meter_keys(&u);
-        keys.push(layout.idempotency(&u, Lane::SyncFresh, "k{odd}"));
+        assert!(layout.meter(&u).starts_with(&format!("{tag}:{METER_LAYOUT_VERSION}:")));
+        let mut keys = vec![layout.idempotency(&u, Lane::SyncFresh, "k{odd}")];
         keys.push(layout.session(&u, "s}1"));
         keys.push(layout.stt_budget(&u, 20_532));
         keys.push(layout.stt_exhausted(&u, 20_532));

@@ -7,9 +7,11 @@
 //!
 //! - One round trip per record-and-check: a Lua script records a batch of one user's reports and
 //!   returns the outcomes and the capped window totals (`src/lua/record.lua`).
-//! - Bounded work per check: window totals come from minute, hour and day roll-ups, so a check
-//!   reads at most 253 hash fields for the shipped 24 h / 72 h / 168 h windows, whether the user
-//!   was active for 10 minutes or all week (see `src/lua/windows.lua`).
+//! - Little work per report, whatever the history: a user's meter is one hash; window totals are
+//!   running sums whose edges move with `now`, so a report reads the minutes that left or
+//!   entered each window (one per window for a user reporting every minute) and writes with one
+//!   HSET; expiry is refreshed once an hour and old minutes are swept by whole hours (see
+//!   `src/lua/meter.lua` and `src/lua/record.lua`).
 //! - Cluster-safe: every key of one user shares the hash tag `{<prefix>:<uid>}` ([`KeyLayout`]).
 //! - Time is the caller's: windows, idempotency, session expiry, lock expiry and rate-limit
 //!   windows use the `now` passed in, exactly like the embedded and in-memory stores; Redis TTLs
@@ -26,14 +28,15 @@ mod error;
 mod hot;
 mod keys;
 mod meter;
-mod plan;
+mod migrate;
 mod scripts;
 
 use std::time::Duration;
 
 use fairuse_domain::error::StoreError;
 
-pub use keys::{KeyLayout, LAYOUT_VERSION};
+pub use keys::{KeyLayout, LAYOUT_VERSION, METER_LAYOUT_VERSION};
+pub use migrate::{MeterLayoutCheck, MeterMigration};
 
 use crate::conn::Connection;
 use crate::error::{Effect, Failure, store_error};

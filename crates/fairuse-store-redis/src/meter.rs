@@ -16,17 +16,23 @@ use fairuse_domain::windows::{RecordOutcome, SpeechAmount, UsageReport, UserMete
 
 use crate::RedisHotStore;
 use crate::error::{Effect, Failure};
-use crate::plan::window_plan;
 
-/// Minutes of stale buckets the record script deletes at most per call: in steady state a call
-/// deletes the one or two minutes that just left the retention; a user back after days of
-/// silence catches up over a few calls (36 after 9 days) instead of making one call slow: a call
-/// deletes at most 5 x 360 minute fields (the capped minutes and four lanes) plus their hours.
-const PRUNE_MINUTES_PER_CALL: i64 = 360;
+/// Hours below the horizon the record script looks at per call, and of those the hours holding
+/// speech it deletes (60 minutes x up to 5 fields each). The horizon passes one hour every 60
+/// minutes, so in steady state a sweep runs once an hour; a user back after days of silence
+/// catches up over a few calls instead of making one call slow. Until then the horizon keeps the
+/// stale fields out of every read.
+const SWEEP_LOOK_HOURS: i64 = 48;
+const SWEEP_ACTIVE_HOURS: i64 = 6;
 
 /// Redis TTLs are the retention plus this, on Redis's clock. The retention itself is applied with
 /// the caller's `now`; the grace keeps a skew between the two clocks from dropping a key early.
 pub(crate) const GC_GRACE_MS: i64 = MS_PER_HOUR;
+
+/// The record script sets the meter hash's expiry at most once per this much of the caller's
+/// clock, and the TTL is this much longer, so the hash still outlives the last report by the
+/// retention plus the grace.
+pub(crate) const EXPIRY_REFRESH_MS: i64 = MS_PER_HOUR;
 
 /// Rebuilding a meter from buckets must not prune any of them: they were already chosen.
 const NO_PRUNING: i64 = i64::MAX;
@@ -36,27 +42,20 @@ const FAR_FUTURE_MINUTE: i64 = 1 << 52;
 
 impl RedisHotStore {
     /// Like [`UsageMeterStore::read_totals`], also returning how many hash fields the script read:
-    /// the per-check cost, which depends on the windows and on `now` only, not on the user's
-    /// activity.
+    /// the per-check cost, which depends on how far `now` is from the user's last report (the
+    /// minutes the running window sums have to move over), not on the user's activity.
     pub async fn read_totals_with_cost(
         &self,
         uid: &Uid,
         policy: &Policy,
         now: Timestamp,
     ) -> Result<(Vec<i64>, i64), StoreError> {
-        let keys = vec![
-            self.layout.meter_state(uid),
-            self.layout.capped_minutes(uid),
-            self.layout.capped_hours(uid),
-            self.layout.capped_days(uid),
-        ];
+        let keys = [self.layout.meter(uid)];
         let windows = policy.window_minutes();
-        let plan = window_plan(now.minute(), windows, policy.metering.retention.ms() / MS_PER_MINUTE);
-        let mut args = Vec::with_capacity(2 + windows.len() + plan.len());
+        let mut args = Vec::with_capacity(2 + windows.len());
         args.push(now.millis().to_string());
         args.push(windows.len().to_string());
         args.extend(windows.iter().map(i64::to_string));
-        args.extend(plan);
         let action = "read window totals";
         let mut reply: Vec<i64> =
             self.conn.eval(&self.scripts.totals, &keys, &args).await.map_err(Self::failed(action, Effect::Read))?;
@@ -68,10 +67,11 @@ impl RedisHotStore {
         Ok((reply, cost))
     }
 
-    /// `(minute, ms)` of one minute hash in `lo..=hi`, ascending, skipping pruned minutes.
-    async fn buckets(&self, uid: &Uid, hash: String, lo: i64, hi: i64) -> Result<Vec<(i64, i64)>, StoreError> {
-        let keys = [self.layout.meter_state(uid), hash];
-        let args = [lo.to_string(), hi.to_string()];
+    /// `(minute, ms)` of one lane (`None`: the capped lanes together) in `lo..=hi`, ascending,
+    /// skipping pruned minutes.
+    async fn buckets(&self, uid: &Uid, lane: Option<Lane>, lo: i64, hi: i64) -> Result<Vec<(i64, i64)>, StoreError> {
+        let keys = [self.layout.meter(uid)];
+        let args = [lo.to_string(), hi.to_string(), lane.map(lane_letter).unwrap_or_default().to_owned()];
         let action = "read minute buckets";
         let flat: Vec<i64> =
             self.conn.eval(&self.scripts.range, &keys, &args).await.map_err(Self::failed(action, Effect::Read))?;
@@ -88,7 +88,7 @@ impl RedisHotStore {
     /// domain's `recovery_at` and `UsageShape::measure` only ever look at realtime + sync_fresh
     /// merged per minute, so this is the same meter as far as they can tell.
     async fn capped_meter(&self, uid: &Uid, lo: i64, hi: i64, now: Timestamp) -> Result<UserMeter, StoreError> {
-        let buckets = self.buckets(uid, self.layout.capped_minutes(uid), lo, hi).await?;
+        let buckets = self.buckets(uid, None, lo, hi).await?;
         let mut meter = UserMeter::default();
         for (minute, ms) in buckets {
             let at = Timestamp::from_millis(minute.saturating_mul(MS_PER_MINUTE));
@@ -98,10 +98,19 @@ impl RedisHotStore {
     }
 }
 
+/// The prefix of a lane's minute fields in the meter hash (`lua/meter.lua`; the record script
+/// maps `Lane::index` to the same letters).
+fn lane_letter(lane: Lane) -> &'static str {
+    match lane {
+        Lane::Realtime => "r",
+        Lane::SyncFresh => "f",
+        Lane::SyncBackfill => "b",
+        Lane::CustomStt => "c",
+    }
+}
+
 /// Appends one report's 7 script arguments (and its idempotency and session keys to `keys`).
 fn pack_report(store: &RedisHotStore, uid: &Uid, report: &UsageReport, keys: &mut Vec<String>, args: &mut Vec<String>) {
-    // KEYS 5..8 are the lane hashes, in `Lane::index` order (see `KeyLayout::meter_keys`).
-    let lane_key = 5 + report.lane.index();
     let (amount, session_key) = match &report.amount {
         SpeechAmount::Delta(ms) => (*ms, 0),
         SpeechAmount::Cumulative { session_id, total_ms } => {
@@ -116,7 +125,7 @@ fn pack_report(store: &RedisHotStore, uid: &Uid, report: &UsageReport, keys: &mu
         }
         None => 0,
     };
-    args.push(lane_key.to_string());
+    args.push(report.lane.index().to_string());
     args.push(if report.lane.is_capped() { "1" } else { "0" }.to_owned());
     args.push(amount.to_string());
     args.push(report.stt_ms.to_string());
@@ -125,27 +134,31 @@ fn pack_report(store: &RedisHotStore, uid: &Uid, report: &UsageReport, keys: &mu
     args.push(session_key.to_string());
 }
 
-#[async_trait]
-impl UsageMeterStore for RedisHotStore {
-    async fn record_and_read(
+impl RedisHotStore {
+    /// Like [`UsageMeterStore::record_and_read`], also returning how many hash fields the script
+    /// read: the per-report cost, which for a user reporting every minute is the same whatever
+    /// their history.
+    pub async fn record_and_read_with_cost(
         &self,
         uid: &Uid,
         reports: &[UsageReport],
         policy: &Policy,
         now: Timestamp,
-    ) -> Result<(Vec<RecordOutcome>, Vec<i64>), StoreError> {
+    ) -> Result<(Vec<RecordOutcome>, Vec<i64>, i64), StoreError> {
         let retention = policy.metering.retention.ms();
         let windows = policy.window_minutes();
-        let mut keys = self.layout.meter_keys(uid);
-        let plan = window_plan(now.minute(), windows, retention / MS_PER_MINUTE);
-        let mut args = Vec::with_capacity(5 + windows.len() + plan.len() + 7 * reports.len());
+        let mut keys = vec![self.layout.meter(uid)];
+        let gc_ttl = retention.saturating_add(GC_GRACE_MS);
+        let mut args = Vec::with_capacity(8 + windows.len() + 7 * reports.len());
         args.push(now.millis().to_string());
         args.push(retention.to_string());
-        args.push(retention.saturating_add(GC_GRACE_MS).to_string());
-        args.push(PRUNE_MINUTES_PER_CALL.to_string());
+        args.push(gc_ttl.to_string());
+        args.push(gc_ttl.saturating_add(EXPIRY_REFRESH_MS).to_string());
+        args.push(EXPIRY_REFRESH_MS.to_string());
+        args.push(SWEEP_LOOK_HOURS.to_string());
+        args.push(SWEEP_ACTIVE_HOURS.to_string());
         args.push(windows.len().to_string());
         args.extend(windows.iter().map(i64::to_string));
-        args.extend(plan);
         for report in reports {
             pack_report(self, uid, report, &mut keys, &mut args);
         }
@@ -163,7 +176,20 @@ impl UsageMeterStore for RedisHotStore {
             .chunks_exact(3)
             .map(|o| RecordOutcome { speech_added_ms: o[0], stt_added_ms: o[1], duplicate: o[2] == 1 })
             .collect();
-        Ok((outcomes, rest[..windows.len()].to_vec()))
+        Ok((outcomes, rest[..windows.len()].to_vec(), rest[windows.len()]))
+    }
+}
+
+#[async_trait]
+impl UsageMeterStore for RedisHotStore {
+    async fn record_and_read(
+        &self,
+        uid: &Uid,
+        reports: &[UsageReport],
+        policy: &Policy,
+        now: Timestamp,
+    ) -> Result<(Vec<RecordOutcome>, Vec<i64>), StoreError> {
+        self.record_and_read_with_cost(uid, reports, policy, now).await.map(|(outcomes, totals, _)| (outcomes, totals))
     }
 
     async fn read_totals(&self, uid: &Uid, policy: &Policy, now: Timestamp) -> Result<Vec<i64>, StoreError> {
@@ -190,7 +216,7 @@ impl UsageMeterStore for RedisHotStore {
         from_minute: i64,
         to_minute: i64,
     ) -> Result<Vec<(i64, i64)>, StoreError> {
-        self.buckets(uid, self.layout.lane_minutes(uid, lane), from_minute, to_minute).await
+        self.buckets(uid, Some(lane), from_minute, to_minute).await
     }
 
     async fn usage_shape(&self, uid: &Uid, lookback_ms: i64, now: Timestamp) -> Result<UsageShape, StoreError> {
@@ -201,12 +227,13 @@ impl UsageMeterStore for RedisHotStore {
     }
 
     /// Every user's keys share a hash tag, so there is no index across users to keep in the same
-    /// round trip as a report: this lists the meter state keys (SCAN on a standalone server; KEYS
-    /// on a Cluster, where the client asks every master and joins the answers, since a cursor
-    /// does not span nodes) and keeps the users with a bucket from `from_minute` on.
+    /// round trip as a report: this lists the meter hashes (SCAN on a standalone server; KEYS on a
+    /// Cluster, where the client asks every master and joins the answers, since a cursor does not
+    /// span nodes) and keeps the users whose newest bucket of any lane (`ma`) is from
+    /// `from_minute` on and not below the horizon (buckets below it no longer count).
     async fn users_since(&self, from_minute: i64) -> Result<Vec<Uid>, StoreError> {
         const ACTION: &str = "list users with usage";
-        let pattern = self.layout.meter_state_pattern();
+        let pattern = self.layout.meter_pattern();
         let keys: Vec<String> = if self.conn.is_cluster() {
             let mut keys = redis::cmd("KEYS");
             keys.arg(&pattern);
@@ -225,17 +252,19 @@ impl UsageMeterStore for RedisHotStore {
                 cursor = next;
             }
         };
-        let mut uids: Vec<Uid> = keys.iter().filter_map(|k| self.layout.uid_of_meter_state(k)).collect();
+        let mut uids: Vec<Uid> = keys.iter().filter_map(|k| self.layout.uid_of_meter(k)).collect();
         uids.sort();
         uids.dedup();
         let mut out = Vec::with_capacity(uids.len());
         for uid in uids {
-            for lane in Lane::ALL {
-                let hash = self.layout.lane_minutes(&uid, lane);
-                if self.buckets(&uid, hash, from_minute, FAR_FUTURE_MINUTE).await?.iter().any(|&(_, ms)| ms != 0) {
-                    out.push(uid);
-                    break;
-                }
+            let mut newest = redis::cmd("HMGET");
+            newest.arg(self.layout.meter(&uid)).arg("hz").arg("ma");
+            let (horizon, newest): (Option<i64>, Option<i64>) =
+                self.conn.query(&newest).await.map_err(Self::failed(ACTION, Effect::Read))?;
+            if let (Some(horizon), Some(newest)) = (horizon, newest)
+                && newest >= from_minute.max(horizon)
+            {
+                out.push(uid);
             }
         }
         Ok(out)

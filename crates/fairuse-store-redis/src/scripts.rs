@@ -29,6 +29,7 @@ pub(crate) struct Scripts {
     pub(crate) record: LuaScript,
     pub(crate) totals: LuaScript,
     pub(crate) range: LuaScript,
+    pub(crate) migrate_fu1: LuaScript,
     pub(crate) lock_acquire: LuaScript,
     pub(crate) lock_release: LuaScript,
     pub(crate) lock_renew: LuaScript,
@@ -39,10 +40,14 @@ pub(crate) struct Scripts {
 impl Scripts {
     pub(crate) fn new() -> Self {
         Scripts {
-            // Both meter scripts sum windows with the same function, so it is one source file.
-            record: LuaScript::new("record", concat!(include_str!("lua/windows.lua"), include_str!("lua/record.lua"))),
-            totals: LuaScript::new("totals", concat!(include_str!("lua/windows.lua"), include_str!("lua/totals.lua"))),
-            range: LuaScript::new("range", include_str!("lua/range.lua")),
+            // The meter scripts share the layout's helpers (`lua/meter.lua`), prepended to each.
+            record: LuaScript::new("record", concat!(include_str!("lua/meter.lua"), include_str!("lua/record.lua"))),
+            totals: LuaScript::new("totals", concat!(include_str!("lua/meter.lua"), include_str!("lua/totals.lua"))),
+            range: LuaScript::new("range", concat!(include_str!("lua/meter.lua"), include_str!("lua/range.lua"))),
+            migrate_fu1: LuaScript::new(
+                "migrate_fu1",
+                concat!(include_str!("lua/meter.lua"), include_str!("lua/migrate_fu1.lua")),
+            ),
             lock_acquire: LuaScript::new("lock_acquire", include_str!("lua/lock_acquire.lua")),
             lock_release: LuaScript::new("lock_release", include_str!("lua/lock_release.lua")),
             lock_renew: LuaScript::new("lock_renew", include_str!("lua/lock_renew.lua")),

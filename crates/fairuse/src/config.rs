@@ -72,7 +72,8 @@ pub struct StoreSection {
     pub redis_prefix: String,
     /// The PostgreSQL schema holding fairuse's tables.
     pub database_schema: String,
-    /// Apply PostgreSQL migrations at start-up (otherwise run `fairuse migrate` first).
+    /// Apply PostgreSQL migrations at start-up (otherwise run `fairuse migrate` first). Not the
+    /// Redis meter layout upgrade: `serve` refuses old-layout meters until `fairuse migrate` ran.
     pub migrate_on_start: bool,
     /// The longest one Redis command may take.
     pub redis_timeout: DurationMs,

@@ -72,7 +72,7 @@ enum Command {
     ExportTrace(fairuse::export::ExportArgs),
     /// Replay a trace under a new policy and the current one and report what changes, per user and in total.
     Backtest(fairuse::backtest::BacktestArgs),
-    /// Apply database migrations (PostgreSQL when store.database_url is set).
+    /// Apply database migrations (PostgreSQL when store.database_url is set) and convert Redis usage meters of an older layout (when store.redis_url is set).
     Migrate {
         #[arg(long, env = "FAIRUSE_CONFIG")]
         config: Option<PathBuf>,
@@ -108,7 +108,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let env = fairuse::serve::env_map();
             let cfg = fairuse::config::Config::load(config.as_deref(), &env)?;
             let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting tokio")?;
-            println!("{}", runtime.block_on(fairuse::serve::migrate(&cfg))?);
+            println!("{}", runtime.block_on(fairuse::serve::migrate(&cfg, &env))?);
             Ok(())
         }
         Command::CheckConfig { config, policy } => {

@@ -11,6 +11,7 @@ use anyhow::Context;
 use fairuse_auth::Authenticator;
 use fairuse_domain::classifier::{Classifier, HeuristicClassifier};
 use fairuse_domain::policy::ClassifierBackend;
+use fairuse_domain::time::Clock;
 use fairuse_server::clock::SystemClock;
 use fairuse_server::http::{AppState, HttpSettings, router};
 use fairuse_server::service::{Notifications, PolicyCell, Service, Stores};
@@ -269,6 +270,7 @@ pub async fn build_stores(config: &Config) -> anyhow::Result<BuiltStores> {
         };
         let store =
             fairuse_store_redis::RedisHotStore::connect(&s.redis_url, opts).await.context("connecting to Redis")?;
+        check_meter_layout(&store, &s.redis_prefix).await?;
         tracing::info!(prefix = %s.redis_prefix, "redis hot store connected");
         Some(Arc::new(store))
     };
@@ -356,8 +358,56 @@ pub async fn build_stores(config: &Config) -> anyhow::Result<BuiltStores> {
     Ok(BuiltStores { stores, embedded, ready })
 }
 
-/// `fairuse migrate`: applies PostgreSQL migrations (the embedded store migrates itself on open).
-pub async fn migrate(config: &Config) -> anyhow::Result<String> {
+/// Refuses to serve from a Redis whose usage meters are not all in the layout this build reads:
+/// the usage in old-layout (`fu1`) meters would not count, so every window of those users would
+/// start from zero. Not converted here even with `store.migrate_on_start`: replicas of the old
+/// build may still be recording during a rolling start, and their usage would land in old keys
+/// after the conversion; the upgrade is the explicit step that runs once they are stopped.
+async fn check_meter_layout(store: &fairuse_store_redis::RedisHotStore, prefix: &str) -> anyhow::Result<()> {
+    use fairuse_store_redis::MeterLayoutCheck;
+    match store.check_meter_layout().await.context("checking the Redis meter layout")? {
+        MeterLayoutCheck::Current => Ok(()),
+        MeterLayoutCheck::OldMeters { example } => anyhow::bail!(
+            "Redis (prefix {prefix}) holds usage meters in the old layout {} (user {example}, and maybe others): \
+             this build would not count that usage. Stop the replicas of the old version, run `fairuse migrate` \
+             (it converts every meter and keeps all usage), then start this version",
+            fairuse_store_redis::LAYOUT_VERSION
+        ),
+        MeterLayoutCheck::Unknown { layout } => anyhow::bail!(
+            "Redis (prefix {prefix}) meters are in layout {layout:?}, written by a newer fairuse; this build reads {}",
+            fairuse_store_redis::METER_LAYOUT_VERSION
+        ),
+    }
+}
+
+/// `fairuse migrate`: applies PostgreSQL migrations (the embedded store migrates itself on open)
+/// and, when the hot store is Redis, converts old-layout usage meters (`fu1`) into the current
+/// layout, reading the policy for its windows and retention. Returns what was done, a line each.
+pub async fn migrate(config: &Config, env: &BTreeMap<String, String>) -> anyhow::Result<String> {
+    let mut done = vec![migrate_durable(config).await?];
+    if !config.store.redis_url.is_empty() {
+        let policy = load_policy(config.policy_path().as_deref(), env)?;
+        let opts = fairuse_store_redis::RedisOptions {
+            key_prefix: config.store.redis_prefix.clone(),
+            // A user's conversion is one script over up to the retention's minutes of five
+            // hashes: allow it more than a report's command timeout.
+            command_timeout: dur(config.store.redis_timeout).max(Duration::from_secs(30)),
+            connect_timeout: Duration::from_secs(5),
+        };
+        let store = fairuse_store_redis::RedisHotStore::connect(&config.store.redis_url, opts)
+            .await
+            .context("connecting to Redis")?;
+        let migrated = store
+            .migrate_meter_layout(&policy, SystemClock.now())
+            .await
+            .context("converting the Redis usage meters to the current layout")?;
+        tracing::info!(?migrated, "redis meter layout migrated");
+        done.push(migrated.to_string());
+    }
+    Ok(done.join("\n"))
+}
+
+async fn migrate_durable(config: &Config) -> anyhow::Result<String> {
     if config.store.database_url.is_empty() {
         let store = EmbeddedStore::open(&config.server.data_dir).await.context("opening the data directory")?;
         store.close().await;

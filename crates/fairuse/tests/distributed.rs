@@ -190,3 +190,102 @@ async fn with_postgres_down_admin_routes_answer_503_and_the_hot_path_keeps_decid
     drop(s);
     drop_schema(&schema);
 }
+
+/// Runs `redis-cli` against the shared Redis and returns its output; fails on an error reply.
+fn redis_cli(args: &[String]) -> String {
+    let out = std::process::Command::new("redis-cli")
+        .args(["-h", "127.0.0.1", "-p", "6379"])
+        .args(args)
+        .output()
+        .expect("redis-cli (Debian's redis-tools) is needed to write old-layout keys");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success() && !text.starts_with("ERR"), "redis-cli {args:?}: {text}");
+    text
+}
+
+/// Runs `fairuse <args>` with `env` and waits for it to exit (at most 60 s).
+fn fairuse(args: &[&str], env: &[(String, String)]) -> std::process::Output {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_fairuse"));
+    cmd.args(args);
+    for (k, _) in std::env::vars() {
+        if k.starts_with("FAIRUSE") || k.starts_with("FAIR_USE") {
+            cmd.env_remove(k);
+        }
+    }
+    let mut child = cmd
+        .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn fairuse");
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while child.try_wait().expect("try_wait").is_none() {
+        if std::time::Instant::now() > deadline {
+            child.kill().ok();
+            panic!("fairuse {args:?} did not exit within 60 s");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    child.wait_with_output().expect("output")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_refuses_old_layout_meters_and_fairuse_migrate_keeps_their_usage() {
+    require_servers();
+    let (prefix, schema) = (unique("fum"), unique("fu_m_"));
+    let env = distributed_env(REDIS_URL, DATABASE_URL, &prefix, &schema);
+    // Paul's meter as the previous release's record script left it (layout fu1): 10 min of
+    // realtime two hours ago, 5 min of sync_fresh 30 minutes ago (capped), and 100 s of
+    // sync_backfill (uncapped), with the roll-ups, the state and the expiry it set.
+    let now_min = now_s() / 60;
+    let retention_min = 8 * 1_440;
+    let key = |rest: &str| format!("{{{prefix}:paul}}:fu1:{rest}");
+    let capped = [(now_min - 120, 600_000i64, "realtime"), (now_min - 30, 300_000, "sync_fresh")];
+    let mut hours: std::collections::BTreeMap<i64, i64> = Default::default();
+    let mut days: std::collections::BTreeMap<i64, i64> = Default::default();
+    for (minute, ms, lane) in capped {
+        redis_cli(&["HINCRBY".into(), key("capped:m"), minute.to_string(), ms.to_string()]);
+        redis_cli(&["HINCRBY".into(), key(&format!("lane:{lane}")), minute.to_string(), ms.to_string()]);
+        *hours.entry(minute.div_euclid(60)).or_default() += ms;
+        *days.entry(minute.div_euclid(1_440)).or_default() += ms;
+    }
+    for (hour, ms) in hours {
+        redis_cli(&["HSET".into(), key("capped:h"), hour.to_string(), ms.to_string()]);
+    }
+    for (day, ms) in days {
+        redis_cli(&["HSET".into(), key("capped:d"), day.to_string(), ms.to_string()]);
+    }
+    redis_cli(&["HSET".into(), key("lane:sync_backfill"), (now_min - 10).to_string(), "100000".into()]);
+    let horizon = (now_min - retention_min + 1).to_string();
+    redis_cli(&["HSET".into(), key("meter"), "hz".into(), horizon.clone(), "pm".into(), horizon]);
+    let old_keys =
+        ["meter", "capped:m", "capped:h", "capped:d", "lane:realtime", "lane:sync_fresh", "lane:sync_backfill"];
+    for rest in old_keys {
+        redis_cli(&["PEXPIRE".into(), key(rest), ((retention_min + 60) * 60_000).to_string()]);
+    }
+
+    // A new replica will not serve that Redis (its windows would start from zero), even with
+    // migrate_on_start (old replicas may still be recording).
+    let refused = fairuse(&["serve", "--listen", "127.0.0.1:0"], &env);
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(!refused.status.success(), "serve started on old-layout meters: {stderr}");
+    assert!(stderr.contains("fairuse migrate") && stderr.contains("paul"), "the refusal says what to do: {stderr}");
+
+    let migrated = fairuse(&["migrate"], &env);
+    let stdout = String::from_utf8_lossy(&migrated.stdout);
+    assert!(migrated.status.success(), "fairuse migrate failed: {}", String::from_utf8_lossy(&migrated.stderr));
+    assert!(stdout.contains("1 users converted") && stdout.contains("7 old keys removed"), "{stdout}");
+    let left = redis_cli(&["--scan".into(), "--pattern".into(), format!("*{prefix}*:fu1:*")]);
+    assert_eq!(left.trim(), "", "no old-layout key is left");
+
+    let s = TestServer::start_with(env.clone());
+    let d = s.decision("paul").await;
+    assert_eq!(d["windows"]["daily_ms"], 900_000, "the usage recorded before the upgrade still counts: {d}");
+    let again = fairuse(&["migrate"], &env);
+    assert!(String::from_utf8_lossy(&again.stdout).contains("0 users converted"), "a second run is a no-op");
+    drop(s);
+    for k in redis_cli(&["--scan".into(), "--pattern".into(), format!("*{prefix}*")]).lines() {
+        redis_cli(&["DEL".into(), k.to_owned()]);
+    }
+    drop_schema(&schema);
+}

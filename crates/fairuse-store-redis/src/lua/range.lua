@@ -1,37 +1,46 @@
--- The minute buckets of one hash in lo..=hi (raised to the horizon), as minute, ms pairs in no
--- particular order. Admin and status paths only (charts, recovery time, usage shape): it may
--- read the whole hash, which the retention bounds (8 days = 11,520 minutes at most).
--- KEYS: 1 meter state, 2 a minute hash. ARGV: lo, hi (minutes).
+-- The minute buckets of one lane (or of the capped lanes together) in lo..=hi, raised to the
+-- horizon and cut at the newest minute written, as minute, ms pairs in no particular order.
+-- Admin and status paths only (charts, recovery time, usage shape, exports).
+-- KEYS: 1 the meter hash. ARGV: lo, hi (minutes), field prefix ('' = capped, else a lane letter).
 local lo = tonumber(ARGV[1])
 local hi = tonumber(ARGV[2])
-local horizon = tonumber(redis.call('HGET', KEYS[1], 'hz'))
-if horizon and horizon > lo then
+local prefix = ARGV[3]
+local state = redis.call('HMGET', KEYS[1], 'hz', prefix == '' and 'mx' or 'ma')
+local horizon, newest = tonumber(state[1]), tonumber(state[2])
+local out = {}
+if not horizon or not newest then
+  return out
+end
+if horizon > lo then
   lo = horizon
 end
-local out = {}
+if newest < hi then
+  hi = newest
+end
 if hi < lo then
   return out
 end
-if hi - lo < 256 then
-  -- A short range (a chart of the last hours) costs its length, not the size of the hash.
+if hi - lo < 2048 then
+  -- A range of a few days at most (a window, a chart) costs its length, not the size of the hash.
   local names = {}
   for m = lo, hi do
-    names[#names + 1] = string.format('%d', m)
+    names[#names + 1] = prefix .. string.format('%d', m)
   end
-  local values = redis.call('HMGET', KEYS[2], unpack(names))
+  local values = hcall('HMGET', KEYS[1], names)
   for i = 1, #names do
     if values[i] then
-      out[#out + 1] = names[i]
+      out[#out + 1] = string.format('%d', lo + i - 1)
       out[#out + 1] = values[i]
     end
   end
   return out
 end
-local all = redis.call('HGETALL', KEYS[2])
+local pattern = '^' .. prefix .. '(%-?%d+)$'
+local all = redis.call('HGETALL', KEYS[1])
 for i = 1, #all, 2 do
-  local m = tonumber(all[i])
-  if m >= lo and m <= hi then
-    out[#out + 1] = all[i]
+  local m = tonumber(string.match(all[i], pattern))
+  if m and m >= lo and m <= hi then
+    out[#out + 1] = m
     out[#out + 1] = all[i + 1]
   end
 end

@@ -1,14 +1,25 @@
--- read_totals: the capped window totals at `now`, read-only, with the bounded cost described in
--- windows.lua.
--- KEYS: 1 meter state, 2 capped minutes, 3 capped hours, 4 capped days.
--- ARGV: now_ms, window count W, W window lengths in minutes, the window plan (see windows.lua).
+-- read_totals: the capped window totals at `now`, read-only: the running sums of meter.lua moved
+-- to `now` without storing them (usually no field at all beyond the state).
+-- KEYS: 1 the meter hash. ARGV: now_ms, window count W, W window lengths in minutes.
 -- Reply: W totals, then the number of hash fields read.
 local now_min = math.floor(tonumber(ARGV[1]) / 60000)
-local windows = {}
-for i = 1, tonumber(ARGV[2]) do
+local nwin = tonumber(ARGV[2])
+local windows, state_names = {}, { 'hz', 'mx', 'v' }
+for i = 1, nwin do
   windows[i] = tonumber(ARGV[2 + i])
+  state_names[3 + i] = 'w' .. ARGV[2 + i]
 end
-local horizon = tonumber(redis.call('HGET', KEYS[1], 'hz'))
-local totals, read = planned_totals(KEYS[2], KEYS[3], KEYS[4], now_min, horizon, windows, 3 + #windows)
-totals[#totals + 1] = read
+local state = redis.call('HMGET', KEYS[1], unpack(state_names))
+local states = {}
+for i = 1, nwin do
+  states[i] = state[3 + i]
+end
+local names, signs = {}, {}
+local plans = plan_windows(windows, states, state[3], now_min, tonumber(state[1]), tonumber(state[2]), names, signs)
+local values = {}
+if #names > 0 then
+  values = hcall('HMGET', KEYS[1], names)
+end
+local totals = window_totals(plans, values, signs)
+totals[#totals + 1] = #state_names + #names
 return totals

@@ -1,3 +1,5 @@
+-- TEST FIXTURE: src/lua/windows.lua of the old meter layout (fu1), as on main at 938fc0f, kept so the
+-- migration tests write and read old-layout meters with the old code itself. Not shipped.
 -- Capped window totals, exact to the minute, with work bounded by the window lengths and never
 -- by the number of active minutes (Omi's check read every active minute of the week).
 --
