@@ -21,7 +21,9 @@
 # busy machine slows both sides alike; the ratio is the figure.
 # Optional: VAD_BEFORE_REV=<git revision> adds a row for crates/fairuse-vad as it was at that
 # revision (git archive into target/bench-before, built with this vad_speed.rs): a before/after
-# in one run, e.g. VAD_BEFORE_REV=33f2a28 for the forward pass before its speed rewrite.
+# in one run, e.g. VAD_BEFORE_REV=33f2a28 for the forward pass before its speed rewrite. The
+# revision's example is replaced by this one, which needs `fairuse_vad::Kernels`; for revisions
+# before it, the "portable kernels" row is the same forward pass as before run-time selection.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 rounds=${1:-3}
