@@ -2,7 +2,8 @@
 # Gateway load: how many concurrent real-time 16 kHz mono streams `fairuse serve` sustains on this
 # machine with the VAD on and forwarding to a local upstream, and the latency it adds per frame.
 # Usage: bash bench/gateway.sh [seconds per run, default 20] [stream counts, default 50,100,200,400,800,1200,1600,2400,3200]
-# Writes bench/results/gateway.md.
+# Writes bench/results/gateway.md. GATEWAY_BIN=<path> runs that fairuse binary instead of
+# target/release/fairuse (a build of another revision, for a before/after).
 #
 # Runs crates/fairuse/examples/gateway_load.rs (release) against a release `fairuse serve` that it
 # starts on an embedded store in a temporary directory, with a fake Deepgram-like upstream in the
@@ -22,11 +23,24 @@ ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 
 cargo build --release -q --bin fairuse
 cargo build --release -q -p fairuse --example gateway_load
+cargo build --release -q -p fairuse-vad --example vad_speed
 load=$(cut -d' ' -f1-3 /proc/loadavg)
 started=$(date -u '+%Y-%m-%d %H:%M UTC')
-report=$(./target/release/examples/gateway_load --fairuse target/release/fairuse \
+report=$(./target/release/examples/gateway_load --fairuse "${GATEWAY_BIN:-target/release/fairuse}" \
   --wav crates/fairuse-vad/tests/fixtures/speech_16k.wav --streams "$streams" --seconds "$secs")
 sustained=$(sed -n 's/^sustained_streams=//p' <<<"$report")
+# The VAD's own cost in this same run (same binary's kernels, same clip, 5 CPU s, not pinned, as
+# the server runs it): µs per 32 ms window × 31.25 windows per second = ms per stream-second.
+vad_line=$(./target/release/examples/vad_speed crates/fairuse-vad/tests/fixtures/speech_16k.wav 5)
+echo "vad alone: $vad_line" >&2
+vad_ms=$(sed -n 's/.*us_per_window=\([^ ]*\).*/\1/p' <<<"$vad_line" | awk '{ printf "%.3f", $1 * 31.25 / 1000 }')
+vad_kernels=$(sed -n 's/.*kernels=\([^ ]*\).*/\1/p' <<<"$vad_line")
+# Each row's server CPU per stream-second (column 9) over the VAD's alone: the issue's ratio.
+report=$(awk -F'|' -v vad="$vad_ms" '
+  /^\| streams/ { print $0 " server CPU / VAD alone |"; next }
+  /^\|---/ { print $0 "---:|"; next }
+  /^\|/ { printf "%s %.2fx |\n", $0, $10 / vad; next }
+  { print }' <<<"$report")
 mkdir -p bench/results
 {
   echo "# Gateway load: concurrent real-time streams through \`fairuse serve\`"
@@ -38,6 +52,8 @@ mkdir -p bench/results
   grep '^|' <<<"$report"
   echo
   echo "Sustained: **$sustained** concurrent streams (the largest N sustained in this run). Rows are in the order run: the ramp, then the bisection."
+  echo
+  echo "The VAD alone, measured in this run right after the load (\`crates/fairuse-vad/examples/vad_speed.rs\`, the $vad_kernels kernels, 5 CPU s on the same clip, not pinned): $(sed -n 's/.*us_per_window=\([^ ]*\).*/\1/p' <<<"$vad_line") µs per 32 ms window = **$vad_ms ms per stream-second**. *Server CPU / VAD alone* divides each row's server CPU per stream-second by that: 1.00x would be a gateway whose only cost is the model; the rest is receiving, forwarding, timers and the store."
   echo
   echo "The machine is shared: *machine CPU* is every process's CPU over the sending window, this benchmark's and others'. Where it reads about 2.00 the two cores were saturated and the server got less CPU than its streams needed; frames then queue and arrive late, so the largest sustained N moves from run to run with the other load. *Server CPU ms per stream-s* is the server's cost of one second of one stream (VAD, WebSocket receive and forward) when it keeps up; the VAD's own share is in \`bench/results/vad.md\` (µs per 32 ms window × 31.25 windows a second)."
 } | tee bench/results/gateway.md

@@ -10,6 +10,9 @@
 #   with the previous 64 samples of context prepended and the state carried, as Omi's
 #   utils/stt/vad.py run_vad_window does, fed the same 20 ms frames through a buffer as its gate.
 #   Python packages: a venv under target/bench-venv, pinned in bench/requirements-vad.txt.
+#   The forward pass picks its AVX2+FMA kernels at run time when the CPU has them (fairuse_vad::Kernels).
+# - Rust, portable kernels: the same binary with VAD_KERNELS=portable, the SSE2 fallback that runs on
+#   CPUs without AVX2+FMA (and what shipped before run-time selection).
 # - Also, for information only: the same Rust built with -C target-cpu=native (not what ships).
 # Same clip for all: crates/fairuse-vad/tests/fixtures/speech_16k.wav repeated 10x (61.7 s). Each
 # measurement repeats the clip until it has spent the given CPU seconds; every process is pinned
@@ -18,7 +21,9 @@
 # busy machine slows both sides alike; the ratio is the figure.
 # Optional: VAD_BEFORE_REV=<git revision> adds a row for crates/fairuse-vad as it was at that
 # revision (git archive into target/bench-before, built with this vad_speed.rs): a before/after
-# in one run, e.g. VAD_BEFORE_REV=33f2a28 for the forward pass before its speed rewrite.
+# in one run, e.g. VAD_BEFORE_REV=33f2a28 for the forward pass before its speed rewrite. The
+# revision's example is replaced by this one, which needs `fairuse_vad::Kernels`; for revisions
+# before it, the "portable kernels" row is the same forward pass as before run-time selection.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 rounds=${1:-3}
@@ -138,8 +143,8 @@ agreement() {
     END { printf "%d %d %.2g\n", NR, n, m }'
 }
 
-names=(rust omi native)
-bins=("$rust_bin" "" "$native_bin")
+names=(rust omi native portable)
+bins=("$rust_bin" "" "$native_bin" "$rust_bin")
 if [[ -n ${VAD_BEFORE_REV:-} ]]; then
   names+=(before)
   bins+=("$before_bin")
@@ -152,6 +157,8 @@ for round in $(seq 1 "$rounds"); do
     name=${names[$i]}
     if [[ $name == omi ]]; then
       out=$(taskset -c 0 "$venv/bin/python" "$dir/omi_vad.py" "$dir/clip.wav" "$min_cpu" "$dir/omi.txt")
+    elif [[ $name == portable ]]; then
+      out=$(VAD_KERNELS=portable taskset -c 0 "${bins[$i]}" "$dir/clip.wav" "$min_cpu" "$dir/$name.txt")
     else
       out=$(taskset -c 0 "${bins[$i]}" "$dir/clip.wav" "$min_cpu" "$dir/$name.txt")
     fi
@@ -184,7 +191,8 @@ mkdir -p bench/results
   echo
   echo "Clip: \`crates/fairuse-vad/tests/fixtures/speech_16k.wav\` x10 = $(soxi -D "$dir/clip.wav" | xargs printf '%.1f') s of 16 kHz mono ($windows windows of 32 ms). Every process pinned to CPU 0 (\`taskset -c 0\`), one thread; each measurement repeats the clip for at least $min_cpu CPU s with a fresh stream per pass; the implementations alternate for $rounds rounds and the table gives the medians (every round's figure in the fourth column). Rate = audio seconds per CPU second (user + system) of the process."
   echo
-  echo "- **Rust**: \`crates/fairuse-vad/examples/vad_speed.rs\`, release, default x86-64 target (SSE2): \`SpeechMeter\` fed 20 ms frames, as the gateway feeds it."
+  echo "- **Rust**: \`crates/fairuse-vad/examples/vad_speed.rs\`, release, default x86-64 target (SSE2): \`SpeechMeter\` fed 20 ms frames, as the gateway feeds it. The forward pass runs its $(field kernels "${line[rust]}") kernels, picked at run time (\`fairuse_vad::Kernels::detected\`)."
+  echo "- **Rust, portable kernels**: the same binary with \`VAD_KERNELS=portable\`: the SSE2 copy of the forward pass that CPUs without AVX2+FMA run (and that every CPU ran before run-time selection)."
   echo "- **Omi**: Python onnxruntime on \`silero_vad.onnx\` from PyPI silero-vad 6.2.3 (sha256 \`$(field model_sha256 "${line[omi]}")\`), intra_op_num_threads=1, inter_op_num_threads=1, ORT_SEQUENTIAL; per 512-sample window one \`session.run\` on the previous 64 samples ‖ the window with the state carried, as Omi's \`run_vad_window\`; fed the same 20 ms frames through a buffer, as Omi's gate. onnxruntime picks its AVX2/AVX-512 kernels at run time."
   echo "- **Rust, target-cpu=native**: the same code built with \`-C target-cpu=native\`, for information; the shipped build does not use it."
   echo
@@ -192,10 +200,12 @@ mkdir -p bench/results
   echo "|---|---:|---:|---|---:|---:|---|"
   row rust "Rust (fairuse-vad)"
   row omi "Omi: Python + onnxruntime"
+  row portable "Rust, portable kernels (VAD_KERNELS=portable)"
   row native "Rust, target-cpu=native (not shipped)"
   [[ -n ${VAD_BEFORE_REV:-} ]] && row before "Rust as of $before_rev (VAD_BEFORE_REV)"
   echo
-  echo "Rust / Omi = **${rust_ratio}x** on one core. Decisions at threshold 0.65: $windows windows, **$differ differ**; max |p_rust − p_omi| = $maxdp."
+  portable_ratio=$(awk -v a="$(median ${xrt[rust]})" -v b="$(median ${xrt[portable]})" 'BEGIN { printf "%.2f", a / b }')
+  echo "Rust / Omi = **${rust_ratio}x** on one core; run-time kernels / portable kernels = ${portable_ratio}x. Decisions at threshold 0.65: $windows windows, **$differ differ**; max |p_rust − p_omi| = $maxdp."
   if [[ -n ${VAD_BEFORE_REV:-} ]]; then
     echo
     echo "The \"as of $before_rev\" row is the forward pass of that revision, built and measured in this same run with the same example, for a before/after."

@@ -358,6 +358,10 @@ pub async fn listen(
     // Frames a little over the limit still arrive, so the refusal is a message on the stream,
     // not a dropped connection; far larger ones are cut by the WebSocket layer itself.
     let ws = ws.max_message_size(gateway.settings.max_frame_bytes.saturating_mul(4));
+    // tungstenite zero-fills the free part of its read buffer before every read, including reads
+    // that find nothing: at the default 128 KiB that memset was a third of the server's CPU per
+    // audio frame. Frames are a few KiB; a larger one still arrives, over several reads.
+    let ws = ws.read_buffer_size(READ_BUFFER_BYTES);
     // A browser that offered `token, <jwt>` needs the server to select `token` (never the JWT).
     let ws = ws.protocols(["token", "bearer"]);
     Ok(ws.on_upgrade(move |socket| async move {
@@ -366,6 +370,9 @@ pub async fn listen(
         drop(slot);
     }))
 }
+
+/// Read buffer of each WebSocket, client and upstream (see `listen`).
+const READ_BUFFER_BYTES: usize = 8 * 1024;
 
 type UpstreamSocket = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
@@ -390,7 +397,8 @@ async fn connect_upstream(
         request.headers_mut().insert("authorization", value);
     }
     let connector = tls.map(tokio_tungstenite::Connector::Rustls);
-    let connect = tokio_tungstenite::connect_async_tls_with_config(request, None, false, connector);
+    let config = tungstenite::protocol::WebSocketConfig::default().read_buffer_size(READ_BUFFER_BYTES);
+    let connect = tokio_tungstenite::connect_async_tls_with_config(request, Some(config), false, connector);
     match tokio::time::timeout(timeout, connect).await {
         Ok(Ok((socket, _))) => Ok(socket),
         Ok(Err(e)) => Err(format!("could not connect to the upstream: {e}")),
@@ -540,6 +548,11 @@ impl Stream {
         let period = self.settings().flush_interval;
         let mut flush = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
         let mut closing_deadline: Option<tokio::time::Instant> = None;
+        // One timer for the idle limit, armed for `last_heard + idle` and moved only when it
+        // fires early: a frame just records when it was heard. (A fresh `sleep_until` per loop
+        // pass registered and removed a timer-wheel entry for every audio frame.)
+        let idle_timer = tokio::time::sleep_until(last_heard + idle);
+        tokio::pin!(idle_timer);
         loop {
             let deadline = async {
                 match closing_deadline {
@@ -604,7 +617,12 @@ impl Stream {
                     }
                     last_heard += began.elapsed();
                 }
-                _ = tokio::time::sleep_until(last_heard + idle), if closing_deadline.is_none() => {
+                _ = &mut idle_timer, if closing_deadline.is_none() => {
+                    if last_heard + idle > tokio::time::Instant::now() {
+                        // Heard from since the timer was armed: not idle yet.
+                        idle_timer.as_mut().reset(last_heard + idle);
+                        continue;
+                    }
                     // A client that went silent without closing (a dead connection, with no
                     // upstream to notice it) would hold a stream slot forever.
                     let why = format!("no audio or KeepAlive for {} s; closing the stream", idle.as_secs());
@@ -653,7 +671,7 @@ impl Stream {
                     );
                     return reply(client, error_message("FrameTooLarge", &msg)).await;
                 }
-                let whole = self.take_whole_frames(&data);
+                let whole = self.take_whole_frames(data);
                 if whole.is_empty() {
                     return Next::Continue;
                 }
@@ -663,8 +681,8 @@ impl Stream {
                 self.meter.push(&self.pcm, &mut |is_speech| runs.observe(is_speech));
                 self.received_frames += (whole.len() / self.block_align()) as u64;
                 let align = self.block_align();
-                // Shared, not copied: each part sent upstream is a view of this one buffer.
-                let mut rest = tungstenite::Bytes::from(whole);
+                // Shared, not copied: each part sent upstream is a view of the client's frame.
+                let mut rest = whole;
                 while self.forwarding && !rest.is_empty() && upstream.is_some() {
                     if self.forwarded_frames >= self.lease_end_frames {
                         if self.lease_retry_at.is_some_and(|t| tokio::time::Instant::now() < t) {
@@ -734,14 +752,18 @@ impl Stream {
         2 * usize::from(self.format.channels)
     }
 
-    /// The whole sample frames of `carry + data`; the remainder waits for the next frame.
-    fn take_whole_frames(&mut self, data: &[u8]) -> Vec<u8> {
+    /// The whole sample frames of `carry + data`; the remainder waits for the next frame. The
+    /// usual frame (nothing carried, whole samples) is returned as it came, without a copy.
+    fn take_whole_frames(&mut self, data: tungstenite::Bytes) -> tungstenite::Bytes {
         let align = self.block_align();
+        if self.carry.is_empty() && data.len().is_multiple_of(align) {
+            return data;
+        }
         let mut joined = std::mem::take(&mut self.carry);
-        joined.extend_from_slice(data);
+        joined.extend_from_slice(&data);
         let whole = joined.len() - joined.len() % align;
         self.carry = joined.split_off(whole);
-        joined
+        joined.into()
     }
 
     /// Reports the cumulative totals of this session; idempotent, so a retry or a repeated

@@ -846,6 +846,25 @@ async fn a_silent_client_is_closed_after_the_idle_timeout_and_frees_its_slot() {
 }
 
 #[tokio::test]
+async fn a_client_heard_more_often_than_the_idle_timeout_is_never_closed_for_idleness() {
+    let settings = GatewaySettings {
+        upstream: Upstream::from_config("none", None).unwrap(),
+        idle_timeout: Duration::from_millis(300),
+        ..GatewaySettings::default()
+    };
+    let app = spawn_app_custom(Policy::default(), settings, Stores::single(Arc::new(MemoryStore::new()))).await;
+    let mut ws = connect(&app, "ivo").await;
+    // 1.2 s of frames 100 ms apart: four idle periods, none of them silent.
+    for _ in 0..12 {
+        ws.send(Message::Binary(audio(20, true).into())).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let rest = close_stream(&mut ws).await;
+    assert!(rest.iter().all(|v| v["variant"] != "IdleTimeout"), "closed for idleness while heard: {rest:?}");
+    wait_until(async || speech_today(&app, "ivo").await == 240).await;
+}
+
+#[tokio::test]
 async fn a_user_whose_budget_is_already_spent_gets_the_event_at_once_and_nothing_is_forwarded() {
     let mut policy = Policy::default();
     policy.stages.restrict.stt_daily_budget = Some(DurationMs(1_000));

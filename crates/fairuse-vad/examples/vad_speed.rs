@@ -5,11 +5,12 @@
 //!
 //! Usage: `vad_speed <clip.wav> [min_cpu_s, default 5] [probs_out]`; `bench/vad.sh` runs it under
 //! `taskset -c 0` beside Omi's Python path. Output: one `key=value` line on stdout.
+//! `VAD_KERNELS=portable` (or `avx2+fma`) forces those kernels instead of the detected ones.
 
 use std::io::Write;
 use std::time::Instant;
 
-use fairuse_vad::{DEFAULT_THRESHOLD, SpeechMeter};
+use fairuse_vad::{DEFAULT_THRESHOLD, Kernels, SpeechMeter};
 
 /// CPU time of this (single-threaded) process in seconds: the scheduler's nanosecond counter,
 /// or user + system clock ticks where that is not available.
@@ -33,6 +34,13 @@ fn main() {
     let path = args.next().expect("usage: vad_speed <clip.wav> [min_cpu_s] [probs_out]");
     let min_cpu: f64 = args.next().map(|s| s.parse().expect("min_cpu_s is a number")).unwrap_or(5.0);
     let probs_out = args.next();
+    let kernels = match std::env::var("VAD_KERNELS").as_deref() {
+        Err(_) => Kernels::detected(),
+        Ok("portable") => Kernels::Portable,
+        Ok("avx2+fma") => Kernels::Avx2Fma,
+        Ok(other) => panic!("VAD_KERNELS must be portable or avx2+fma, got {other:?}"),
+    };
+    let new_meter = || SpeechMeter::new(16_000, 1).and_then(|m| m.with_kernels(kernels)).expect("meter");
 
     let mut reader = hound::WavReader::open(&path).expect("open wav");
     let spec = reader.spec();
@@ -45,7 +53,7 @@ fn main() {
     const FRAME: usize = 320; // 20 ms
 
     // First pass: the probabilities and decisions (not timed).
-    let mut meter = SpeechMeter::new(16_000, 1).expect("meter");
+    let mut meter = new_meter();
     let mut probs = Vec::new();
     for frame in pcm.chunks(FRAME) {
         meter.push_with(frame, |p, speech| probs.push((p, speech)));
@@ -64,7 +72,7 @@ fn main() {
     let mut passes = 0u32;
     let mut checksum = 0u64;
     while passes < 3 || cpu_seconds() - cpu0 < min_cpu {
-        let mut meter = SpeechMeter::new(16_000, 1).expect("meter");
+        let mut meter = new_meter();
         for frame in pcm.chunks(FRAME) {
             meter.push(frame);
         }
@@ -77,9 +85,10 @@ fn main() {
     let audio = audio_s * f64::from(passes);
     println!(
         "impl=rust passes={passes} windows={} audio_s={audio:.3} cpu_s={cpu:.4} wall_s={wall:.4} \
-         xrt_cpu={:.1} us_per_window={:.2} speech_ms={speech_ms} threshold={DEFAULT_THRESHOLD}",
+         xrt_cpu={:.1} us_per_window={:.2} speech_ms={speech_ms} threshold={DEFAULT_THRESHOLD} kernels={}",
         probs.len(),
         audio / cpu,
         cpu * 1e6 / (probs.len() as f64 * f64::from(passes)),
+        kernels.name(),
     );
 }

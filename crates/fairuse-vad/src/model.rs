@@ -79,8 +79,11 @@ impl Packed {
     }
 
     /// `out[o] = init[o] + Σ_{i ∈ rows} W[o][i] · x[i - rows.start]`: the product with the
-    /// columns `rows` only (`x.len() == rows.len()`), summed in input order.
-    fn gemv(&self, rows: Range<usize>, x: &[f32], init: &[f32], out: &mut [f32]) {
+    /// columns `rows` only (`x.len() == rows.len()`), summed in input order. With `FMA` each step
+    /// is one fused multiply-add (one rounding instead of two), which only pays where the CPU has
+    /// it: without the `fma` target feature `mul_add` is a libm call.
+    #[inline(always)]
+    fn gemv<const FMA: bool>(&self, rows: Range<usize>, x: &[f32], init: &[f32], out: &mut [f32]) {
         debug_assert_eq!(rows.len(), x.len());
         debug_assert_eq!(init.len(), out.len());
         let blocks = self.data.chunks_exact(self.inputs * BLOCK);
@@ -89,7 +92,7 @@ impl Packed {
             let (weights, _) = block[rows.start * BLOCK..rows.end * BLOCK].as_chunks::<BLOCK>();
             for (w, &xi) in weights.iter().zip(x) {
                 for (a, w) in acc.iter_mut().zip(w) {
-                    *a += w * xi;
+                    *a = if FMA { w.mul_add(xi, *a) } else { *a + w * xi };
                 }
             }
             *out = acc;
@@ -123,7 +126,8 @@ impl Conv1d {
     }
 
     /// `input` is `[len_in][channels_in]`; `out` is `[len_out][channels_out]`.
-    fn forward_relu(&self, input: &[f32], len_in: usize, out: &mut [f32]) {
+    #[inline(always)]
+    fn forward_relu<const FMA: bool>(&self, input: &[f32], len_in: usize, out: &mut [f32]) {
         let (cin, cout) = (self.channels_in, self.channels_out);
         debug_assert_eq!(input.len(), len_in * cin);
         debug_assert_eq!(out.len(), self.len_out(len_in) * cout);
@@ -134,7 +138,7 @@ impl Conv1d {
             let k_hi = 3.min(len_in + 1 - start);
             let first = start + k_lo - 1;
             let x = &input[first * cin..(first + k_hi - k_lo) * cin];
-            self.weight.gemv(k_lo * cin..k_hi * cin, x, &self.bias, out_t);
+            self.weight.gemv::<FMA>(k_lo * cin..k_hi * cin, x, &self.bias, out_t);
             for v in out_t.iter_mut() {
                 *v = v.max(0.0);
             }
@@ -183,6 +187,7 @@ impl Stft {
     }
 
     /// Magnitudes of the [`FRAMES`] frames of `x` (stride 128), as `[frame][bin]`.
+    #[inline(always)]
     fn magnitudes(&self, x: &[f32; PADDED], out: &mut [f32; FRAMES * BINS]) {
         // Radix-2 decimation-in-time FFT, in place; lane f of every value is frame f.
         let mut re = [[0.0f32; FRAMES]; FFT_SIZE];
@@ -214,6 +219,45 @@ impl Stft {
             for (f, frame) in out.chunks_exact_mut(BINS).enumerate() {
                 frame[k] = (re[f] * re[f] + im[f] * im[f]).sqrt();
             }
+        }
+    }
+}
+
+/// Which compiled copy of the forward pass runs. The same Rust is compiled twice: once for the
+/// build target (the default x86-64 target has only SSE2) and, on x86-64, once more with AVX2 and
+/// FMA enabled, chosen at run time when the CPU has both. The two differ only in vector width and
+/// in fusing each multiply-add, so their probabilities differ by a few 1e-7 and both stay within
+/// the golden test's 1e-4 of onnxruntime's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kernels {
+    /// Compiled for the build target only; runs on every CPU the binary runs on.
+    Portable,
+    /// 256-bit AVX2 with fused multiply-add (x86-64 CPUs since about 2013-2015).
+    Avx2Fma,
+}
+
+impl Kernels {
+    /// The fastest kernels this CPU supports.
+    pub fn detected() -> Kernels {
+        if Kernels::Avx2Fma.is_supported() { Kernels::Avx2Fma } else { Kernels::Portable }
+    }
+
+    /// Whether this CPU can run these kernels (`Portable` always can).
+    pub fn is_supported(self) -> bool {
+        match self {
+            Kernels::Portable => true,
+            #[cfg(target_arch = "x86_64")]
+            Kernels::Avx2Fma => is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma"),
+            #[cfg(not(target_arch = "x86_64"))]
+            Kernels::Avx2Fma => false,
+        }
+    }
+
+    /// `portable` or `avx2+fma`, for logs and benchmark labels.
+    pub fn name(self) -> &'static str {
+        match self {
+            Kernels::Portable => "portable",
+            Kernels::Avx2Fma => "avx2+fma",
         }
     }
 }
@@ -289,7 +333,41 @@ impl SileroModel {
     }
 
     /// Run one 512-sample window (f32, `i16 / 32768`), update `state`, return the speech probability.
+    /// Uses the fastest [`Kernels`] this CPU supports.
     pub fn predict(&self, state: &mut VadState, window: &[f32; WINDOW_SAMPLES]) -> f32 {
+        self.predict_with(Kernels::detected(), state, window)
+    }
+
+    /// [`predict`](Self::predict) with the given kernels; kernels this CPU does not support run
+    /// [`Kernels::Portable`] instead (check [`Kernels::is_supported`] to know which ran).
+    pub fn predict_with(&self, kernels: Kernels, state: &mut VadState, window: &[f32; WINDOW_SAMPLES]) -> f32 {
+        match kernels {
+            #[cfg(target_arch = "x86_64")]
+            // `is_supported` is a cached atomic load (std keeps the CPUID result), nothing per
+            // window worth skipping, and it keeps this dispatch sound for any `Kernels` value.
+            Kernels::Avx2Fma if kernels.is_supported() => {
+                // SAFETY: the CPU has AVX2 and FMA, checked just above; that is the only
+                // requirement of a `#[target_feature(enable = "avx2,fma")]` function.
+                #[allow(unsafe_code)]
+                unsafe {
+                    self.forward_avx2_fma(state, window)
+                }
+            }
+            _ => self.forward::<false>(state, window),
+        }
+    }
+
+    /// The forward pass compiled with AVX2 and FMA: [`forward`](Self::forward) and every kernel it
+    /// calls are `#[inline(always)]`, so all of it is generated for these features here.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2,fma")]
+    fn forward_avx2_fma(&self, state: &mut VadState, window: &[f32; WINDOW_SAMPLES]) -> f32 {
+        self.forward::<true>(state, window)
+    }
+
+    /// The forward pass; `FMA` fuses the matrix products' multiply-adds (only where the CPU has FMA).
+    #[inline(always)]
+    fn forward<const FMA: bool>(&self, state: &mut VadState, window: &[f32; WINDOW_SAMPLES]) -> f32 {
         let mut x = [0.0f32; PADDED];
         x[..CONTEXT_SAMPLES].copy_from_slice(&state.context);
         x[CONTEXT_SAMPLES..INPUT].copy_from_slice(window);
@@ -304,19 +382,19 @@ impl SileroModel {
         self.stft.magnitudes(&x, &mut spec);
         let [conv1, conv2, conv3, conv4] = &self.encoder;
         let mut h1 = [0.0f32; 4 * 128];
-        conv1.forward_relu(&spec, FRAMES, &mut h1);
+        conv1.forward_relu::<FMA>(&spec, FRAMES, &mut h1);
         let mut h2 = [0.0f32; 2 * 64];
-        conv2.forward_relu(&h1, 4, &mut h2);
+        conv2.forward_relu::<FMA>(&h1, 4, &mut h2);
         let mut h3 = [0.0f32; 64];
-        conv3.forward_relu(&h2, 2, &mut h3);
+        conv3.forward_relu::<FMA>(&h2, 2, &mut h3);
 
         // LSTM cell, PyTorch gate order i, f, g, o: gates = b + [W_ih | W_hh] · [x ‖ h], where x is
         // the last conv's output, written straight into the first half of [x ‖ h].
         let mut xh = [0.0f32; 2 * HIDDEN];
-        conv4.forward_relu(&h3, 1, &mut xh[..HIDDEN]);
+        conv4.forward_relu::<FMA>(&h3, 1, &mut xh[..HIDDEN]);
         xh[HIDDEN..].copy_from_slice(&state.h);
         let mut gates = [0.0f32; 4 * HIDDEN];
-        self.lstm.gemv(0..2 * HIDDEN, &xh, &self.lstm_bias, &mut gates);
+        self.lstm.gemv::<FMA>(0..2 * HIDDEN, &xh, &self.lstm_bias, &mut gates);
         for j in 0..HIDDEN {
             let i = sigmoid(gates[j]);
             let f = sigmoid(gates[HIDDEN + j]);
@@ -331,6 +409,7 @@ impl SileroModel {
     }
 }
 
+#[inline(always)]
 fn sigmoid(x: f32) -> f32 {
     1.0 / (1.0 + (-x).exp())
 }
@@ -338,6 +417,7 @@ fn sigmoid(x: f32) -> f32 {
 /// `tanh(x) = 1 - 2 / (e^{2x} + 1)`: one `exp`, where libm's `tanhf` costs about three times as
 /// much (a fifth of the whole forward pass). Its absolute error is a few 1e-7, in a value
 /// that is then multiplied into `c` and `h`; saturates to ±1 (`e^{2x}` overflowing is fine).
+#[inline(always)]
 fn tanh(x: f32) -> f32 {
     1.0 - 2.0 / ((2.0 * x).exp() + 1.0)
 }

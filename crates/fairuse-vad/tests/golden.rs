@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use fairuse_vad::{SileroModel, SpeechMeter, VadError, VadState, WINDOW_MS, WINDOW_SAMPLES, meter_wav};
+use fairuse_vad::{Kernels, SileroModel, SpeechMeter, VadError, VadState, WINDOW_MS, WINDOW_SAMPLES, meter_wav};
 
 const TOLERANCE: f32 = 1e-4;
 
@@ -32,28 +32,89 @@ fn golden_speech_ms_in(threshold: f32, windows: usize) -> u64 {
     golden_probabilities().iter().take(windows).filter(|&&p| p > threshold).count() as u64 * WINDOW_MS
 }
 
-#[test]
-fn every_window_matches_onnxruntime_within_1e_4() {
+/// Every window's probability from `kernels`, in order, through [`SileroModel::predict_with`].
+fn probabilities_with(kernels: Kernels) -> Vec<f32> {
     let (pcm, rate) = read_wav("speech_16k.wav");
     assert_eq!(rate, 16_000);
-    let golden = golden_probabilities();
     let model = SileroModel::embedded().unwrap();
     let mut state = VadState::new();
     let mut window = [0.0f32; WINDOW_SAMPLES];
+    pcm.chunks_exact(WINDOW_SAMPLES)
+        .map(|chunk| {
+            for (slot, &s) in window.iter_mut().zip(chunk) {
+                *slot = f32::from(s) / 32768.0;
+            }
+            model.predict_with(kernels, &mut state, &window)
+        })
+        .collect()
+}
+
+/// Each probability within 1e-4 of onnxruntime's, and the same decision at 0.65.
+fn assert_matches_onnxruntime(kernels: Kernels, got: &[f32]) {
+    let golden = golden_probabilities();
+    assert_eq!(got.len(), golden.len());
     let mut max_diff = 0.0f32;
-    let mut count = 0;
-    for (i, (chunk, want)) in pcm.chunks_exact(WINDOW_SAMPLES).zip(&golden).enumerate() {
-        for (slot, &s) in window.iter_mut().zip(chunk) {
-            *slot = f32::from(s) / 32768.0;
-        }
-        let got = model.predict(&mut state, &window);
+    for (i, (got, want)) in got.iter().zip(&golden).enumerate() {
         let diff = (got - want).abs();
-        assert!(diff <= TOLERANCE, "window {i}: rust {got} vs onnxruntime {want}");
+        assert!(diff <= TOLERANCE, "{} window {i}: rust {got} vs onnxruntime {want}", kernels.name());
+        assert_eq!(*got > 0.65, *want > 0.65, "{} window {i}: decision differs ({got} vs {want})", kernels.name());
         max_diff = max_diff.max(diff);
-        count += 1;
     }
-    assert_eq!(count, golden.len());
-    println!("max |p_rust - p_onnxruntime| over {count} windows: {max_diff:e}");
+    println!("{}: max |p_rust - p_onnxruntime| over {} windows: {max_diff:e}", kernels.name(), got.len());
+}
+
+#[test]
+fn every_window_matches_onnxruntime_within_1e_4() {
+    // `predict` runs the detected kernels (AVX2+FMA on the machines this is built and tested on).
+    let model = SileroModel::embedded().unwrap();
+    let (pcm, _) = read_wav("speech_16k.wav");
+    let mut state = VadState::new();
+    let got: Vec<f32> = pcm
+        .chunks_exact(WINDOW_SAMPLES)
+        .map(|chunk| {
+            let window: [f32; WINDOW_SAMPLES] = std::array::from_fn(|i| f32::from(chunk[i]) / 32768.0);
+            model.predict(&mut state, &window)
+        })
+        .collect();
+    assert_matches_onnxruntime(Kernels::detected(), &got);
+}
+
+#[test]
+fn the_portable_fallback_matches_onnxruntime_within_1e_4() {
+    assert_matches_onnxruntime(Kernels::Portable, &probabilities_with(Kernels::Portable));
+}
+
+#[test]
+fn the_avx2_fma_kernels_match_onnxruntime_and_the_portable_ones_where_the_cpu_has_them() {
+    // On a CPU without AVX2+FMA this runs the portable kernels too (and says so): the dispatch
+    // must fall back, never fault.
+    let avx = probabilities_with(Kernels::Avx2Fma);
+    println!("avx2+fma supported here: {}", Kernels::Avx2Fma.is_supported());
+    assert_matches_onnxruntime(Kernels::Avx2Fma, &avx);
+    let portable = probabilities_with(Kernels::Portable);
+    for (i, (a, p)) in avx.iter().zip(&portable).enumerate() {
+        // Wider vectors and fused multiply-adds only reorder roundings.
+        assert!((a - p).abs() <= 1e-5, "window {i}: avx2+fma {a} vs portable {p}");
+    }
+}
+
+#[test]
+fn a_meter_runs_the_kernels_it_is_given_and_refuses_ones_the_cpu_lacks() {
+    let (pcm, _) = read_wav("speech_16k.wav");
+    for kernels in [Kernels::Portable, Kernels::Avx2Fma] {
+        let meter = SpeechMeter::new(16_000, 1).unwrap().with_kernels(kernels);
+        if !kernels.is_supported() {
+            assert!(matches!(meter, Err(VadError::UnsupportedKernels(k)) if k == kernels));
+            continue;
+        }
+        let mut meter = meter.unwrap();
+        assert_eq!(meter.kernels(), kernels);
+        for chunk in pcm.chunks(320) {
+            meter.push(chunk);
+        }
+        assert_eq!(meter.speech_ms(), golden_speech_ms(0.65), "{}", kernels.name());
+    }
+    assert_eq!(SpeechMeter::new(16_000, 1).unwrap().kernels(), Kernels::detected());
 }
 
 #[test]
