@@ -17,94 +17,115 @@ use fairuse_domain::error::StoreError;
 use fairuse_domain::ids::Uid;
 use fairuse_domain::store::{BudgetStore, LockStore, RateLimitOutcome, RateLimitStore};
 use fairuse_domain::time::Timestamp;
+use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::EmbeddedStore;
 use crate::error::{Effect, store_error};
 
+fn changed(conn: &Connection, action: &str, sql: &str, params: impl rusqlite::Params) -> Result<usize, StoreError> {
+    conn.prepare_cached(sql).and_then(|mut s| s.execute(params)).map_err(|e| store_error(action, Effect::NotApplied, e))
+}
+
 #[async_trait]
 impl BudgetStore for EmbeddedStore {
     async fn add_forwarded(&self, uid: &Uid, day: i64, ms: i64) -> Result<i64, StoreError> {
-        sqlx::query_scalar(
-            "INSERT INTO budgets (uid, day, used_ms, exhausted_noted) VALUES (?1, ?2, ?3, 0)
-             ON CONFLICT (uid, day) DO UPDATE SET used_ms = used_ms + excluded.used_ms
-             RETURNING used_ms",
-        )
-        .bind(uid.as_str())
-        .bind(day)
-        .bind(ms)
-        .fetch_one(&self.writer)
-        .await
-        .map_err(|e| store_error("add forwarded audio to the budget", Effect::MaybeApplied, e))
+        const ACTION: &str = "add forwarded audio to the budget";
+        let owned = uid.as_str().to_owned();
+        self.writer
+            .write(ACTION, move |conn| {
+                conn.prepare_cached(
+                    "INSERT INTO budgets (uid, day, used_ms, exhausted_noted) VALUES (?1, ?2, ?3, 0)
+                     ON CONFLICT (uid, day) DO UPDATE SET used_ms = used_ms + excluded.used_ms
+                     RETURNING used_ms",
+                )
+                .and_then(|mut s| s.query_row(params![owned, day, ms], |r| r.get(0)))
+                .map_err(|e| store_error(ACTION, Effect::NotApplied, e))
+            })
+            .await
     }
 
     async fn used(&self, uid: &Uid, day: i64) -> Result<i64, StoreError> {
-        let used: Option<i64> = sqlx::query_scalar("SELECT used_ms FROM budgets WHERE uid = ?1 AND day = ?2")
-            .bind(uid.as_str())
-            .bind(day)
-            .fetch_optional(&self.reader)
-            .await
-            .map_err(|e| store_error("read the budget", Effect::NotApplied, e))?;
+        let owned = uid.as_str().to_owned();
+        let used: Option<i64> = self
+            .readers
+            .read("read the budget", move |conn| {
+                conn.prepare_cached("SELECT used_ms FROM budgets WHERE uid = ?1 AND day = ?2")?
+                    .query_row(params![owned, day], |r| r.get(0))
+                    .optional()
+            })
+            .await?;
         Ok(used.unwrap_or(0))
     }
 
     async fn note_exhausted_once(&self, uid: &Uid, day: i64) -> Result<bool, StoreError> {
+        const ACTION: &str = "note the exhausted budget";
+        let owned = uid.as_str().to_owned();
         // The upsert changes a row only the first time: inserted, or flipped from 0 to 1.
-        let changed = sqlx::query(
-            "INSERT INTO budgets (uid, day, used_ms, exhausted_noted) VALUES (?1, ?2, 0, 1)
-             ON CONFLICT (uid, day) DO UPDATE SET exhausted_noted = 1 WHERE exhausted_noted = 0",
-        )
-        .bind(uid.as_str())
-        .bind(day)
-        .execute(&self.writer)
-        .await
-        .map_err(|e| store_error("note the exhausted budget", Effect::MaybeApplied, e))?
-        .rows_affected();
-        Ok(changed == 1)
+        let rows = self
+            .writer
+            .write(ACTION, move |conn| {
+                changed(
+                    conn,
+                    ACTION,
+                    "INSERT INTO budgets (uid, day, used_ms, exhausted_noted) VALUES (?1, ?2, 0, 1)
+                     ON CONFLICT (uid, day) DO UPDATE SET exhausted_noted = 1 WHERE exhausted_noted = 0",
+                    params![owned, day],
+                )
+            })
+            .await?;
+        Ok(rows == 1)
     }
 }
 
 #[async_trait]
 impl LockStore for EmbeddedStore {
     async fn try_acquire(&self, key: &str, token: &str, ttl_ms: i64, now: Timestamp) -> Result<bool, StoreError> {
+        const ACTION: &str = "acquire a lock";
+        let (key, token) = (key.to_owned(), token.to_owned());
         // Insert, or take over a lock that has expired by `now`; a held lock changes no row.
-        let changed = sqlx::query(
-            "INSERT INTO locks (key, token, expires_at) VALUES (?1, ?2, ?3)
-             ON CONFLICT (key) DO UPDATE SET token = excluded.token, expires_at = excluded.expires_at
-             WHERE locks.expires_at <= ?4",
-        )
-        .bind(key)
-        .bind(token)
-        .bind(now.millis().saturating_add(ttl_ms))
-        .bind(now.millis())
-        .execute(&self.writer)
-        .await
-        .map_err(|e| store_error("acquire a lock", Effect::MaybeApplied, e))?
-        .rows_affected();
-        Ok(changed == 1)
+        let rows = self
+            .writer
+            .write(ACTION, move |conn| {
+                changed(
+                    conn,
+                    ACTION,
+                    "INSERT INTO locks (key, token, expires_at) VALUES (?1, ?2, ?3)
+                     ON CONFLICT (key) DO UPDATE SET token = excluded.token, expires_at = excluded.expires_at
+                     WHERE locks.expires_at <= ?4",
+                    params![key, token, now.millis().saturating_add(ttl_ms), now.millis()],
+                )
+            })
+            .await?;
+        Ok(rows == 1)
     }
 
     async fn release(&self, key: &str, token: &str) -> Result<bool, StoreError> {
-        let deleted = sqlx::query("DELETE FROM locks WHERE key = ?1 AND token = ?2")
-            .bind(key)
-            .bind(token)
-            .execute(&self.writer)
-            .await
-            .map_err(|e| store_error("release a lock", Effect::MaybeApplied, e))?
-            .rows_affected();
-        Ok(deleted == 1)
+        const ACTION: &str = "release a lock";
+        let (key, token) = (key.to_owned(), token.to_owned());
+        let rows = self
+            .writer
+            .write(ACTION, move |conn| {
+                changed(conn, ACTION, "DELETE FROM locks WHERE key = ?1 AND token = ?2", params![key, token])
+            })
+            .await?;
+        Ok(rows == 1)
     }
 
     async fn renew(&self, key: &str, token: &str, ttl_ms: i64, now: Timestamp) -> Result<bool, StoreError> {
-        let changed = sqlx::query("UPDATE locks SET expires_at = ?1 WHERE key = ?2 AND token = ?3 AND expires_at > ?4")
-            .bind(now.millis().saturating_add(ttl_ms))
-            .bind(key)
-            .bind(token)
-            .bind(now.millis())
-            .execute(&self.writer)
-            .await
-            .map_err(|e| store_error("renew a lock", Effect::MaybeApplied, e))?
-            .rows_affected();
-        Ok(changed == 1)
+        const ACTION: &str = "renew a lock";
+        let (key, token) = (key.to_owned(), token.to_owned());
+        let rows = self
+            .writer
+            .write(ACTION, move |conn| {
+                changed(
+                    conn,
+                    ACTION,
+                    "UPDATE locks SET expires_at = ?1 WHERE key = ?2 AND token = ?3 AND expires_at > ?4",
+                    params![now.millis().saturating_add(ttl_ms), key, token, now.millis()],
+                )
+            })
+            .await?;
+        Ok(rows == 1)
     }
 }
 

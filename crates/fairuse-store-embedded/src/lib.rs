@@ -4,10 +4,11 @@
 //! [`EmbeddedStore`] keeps everything that must survive a restart in one SQLite database,
 //! `<data_dir>/fairuse.db` (WAL mode): enforcement state, events, the webhook outbox, classifier
 //! jobs, conversations, minute buckets with their idempotency keys and session maxima, STT budgets
-//! and locks. The usage meter's hot path writes through: a report is committed to SQLite before it
-//! is acknowledged, and each user's `UserMeter` is cached in memory so window totals are computed
-//! by the domain's own window math without reading SQLite. Only rate-limit counters live in memory
-//! alone (see [`hot`]).
+//! and locks. Every write goes to one writer thread that group-commits whatever is waiting (see
+//! [`db`]): a report is committed to SQLite before it is acknowledged, and concurrent reports share
+//! one commit. Each user's `UserMeter` is cached in memory so window totals are computed by the
+//! domain's own window math without reading SQLite. Only rate-limit counters live in memory alone
+//! (see [`hot`]).
 //!
 //! It must not depend on the server, HTTP, Redis or PostgreSQL crates: it implements the domain's
 //! traits and nothing else. Driver errors become `StoreError`s in one function ([`error`]).
@@ -21,6 +22,7 @@ mod meter;
 mod queues;
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use fairuse_domain::error::StoreError;
 use fairuse_domain::time::{MS_PER_MINUTE, Timestamp};
@@ -36,10 +38,10 @@ pub const LOCK_FILE_NAME: &str = "fairuse.lock";
 /// (or as `Arc<dyn Trait>` per port); only one process may open a data directory at a time, since
 /// the meter cache assumes it is the only writer.
 pub struct EmbeddedStore {
-    writer: sqlx::SqlitePool,
-    reader: sqlx::SqlitePool,
+    writer: Arc<db::Writer>,
+    readers: Arc<db::Readers>,
     db_path: PathBuf,
-    meters: meter::MeterCache,
+    meters: Arc<meter::MeterCache>,
     rates: hot::RateWindows,
     /// An exclusive lock on `fairuse.lock` in the data directory, held while the store is open:
     /// the meter cache assumes it is the only writer, so a second process must not open the
@@ -80,13 +82,21 @@ impl EmbeddedStore {
             ))
         })?;
         let db_path = data_dir.join(DB_FILE_NAME);
-        let pools = db::open(&db_path).await?;
+        let meters = Arc::new(meter::MeterCache::default());
+        let on_failed_commit: db::FailedCommitHook = {
+            let meters = Arc::clone(&meters);
+            Box::new(move || meters.invalidate_all())
+        };
+        let opening = db_path.clone();
+        let (writer, readers) = tokio::task::spawn_blocking(move || db::open(&opening, on_failed_commit))
+            .await
+            .map_err(|e| StoreError::Unavailable(format!("opening the database did not finish: {e}")))??;
         tracing::info!(path = %db_path.display(), "opened the embedded store");
         Ok(EmbeddedStore {
-            writer: pools.writer,
-            reader: pools.reader,
+            writer: Arc::new(writer),
+            readers: Arc::new(readers),
             db_path,
-            meters: meter::MeterCache::default(),
+            meters,
             rates: hot::RateWindows::default(),
             dir_lock: std::sync::Mutex::new(Some(lock_file)),
         })
@@ -98,19 +108,21 @@ impl EmbeddedStore {
         self.db_path.clone()
     }
 
-    /// Readiness: the write connection is available and answers.
+    /// Readiness: the writer thread runs and its connection answers.
     pub async fn ping(&self) -> Result<(), StoreError> {
-        sqlx::query("SELECT 1")
-            .execute(&self.writer)
+        const ACTION: &str = "ping the database";
+        self.writer
+            .write(ACTION, |conn| {
+                conn.query_row("SELECT 1", [], |_| Ok(())).map_err(|e| store_error(ACTION, Effect::NotApplied, e))
+            })
             .await
-            .map(|_| ())
-            .map_err(|e| store_error("ping the database", Effect::NotApplied, e))
     }
 
-    /// Closes both pools, waiting for calls in flight. Later calls fail with `Unavailable`.
+    /// Stops the writer after the writes in flight and closes the readers. Later calls fail with
+    /// `Unavailable`.
     pub async fn close(&self) {
         self.writer.close().await;
-        self.reader.close().await;
+        self.readers.close();
         // Dropping the file releases the directory lock.
         self.dir_lock.lock().unwrap_or_else(|p| p.into_inner()).take();
     }
@@ -128,10 +140,10 @@ impl EmbeddedStore {
     }
 }
 
-/// Deleted in batches so the single write connection is never held for long.
+/// Deleted in batches, each its own write request, so reports are never kept waiting for long.
 const PRUNE_BATCH: i64 = 5_000;
 
-async fn prune_sql(writer: &sqlx::SqlitePool, now: Timestamp, retention_ms: i64) -> Result<PruneReport, StoreError> {
+async fn prune_sql(writer: &db::Writer, now: Timestamp, retention_ms: i64) -> Result<PruneReport, StoreError> {
     let oldest_kept_minute = now.minute() - retention_ms / MS_PER_MINUTE + 1;
     let cutoff = now.millis() - retention_ms;
     let oldest_kept_day = Timestamp::from_millis(cutoff).utc_day();
@@ -160,13 +172,14 @@ async fn prune_sql(writer: &sqlx::SqlitePool, now: Timestamp, retention_ms: i64)
     let mut removed = [0u64; 5];
     for (i, (sql, bound)) in batches.into_iter().enumerate() {
         loop {
-            let done = sqlx::query(sql)
-                .bind(bound)
-                .bind(PRUNE_BATCH)
-                .execute(writer)
-                .await
-                .map_err(|e| store_error("prune old rows", Effect::MaybeApplied, e))?
-                .rows_affected();
+            const ACTION: &str = "prune old rows";
+            let done = writer
+                .write(ACTION, move |conn| {
+                    conn.prepare_cached(sql)
+                        .and_then(|mut statement| statement.execute(rusqlite::params![bound, PRUNE_BATCH]))
+                        .map_err(|e| store_error(ACTION, Effect::NotApplied, e))
+                })
+                .await? as u64;
             removed[i] += done;
             if done < PRUNE_BATCH.unsigned_abs() {
                 break;

@@ -179,26 +179,25 @@ async fn state_events_queues_conversations_and_stream_sessions_survive_reopening
 #[tokio::test]
 async fn a_version_1_database_is_upgraded_in_place() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let url = format!("sqlite://{}?mode=rwc", dir.path().join(DB_FILE_NAME).display());
-    let pool = sqlx::SqlitePool::connect(&url).await.expect("create a version 1 database");
-    sqlx::raw_sql(
+    let conn = rusqlite::Connection::open(dir.path().join(DB_FILE_NAME)).expect("create a version 1 database");
+    conn.execute_batch(
         "CREATE TABLE schema_migrations (
              version INTEGER PRIMARY KEY NOT NULL, description TEXT NOT NULL, applied_at INTEGER NOT NULL);
          INSERT INTO schema_migrations VALUES (1, 'initial schema', 0);",
     )
-    .execute(&pool)
-    .await
     .expect("bookkeeping");
-    sqlx::raw_sql(include_str!("../migrations/0001_initial.sql")).execute(&pool).await.expect("version 1");
-    sqlx::query("INSERT INTO conversations (uid, conversation_id, started_at, body) VALUES (?1, ?2, ?3, ?4)")
-        .bind("old-user")
-        .bind("c-1")
-        .bind(T0.millis())
-        .bind(r#"{"conversation_id":"c-1","title":"Kept","started_at":"2026-03-20T00:00:00Z","finished_at":"2026-03-20T01:00:00Z"}"#)
-        .execute(&pool)
-        .await
-        .expect("a version 1 row");
-    pool.close().await;
+    conn.execute_batch(include_str!("../migrations/0001_initial.sql")).expect("version 1");
+    conn.execute(
+        "INSERT INTO conversations (uid, conversation_id, started_at, body) VALUES (?1, ?2, ?3, ?4)",
+        rusqlite::params![
+            "old-user",
+            "c-1",
+            T0.millis(),
+            r#"{"conversation_id":"c-1","title":"Kept","started_at":"2026-03-20T00:00:00Z","finished_at":"2026-03-20T01:00:00Z"}"#
+        ],
+    )
+    .expect("a version 1 row");
+    drop(conn);
 
     let store = EmbeddedStore::open(dir.path()).await.expect("open upgrades");
     let who = uid("old-user");
@@ -324,13 +323,10 @@ async fn a_database_from_a_newer_build_is_refused() {
     let dir = tempfile::tempdir().expect("tempdir");
     let store = EmbeddedStore::open(dir.path()).await.expect("open");
     store.close().await;
-    let url = format!("sqlite://{}", dir.path().join(DB_FILE_NAME).display());
-    let pool = sqlx::SqlitePool::connect(&url).await.expect("connect");
-    sqlx::query("INSERT INTO schema_migrations (version, description, applied_at) VALUES (999, 'future', 0)")
-        .execute(&pool)
-        .await
+    let conn = rusqlite::Connection::open(dir.path().join(DB_FILE_NAME)).expect("connect");
+    conn.execute("INSERT INTO schema_migrations (version, description, applied_at) VALUES (999, 'future', 0)", [])
         .expect("insert");
-    pool.close().await;
+    drop(conn);
     match EmbeddedStore::open(dir.path()).await {
         Err(StoreError::Unavailable(message)) => assert!(message.contains("999"), "{message}"),
         Err(other) => panic!("expected unavailable, got {other:?}"),
