@@ -202,8 +202,9 @@ pub(crate) struct Writer {
 /// What the writer thread has done, for tests and diagnostics.
 #[derive(Default)]
 struct Counters {
-    /// Requests sent and not yet taken into a batch.
-    queued: AtomicUsize,
+    /// Requests sent (counted once the send completed) and taken into a batch.
+    sent: AtomicUsize,
+    taken: AtomicUsize,
     /// Transactions committed.
     commits: AtomicU64,
 }
@@ -229,7 +230,8 @@ impl Writer {
     /// Requests waiting for the writer thread.
     #[cfg(test)]
     fn queued(&self) -> usize {
-        self.counters.queued.load(Ordering::Acquire)
+        let taken = self.counters.taken.load(Ordering::Acquire);
+        self.counters.sent.load(Ordering::Acquire).saturating_sub(taken)
     }
 
     /// Runs `work` in the next batch and answers after that batch committed.
@@ -239,6 +241,17 @@ impl Writer {
         F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
     {
         self.submit(action, work, None).await
+    }
+
+    /// [`Writer::write`], and `after` runs with the result on the writer thread once the batch
+    /// committed, before the answer: cache updates happen in commit order.
+    pub(crate) async fn write_then<T, F, A>(&self, action: &str, work: F, after: A) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+        A: FnOnce(&T) + Send + 'static,
+    {
+        self.submit(action, work, Some(Box::new(after))).await
     }
 
     async fn submit<T, F>(&self, action: &str, work: F, after: Option<After<T>>) -> Result<T, StoreError>
@@ -251,11 +264,10 @@ impl Writer {
         }
         let (reply, answer) = oneshot::channel();
         let request = Pending { work: Some(work), after, result: None, reply };
-        self.counters.queued.fetch_add(1, Ordering::AcqRel);
         if self.sender.send(Message::Request(Box::new(request))).is_err() {
-            self.counters.queued.fetch_sub(1, Ordering::AcqRel);
             return Err(StoreError::Unavailable(format!("{action}: the database writer has stopped")));
         }
+        self.counters.sent.fetch_add(1, Ordering::AcqRel);
         // The writer answers every request it received, even refused ones; no answer means the
         // thread died mid-batch, which may or may not have committed.
         answer.await.unwrap_or_else(|_| Err(StoreError::Unknown(format!("{action}: the database writer stopped"))))
@@ -300,10 +312,8 @@ fn writer_loop(
                 Err(_) => break,
             }
         }
-        counters.queued.fetch_sub(batch.len(), Ordering::AcqRel);
-        if run_batch(&conn, &mut batch, &on_failed_commit) {
-            counters.commits.fetch_add(1, Ordering::AcqRel);
-        }
+        counters.taken.fetch_add(batch.len(), Ordering::AcqRel);
+        run_batch(&conn, &mut batch, counters, &on_failed_commit);
     }
     // Requests sent between `close` and the thread's exit never ran: certain failures.
     receiver.close();
@@ -318,13 +328,18 @@ fn exec(conn: &Connection, sql: &str) -> Result<(), rusqlite::Error> {
     conn.prepare_cached(sql)?.execute([]).map(|_| ())
 }
 
-/// Runs one batch in one transaction and answers every request in it; true if it committed.
-fn run_batch(conn: &Connection, batch: &mut Vec<Box<dyn Request>>, on_failed_commit: &FailedCommitHook) -> bool {
+/// Runs one batch in one transaction and answers every request in it.
+fn run_batch(
+    conn: &Connection,
+    batch: &mut Vec<Box<dyn Request>>,
+    counters: &Counters,
+    on_failed_commit: &FailedCommitHook,
+) {
     const ACTION: &str = "write to the database";
     if let Err(e) = exec(conn, "BEGIN IMMEDIATE") {
         let error = store_error(ACTION, Effect::NotApplied, e);
         batch.drain(..).for_each(|r| r.refuse(error.clone()));
-        return false;
+        return;
     }
     // A batch of one needs no savepoint: if it fails, the whole transaction is rolled back.
     let single = batch.len() == 1;
@@ -351,24 +366,24 @@ fn run_batch(conn: &Connection, batch: &mut Vec<Box<dyn Request>>, on_failed_com
         let _ = exec(conn, "ROLLBACK");
         on_failed_commit();
         batch.drain(..).for_each(|r| r.refuse(error.clone()));
-        return false;
+        return;
     }
     if single && conn.is_autocommit() {
         // Its failure rolled the transaction back already.
         batch.drain(..).for_each(|r| r.finish(Ok(())));
-        return false;
+        return;
     }
     match exec(conn, "COMMIT") {
         Ok(()) => {
+            // Counted before anyone hears of the commit.
+            counters.commits.fetch_add(1, Ordering::AcqRel);
             batch.drain(..).for_each(|r| r.finish(Ok(())));
-            true
         }
         Err(e) => {
             let error = store_error("commit to the database", Effect::MaybeApplied, e);
             let _ = exec(conn, "ROLLBACK");
             on_failed_commit();
             batch.drain(..).for_each(|r| r.finish(Err(&error)));
-            false
         }
     }
 }

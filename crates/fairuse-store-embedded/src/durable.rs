@@ -1,5 +1,14 @@
 //! Enforcement state with its events and outbox messages, conversation metadata and the gateway's
 //! stream sessions.
+//!
+//! Every decision loads the user's enforcement state, so loads are answered from [`StateCache`]:
+//! a copy of `user_state` rows (absent users included) that only the writer thread fills, in
+//! commit order. A miss is loaded through the writer thread too, behind the commits already
+//! queued, so a load can never put an older state over a newer one.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use fairuse_domain::classifier::{Conversation, redact};
@@ -17,6 +26,51 @@ use crate::error::{Effect, from_json, sql_limit, store_error, to_json};
 
 /// Events redacted per write request, so the writer is never held for long.
 const REDACT_BATCH: i64 = 500;
+/// Cached states untouched for this long are dropped by `prune` (and reloaded when needed).
+const STATE_IDLE: Duration = Duration::from_secs(3_600);
+
+struct CachedState {
+    value: Option<Versioned<EnforcementState>>,
+    /// For eviction only; no decision depends on it, so it is the process's monotonic clock.
+    last_used: Instant,
+}
+
+/// Each user's stored enforcement state (or its absence), as committed.
+#[derive(Default)]
+pub(crate) struct StateCache {
+    states: Mutex<HashMap<Uid, CachedState>>,
+}
+
+impl StateCache {
+    fn map(&self) -> MutexGuard<'_, HashMap<Uid, CachedState>> {
+        // Every critical section is one map operation: poisoning carries no information.
+        self.states.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn get(&self, uid: &Uid) -> Option<Option<Versioned<EnforcementState>>> {
+        let mut map = self.map();
+        let cached = map.get_mut(uid)?;
+        cached.last_used = Instant::now();
+        Some(cached.value.clone())
+    }
+
+    /// Only on the writer thread, so puts happen in commit order.
+    fn put(&self, uid: Uid, value: Option<Versioned<EnforcementState>>) {
+        self.map().insert(uid, CachedState { value, last_used: Instant::now() });
+    }
+
+    pub(crate) fn clear(&self) {
+        self.map().clear();
+    }
+
+    /// Drops states unused for [`STATE_IDLE`]; returns how many.
+    pub(crate) fn evict_idle(&self) -> u64 {
+        let mut map = self.map();
+        let before = map.len();
+        map.retain(|_, cached| cached.last_used.elapsed() < STATE_IDLE);
+        (before - map.len()) as u64
+    }
+}
 
 fn version_to_sql(version: u64) -> Result<i64, StoreError> {
     i64::try_from(version).map_err(|_| StoreError::Invalid(format!("state version {version} is out of range")))
@@ -164,8 +218,21 @@ fn redact_batch(conn: &Connection, cutoff: Timestamp, now: Timestamp) -> Result<
 #[async_trait]
 impl EnforcementStore for EmbeddedStore {
     async fn load(&self, uid: &Uid) -> Result<Option<Versioned<EnforcementState>>, StoreError> {
-        let owned = uid.as_str().to_owned();
-        self.readers.read("load the enforcement state", move |conn| Ok(load_state(conn, &owned))).await?
+        if let Some(cached) = self.states.get(uid) {
+            return Ok(cached);
+        }
+        let (states, owned) = (Arc::clone(&self.states), uid.clone());
+        self.writer
+            .write("load the enforcement state", move |conn| {
+                // Another call may have loaded it while this one was queued.
+                if let Some(cached) = states.get(&owned) {
+                    return Ok(cached);
+                }
+                let loaded = load_state(conn, owned.as_str())?;
+                states.put(owned, loaded.clone());
+                Ok(loaded)
+            })
+            .await
     }
 
     async fn commit(
@@ -180,10 +247,14 @@ impl EnforcementStore for EmbeddedStore {
             .checked_add(1)
             .ok_or_else(|| StoreError::Invalid(format!("state version {expected} is out of range")))?;
         let (owned, state, events, outbox) = (uid.as_str().to_owned(), state.clone(), events.to_vec(), outbox.to_vec());
+        let (states, cached) = (Arc::clone(&self.states), Versioned { value: state.clone(), version: new_version });
+        let uid = uid.clone();
         self.writer
-            .write("commit the enforcement state", move |conn| {
-                write_state(conn, &owned, &state, expected, new_version, &events, &outbox)
-            })
+            .write_then(
+                "commit the enforcement state",
+                move |conn| write_state(conn, &owned, &state, expected, new_version, &events, &outbox),
+                move |()| states.put(uid, Some(cached)),
+            )
             .await?;
         Ok(new_version)
     }

@@ -1,5 +1,9 @@
 //! STT budgets and locks (in SQLite) and rate limits (in memory).
 //!
+//! Budgets are written through: SQLite holds them, and [`BudgetCache`] holds each (user, day) the
+//! process has read or written, filled only by the writer thread in commit order, so a decision's
+//! `used` is a map lookup.
+//!
 //! Locks are persisted because the classifier lock *is* the classifier cooldown (12 h by default):
 //! forgetting it on restart would classify users again at once, and every qualifying verdict moves
 //! the ladder, so a restart could escalate a user sooner than the policy says.
@@ -10,7 +14,7 @@
 //! would cost more than the limit protects.
 
 use std::collections::HashMap;
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use async_trait::async_trait;
 use fairuse_domain::error::StoreError;
@@ -26,54 +30,134 @@ fn changed(conn: &Connection, action: &str, sql: &str, params: impl rusqlite::Pa
     conn.prepare_cached(sql).and_then(|mut s| s.execute(params)).map_err(|e| store_error(action, Effect::NotApplied, e))
 }
 
+/// A budget day as stored: forwarded ms, and whether `budget_exhausted` was noted.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct BudgetDay {
+    used_ms: i64,
+    exhausted_noted: bool,
+}
+
+/// Each (user, UTC day) budget row the process has seen, absent rows included (as zero).
+#[derive(Default)]
+pub(crate) struct BudgetCache {
+    days: Mutex<HashMap<(Uid, i64), BudgetDay>>,
+}
+
+impl BudgetCache {
+    fn map(&self) -> MutexGuard<'_, HashMap<(Uid, i64), BudgetDay>> {
+        // Every critical section is one map operation: poisoning carries no information.
+        self.days.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn get(&self, uid: &Uid, day: i64) -> Option<BudgetDay> {
+        // The key is built for the lookup; a uid is at most 128 bytes.
+        self.map().get(&(uid.clone(), day)).copied()
+    }
+
+    /// Only on the writer thread, so puts happen in commit order.
+    fn put(&self, uid: Uid, day: i64, value: BudgetDay) {
+        self.map().insert((uid, day), value);
+    }
+
+    pub(crate) fn clear(&self) {
+        self.map().clear();
+    }
+
+    /// Drops days before yesterday (UTC): decisions read today's. Returns how many.
+    pub(crate) fn evict_old(&self, now: Timestamp) -> u64 {
+        let mut map = self.map();
+        let before = map.len();
+        let yesterday = now.utc_day() - 1;
+        map.retain(|(_, day), _| *day >= yesterday);
+        (before - map.len()) as u64
+    }
+}
+
+fn read_budget(conn: &Connection, uid: &str, day: i64) -> Result<BudgetDay, StoreError> {
+    conn.prepare_cached("SELECT used_ms, exhausted_noted FROM budgets WHERE uid = ?1 AND day = ?2")
+        .and_then(|mut s| {
+            s.query_row(params![uid, day], |r| Ok(BudgetDay { used_ms: r.get(0)?, exhausted_noted: r.get(1)? }))
+                .optional()
+        })
+        .map(Option::unwrap_or_default)
+        .map_err(|e| store_error("read the budget", Effect::NotApplied, e))
+}
+
 #[async_trait]
 impl BudgetStore for EmbeddedStore {
     async fn add_forwarded(&self, uid: &Uid, day: i64, ms: i64) -> Result<i64, StoreError> {
         const ACTION: &str = "add forwarded audio to the budget";
         let owned = uid.as_str().to_owned();
-        self.writer
-            .write(ACTION, move |conn| {
-                conn.prepare_cached(
-                    "INSERT INTO budgets (uid, day, used_ms, exhausted_noted) VALUES (?1, ?2, ?3, 0)
-                     ON CONFLICT (uid, day) DO UPDATE SET used_ms = used_ms + excluded.used_ms
-                     RETURNING used_ms",
-                )
-                .and_then(|mut s| s.query_row(params![owned, day, ms], |r| r.get(0)))
-                .map_err(|e| store_error(ACTION, Effect::NotApplied, e))
-            })
-            .await
+        let (budgets, uid) = (Arc::clone(&self.budgets), uid.clone());
+        let stored = self
+            .writer
+            .write_then(
+                ACTION,
+                move |conn| {
+                    conn.prepare_cached(
+                        "INSERT INTO budgets (uid, day, used_ms, exhausted_noted) VALUES (?1, ?2, ?3, 0)
+                         ON CONFLICT (uid, day) DO UPDATE SET used_ms = used_ms + excluded.used_ms
+                         RETURNING used_ms, exhausted_noted",
+                    )
+                    .and_then(|mut s| {
+                        s.query_row(params![owned, day, ms], |r| {
+                            Ok(BudgetDay { used_ms: r.get(0)?, exhausted_noted: r.get(1)? })
+                        })
+                    })
+                    .map_err(|e| store_error(ACTION, Effect::NotApplied, e))
+                },
+                move |stored| budgets.put(uid, day, *stored),
+            )
+            .await?;
+        Ok(stored.used_ms)
     }
 
     async fn used(&self, uid: &Uid, day: i64) -> Result<i64, StoreError> {
-        let owned = uid.as_str().to_owned();
-        let used: Option<i64> = self
-            .readers
-            .read("read the budget", move |conn| {
-                conn.prepare_cached("SELECT used_ms FROM budgets WHERE uid = ?1 AND day = ?2")?
-                    .query_row(params![owned, day], |r| r.get(0))
-                    .optional()
+        if let Some(cached) = self.budgets.get(uid, day) {
+            return Ok(cached.used_ms);
+        }
+        // Loaded through the writer, behind the commits already queued: see the module docs.
+        let (budgets, uid) = (Arc::clone(&self.budgets), uid.clone());
+        let stored = self
+            .writer
+            .write("read the budget", move |conn| {
+                if let Some(cached) = budgets.get(&uid, day) {
+                    return Ok(cached);
+                }
+                let stored = read_budget(conn, uid.as_str(), day)?;
+                budgets.put(uid, day, stored);
+                Ok(stored)
             })
             .await?;
-        Ok(used.unwrap_or(0))
+        Ok(stored.used_ms)
     }
 
     async fn note_exhausted_once(&self, uid: &Uid, day: i64) -> Result<bool, StoreError> {
         const ACTION: &str = "note the exhausted budget";
+        if self.budgets.get(uid, day).is_some_and(|b| b.exhausted_noted) {
+            return Ok(false);
+        }
         let owned = uid.as_str().to_owned();
+        let (budgets, uid) = (Arc::clone(&self.budgets), uid.clone());
         // The upsert changes a row only the first time: inserted, or flipped from 0 to 1.
-        let rows = self
+        let (first, _) = self
             .writer
-            .write(ACTION, move |conn| {
-                changed(
-                    conn,
-                    ACTION,
-                    "INSERT INTO budgets (uid, day, used_ms, exhausted_noted) VALUES (?1, ?2, 0, 1)
-                     ON CONFLICT (uid, day) DO UPDATE SET exhausted_noted = 1 WHERE exhausted_noted = 0",
-                    params![owned, day],
-                )
-            })
+            .write_then(
+                ACTION,
+                move |conn| {
+                    let rows = changed(
+                        conn,
+                        ACTION,
+                        "INSERT INTO budgets (uid, day, used_ms, exhausted_noted) VALUES (?1, ?2, 0, 1)
+                         ON CONFLICT (uid, day) DO UPDATE SET exhausted_noted = 1 WHERE exhausted_noted = 0",
+                        params![owned, day],
+                    )?;
+                    Ok((rows == 1, read_budget(conn, &owned, day)?))
+                },
+                move |(_, stored)| budgets.put(uid, day, *stored),
+            )
             .await?;
-        Ok(rows == 1)
+        Ok(first)
     }
 }
 

@@ -329,9 +329,9 @@ impl EmbeddedStore {
         // The caches are pruned here too (a short pass over two maps), so memory stays bounded
         // even if the service never calls `prune`. SQLite is pruned in the background so no report
         // waits for it: its deletes queue behind the reports as write requests of their own.
-        let evicted = self.meters.evict_idle(now);
+        let evicted = self.meters.evict_idle(now) + self.states.evict_idle() + self.budgets.evict_old(now);
         let ended = self.rates.prune(now);
-        tracing::debug!(evicted, ended, "pruned the meter cache and rate windows");
+        tracing::debug!(evicted, ended, "pruned the caches and rate windows");
         let writer = Arc::clone(&self.writer);
         tokio::spawn(async move {
             match prune_sql(&writer, now, retention_ms).await {
