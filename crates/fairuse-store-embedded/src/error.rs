@@ -1,54 +1,41 @@
-//! The one place where SQLite and sqlx failures become domain [`StoreError`]s.
+//! The one place where SQLite failures become domain [`StoreError`]s.
 //!
 //! The service chooses fail-open or fail-closed from the variant, so the distinction matters:
 //! `Unavailable` promises the call had no effect, `Unknown` says it may have. SQLite is atomic
-//! per transaction, so a failure before `COMMIT` (or a failed read) certainly wrote nothing; only
-//! a failure while committing, or a single autocommit write failing for a reason other than a
-//! refusal, leaves the outcome open.
+//! per transaction, and every write runs inside the writer thread's transaction (see [`crate::db`]),
+//! so a failure before `COMMIT` (or a failed read) certainly wrote nothing; only a failure while
+//! committing leaves the outcome open.
 
 use fairuse_domain::error::StoreError;
+use rusqlite::ErrorCode;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use sqlx::error::ErrorKind;
 
 /// Whether a failed call could have changed the database.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Effect {
     /// A read, or a statement inside a transaction that will be rolled back: nothing written.
     NotApplied,
-    /// `COMMIT`, or a write in autocommit mode: it may have reached the database.
+    /// `COMMIT`: it may have reached the database.
     MaybeApplied,
 }
 
-/// SQLITE_BUSY and SQLITE_LOCKED: the database refused before doing anything.
-const SQLITE_BUSY: i32 = 5;
-const SQLITE_LOCKED: i32 = 6;
-/// SQLITE_CONSTRAINT without a more specific extended code.
-const SQLITE_CONSTRAINT: i32 = 19;
-
 /// Converts a driver error. `action` says what was attempted, for the message.
-pub(crate) fn store_error(action: &str, effect: Effect, err: sqlx::Error) -> StoreError {
-    match &err {
-        sqlx::Error::Database(db) => {
+pub(crate) fn store_error(action: &str, effect: Effect, err: rusqlite::Error) -> StoreError {
+    if let rusqlite::Error::SqliteFailure(failure, _) = &err {
+        match failure.code {
             // Constraint violations are refusals of this input: certain, and not worth retrying.
-            if !matches!(db.kind(), ErrorKind::Other) {
-                return StoreError::Invalid(format!("{action}: {}", db.message()));
+            ErrorCode::ConstraintViolation => return StoreError::Invalid(format!("{action}: {err}")),
+            // SQLITE_BUSY and SQLITE_LOCKED: the database refused before doing anything.
+            ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked => {
+                return StoreError::Unavailable(format!("{action}: database busy: {err}"));
             }
-            // Extended result codes keep the primary code in the low byte.
-            let primary = db.code().and_then(|c| c.parse::<i32>().ok()).map(|c| c & 0xff);
-            match primary {
-                Some(SQLITE_CONSTRAINT) => return StoreError::Invalid(format!("{action}: {}", db.message())),
-                Some(SQLITE_BUSY | SQLITE_LOCKED) => {
-                    return StoreError::Unavailable(format!("{action}: database busy: {}", db.message()));
-                }
-                _ => {}
+            // The file could not be opened at all: nothing can have been written.
+            ErrorCode::CannotOpen | ErrorCode::NotADatabase => {
+                return StoreError::Unavailable(format!("{action}: {err}"));
             }
+            _ => {}
         }
-        // Never reached the database.
-        sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Configuration(_) => {
-            return StoreError::Unavailable(format!("{action}: {err}"));
-        }
-        _ => {}
     }
     match effect {
         Effect::NotApplied => StoreError::Unavailable(format!("{action}: {err}")),
@@ -81,19 +68,27 @@ pub(crate) fn to_u32(value: i64) -> u32 {
 mod tests {
     use super::*;
 
+    fn failure(code: i32) -> rusqlite::Error {
+        rusqlite::Error::SqliteFailure(rusqlite::ffi::Error::new(code), Some("test".into()))
+    }
+
     #[test]
-    fn pool_timeouts_are_certain_failures_even_for_writes() {
-        let e = store_error("commit", Effect::MaybeApplied, sqlx::Error::PoolTimedOut);
+    fn busy_databases_are_certain_failures_even_when_committing() {
+        let e = store_error("commit", Effect::MaybeApplied, failure(rusqlite::ffi::SQLITE_BUSY));
         assert!(matches!(e, StoreError::Unavailable(_)), "{e:?}");
     }
 
     #[test]
+    fn constraint_violations_are_invalid_input() {
+        let e = store_error("insert", Effect::NotApplied, failure(rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY));
+        assert!(matches!(e, StoreError::Invalid(_)), "{e:?}");
+    }
+
+    #[test]
     fn io_errors_while_committing_leave_the_outcome_unknown() {
-        let io = std::io::Error::other("disk went away");
-        let e = store_error("commit", Effect::MaybeApplied, sqlx::Error::Io(io));
+        let e = store_error("commit", Effect::MaybeApplied, failure(rusqlite::ffi::SQLITE_IOERR));
         assert!(e.is_unknown(), "{e:?}");
-        let io = std::io::Error::other("disk went away");
-        let e = store_error("load", Effect::NotApplied, sqlx::Error::Io(io));
+        let e = store_error("load", Effect::NotApplied, failure(rusqlite::ffi::SQLITE_IOERR));
         assert!(matches!(e, StoreError::Unavailable(_)), "{e:?}");
     }
 }

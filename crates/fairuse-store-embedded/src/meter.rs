@@ -4,7 +4,10 @@
 //! SQLite is the source of truth; the cache is a copy that is only trusted while nothing went
 //! wrong. A user's cached meter is taken out of its slot for the duration of a write and put back
 //! only after the transaction committed, so a failed write, a cancelled call or an unknown outcome
-//! leaves the slot empty and the next call reloads the user from SQLite.
+//! leaves the slot empty and the next call reloads the user from SQLite. Loads go through the
+//! writer thread, behind every write already queued (a cancelled call's write included), so a
+//! reload never misses a write that is still to commit. A batch whose commit fails bumps the
+//! cache's epoch, which empties every slot at its next use.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
@@ -18,9 +21,8 @@ use fairuse_domain::policy::Policy;
 use fairuse_domain::store::UsageMeterStore;
 use fairuse_domain::time::{MS_PER_DAY, MS_PER_HOUR, MS_PER_MINUTE, Timestamp};
 use fairuse_domain::windows::{RecordOutcome, SpeechAmount, UsageReport, UserMeter, recovery_at};
-use sqlx::SqlitePool;
+use rusqlite::Connection;
 
-use crate::db::{begin, commit};
 use crate::error::{Effect, store_error};
 use crate::{EmbeddedStore, prune_sql};
 
@@ -36,6 +38,8 @@ struct Slot {
     /// `None` until loaded, and while a write is in flight or after one failed.
     meter: Option<UserMeter>,
     last_used_ms: i64,
+    /// The cache's epoch when `meter` was loaded; an older one means the meter may be wrong.
+    epoch: u64,
 }
 
 /// Per-user meters. The map lock is held only to find a slot; the slot's async lock serializes
@@ -44,6 +48,7 @@ pub(crate) struct MeterCache {
     slots: Mutex<HashMap<Uid, Arc<tokio::sync::Mutex<Slot>>>>,
     retention_ms: AtomicI64,
     writes: AtomicU64,
+    epoch: AtomicU64,
 }
 
 impl Default for MeterCache {
@@ -52,6 +57,7 @@ impl Default for MeterCache {
             slots: Mutex::default(),
             retention_ms: AtomicI64::new(DEFAULT_RETENTION_MS),
             writes: AtomicU64::new(0),
+            epoch: AtomicU64::new(0),
         }
     }
 }
@@ -65,6 +71,18 @@ impl MeterCache {
 
     fn slot(&self, uid: &Uid) -> Arc<tokio::sync::Mutex<Slot>> {
         self.map().entry(uid.clone()).or_default().clone()
+    }
+
+    /// Distrusts every cached meter: called when a commit failed, since a meter loaded inside
+    /// that batch may have seen writes that are not in the database.
+    pub(crate) fn invalidate_all(&self) {
+        self.epoch.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// The slot's meter if it can be trusted; takes it out of the slot.
+    fn take_trusted(&self, slot: &mut Slot) -> Option<UserMeter> {
+        let meter = slot.meter.take();
+        meter.filter(|_| slot.epoch == self.epoch.load(Ordering::Acquire))
     }
 
     /// The retention to use where the trait gives no policy (recovery, usage shape).
@@ -122,36 +140,30 @@ impl MeterWrite {
     }
 }
 
-/// Commits the writes of one `record_and_read` call in one transaction.
-async fn persist(
-    writer: &SqlitePool,
-    uid: &Uid,
+/// Writes the rows of one `record_and_read` call; the writer commits them with its batch.
+fn persist(
+    conn: &Connection,
+    uid: &str,
     writes: &[MeterWrite],
     retention_ms: i64,
     now: Timestamp,
 ) -> Result<(), StoreError> {
     const ACTION: &str = "record usage";
     let failed = |e| store_error(ACTION, Effect::NotApplied, e);
-    let mut tx = begin(writer, ACTION).await?;
     for w in writes {
         if let Some(key) = &w.key {
             // A key seen again after the retention period counts again, from now: overwrite.
-            sqlx::query(
+            conn.prepare_cached(
                 "INSERT INTO meter_idempotency (uid, lane, key, seen_at) VALUES (?1, ?2, ?3, ?4)
                  ON CONFLICT (uid, lane, key) DO UPDATE SET seen_at = excluded.seen_at",
             )
-            .bind(uid.as_str())
-            .bind(w.lane.as_str())
-            .bind(key)
-            .bind(now.millis())
-            .execute(&mut *tx)
-            .await
+            .and_then(|mut s| s.execute(rusqlite::params![uid, w.lane.as_str(), key, now.millis()]))
             .map_err(failed)?;
         }
         if let Some((session_id, total_ms, stt_ms)) = &w.session {
             // The meter's rule: a session silent for the whole retention period starts again from
             // zero; otherwise its maxima only grow.
-            sqlx::query(
+            conn.prepare_cached(
                 "INSERT INTO meter_sessions (uid, session_id, speech_max, stt_max, last_seen)
                  VALUES (?1, ?2, ?3, ?4, ?5)
                  ON CONFLICT (uid, session_id) DO UPDATE SET
@@ -161,31 +173,21 @@ async fn persist(
                                     ELSE max(stt_max, excluded.stt_max) END,
                      last_seen = excluded.last_seen",
             )
-            .bind(uid.as_str())
-            .bind(session_id)
-            .bind(total_ms)
-            .bind(stt_ms)
-            .bind(now.millis())
-            .bind(retention_ms)
-            .execute(&mut *tx)
-            .await
+            .and_then(|mut s| {
+                s.execute(rusqlite::params![uid, session_id, total_ms, stt_ms, now.millis(), retention_ms])
+            })
             .map_err(failed)?;
         }
         if w.outcome.speech_added_ms > 0 {
-            sqlx::query(
+            conn.prepare_cached(
                 "INSERT INTO meter_buckets (uid, lane, minute, ms) VALUES (?1, ?2, ?3, ?4)
                  ON CONFLICT (uid, lane, minute) DO UPDATE SET ms = ms + excluded.ms",
             )
-            .bind(uid.as_str())
-            .bind(w.lane.as_str())
-            .bind(w.minute)
-            .bind(w.outcome.speech_added_ms)
-            .execute(&mut *tx)
-            .await
+            .and_then(|mut s| s.execute(rusqlite::params![uid, w.lane.as_str(), w.minute, w.outcome.speech_added_ms]))
             .map_err(failed)?;
         }
     }
-    commit(tx, ACTION).await
+    Ok(())
 }
 
 /// Rows of one user as stored.
@@ -203,32 +205,30 @@ fn parse_lane(text: &str) -> Result<Lane, StoreError> {
     Lane::parse(text).map_err(|e| StoreError::Unavailable(format!("stored meter row has a bad lane: {e}")))
 }
 
-async fn load(reader: &SqlitePool, uid: &Uid, retention_ms: i64, now: Timestamp) -> Result<StoredMeter, StoreError> {
+fn load(conn: &Connection, uid: &str, retention_ms: i64, now: Timestamp) -> Result<StoredMeter, StoreError> {
     let failed = |e| store_error("load usage", Effect::NotApplied, e);
     let oldest_minute = now.minute() - retention_ms / MS_PER_MINUTE + 1;
     let cutoff = now.millis() - retention_ms;
-    let keys: Vec<(String, String, i64)> =
-        sqlx::query_as("SELECT lane, key, seen_at FROM meter_idempotency WHERE uid = ?1 AND seen_at > ?2")
-            .bind(uid.as_str())
-            .bind(cutoff)
-            .fetch_all(reader)
-            .await
-            .map_err(failed)?;
-    let sessions: Vec<(String, i64, i64, i64)> = sqlx::query_as(
-        "SELECT session_id, speech_max, stt_max, last_seen FROM meter_sessions WHERE uid = ?1 AND last_seen > ?2",
-    )
-    .bind(uid.as_str())
-    .bind(cutoff)
-    .fetch_all(reader)
-    .await
-    .map_err(failed)?;
-    let buckets: Vec<(String, i64, i64)> =
-        sqlx::query_as("SELECT lane, minute, ms FROM meter_buckets WHERE uid = ?1 AND minute >= ?2")
-            .bind(uid.as_str())
-            .bind(oldest_minute)
-            .fetch_all(reader)
-            .await
-            .map_err(failed)?;
+    let keys: Vec<(String, String, i64)> = conn
+        .prepare_cached("SELECT lane, key, seen_at FROM meter_idempotency WHERE uid = ?1 AND seen_at > ?2")
+        .and_then(|mut s| {
+            s.query_map(rusqlite::params![uid, cutoff], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?.collect()
+        })
+        .map_err(failed)?;
+    let sessions: Vec<(String, i64, i64, i64)> = conn
+        .prepare_cached(
+            "SELECT session_id, speech_max, stt_max, last_seen FROM meter_sessions WHERE uid = ?1 AND last_seen > ?2",
+        )
+        .and_then(|mut s| {
+            s.query_map(rusqlite::params![uid, cutoff], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?.collect()
+        })
+        .map_err(failed)?;
+    let buckets: Vec<(String, i64, i64)> = conn
+        .prepare_cached("SELECT lane, minute, ms FROM meter_buckets WHERE uid = ?1 AND minute >= ?2")
+        .and_then(|mut s| {
+            s.query_map(rusqlite::params![uid, oldest_minute], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?.collect()
+        })
+        .map_err(failed)?;
     Ok(StoredMeter {
         keys: keys.into_iter().map(|(l, k, t)| Ok((parse_lane(&l)?, k, t))).collect::<Result<_, StoreError>>()?,
         sessions,
@@ -287,6 +287,16 @@ fn rebuild(stored: StoredMeter, retention_ms: i64, now: Timestamp) -> UserMeter 
 }
 
 impl EmbeddedStore {
+    /// Loads a user's meter through the writer thread: see the module docs for why not a reader.
+    async fn load_meter(&self, uid: &Uid, retention_ms: i64, now: Timestamp) -> Result<(UserMeter, u64), StoreError> {
+        // Read before the load is queued: a failure after this point bumps it, so a meter that
+        // might have seen an uncommitted write is never trusted.
+        let epoch = self.meters.epoch.load(Ordering::Acquire);
+        let owned = uid.as_str().to_owned();
+        let stored = self.writer.write("load usage", move |conn| load(conn, &owned, retention_ms, now)).await?;
+        Ok((rebuild(stored, retention_ms, now), epoch))
+    }
+
     /// Runs `read` on the user's meter, loading it first if it is not cached.
     async fn with_meter<T>(
         &self,
@@ -298,14 +308,17 @@ impl EmbeddedStore {
         let slot = self.meters.slot(uid);
         let mut slot = slot.lock().await;
         slot.last_used_ms = now.millis();
-        let meter = match slot.meter {
-            Some(ref meter) => meter,
+        let meter = match self.meters.take_trusted(&mut slot) {
+            Some(meter) => meter,
             None => {
-                let stored = load(&self.reader, uid, retention_ms, now).await?;
-                slot.meter.insert(rebuild(stored, retention_ms, now))
+                let (meter, epoch) = self.load_meter(uid, retention_ms, now).await?;
+                slot.epoch = epoch;
+                meter
             }
         };
-        Ok(read(meter))
+        let answer = read(&meter);
+        slot.meter = Some(meter);
+        Ok(answer)
     }
 
     fn count_write_and_maybe_prune(&self, now: Timestamp, retention_ms: i64) {
@@ -315,11 +328,11 @@ impl EmbeddedStore {
         }
         // The caches are pruned here too (a short pass over two maps), so memory stays bounded
         // even if the service never calls `prune`. SQLite is pruned in the background so no report
-        // waits for it; the pool is a cheap handle.
-        let evicted = self.meters.evict_idle(now);
+        // waits for it: its deletes queue behind the reports as write requests of their own.
+        let evicted = self.meters.evict_idle(now) + self.states.evict_idle() + self.budgets.evict_old(now);
         let ended = self.rates.prune(now);
-        tracing::debug!(evicted, ended, "pruned the meter cache and rate windows");
-        let writer = self.writer.clone();
+        tracing::debug!(evicted, ended, "pruned the caches and rate windows");
+        let writer = Arc::clone(&self.writer);
         tokio::spawn(async move {
             match prune_sql(&writer, now, retention_ms).await {
                 Ok(report) => tracing::debug!(?report, "pruned the usage meter"),
@@ -344,9 +357,13 @@ impl UsageMeterStore for EmbeddedStore {
         let mut slot = slot.lock().await;
         slot.last_used_ms = now.millis();
         // Taken out of the slot until the commit: see the module docs.
-        let mut meter = match slot.meter.take() {
+        let mut meter = match self.meters.take_trusted(&mut slot) {
             Some(meter) => meter,
-            None => rebuild(load(&self.reader, uid, retention_ms, now).await?, retention_ms, now),
+            None => {
+                let (meter, epoch) = self.load_meter(uid, retention_ms, now).await?;
+                slot.epoch = epoch;
+                meter
+            }
         };
         let mut outcomes = Vec::with_capacity(reports.len());
         let mut writes = Vec::new();
@@ -355,13 +372,15 @@ impl UsageMeterStore for EmbeddedStore {
             writes.extend(MeterWrite::of(report, outcome, now));
             outcomes.push(outcome);
         }
-        if !writes.is_empty() {
-            persist(&self.writer, uid, &writes, retention_ms, now).await?;
+        let wrote = !writes.is_empty();
+        if wrote {
+            let owned = uid.as_str().to_owned();
+            self.writer.write("record usage", move |conn| persist(conn, &owned, &writes, retention_ms, now)).await?;
         }
         let totals = meter.capped_totals(policy, now);
         slot.meter = Some(meter);
         drop(slot);
-        if !writes.is_empty() {
+        if wrote {
             self.count_write_and_maybe_prune(now, retention_ms);
         }
         Ok((outcomes, totals))
@@ -391,17 +410,19 @@ impl UsageMeterStore for EmbeddedStore {
         from_minute: i64,
         to_minute: i64,
     ) -> Result<Vec<(i64, i64)>, StoreError> {
-        sqlx::query_as(
-            "SELECT minute, ms FROM meter_buckets WHERE uid = ?1 AND lane = ?2 AND minute BETWEEN ?3 AND ?4
-             ORDER BY minute",
-        )
-        .bind(uid.as_str())
-        .bind(lane.as_str())
-        .bind(from_minute)
-        .bind(to_minute)
-        .fetch_all(&self.reader)
-        .await
-        .map_err(|e| store_error("read the minute series", Effect::NotApplied, e))
+        let uid = uid.as_str().to_owned();
+        self.readers
+            .read("read the minute series", move |conn| {
+                conn.prepare_cached(
+                    "SELECT minute, ms FROM meter_buckets WHERE uid = ?1 AND lane = ?2 AND minute BETWEEN ?3 AND ?4
+                     ORDER BY minute",
+                )?
+                .query_map(rusqlite::params![uid, lane.as_str(), from_minute, to_minute], |r| {
+                    Ok((r.get(0)?, r.get(1)?))
+                })?
+                .collect()
+            })
+            .await
     }
 
     async fn usage_shape(&self, uid: &Uid, lookback_ms: i64, now: Timestamp) -> Result<UsageShape, StoreError> {
@@ -409,12 +430,16 @@ impl UsageMeterStore for EmbeddedStore {
     }
 
     async fn users_since(&self, from_minute: i64) -> Result<Vec<Uid>, StoreError> {
-        let rows: Vec<String> =
-            sqlx::query_scalar("SELECT DISTINCT uid FROM meter_buckets WHERE minute >= ?1 AND ms <> 0 ORDER BY uid")
-                .bind(from_minute)
-                .fetch_all(&self.reader)
-                .await
-                .map_err(|e| store_error("list users with usage", Effect::NotApplied, e))?;
+        let rows: Vec<String> = self
+            .readers
+            .read("list users with usage", move |conn| {
+                conn.prepare_cached(
+                    "SELECT DISTINCT uid FROM meter_buckets WHERE minute >= ?1 AND ms <> 0 ORDER BY uid",
+                )?
+                .query_map([from_minute], |r| r.get(0))?
+                .collect()
+            })
+            .await?;
         rows.iter().map(|u| Uid::parse(u).map_err(|e| StoreError::Invalid(format!("stored uid {u:?}: {e}")))).collect()
     }
 }

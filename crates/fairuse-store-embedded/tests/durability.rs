@@ -179,26 +179,25 @@ async fn state_events_queues_conversations_and_stream_sessions_survive_reopening
 #[tokio::test]
 async fn a_version_1_database_is_upgraded_in_place() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let url = format!("sqlite://{}?mode=rwc", dir.path().join(DB_FILE_NAME).display());
-    let pool = sqlx::SqlitePool::connect(&url).await.expect("create a version 1 database");
-    sqlx::raw_sql(
+    let conn = rusqlite::Connection::open(dir.path().join(DB_FILE_NAME)).expect("create a version 1 database");
+    conn.execute_batch(
         "CREATE TABLE schema_migrations (
              version INTEGER PRIMARY KEY NOT NULL, description TEXT NOT NULL, applied_at INTEGER NOT NULL);
          INSERT INTO schema_migrations VALUES (1, 'initial schema', 0);",
     )
-    .execute(&pool)
-    .await
     .expect("bookkeeping");
-    sqlx::raw_sql(include_str!("../migrations/0001_initial.sql")).execute(&pool).await.expect("version 1");
-    sqlx::query("INSERT INTO conversations (uid, conversation_id, started_at, body) VALUES (?1, ?2, ?3, ?4)")
-        .bind("old-user")
-        .bind("c-1")
-        .bind(T0.millis())
-        .bind(r#"{"conversation_id":"c-1","title":"Kept","started_at":"2026-03-20T00:00:00Z","finished_at":"2026-03-20T01:00:00Z"}"#)
-        .execute(&pool)
-        .await
-        .expect("a version 1 row");
-    pool.close().await;
+    conn.execute_batch(include_str!("../migrations/0001_initial.sql")).expect("version 1");
+    conn.execute(
+        "INSERT INTO conversations (uid, conversation_id, started_at, body) VALUES (?1, ?2, ?3, ?4)",
+        rusqlite::params![
+            "old-user",
+            "c-1",
+            T0.millis(),
+            r#"{"conversation_id":"c-1","title":"Kept","started_at":"2026-03-20T00:00:00Z","finished_at":"2026-03-20T01:00:00Z"}"#
+        ],
+    )
+    .expect("a version 1 row");
+    drop(conn);
 
     let store = EmbeddedStore::open(dir.path()).await.expect("open upgrades");
     let who = uid("old-user");
@@ -207,6 +206,40 @@ async fn a_version_1_database_is_upgraded_in_place() {
     let stream = StreamSession { duration_ms: 1_000, ..StreamSession::open("s-1", T0) };
     store.upsert_stream_session(&who, &stream).await.expect("upsert_stream_session");
     assert_eq!(store.stream_sessions_since(&who, T0, 10).await.expect("stream sessions"), vec![stream]);
+}
+
+/// `tests/fixtures/sqlx-build/fairuse.db` was written by the sqlx-based store (commit 57efe6d),
+/// before this crate moved to rusqlite: at 10:00 on 2026-03-20 user `legacy-user` reported a keyed
+/// minute of realtime speech, a stream session at 90 s of speech and 100 s of STT, and 7 s of
+/// sync-fresh speech an hour earlier; forwarded 100 s of STT with the exhaustion noted; took the
+/// classifier lock for 12 h; moved to warning with one event and one outbox message; and stored a
+/// job, a conversation and a closed stream session. This build must read all of it.
+#[tokio::test]
+async fn a_data_directory_written_by_the_sqlx_build_opens_with_everything_in_it() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let fixture = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/sqlx-build").join(DB_FILE_NAME);
+    std::fs::copy(&fixture, dir.path().join(DB_FILE_NAME)).expect("copy the fixture");
+    let store = EmbeddedStore::open(dir.path()).await.expect("open a database of the sqlx build");
+    let (who, policy, now) = (uid("legacy-user"), Policy::default(), T0.plus_ms(10 * MS_PER_HOUR));
+
+    assert_eq!(store.read_totals(&who, &policy, now).await.expect("totals"), vec![157_000; 3]);
+    let (outcomes, _) = store
+        .record_and_read(&who, &[keyed(Lane::Realtime, 60_000, "chunk-1"), session(90_000, 100_000)], &policy, now)
+        .await
+        .expect("record");
+    assert!(outcomes[0].duplicate, "its idempotency key is known");
+    assert_eq!(outcomes[1], added(0, 0), "its session maximum is known");
+    assert_eq!(store.used(&who, now.utc_day()).await.expect("used"), 100_000);
+    assert!(!store.note_exhausted_once(&who, now.utc_day()).await.expect("note"), "noted once already");
+    assert!(!store.try_acquire("classify:legacy-user", "other", MS_PER_HOUR, now).await.expect("lock"));
+    let state = store.load(&who).await.expect("load").expect("a stored state");
+    assert_eq!((state.value.stage, state.version), (Stage::Warning, 1));
+    assert_eq!(store.events(&who, 10).await.expect("events").len(), 1);
+    assert_eq!(store.pending().await.expect("pending"), 1);
+    assert_eq!(store.claim(T0, 10, 60_000).await.expect("claim").len(), 1);
+    assert_eq!(store.since(&who, T0, 10).await.expect("since")[0].title, "Chapter 1");
+    assert_eq!(store.stream_sessions_since(&who, T0, 10).await.expect("stream sessions")[0].speech_ms, 40_000);
+    assert_eq!(store.commit(&who, &state.value, 1, &[], &[]).await.expect("commit"), 2, "and it takes writes");
 }
 
 #[tokio::test]
@@ -324,13 +357,10 @@ async fn a_database_from_a_newer_build_is_refused() {
     let dir = tempfile::tempdir().expect("tempdir");
     let store = EmbeddedStore::open(dir.path()).await.expect("open");
     store.close().await;
-    let url = format!("sqlite://{}", dir.path().join(DB_FILE_NAME).display());
-    let pool = sqlx::SqlitePool::connect(&url).await.expect("connect");
-    sqlx::query("INSERT INTO schema_migrations (version, description, applied_at) VALUES (999, 'future', 0)")
-        .execute(&pool)
-        .await
+    let conn = rusqlite::Connection::open(dir.path().join(DB_FILE_NAME)).expect("connect");
+    conn.execute("INSERT INTO schema_migrations (version, description, applied_at) VALUES (999, 'future', 0)", [])
         .expect("insert");
-    pool.close().await;
+    drop(conn);
     match EmbeddedStore::open(dir.path()).await {
         Err(StoreError::Unavailable(message)) => assert!(message.contains("999"), "{message}"),
         Err(other) => panic!("expected unavailable, got {other:?}"),

@@ -296,6 +296,42 @@ async fn reports_accepted_before_sigkill_are_all_there_after_restart() {
     assert_eq!(s.decision("frank").await["windows"], after["windows"]);
 }
 
+/// Many reports in flight at once share the writer's group commits; each is acknowledged only
+/// after the commit that holds it, so every acknowledged one survives a SIGKILL right after.
+#[tokio::test]
+async fn concurrent_reports_acknowledged_before_sigkill_are_all_there_after_restart() {
+    const USERS: i64 = 8;
+    const REPORTS_PER_USER: i64 = 40;
+    let mut s = TestServer::start();
+    let mut in_flight = Vec::new();
+    for i in 0..USERS * REPORTS_PER_USER {
+        let (client, url) = (s.client.clone(), s.url("/v1/usage"));
+        let body = json!({
+            "uid": format!("crowd{}", i % USERS),
+            "lane": "realtime",
+            "speech_ms": 1_000 + i,
+            "idempotency_key": format!("k{i}"),
+        });
+        in_flight.push(tokio::spawn(async move {
+            client.post(url).bearer_auth(SERVICE_KEY).json(&body).send().await.expect("request").status().as_u16()
+        }));
+    }
+    for request in in_flight {
+        assert_eq!(request.await.expect("task"), 200);
+    }
+    s.kill_and_restart();
+    for u in 0..USERS {
+        let expected: i64 = (0..REPORTS_PER_USER).map(|n| 1_000 + n * USERS + u).sum();
+        let after = s.decision(&format!("crowd{u}")).await;
+        assert_eq!(after["windows"]["daily_ms"], expected, "crowd{u}: every acknowledged report survived");
+    }
+    let (_, body) = status_of(
+        s.post_usage(json!({"uid": "crowd0", "lane": "realtime", "speech_ms": 1_000, "idempotency_key": "k0"})).await,
+    )
+    .await;
+    assert_eq!(body["duplicates"], 1, "the idempotency keys were committed with the reports");
+}
+
 fn verify_webhook(headers: &axum::http::HeaderMap, body: &str, secret: &str) -> bool {
     let ts: i64 = headers["x-fairuse-timestamp"].to_str().unwrap().parse().unwrap();
     fairuse_webhook::verify_signature(secret.as_bytes(), ts, body, headers["x-fairuse-signature"].to_str().unwrap())
