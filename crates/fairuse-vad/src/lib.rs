@@ -39,7 +39,7 @@ pub enum VadError {
     InvalidThreshold(f32),
     #[error("unsupported WAV encoding: {0}")]
     UnsupportedWav(String),
-    #[error("cannot read WAV: {0}")]
+    #[error("cannot read WAV")]
     Wav(#[from] hound::Error),
 }
 
