@@ -50,7 +50,8 @@
 //! This crate depends on `fairuse-vad` and `rusty-chromaprint` only: no async runtime, no network, no
 //! other fairuse crate.
 
-#![forbid(unsafe_code)]
+// One audited `unsafe impl Send` (on `FingerprintStream`, see there); nothing else.
+#![deny(unsafe_code)]
 
 mod matcher;
 
@@ -131,7 +132,20 @@ pub struct FingerprintStream {
     joined: Vec<i16>,
     /// The VAD's verdict on each 32 ms window so far.
     windows: Vec<bool>,
+    /// Codes already handed out by [`take_speech_codes`](Self::take_speech_codes).
+    taken: usize,
 }
+
+// SAFETY: `Fingerprinter` is not `Send` only because rusty-chromaprint 0.3.0 erases its pipeline
+// into a `Box<dyn AudioConsumer>` without a `Send` bound. The one concrete pipeline it builds
+// (`Fft<Chroma<ChromaFilter<ChromaNormalizer<FingerprintCalculator>>>>` behind an
+// `AudioProcessor` with an optional `rubato::SincFixedIn`) holds only owned buffers, plain data,
+// an `Arc<dyn rustfft::Fft<f64>>` (rustfft requires `Fft: Send + Sync`) and a
+// `Box<dyn rubato::SincInterpolator>` (rubato requires `Send`): no `Rc`, `Cell` or raw pointer.
+// The dependency is pinned to `=0.3.0` so an upgrade re-opens this review. The gateway moves a
+// stream's meter between tokio worker threads, never shares it.
+#[allow(unsafe_code)]
+unsafe impl Send for FingerprintStream {}
 
 impl std::fmt::Debug for FingerprintStream {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -157,7 +171,7 @@ impl FingerprintStream {
         printer
             .start(sample_rate, u32::from(channels))
             .map_err(|_| FingerprintError::UnsupportedSampleRate(sample_rate))?;
-        Ok(Self { printer, channels, half_frame: None, joined: Vec::new(), windows: Vec::new() })
+        Ok(Self { printer, channels, half_frame: None, joined: Vec::new(), windows: Vec::new(), taken: 0 })
     }
 
     /// Feed interleaved samples of any count (a stereo frame split across calls is joined).
@@ -191,6 +205,24 @@ impl FingerprintStream {
         self.printer.fingerprint()
     }
 
+    /// Hands `on_code(offset_ms, code)` every speech code completed since the last call whose audio
+    /// the VAD has judged, in order; `offset_ms` is where the code's audio starts in the stream.
+    /// Codes that are not speech are skipped. For live streams: nothing is kept for a later call.
+    pub fn take_speech_codes(&mut self, mut on_code: impl FnMut(u64, u32)) {
+        let codes = self.printer.fingerprint();
+        while self.taken < codes.len() {
+            let k = self.taken;
+            let span_end = (k as f64 * ITEM_MS + ITEM_SPAN_MS) / WINDOW_MS as f64;
+            if (self.windows.len() as f64) < span_end.ceil() {
+                break; // the VAD has not reached the end of this code's audio yet
+            }
+            if item_is_speech(k, &self.windows) {
+                on_code((k as f64 * ITEM_MS) as u64, codes[k]);
+            }
+            self.taken += 1;
+        }
+    }
+
     /// Flushes the last codes and pairs every code with its speech flag.
     pub fn finish(mut self) -> Fingerprint {
         self.printer.finish();
@@ -198,6 +230,21 @@ impl FingerprintStream {
         let speech = speech_flags(codes.len(), &self.windows);
         Fingerprint { codes, speech }
     }
+}
+
+/// Whether code `k` spans mostly speech windows (one code, for live streams).
+fn item_is_speech(k: usize, windows: &[bool]) -> bool {
+    let (start, end) = item_windows(k, windows.len());
+    let speech = windows[start..end].iter().filter(|&&w| w).count();
+    end > start && speech as f64 >= SPEECH_SHARE_PER_ITEM * (end - start) as f64
+}
+
+/// The VAD windows code `k` spans, clipped to the `available` ones.
+fn item_windows(k: usize, available: usize) -> (usize, usize) {
+    let window_ms = WINDOW_MS as f64;
+    let start = ((k as f64 * ITEM_MS) / window_ms).floor() as usize;
+    let end = (((k as f64 * ITEM_MS) + ITEM_SPAN_MS) / window_ms).ceil() as usize;
+    (start.min(available), end.min(available))
 }
 
 /// Whether each of `items` codes spans mostly speech windows.
@@ -208,12 +255,9 @@ fn speech_flags(items: usize, windows: &[bool]) -> Vec<bool> {
     for &w in windows {
         prefix.push(prefix[prefix.len() - 1] + u32::from(w));
     }
-    let window_ms = WINDOW_MS as f64;
     (0..items)
         .map(|k| {
-            let start = ((k as f64 * ITEM_MS) / window_ms).floor() as usize;
-            let end = (((k as f64 * ITEM_MS) + ITEM_SPAN_MS) / window_ms).ceil() as usize;
-            let (start, end) = (start.min(windows.len()), end.min(windows.len()));
+            let (start, end) = item_windows(k, windows.len());
             if end <= start {
                 return false;
             }
@@ -221,6 +265,19 @@ fn speech_flags(items: usize, windows: &[bool]) -> Vec<bool> {
             f64::from(speech) >= SPEECH_SHARE_PER_ITEM * (end - start) as f64
         })
         .collect()
+}
+
+/// One code in [`SAMPLE_ONE_IN`] is kept per live session (for a later index): chosen by the code's
+/// top 16 bits (the matcher's vote key), so two sessions hearing the same audio keep the same codes
+/// and a kept code is one the index can look up.
+pub const SAMPLE_ONE_IN: u32 = 4;
+
+/// Whether a session keeps `code` (see [`SAMPLE_ONE_IN`]).
+pub fn is_sampled(code: u32) -> bool {
+    // Fibonacci hashing: the product's top bits depend on every bit of the key, so similar keys
+    // scatter; those top bits pick one key in SAMPLE_ONE_IN.
+    let mixed = (code >> 16).wrapping_mul(0x9E37_79B1);
+    mixed < u32::MAX / SAMPLE_ONE_IN
 }
 
 /// Fingerprints a WAV file (PCM 8/16/24/32-bit or float, 1–2 channels, 8–48 kHz), running the meter's
@@ -258,6 +315,61 @@ mod tests {
         let (whole, odd) = (whole.finish(), odd.finish());
         assert!(!whole.is_empty());
         assert_eq!(whole.codes(), odd.codes());
+    }
+
+    #[test]
+    fn live_speech_codes_are_the_speech_codes_of_the_whole_stream() {
+        let pcm: Vec<i16> = (0..16_000 * 12)
+            .map(|i| {
+                let t = i as f64 / 16_000.0;
+                ((t * 2.0 * std::f64::consts::PI * (200.0 + 150.0 * (3.0 * t).sin()) * 3.0).sin() * 9000.0) as i16
+            })
+            .collect();
+        // Speech from 2 s to 9 s, as a VAD would say.
+        let speech_window = |w: usize| (62..281).contains(&w);
+        let mut live = FingerprintStream::new(16_000, 1).unwrap();
+        let mut whole = FingerprintStream::new(16_000, 1).unwrap();
+        let mut taken = Vec::new();
+        let mut windows = 0;
+        for chunk in pcm.chunks(320) {
+            live.push(chunk);
+            whole.push(chunk);
+            // One 32 ms window per 512 samples, as the VAD completes them.
+            while (windows + 1) * 512 <= taken_samples(&pcm, chunk) {
+                live.mark_window(speech_window(windows));
+                whole.mark_window(speech_window(windows));
+                windows += 1;
+            }
+            live.take_speech_codes(|offset_ms, code| taken.push((offset_ms, code)));
+        }
+        let whole = whole.finish();
+        let expected: Vec<(u64, u32)> = whole
+            .codes()
+            .iter()
+            .zip(whole.speech())
+            .enumerate()
+            .filter(|(_, (_, s))| **s)
+            .map(|(k, (&c, _))| ((k as f64 * ITEM_MS) as u64, c))
+            .collect();
+        assert!(!taken.is_empty());
+        // Live codes come out as the audio arrives; the last ones wait for the stream's end.
+        assert_eq!(taken[..], expected[..taken.len()]);
+        assert!(taken.len() + 25 >= expected.len(), "{} of {}", taken.len(), expected.len());
+    }
+
+    /// Samples of `pcm` up to and including `chunk` (a sub-slice of it).
+    fn taken_samples(pcm: &[i16], chunk: &[i16]) -> usize {
+        (chunk.as_ptr() as usize - pcm.as_ptr() as usize) / 2 + chunk.len()
+    }
+
+    #[test]
+    fn about_one_code_in_four_is_sampled() {
+        let kept = (0..65_536u32).filter(|&k| is_sampled(k << 16)).count();
+        assert!((16_000..16_800).contains(&kept), "{kept} of 65536");
+        // Not a function of a few low key bits: neighbouring keys are not kept in lockstep.
+        let runs = (0..65_535u32).filter(|&k| is_sampled(k << 16) && is_sampled((k + 1) << 16)).count();
+        assert!(runs < kept / 2, "{runs} adjacent pairs of {kept}");
+        assert_eq!(is_sampled(0x1234_0000), is_sampled(0x1234_ffff), "only the top 16 bits decide");
     }
 
     #[test]
