@@ -140,6 +140,20 @@ pub struct FreeTier {
     pub synthetic_verdict: bool,
 }
 
+/// `[fingerprint]`: acoustic fingerprints of each metered stream's speech (issue 11), kept per
+/// session as sampled codes with their offsets. Optional in a policy file; on when absent.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FingerprintPolicy {
+    pub enabled: bool,
+}
+
+impl Default for FingerprintPolicy {
+    fn default() -> Self {
+        Self { enabled: true }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Messages {
@@ -252,6 +266,8 @@ pub struct Policy {
     pub free_tier: FreeTier,
     pub messages: Messages,
     pub stages: Stages,
+    #[serde(default)]
+    pub fingerprint: FingerprintPolicy,
     /// Derived at validation: plan name -> index, caps aligned with `windows`.
     #[serde(skip)]
     compiled: Compiled,

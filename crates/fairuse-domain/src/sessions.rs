@@ -482,3 +482,13 @@ mod tests {
         assert!(!StreamSession { pause_count: 400, ..narrated }.playback_like());
     }
 }
+
+/// One sampled acoustic fingerprint code of a stream (policy `[fingerprint]`): `code` summarises
+/// the ~2.7 s of speech heard from `offset_ms` after the stream started. A 32-bit Chromaprint code
+/// cannot be turned back into speech; two sessions sharing a run of codes at one time shift heard
+/// the same recording.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HashSample {
+    pub offset_ms: i64,
+    pub code: u32,
+}

@@ -22,7 +22,8 @@ use axum::http::HeaderMap;
 use axum::response::Response;
 use fairuse_domain::ids::{Lane, Uid};
 use fairuse_domain::pipeline;
-use fairuse_domain::sessions::{DEFAULT_BRIDGE_MS, SpeechRuns, StreamSession};
+use fairuse_domain::sessions::{DEFAULT_BRIDGE_MS, HashSample, SpeechRuns, StreamSession};
+use fairuse_domain::time::Timestamp;
 use fairuse_domain::windows::{SpeechAmount, UsageReport};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
@@ -42,12 +43,35 @@ pub trait StreamMeter: Send {
     fn speech_ms(&self) -> i64;
     /// The length of one detection window (32 ms for Silero).
     fn window_ms(&self) -> i64;
+    /// Appends the sampled fingerprint codes of this stream's speech completed since the last
+    /// call (policy `[fingerprint]`). A meter that does not fingerprint appends nothing.
+    fn take_hashes(&mut self, _out: &mut Vec<HashSample>) {}
 }
 
 /// Makes one [`StreamMeter`] per stream.
 pub trait MeterFactory: Send + Sync {
     fn new_meter(&self, sample_rate: u32, channels: u16) -> Box<dyn StreamMeter>;
+    /// A meter that also fingerprints the stream's speech, used while the policy's
+    /// `[fingerprint] enabled` is on; a factory that cannot fingerprint returns a plain meter.
+    fn new_fingerprinting_meter(&self, sample_rate: u32, channels: u16) -> Box<dyn StreamMeter> {
+        self.new_meter(sample_rate, channels)
+    }
 }
+
+/// The sampled fingerprint codes of one finished stream, kept in memory for a later index.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SessionHashes {
+    pub session_id: String,
+    pub uid: Uid,
+    pub started_at: Timestamp,
+    /// In stream order; offsets from the stream's start.
+    pub hashes: Vec<HashSample>,
+}
+
+/// Sampled codes kept per session: at most this many (about 3 h of speech at one code in four, 320 KB)...
+pub const MAX_HASHES_PER_SESSION: usize = 20_000;
+/// ...for at most this many finished sessions in this process; the oldest are dropped first.
+pub const MAX_SESSIONS_WITH_HASHES: usize = 1_024;
 
 /// Where audio goes.
 #[derive(Clone)]
@@ -180,16 +204,38 @@ impl Default for GatewaySettings {
     }
 }
 
-/// The gateway: settings, the meter factory and the open-stream counts.
+/// The gateway: settings, the meter factory, the open-stream counts and the fingerprints of
+/// finished sessions.
 pub struct Gateway {
     settings: GatewaySettings,
     meters: Arc<dyn MeterFactory>,
     open: Arc<Mutex<HashMap<Uid, usize>>>,
+    hashes: Mutex<std::collections::VecDeque<SessionHashes>>,
 }
 
 impl Gateway {
     pub fn new(settings: GatewaySettings, meters: Arc<dyn MeterFactory>) -> Gateway {
-        Gateway { settings, meters, open: Arc::default() }
+        Gateway { settings, meters, open: Arc::default(), hashes: Mutex::default() }
+    }
+
+    /// The sampled fingerprint codes of a finished session, while this process still holds them.
+    pub fn session_hashes(&self, session_id: &str) -> Option<SessionHashes> {
+        let kept = self.hashes.lock().unwrap_or_else(|p| p.into_inner());
+        kept.iter().find(|s| s.session_id == session_id).cloned()
+    }
+
+    /// Hands over (and forgets) every finished session's codes, oldest first: for the indexer that
+    /// will store them.
+    pub fn drain_session_hashes(&self) -> Vec<SessionHashes> {
+        self.hashes.lock().unwrap_or_else(|p| p.into_inner()).drain(..).collect()
+    }
+
+    fn keep_session_hashes(&self, session: SessionHashes) {
+        let mut kept = self.hashes.lock().unwrap_or_else(|p| p.into_inner());
+        if kept.len() >= MAX_SESSIONS_WITH_HASHES {
+            kept.pop_front();
+        }
+        kept.push_back(session);
     }
 
     /// Open streams of `uid` in this process.
@@ -445,6 +491,8 @@ struct Stream {
     runs: SpeechRuns,
     /// The session summary as last sent to the store.
     summary: StreamSession,
+    /// Sampled fingerprint codes of this stream so far (policy `[fingerprint]`).
+    hashes: Vec<HashSample>,
     /// Sample frames received from the client.
     received_frames: u64,
     /// Bytes of an incomplete sample frame, joined with the next binary frame.
@@ -482,7 +530,12 @@ enum Next {
 
 impl Stream {
     fn new(gateway: Arc<Gateway>, service: Arc<Service>, uid: Uid, format: Format, query: String) -> Stream {
-        let meter = gateway.meters.new_meter(format.sample_rate, format.channels);
+        // The switch is read when the stream opens: a policy change applies to new streams.
+        let meter = if service.policy().fingerprint.enabled {
+            gateway.meters.new_fingerprinting_meter(format.sample_rate, format.channels)
+        } else {
+            gateway.meters.new_meter(format.sample_rate, format.channels)
+        };
         let runs = SpeechRuns::new(meter.window_ms(), DEFAULT_BRIDGE_MS);
         let session_id = uuid::Uuid::new_v4().to_string();
         let summary = StreamSession::open(session_id.clone(), service.now());
@@ -496,6 +549,7 @@ impl Stream {
             meter,
             runs,
             summary,
+            hashes: Vec::new(),
             received_frames: 0,
             carry: Vec::new(),
             pcm: Vec::new(),
@@ -648,6 +702,14 @@ impl Stream {
         }
         self.flush().await;
         self.record_session(true);
+        if !self.hashes.is_empty() {
+            self.gateway.keep_session_hashes(SessionHashes {
+                session_id: self.session_id.clone(),
+                uid: self.uid.clone(),
+                started_at: self.summary.started_at,
+                hashes: std::mem::take(&mut self.hashes),
+            });
+        }
         metrics::gauge!("fairuse_gateway_streams").decrement(1.0);
         tracing::debug!(uid = %self.uid, session_id = %self.session_id, speech_ms = self.meter.speech_ms(), stt_ms = self.stt_ms(), "stream closed");
     }
@@ -679,6 +741,10 @@ impl Stream {
                 self.pcm.extend(whole.chunks_exact(2).map(|b| i16::from_le_bytes([b[0], b[1]])));
                 let runs = &mut self.runs;
                 self.meter.push(&self.pcm, &mut |is_speech| runs.observe(is_speech));
+                if self.hashes.len() < MAX_HASHES_PER_SESSION {
+                    self.meter.take_hashes(&mut self.hashes);
+                    self.hashes.truncate(MAX_HASHES_PER_SESSION);
+                }
                 self.received_frames += (whole.len() / self.block_align()) as u64;
                 let align = self.block_align();
                 // Shared, not copied: each part sent upstream is a view of the client's frame.

@@ -13,6 +13,7 @@ use fairuse_domain::error::StoreError;
 use fairuse_domain::ids::Lane;
 use fairuse_domain::ids::Uid;
 use fairuse_domain::policy::Policy;
+use fairuse_domain::sessions::HashSample;
 use fairuse_domain::stage::Stage;
 use fairuse_domain::store::{BudgetStore, MemoryStore, UsageMeterStore};
 use fairuse_domain::time::DurationMs;
@@ -36,13 +37,17 @@ const LOUD: i16 = 8_000;
 // ---- the meter test double ------------------------------------------------------------------
 
 /// Counts samples louder than a threshold as speech: a test double, not a VAD. Its detection
-/// windows are 10 ms, speech when most of their samples are loud.
+/// windows are 10 ms, speech when most of their samples are loud. When fingerprinting, each speech
+/// window gives one "code" (its window index), as a stand-in for the real fingerprint.
 struct LoudSamples {
     loud: u64,
     per_second: u64,
     window_samples: u64,
     in_window: u64,
     loud_in_window: u64,
+    fingerprinting: bool,
+    windows: u32,
+    codes: Vec<HashSample>,
 }
 
 impl StreamMeter for LoudSamples {
@@ -53,7 +58,12 @@ impl StreamMeter for LoudSamples {
             self.loud_in_window += u64::from(loud);
             self.in_window += 1;
             if self.in_window == self.window_samples {
-                on_window(self.loud_in_window * 2 > self.window_samples);
+                let speech = self.loud_in_window * 2 > self.window_samples;
+                on_window(speech);
+                if speech && self.fingerprinting {
+                    self.codes.push(HashSample { offset_ms: i64::from(self.windows) * 10, code: self.windows });
+                }
+                self.windows += 1;
                 (self.in_window, self.loud_in_window) = (0, 0);
             }
         }
@@ -64,14 +74,35 @@ impl StreamMeter for LoudSamples {
     fn window_ms(&self) -> i64 {
         10
     }
+    fn take_hashes(&mut self, out: &mut Vec<HashSample>) {
+        out.append(&mut self.codes);
+    }
 }
 
 struct LoudSamplesFactory;
 
+impl LoudSamplesFactory {
+    fn meter(sample_rate: u32, channels: u16, fingerprinting: bool) -> Box<dyn StreamMeter> {
+        let per_second = u64::from(sample_rate) * u64::from(channels);
+        Box::new(LoudSamples {
+            loud: 0,
+            per_second,
+            window_samples: per_second / 100,
+            in_window: 0,
+            loud_in_window: 0,
+            fingerprinting,
+            windows: 0,
+            codes: Vec::new(),
+        })
+    }
+}
+
 impl MeterFactory for LoudSamplesFactory {
     fn new_meter(&self, sample_rate: u32, channels: u16) -> Box<dyn StreamMeter> {
-        let per_second = u64::from(sample_rate) * u64::from(channels);
-        Box::new(LoudSamples { loud: 0, per_second, window_samples: per_second / 100, in_window: 0, loud_in_window: 0 })
+        LoudSamplesFactory::meter(sample_rate, channels, false)
+    }
+    fn new_fingerprinting_meter(&self, sample_rate: u32, channels: u16) -> Box<dyn StreamMeter> {
+        LoudSamplesFactory::meter(sample_rate, channels, true)
     }
 }
 
@@ -937,6 +968,40 @@ async fn each_stream_records_a_session_summary_for_the_classifier() {
     assert_eq!(s.longest_speech_ms, 1_500, "the 300 ms gap is bridged: {s:?}");
     assert_eq!((s.pause_count, s.longest_pause_ms, s.pause_mean_ms), (2, 2_000, 1_500), "{s:?}");
     assert!(s.started_at >= start && s.updated_at >= s.started_at, "{s:?}");
+}
+
+#[tokio::test]
+async fn a_finished_stream_leaves_its_fingerprint_codes_per_session_unless_the_policy_turns_them_off() {
+    for enabled in [true, false] {
+        let mut policy = Policy::default();
+        assert!(policy.fingerprint.enabled, "on by default");
+        policy.fingerprint.enabled = enabled;
+        let (app, _) = spawn_app_with_upstream(policy, 100).await;
+        let start = app.service.now();
+        let mut ws = connect(&app, "fay").await;
+        // 300 ms of speech, 200 ms of silence, 100 ms of speech: 40 speech windows of 10 ms.
+        for (ms, loud) in [(300, true), (200, false), (100, true)] {
+            ws.send(Message::Binary(audio(ms, loud).into())).await.unwrap();
+        }
+        close_stream(&mut ws).await;
+        // The slot is freed after the stream kept its codes.
+        wait_until(async || app.gateway.open_streams(&uid("fay")) == 0).await;
+        let sessions = app.service.stores.conversations.stream_sessions_since(&uid("fay"), start, 10).await.unwrap();
+        let session_id = &sessions.first().expect("one session recorded").session_id;
+        let kept = app.gateway.session_hashes(session_id);
+        if !enabled {
+            assert_eq!(kept, None, "fingerprints off: nothing kept");
+            assert!(app.gateway.drain_session_hashes().is_empty());
+            continue;
+        }
+        let kept = kept.expect("the session's codes are kept");
+        assert_eq!((kept.uid.clone(), kept.started_at), (uid("fay"), sessions[0].started_at));
+        assert_eq!(kept.hashes.len(), 40, "{kept:?}");
+        assert_eq!(kept.hashes[30], HashSample { offset_ms: 500, code: 50 }, "offsets from the stream start");
+        // Handed over once to the indexer, then gone.
+        assert_eq!(app.gateway.drain_session_hashes(), vec![kept]);
+        assert_eq!(app.gateway.session_hashes(session_id), None);
+    }
 }
 
 #[tokio::test]

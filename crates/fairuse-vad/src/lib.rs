@@ -44,7 +44,7 @@ pub enum VadError {
     UnsupportedKernels(Kernels),
     #[error("unsupported WAV encoding: {0}")]
     UnsupportedWav(String),
-    #[error("cannot read WAV: {0}")]
+    #[error("cannot read WAV")]
     Wav(#[from] hound::Error),
 }
 
@@ -209,46 +209,77 @@ pub struct MeterReport {
 /// Meter a WAV file (PCM 8/16/24/32-bit or float, 1–2 channels, 8–48 kHz) with the same code as the
 /// live gateway and the default threshold.
 pub fn meter_wav(path: impl AsRef<Path>) -> Result<MeterReport, VadError> {
-    let mut reader = hound::WavReader::open(path)?;
-    let spec = reader.spec();
-    let mut meter = SpeechMeter::new(spec.sample_rate, spec.channels)?;
+    let mut wav = WavPcm16::open(path)?;
+    let mut meter = SpeechMeter::new(wav.sample_rate(), wav.channels())?;
     let mut buf: Vec<i16> = Vec::with_capacity(8192);
-    let flush = |buf: &mut Vec<i16>, meter: &mut SpeechMeter| {
-        meter.push(buf);
-        buf.clear();
-    };
-    match (spec.sample_format, spec.bits_per_sample) {
-        (hound::SampleFormat::Int, 16) => {
-            for s in reader.samples::<i16>() {
-                buf.push(s?);
-                if buf.len() == buf.capacity() {
-                    flush(&mut buf, &mut meter);
-                }
-            }
-        }
-        (hound::SampleFormat::Int, bits @ (8 | 24 | 32)) => {
-            for s in reader.samples::<i32>() {
-                let s = s?;
-                // Keep the top 16 bits; 8-bit samples move up.
-                buf.push(if bits == 8 { (s << 8) as i16 } else { (s >> (bits - 16)) as i16 });
-                if buf.len() == buf.capacity() {
-                    flush(&mut buf, &mut meter);
-                }
-            }
-        }
-        (hound::SampleFormat::Float, 32) => {
-            for s in reader.samples::<f32>() {
-                buf.push((s?.clamp(-1.0, 1.0) * 32767.0).round() as i16);
-                if buf.len() == buf.capacity() {
-                    flush(&mut buf, &mut meter);
-                }
-            }
-        }
-        (format, bits) => return Err(VadError::UnsupportedWav(format!("{format:?} {bits}-bit"))),
+    while wav.read_chunk(&mut buf)? > 0 {
+        meter.push(&buf);
     }
-    flush(&mut buf, &mut meter);
-    let duration_ms = u64::from(reader.duration()) * 1000 / u64::from(spec.sample_rate);
+    let duration_ms = wav.duration_ms();
     let speech_ms = meter.speech_ms();
     let speech_share = if duration_ms == 0 { 0.0 } else { speech_ms as f64 / duration_ms as f64 };
     Ok(MeterReport { speech_ms, duration_ms, speech_share })
+}
+
+/// A WAV file read as interleaved 16-bit PCM in chunks, whatever its sample encoding (PCM 8/16/24/32-bit
+/// or 32-bit float): the one WAV decoder of the workspace, shared by [`meter_wav`] and the fingerprint
+/// CLI so both see the same samples.
+pub struct WavPcm16 {
+    reader: hound::WavReader<std::io::BufReader<std::fs::File>>,
+    spec: hound::WavSpec,
+}
+
+impl WavPcm16 {
+    /// Opens `path` and checks the encoding; the rate and channel count are checked by whoever
+    /// consumes the samples ([`SpeechMeter::new`]).
+    pub fn open(path: impl AsRef<Path>) -> Result<Self, VadError> {
+        let reader = hound::WavReader::open(path)?;
+        let spec = reader.spec();
+        match (spec.sample_format, spec.bits_per_sample) {
+            (hound::SampleFormat::Int, 8 | 16 | 24 | 32) | (hound::SampleFormat::Float, 32) => {
+                Ok(Self { reader, spec })
+            }
+            (format, bits) => Err(VadError::UnsupportedWav(format!("{format:?} {bits}-bit"))),
+        }
+    }
+
+    pub fn sample_rate(&self) -> u32 {
+        self.spec.sample_rate
+    }
+
+    pub fn channels(&self) -> u16 {
+        self.spec.channels
+    }
+
+    /// The file's length from its header, in ms.
+    pub fn duration_ms(&self) -> u64 {
+        u64::from(self.reader.duration()) * 1000 / u64::from(self.spec.sample_rate.max(1))
+    }
+
+    /// Replaces `buf`'s contents with up to `buf.capacity()` (at least 1024) interleaved samples and
+    /// returns how many; 0 at the end of the file.
+    pub fn read_chunk(&mut self, buf: &mut Vec<i16>) -> Result<usize, VadError> {
+        buf.clear();
+        let want = buf.capacity().max(1024);
+        match (self.spec.sample_format, self.spec.bits_per_sample) {
+            (hound::SampleFormat::Int, 16) => {
+                for s in self.reader.samples::<i16>().take(want) {
+                    buf.push(s?);
+                }
+            }
+            (hound::SampleFormat::Float, _) => {
+                for s in self.reader.samples::<f32>().take(want) {
+                    buf.push((s?.clamp(-1.0, 1.0) * 32767.0).round() as i16);
+                }
+            }
+            (_, bits) => {
+                for s in self.reader.samples::<i32>().take(want) {
+                    let s = s?;
+                    // Keep the top 16 bits; 8-bit samples move up.
+                    buf.push(if bits == 8 { (s << 8) as i16 } else { (s >> (bits - 16)) as i16 });
+                }
+            }
+        }
+        Ok(buf.len())
+    }
 }

@@ -69,6 +69,9 @@ struct Args {
     /// Run every stream count even after one is not sustained.
     #[arg(long)]
     no_stop: bool,
+    /// A policy file for the server (`FAIRUSE_POLICY`); the shipped default when absent.
+    #[arg(long)]
+    policy: Option<PathBuf>,
     /// After the ramp, this many bisection steps between the last sustained count and the first
     /// that was not (to a multiple of 10).
     #[arg(long, default_value_t = 2)]
@@ -132,7 +135,7 @@ struct Server {
 }
 
 impl Server {
-    fn start(bin: &PathBuf, upstream: SocketAddr) -> Server {
+    fn start(bin: &PathBuf, upstream: SocketAddr, policy: Option<&PathBuf>) -> Server {
         let dir = tempfile::tempdir().expect("temp dir");
         let mut cmd = Command::new(bin);
         cmd.args(["serve", "--listen", "127.0.0.1:0", "--data-dir"]).arg(dir.path().join("data"));
@@ -146,6 +149,7 @@ impl Server {
             .env("FAIRUSE_UPSTREAM_STT_URL", format!("ws://{upstream}/v1/listen"))
             .env("FAIRUSE_UPSTREAM_STT_API_KEY", "gateway-load-upstream-key")
             .env("FAIRUSE_LOG", "warn")
+            .envs(policy.map(|p| ("FAIRUSE_POLICY", p)))
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit());
         let mut child = cmd.spawn().unwrap_or_else(|e| panic!("cannot start {}: {e}", bin.display()));
@@ -490,7 +494,7 @@ fn main() {
         let upstream = listener.local_addr().expect("upstream addr");
         let arrivals: Arrivals = Arc::default();
         tokio::spawn(run_upstream(listener, arrivals.clone()));
-        let server = Server::start(&args.fairuse, upstream);
+        let server = Server::start(&args.fairuse, upstream, args.policy.as_ref());
         eprintln!("fairuse serve pid {} at {}, upstream ws://{upstream}", server.pid(), server.base);
         let bench = Bench { frames: Arc::new(frames), upstream, arrivals, server, args };
 

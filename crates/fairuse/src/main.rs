@@ -62,6 +62,16 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Whether two WAV recordings share audio (a replay, not a reading of the same words) and where.
+    Match {
+        /// The first recording (WAV, 8-48 kHz, mono or stereo, PCM or float).
+        a: PathBuf,
+        /// The second recording; `offset_ms` is where the shared part starts in it relative to A.
+        b: PathBuf,
+        /// Print JSON for scripts.
+        #[arg(long)]
+        json: bool,
+    },
     /// Write a realistic synthetic trace for backtests and benchmarks.
     GenTrace(fairuse::gen_trace::GenTraceArgs),
     /// Write a labelled population from the family files (bench/families) for leave-one-family-out evaluation.
@@ -185,6 +195,47 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     r.speech_ms,
                     r.duration_ms,
                     r.speech_share * 100.0
+                );
+            }
+            Ok(())
+        }
+        Command::Match { a, b, json } => {
+            let print = |f: &PathBuf| {
+                fairuse_fingerprint::fingerprint_wav(f).with_context(|| format!("fingerprinting {}", f.display()))
+            };
+            let (fa, fb) = (print(&a)?, print(&b)?);
+            let m = fairuse_fingerprint::compare(&fa, &fb, fairuse_fingerprint::MatchThresholds::default());
+            if json {
+                println!(
+                    "{}",
+                    serde_json::json!({
+                        "match": m.matched,
+                        "offset_ms": m.offset_ms,
+                        "shared_ms": m.shared_ms,
+                        "score": (m.score * 1000.0).round() / 1000.0,
+                        "a_start_ms": m.a_start_ms,
+                        "b_start_ms": m.b_start_ms,
+                        "shared_speech_ms": m.shared_speech_ms,
+                        "mean_bit_errors": (m.mean_bit_errors * 100.0).round() / 100.0,
+                    })
+                );
+            } else if m.matched {
+                println!(
+                    "match: {} ms shared, from {} ms in {} and {} ms in {} (offset {:+} ms), score {:.2}",
+                    m.shared_ms,
+                    m.a_start_ms,
+                    a.display(),
+                    m.b_start_ms,
+                    b.display(),
+                    m.offset_ms,
+                    m.score
+                );
+            } else {
+                println!(
+                    "no match: {} and {} share no run of the same audio (best score {:.2})",
+                    a.display(),
+                    b.display(),
+                    m.score
                 );
             }
             Ok(())

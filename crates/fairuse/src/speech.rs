@@ -1,17 +1,42 @@
 //! Speech metering for the streaming gateway: the Silero VAD of `fairuse-vad` behind the
-//! server's per-stream meter port. Only the composition root knows both crates.
+//! server's per-stream meter port, with the acoustic fingerprint of `fairuse-fingerprint` fed the
+//! same samples and the VAD's verdicts when the policy's `[fingerprint]` is on. Only the
+//! composition root knows these crates.
 
+use fairuse_domain::sessions::HashSample;
+use fairuse_fingerprint::FingerprintStream;
 use fairuse_server::gateway::{MeterFactory, StreamMeter};
 use fairuse_vad::SpeechMeter;
 
 /// Makes one VAD meter per stream (each with its own recurrent state).
 pub struct VadMeters;
 
-struct VadStream(SpeechMeter);
+struct VadStream(SpeechMeter, Option<FingerprintStream>);
 
 impl StreamMeter for VadStream {
     fn push(&mut self, pcm: &[i16], on_window: &mut dyn FnMut(bool)) {
-        self.0.push_with(pcm, |_, is_speech| on_window(is_speech));
+        match &mut self.1 {
+            None => {
+                self.0.push_with(pcm, |_, is_speech| on_window(is_speech));
+            }
+            Some(print) => {
+                print.push(pcm);
+                self.0.push_with(pcm, |_, is_speech| {
+                    print.mark_window(is_speech);
+                    on_window(is_speech)
+                });
+            }
+        }
+    }
+
+    fn take_hashes(&mut self, out: &mut Vec<HashSample>) {
+        if let Some(print) = &mut self.1 {
+            print.take_speech_codes(|offset_ms, code| {
+                if fairuse_fingerprint::is_sampled(code) {
+                    out.push(HashSample { offset_ms: i64::try_from(offset_ms).unwrap_or(i64::MAX), code });
+                }
+            });
+        }
     }
 
     fn window_ms(&self) -> i64 {
@@ -37,6 +62,53 @@ impl MeterFactory for VadMeters {
         // a meter, and `new` checked the model at start-up: those are SpeechMeter::new's only
         // errors, so this cannot fail.
         let meter = SpeechMeter::new(sample_rate, channels).expect("format validated by the gateway");
-        Box::new(VadStream(meter))
+        Box::new(VadStream(meter, None))
+    }
+
+    fn new_fingerprinting_meter(&self, sample_rate: u32, channels: u16) -> Box<dyn StreamMeter> {
+        // FingerprintStream::new accepts the same rates and channel counts as SpeechMeter::new.
+        let meter = SpeechMeter::new(sample_rate, channels).expect("format validated by the gateway");
+        let print = FingerprintStream::new(sample_rate, channels).expect("format validated by the gateway");
+        Box::new(VadStream(meter, Some(print)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The VAD fixture (6.2 s of speech at 16 kHz mono) three times over.
+    fn speech() -> Vec<i16> {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../fairuse-vad/tests/fixtures/speech_16k.wav");
+        let mut wav = fairuse_vad::WavPcm16::open(path).unwrap();
+        let (mut once, mut buf) = (Vec::new(), Vec::with_capacity(8192));
+        while wav.read_chunk(&mut buf).unwrap() > 0 {
+            once.extend_from_slice(&buf);
+        }
+        once.repeat(3)
+    }
+
+    fn run(meter: &mut dyn StreamMeter, pcm: &[i16]) -> (Vec<HashSample>, usize) {
+        let (mut hashes, mut windows) = (Vec::new(), 0);
+        for frame in pcm.chunks(320) {
+            meter.push(frame, &mut |_| windows += 1);
+            meter.take_hashes(&mut hashes);
+        }
+        (hashes, windows)
+    }
+
+    #[test]
+    fn a_fingerprinting_meter_keeps_sampled_speech_codes_and_meters_the_same() {
+        let pcm = speech();
+        let mut plain = VadMeters.new_meter(16_000, 1);
+        let mut printing = VadMeters.new_fingerprinting_meter(16_000, 1);
+        let (none, plain_windows) = run(plain.as_mut(), &pcm);
+        let (hashes, printing_windows) = run(printing.as_mut(), &pcm);
+        assert!(none.is_empty(), "a plain meter fingerprints nothing");
+        assert_eq!((plain.speech_ms(), plain_windows), (printing.speech_ms(), printing_windows));
+        // 18.5 s: ~150 codes, about half of them speech, one in four of those sampled.
+        assert!((5..60).contains(&hashes.len()), "{} sampled codes", hashes.len());
+        assert!(hashes.windows(2).all(|w| w[0].offset_ms < w[1].offset_ms), "in stream order");
+        assert!(hashes.iter().all(|h| fairuse_fingerprint::is_sampled(h.code)));
     }
 }

@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# The gateway's per-stream cost with fingerprints off and on, in one run: `fairuse serve` under the
+# same load as bench/gateway.sh, once with a policy whose `[fingerprint] enabled = false` and once
+# with the shipped default (on), alternating for `rounds` rounds at fixed stream counts.
+# Usage: bash bench/gateway-fingerprint.sh [rounds, default 2] [stream counts, default 100,200] [seconds, default 20]
+# Writes bench/results/gateway-fingerprint.md.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+rounds=${1:-2}
+streams=${2:-100,200}
+secs=${3:-20}
+[[ $rounds =~ ^[1-9][0-9]*$ ]] || { echo "bench: rounds must be a positive integer, got '$rounds'" >&2; exit 2; }
+[[ $streams =~ ^[0-9]+(,[0-9]+)*$ ]] || { echo "bench: stream counts are like 100,200, got '$streams'" >&2; exit 2; }
+[[ $secs =~ ^[1-9][0-9]*$ ]] || { echo "bench: seconds must be a positive integer, got '$secs'" >&2; exit 2; }
+ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
+
+cargo build --release -q --bin fairuse
+cargo build --release -q -p fairuse --example gateway_load
+dir=$(mktemp -d)
+trap 'rm -rf "$dir"' EXIT
+policy=crates/fairuse-domain/default-policy.toml
+grep -q '^enabled = true .*fingerprints' "$policy" || { echo "bench: $policy has no [fingerprint] enabled = true line" >&2; exit 1; }
+sed 's/^enabled = true\( .*fingerprints\)/enabled = false\1/' "$policy" >"$dir/off.toml"
+cp "$policy" "$dir/on.toml"
+
+load=$(cut -d' ' -f1-3 /proc/loadavg)
+started=$(date -u '+%Y-%m-%d %H:%M UTC')
+rows=()
+for round in $(seq 1 "$rounds"); do
+  for mode in off on; do
+    report=$(./target/release/examples/gateway_load --fairuse target/release/fairuse --policy "$dir/$mode.toml" \
+      --wav crates/fairuse-vad/tests/fixtures/speech_16k.wav --streams "$streams" --seconds "$secs" --refine 0 --no-stop)
+    # Table rows: | streams | direct | gateway | added | arrived | dropped | late | CPU | CPU ms per stream-s | RSS | ...
+    while IFS='|' read -r _ n _ gw added _ _ late cores per_stream rss _ machine sustained _; do
+      n=$(xargs <<<"$n")
+      [[ $n =~ ^[0-9]+$ ]] || continue
+      rows+=("$round|$mode|$n|$(xargs <<<"$per_stream")|$(xargs <<<"$rss")|$(xargs <<<"$added")|$(xargs <<<"$late")|$(xargs <<<"$machine")|$(xargs <<<"$sustained")")
+      echo "round $round $mode: $n streams, $(xargs <<<"$per_stream") ms per stream-s, RSS $(xargs <<<"$rss") MiB, sustained $(xargs <<<"$sustained")" >&2
+    done < <(grep '^|' <<<"$report")
+  done
+done
+
+median() { printf '%s\n' "$@" | sort -g | awk '{v[NR]=$1} END {print (NR % 2) ? v[(NR+1)/2] : (v[NR/2]+v[NR/2+1])/2}'; }
+mkdir -p bench/results
+{
+  echo "# Gateway per-stream cost with fingerprints off and on"
+  echo
+  echo "\`bash bench/gateway-fingerprint.sh $rounds $streams $secs\`, $started, $(nproc) cores ($(sed -n 's/^model name\s*: //p' /proc/cpuinfo | head -n1)), load average $load at the start; $(rustc --version | cut -d' ' -f1-2)."
+  echo
+  echo "The load of \`bench/gateway.sh\` (\`crates/fairuse/examples/gateway_load.rs\`: N real-time 16 kHz mono streams of \`crates/fairuse-vad/tests/fixtures/speech_16k.wav\`, 20 ms frames, through a release \`fairuse serve\` to a fake upstream) at fixed N, with the server's policy (\`gateway_load --policy\`, \`FAIRUSE_POLICY\`) set to the shipped default with \`[fingerprint] enabled = false\` (**off**) and to the shipped default (**on**), alternating, $rounds rounds. *Server CPU ms per stream-s* is the server process's user + system CPU over the sending window per stream-second; the fingerprint's share is (on − off) / on."
+  echo
+  echo "| round | fingerprints | streams | server CPU ms per stream-s | server RSS MiB | added p50 / p99 ms | late frames | machine CPU (cores) | sustained |"
+  echo "|---:|---|---:|---:|---:|---|---:|---:|---|"
+  for r in "${rows[@]}"; do echo "| ${r//|/ | } |"; done
+  echo
+  for n in ${streams//,/ }; do
+    off=() on=() off_rss=() on_rss=()
+    for r in "${rows[@]}"; do
+      IFS='|' read -r _ mode rn per rss _ <<<"$r"
+      [[ $rn == "$n" ]] || continue
+      if [[ $mode == off ]]; then off+=("$per"); off_rss+=("$rss"); else on+=("$per"); on_rss+=("$rss"); fi
+    done
+    mo=$(median "${off[@]}"); mn=$(median "${on[@]}")
+    echo "- $n streams: off $mo, on $mn ms per stream-s (medians): fingerprints are **$(awk -v a="$mo" -v b="$mn" 'BEGIN { printf "%.0f%%", 100 * (b - a) / b }')** of the per-stream CPU with them on; RSS $(median "${off_rss[@]}") → $(median "${on_rss[@]}") MiB."
+  done
+  echo
+  echo "The machine is shared with other work; the off and on runs alternate so both see it alike."
+} | tee bench/results/gateway-fingerprint.md
