@@ -141,7 +141,9 @@ pub struct FreeTier {
 }
 
 /// `[fingerprint]`: acoustic fingerprints of each metered stream's speech (issue 11), kept per
-/// session as sampled codes with their offsets. Optional in a policy file; on when absent.
+/// session as sampled codes with their offsets. Optional in a policy file; off when absent, and
+/// off in the shipped policy until the index that compares sessions uses the codes: until then
+/// they would cost ~1.5 MiB of memory and a share of CPU per stream for no evidence.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FingerprintPolicy {
@@ -150,7 +152,7 @@ pub struct FingerprintPolicy {
 
 impl Default for FingerprintPolicy {
     fn default() -> Self {
-        Self { enabled: true }
+        Self { enabled: false }
     }
 }
 

@@ -974,7 +974,7 @@ async fn each_stream_records_a_session_summary_for_the_classifier() {
 async fn a_finished_stream_leaves_its_fingerprint_codes_per_session_unless_the_policy_turns_them_off() {
     for enabled in [true, false] {
         let mut policy = Policy::default();
-        assert!(policy.fingerprint.enabled, "on by default");
+        assert!(!policy.fingerprint.enabled, "off by default until the index uses the codes");
         policy.fingerprint.enabled = enabled;
         let (app, _) = spawn_app_with_upstream(policy, 100).await;
         let start = app.service.now();
