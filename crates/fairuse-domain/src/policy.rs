@@ -144,16 +144,10 @@ pub struct FreeTier {
 /// session as sampled codes with their offsets. Optional in a policy file; off when absent, and
 /// off in the shipped policy until the index that compares sessions uses the codes: until then
 /// they would cost ~1.5 MiB of memory and a share of CPU per stream for no evidence.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FingerprintPolicy {
     pub enabled: bool,
-}
-
-impl Default for FingerprintPolicy {
-    fn default() -> Self {
-        Self { enabled: false }
-    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
