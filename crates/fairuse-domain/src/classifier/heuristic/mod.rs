@@ -73,6 +73,10 @@ const DAY_WEIGHT: f64 = 0.1;
 /// sermon or an episode named in one conversation is a live pastor's or host's day as well, until
 /// the usage looks like playback.
 const PLAYBACK_SUPPORT: f64 = 0.2;
+/// ... when the meter does not measure narration density: people recording, preaching or
+/// teaching live fill under 70 % of their minutes, and their named episodes, numbered sessions
+/// and back-to-back bookings must not carry them over the line (a live podcast host's day).
+const PLAYBACK_SUPPORT_SPARSE: f64 = 0.3;
 /// Where a verdict without that support stops: under the qualifying score of the shipped policy.
 const BELOW_QUALIFYING: f64 = 0.69;
 /// Gateway sessions that sound like playback ([`StreamSession::playback_like`]) before the shape
@@ -412,7 +416,10 @@ impl HeuristicClassifier {
         // Words say what, not how much of it: a qualifying verdict also needs signs of playback
         // beyond them (dense minutes with continuous speech, a long chain, a day of it, ...).
         let support = shape_score + structure_sum;
-        let score = if support < PLAYBACK_SUPPORT { score.min(BELOW_QUALIFYING) } else { score };
+        // Sparse: the meter measured minutes, and under narration density (no minutes: no say).
+        let sparse = input.shape.active_minutes > 0 && !dense;
+        let needed = if sparse { PLAYBACK_SUPPORT_SPARSE } else { PLAYBACK_SUPPORT };
+        let score = if support < needed { score.min(BELOW_QUALIFYING) } else { score };
 
         let mut signals = vec![Signal { name: "shape", score: round(shape_score), detail: String::new() }];
         signals.push(Signal {

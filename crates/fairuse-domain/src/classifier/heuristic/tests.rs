@@ -694,3 +694,24 @@ fn several_slow_voices_are_a_meeting_unless_the_meter_says_narration() {
     assert!(read(&c, false).live, "four voices at 90 words a minute talk with each other");
     assert!(!read(&c, true).live, "at narration density they are a cast");
 }
+
+#[test]
+fn without_narration_density_words_and_some_structure_stay_below_the_line() {
+    // A live podcast host's day: named episodes recorded back to back, with numbered titles.
+    let convs: Vec<_> = (0..6)
+        .map(|i| at(i + 1, i as i64 * 70, 60, &format!("Episode {} recording", 20 + i), "The host and a guest talk."))
+        .collect();
+    let sparse = UsageShape { mean_density_ms: 33_000, longest_run_minutes: 60, ..dense_broken_shape() };
+    let e = HeuristicClassifier.explain(&input(convs.clone(), sparse.clone()));
+    let support: f64 = e
+        .signals
+        .iter()
+        .filter(|s| !["content", "live"].contains(&s.name) && !s.name.starts_with("structure ("))
+        .map(|s| s.score)
+        .sum();
+    assert!(support >= PLAYBACK_SUPPORT && support < PLAYBACK_SUPPORT_SPARSE, "{:?}", e.signals);
+    assert!(e.verdict.misuse_score < 0.7, "{:?}", e.signals);
+    // The same at narration density is playback.
+    let dense = UsageShape { mean_density_ms: 50_000, ..sparse };
+    assert!(HeuristicClassifier.classify(&input(convs, dense)).unwrap().misuse_score >= 0.7);
+}
