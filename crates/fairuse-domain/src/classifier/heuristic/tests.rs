@@ -709,7 +709,7 @@ fn without_narration_density_words_and_some_structure_stay_below_the_line() {
         .filter(|s| !["content", "live"].contains(&s.name) && !s.name.starts_with("structure ("))
         .map(|s| s.score)
         .sum();
-    assert!(support >= PLAYBACK_SUPPORT && support < PLAYBACK_SUPPORT_SPARSE, "{:?}", e.signals);
+    assert!((PLAYBACK_SUPPORT..PLAYBACK_SUPPORT_SPARSE).contains(&support), "{:?}", e.signals);
     assert!(e.verdict.misuse_score < 0.7, "{:?}", e.signals);
     // The same at narration density is playback.
     let dense = UsageShape { mean_density_ms: 50_000, ..sparse };
