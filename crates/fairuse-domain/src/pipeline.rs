@@ -259,11 +259,12 @@ pub fn apply_job_verdict(
 }
 
 /// How long, from the verdict, the classifier lock stays held: the cooldown after a qualifying
-/// verdict, the re-check after one that does not ([`crate::policy::ClassifierPolicy::hold_after`]).
+/// verdict, the re-check after one that does not, the shorter close re-check after one that
+/// missed the line narrowly ([`crate::policy::ClassifierPolicy::hold_after_score`]).
 /// The lock is taken for the whole cooldown before the run, so a run that fails or takes long is
 /// never repeated by another replica meanwhile.
 pub fn lock_hold(verdict: &Verdict, policy: &Policy) -> crate::time::DurationMs {
-    policy.classifier.hold_after(verdict.misuse_score >= policy.classifier.qualify_score)
+    policy.classifier.hold_after_score(verdict.misuse_score)
 }
 
 /// What the gateway does with the next slice of a stream's audio.

@@ -96,6 +96,15 @@ pub struct ClassifierPolicy {
     /// [`ClassifierPolicy::hold_after`].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub recheck: Option<DurationMs>,
+    /// After a verdict that does not qualify but scores within [`ClassifierPolicy::close_margin`]
+    /// of the qualifying score, the user may be classified again after this instead of the
+    /// re-check (absent: [`DEFAULT_RECHECK_CLOSE`], never more than the re-check).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recheck_close: Option<DurationMs>,
+    /// How far under the qualifying score a verdict is "close" (absent: [`DEFAULT_CLOSE_MARGIN`];
+    /// 0 turns the close re-check off).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub close_margin: Option<f64>,
     pub qualify_score: f64,
     pub lookback: DurationMs,
     pub evidence_retention: DurationMs,
@@ -103,6 +112,10 @@ pub struct ClassifierPolicy {
 
 /// The re-check after a verdict that does not qualify, when a policy file does not set one.
 pub const DEFAULT_RECHECK: DurationMs = DurationMs::hours(3);
+/// The re-check after a verdict close to the line, when a policy file does not set one.
+pub const DEFAULT_RECHECK_CLOSE: DurationMs = DurationMs::hours(1);
+/// How far under the qualifying score a verdict counts as close, when a policy file does not say.
+pub const DEFAULT_CLOSE_MARGIN: f64 = 0.15;
 
 impl ClassifierPolicy {
     /// How long the classifier lock is held after a verdict: the whole cooldown after a qualifying
@@ -116,6 +129,24 @@ impl ClassifierPolicy {
         }
         let recheck = self.recheck.unwrap_or(DEFAULT_RECHECK);
         if recheck.ms() < self.cooldown.ms() { recheck } else { self.cooldown }
+    }
+
+    /// [`ClassifierPolicy::hold_after`] for a verdict's score: the cooldown when it qualifies;
+    /// when it misses the line by less than the close margin, the shorter close re-check. Such a
+    /// verdict says the usage already looks mostly like playback and the next hour of
+    /// conversations will likely settle it: one more classifier call (nothing for the heuristic,
+    /// a fraction of a cent for a hosted model) against the hours of speech-to-text a full
+    /// re-check lets pass. A verdict far under the line keeps the full re-check, so honest heavy
+    /// users are not judged more often.
+    pub fn hold_after_score(&self, score: f64) -> DurationMs {
+        let qualifies = score >= self.qualify_score;
+        let hold = self.hold_after(qualifies);
+        let margin = self.close_margin.unwrap_or(DEFAULT_CLOSE_MARGIN);
+        if qualifies || margin <= 0.0 || score < self.qualify_score - margin {
+            return hold;
+        }
+        let close = self.recheck_close.unwrap_or(DEFAULT_RECHECK_CLOSE);
+        if close.ms() < hold.ms() { close } else { hold }
     }
 }
 
@@ -379,6 +410,19 @@ impl Policy {
                 return Err(invalid("classifier.recheck", "must not exceed classifier.cooldown"));
             }
         }
+        if let Some(r) = c.recheck_close {
+            if r.ms() <= 0 {
+                return Err(invalid("classifier.recheck_close", "must be positive"));
+            }
+            if r.ms() > c.recheck.unwrap_or(DEFAULT_RECHECK).ms().min(c.cooldown.ms()) {
+                return Err(invalid("classifier.recheck_close", "must not exceed classifier.recheck"));
+            }
+        }
+        if let Some(m) = c.close_margin
+            && !(0.0..=1.0).contains(&m)
+        {
+            return Err(invalid("classifier.close_margin", "must be between 0 and 1"));
+        }
         if c.backend == ClassifierBackend::Scripted {
             // Allowed: `simulate --classifier scripted` sets it; the service refuses it at start-up.
         }
@@ -440,6 +484,11 @@ impl Policy {
             ("metering.max_report_speech".into(), m.max_report_speech, 366 * MS_PER_DAY),
             ("classifier.cooldown".into(), self.classifier.cooldown, CENTURY),
             ("classifier.recheck".into(), self.classifier.recheck.unwrap_or(DEFAULT_RECHECK), CENTURY),
+            (
+                "classifier.recheck_close".into(),
+                self.classifier.recheck_close.unwrap_or(DEFAULT_RECHECK_CLOSE),
+                CENTURY,
+            ),
             ("classifier.lookback".into(), self.classifier.lookback, CENTURY),
             ("classifier.evidence_retention".into(), self.classifier.evidence_retention, CENTURY),
             ("ladder.prior_window".into(), self.ladder.prior_window, CENTURY),
@@ -680,6 +729,37 @@ mod tests {
             let text = DEFAULT_POLICY_TOML.replace("recheck = \"3h\"", &format!("recheck = \"{value}\""));
             let err = Policy::from_toml_str(&text).unwrap_err().to_string();
             assert!(err.contains("classifier.recheck") && err.contains(why), "{value}: {err}");
+        }
+    }
+
+    #[test]
+    fn a_verdict_close_to_the_line_is_rechecked_sooner_and_one_far_under_it_is_not() {
+        let p = Policy::default();
+        let c = &p.classifier;
+        assert_eq!(c.hold_after_score(0.9), DurationMs::hours(12), "qualifying: the cooldown");
+        assert_eq!(c.hold_after_score(0.7), DurationMs::hours(12));
+        assert_eq!(c.hold_after_score(0.6), DurationMs::hours(1), "close under the line");
+        assert_eq!(c.hold_after_score(0.55), DurationMs::hours(1));
+        assert_eq!(c.hold_after_score(0.54), DurationMs::hours(3), "far under the line: the re-check");
+        assert_eq!(c.hold_after_score(0.0), DurationMs::hours(3));
+        // Without the keys: the shipped defaults; a margin of 0 turns it off; never above recheck.
+        let without = DEFAULT_POLICY_TOML.replace("recheck_close = \"1h\"", "").replace("close_margin = 0.15", "");
+        assert!(without.len() < DEFAULT_POLICY_TOML.len() - 20);
+        let p = Policy::from_toml_str(&without).unwrap();
+        assert_eq!(p.classifier.hold_after_score(0.6), DurationMs::hours(1));
+        let off = DEFAULT_POLICY_TOML.replace("close_margin = 0.15", "close_margin = 0");
+        assert_eq!(Policy::from_toml_str(&off).unwrap().classifier.hold_after_score(0.69), DurationMs::hours(3));
+        let short = without.replace("recheck = \"3h\"", "recheck = \"30m\"");
+        assert_eq!(Policy::from_toml_str(&short).unwrap().classifier.hold_after_score(0.6), DurationMs::minutes(30));
+        for (from, to, key, why) in [
+            ("recheck_close = \"1h\"", "recheck_close = \"4h\"", "classifier.recheck_close", "must not exceed"),
+            ("recheck_close = \"1h\"", "recheck_close = \"0s\"", "classifier.recheck_close", "must be positive"),
+            ("close_margin = 0.15", "close_margin = 1.5", "classifier.close_margin", "between 0 and 1"),
+        ] {
+            let text = DEFAULT_POLICY_TOML.replace(from, to);
+            assert_ne!(text, DEFAULT_POLICY_TOML, "{from}");
+            let err = Policy::from_toml_str(&text).unwrap_err().to_string();
+            assert!(err.contains(key) && err.contains(why), "{to}: {err}");
         }
     }
 

@@ -23,10 +23,13 @@ use super::{
 };
 use crate::sessions::StreamSession;
 use series::{SeriesKind, series_of, title_names};
-use structure::{binges, busiest_day_minutes, continuous, longest_chain, words_per_minute};
+use structure::{
+    PLAYED_GAP_MS, binges, busiest_day_minutes, chain_within, continuous, longest_chain, played_runs, played_through,
+    words_per_minute,
+};
 use words::{MEDIA_CATEGORIES, content_cues, first_person, fold, media_of, names_others, personal_text};
 
-pub const HEURISTIC_VERSION: &str = "heuristic-v5";
+pub const HEURISTIC_VERSION: &str = "heuristic-v6";
 /// The most that usage shape and volume can contribute: below 0.7, so never a qualifying verdict alone.
 pub const SHAPE_SCORE_LIMIT: f64 = 0.45;
 /// The most that the structure of the conversations can add (series, chains, continuous speech,
@@ -50,6 +53,11 @@ const CUES: f64 = 0.8;
 const SAME_NAME: f64 = 0.8;
 /// ... in continuous speech, describing nothing, right next to one that describes media.
 const SAME_STREAM: f64 = 0.6;
+/// ... whose title is a numbered item played straight after the one before it
+/// ([`structure::played_through`]), while the meter measures narration density.
+const PLAYED_ITEM: f64 = 0.6;
+/// Mean speech per active minute at which the meter says narration, not conversation (70 %).
+const DENSE_MS: i64 = 42_000;
 /// "Right next to": the next conversation starts within this long of the last one's end.
 const STREAM_GAP_MS: i64 = 5 * crate::time::MS_PER_MINUTE;
 /// Structure weights (all capped together by [`STRUCTURE_LIMIT`]).
@@ -65,6 +73,10 @@ const DAY_WEIGHT: f64 = 0.1;
 /// sermon or an episode named in one conversation is a live pastor's or host's day as well, until
 /// the usage looks like playback.
 const PLAYBACK_SUPPORT: f64 = 0.2;
+/// ... when the meter does not measure narration density: people recording, preaching or
+/// teaching live fill under 70 % of their minutes, and their named episodes, numbered sessions
+/// and back-to-back bookings must not carry them over the line (a live podcast host's day).
+const PLAYBACK_SUPPORT_SPARSE: f64 = 0.3;
 /// Where a verdict without that support stops: under the qualifying score of the shipped policy.
 const BELOW_QUALIFYING: f64 = 0.69;
 /// Gateway sessions that sound like playback ([`StreamSession::playback_like`]) before the shape
@@ -137,8 +149,9 @@ fn push_evidence(evidence: &mut Vec<Evidence>, c: &Conversation, reason: String)
     }
 }
 
-/// Reads one conversation's metadata and pace.
-fn read(c: &Conversation) -> Reading<'_> {
+/// Reads one conversation's metadata and pace; `dense` is the meter measuring narration density
+/// over the lookback, where several voices at a slow pace are a cast, not a meeting.
+fn read(c: &Conversation, dense: bool) -> Reading<'_> {
     let text = fold(&format!("{} {}", c.title, c.overview));
     let overview = fold(&c.overview);
     let minutes = c.duration_minutes().max(1.0);
@@ -154,7 +167,8 @@ fn read(c: &Conversation) -> Reading<'_> {
             .or_else(|| series.and_then(|(kind, _, _)| Some((kind.usage_type()?, kind.names_media()?))))
     };
     let pace = words_per_minute(c).map_or(String::new(), |w| format!(", {w:.0} words a minute"));
-    let conversational = c.speaker_count.is_some_and(|n| n >= 3) && words_per_minute(c).is_none_or(|w| w < 100.0);
+    let conversational =
+        !dense && c.speaker_count.is_some_and(|n| n >= 3) && words_per_minute(c).is_none_or(|w| w < 100.0);
     let media_category = MEDIA_CATEGORIES.contains(&fold(c.category.trim()).as_str());
     let mut r = Reading {
         conv: c,
@@ -214,7 +228,7 @@ impl HeuristicClassifier {
         if sessions.iter().filter(|s| s.playback_like()).count() >= PLAYBACK_SESSIONS {
             score += PLAYBACK_WEIGHT; // measured unbroken speech, session after session
         }
-        if shape.mean_density_ms >= 42_000 {
+        if shape.mean_density_ms >= DENSE_MS {
             score += 0.1; // 70 % of every active minute is speech: narration, not conversation
         }
         if shape.longest_run_minutes >= 120 {
@@ -223,7 +237,7 @@ impl HeuristicClassifier {
         if shape.longest_run_minutes >= 360 {
             score += 0.05;
         }
-        if shape.mean_density_ms >= 42_000 && shape.longest_run_minutes >= 120 {
+        if shape.mean_density_ms >= DENSE_MS && shape.longest_run_minutes >= 120 {
             score += 0.1; // both at once: two hours of narration-density speech without a pause
         }
         if shape.hours_of_day_active >= 20 {
@@ -265,8 +279,17 @@ impl HeuristicClassifier {
     pub fn explain(&self, input: &ClassifierInput) -> Explanation {
         let convs = &input.conversations;
         let recipes = select_recipes_with_sessions(convs, &input.sessions);
-        let shape_score = Self::shape_score(&input.shape, &recipes, &input.sessions);
-        let mut readings: Vec<Reading<'_>> = convs.iter().map(read).collect();
+        // The meter's longest run breaks at every silent minute, and a player moving to the next
+        // item leaves one: at narration density, items following each other within two minutes
+        // are one run of playback too (people walking to the next meeting leave more).
+        let mut shape = input.shape.clone();
+        if shape.mean_density_ms >= DENSE_MS {
+            let (_, played_minutes) = chain_within(convs, &vec![true; convs.len()], PLAYED_GAP_MS);
+            shape.longest_run_minutes = shape.longest_run_minutes.max(played_minutes as i64);
+        }
+        let shape_score = Self::shape_score(&shape, &recipes, &input.sessions);
+        let dense = input.shape.mean_density_ms >= DENSE_MS;
+        let mut readings: Vec<Reading<'_>> = convs.iter().map(|c| read(c, dense)).collect();
 
         // A title that repeats the show, book or numbered template of a conversation that names
         // media is that media too.
@@ -288,6 +311,28 @@ impl HeuristicClassifier {
                     "same name {name:?} as {id}, whose metadata describes recorded media; {:.0} min",
                     r.minutes
                 );
+            }
+        }
+
+        // A numbered item played straight after the one before it ("Lesson 7", then "Lesson 8"
+        // within two minutes, in any script) says by its own title that it is one of a series
+        // being played through; live numbered things (classes, calls, visits) have people walking
+        // between them. Only while the meter measures narration density (live talk does not
+        // fill 70 % of every minute), and only in a run that holds a conversation whose own
+        // words describe media: numbering alone never makes a verdict.
+        if dense {
+            let runs = played_runs(convs);
+            let described: std::collections::BTreeSet<usize> =
+                readings.iter().zip(&runs).filter(|(r, _)| r.strength > 0.0).map(|(_, run)| *run).collect();
+            for ((r, played), run) in readings.iter_mut().zip(played_through(convs)).zip(&runs) {
+                if played && described.contains(run) && !r.live && r.strength < PLAYED_ITEM {
+                    r.strength = PLAYED_ITEM;
+                    r.usage_type = r.usage_type.or_else(|| series_of(&r.conv.title).and_then(|s| s.0.usage_type()));
+                    r.why = format!(
+                        "numbered item played straight after the one before it, at narration density; {:.0} min",
+                        r.minutes
+                    );
+                }
             }
         }
 
@@ -371,7 +416,10 @@ impl HeuristicClassifier {
         // Words say what, not how much of it: a qualifying verdict also needs signs of playback
         // beyond them (dense minutes with continuous speech, a long chain, a day of it, ...).
         let support = shape_score + structure_sum;
-        let score = if support < PLAYBACK_SUPPORT { score.min(BELOW_QUALIFYING) } else { score };
+        // Sparse: the meter measured minutes, and under narration density (no minutes: no say).
+        let sparse = input.shape.active_minutes > 0 && !dense;
+        let needed = if sparse { PLAYBACK_SUPPORT_SPARSE } else { PLAYBACK_SUPPORT };
+        let score = if support < needed { score.min(BELOW_QUALIFYING) } else { score };
 
         let mut signals = vec![Signal { name: "shape", score: round(shape_score), detail: String::new() }];
         signals.push(Signal {

@@ -339,6 +339,57 @@ pub(super) fn series_or_template(title: &str) -> Option<(SeriesKind, String, u32
     series_of(title).or_else(|| template_of(title).map(|(t, n)| (SeriesKind::Numbered, t, n)))
 }
 
+/// A title's counter in any script and numbering style: the word right before its last
+/// free-standing number ("Lesson 7", "Kapitel 12", "Ep. 3", "الحلقة 8", "एपिसोड 4", "#41", "Part 3/12"
+/// keeps 3) and that number, or the [`series_of`] marker and stem ("Part IV", "第5話", "S02E03").
+/// Templates that differ around the counter ("Lesson 7: Greetings", "Lesson 8: Numbers") share
+/// the word, so a series keeps one key whatever follows the number.
+pub(super) fn counter_of(title: &str) -> Option<(String, u32)> {
+    if let Some((kind, stem, n)) = series_of(title) {
+        // "S02E03" is episode 3 of its season.
+        let n = if kind == SeriesKind::TvEpisode { n % 1000 } else { n };
+        return Some((format!("{kind:?}:{stem}"), n));
+    }
+    let text = fold(title);
+    let chars: Vec<(usize, char)> = text.char_indices().collect();
+    let mut found = None;
+    let mut i = 0;
+    while i < chars.len() {
+        if !chars[i].1.is_ascii_digit() {
+            i += 1;
+            continue;
+        }
+        let start = i;
+        while i < chars.len() && chars[i].1.is_ascii_digit() {
+            i += 1;
+        }
+        let inside_word =
+            (start > 0 && chars[start - 1].1.is_alphabetic()) || chars.get(i).is_some_and(|c| c.1.is_alphabetic());
+        let fraction_tail = start > 0 && chars[start - 1].1 == '/';
+        if !inside_word && !fraction_tail && i - start <= 4 {
+            found = Some((start, i));
+        }
+    }
+    let (start, end) = found?;
+    let n: u32 = text[chars[start].0..chars.get(end).map_or(text.len(), |c| c.0)].parse().ok()?;
+    // The word before the number, across separators: "Ep. 3", "Lesson – 7", "#41".
+    let mut j = start;
+    while j > 0 && matches!(chars[j - 1].1, ' ' | '#' | '.' | ':' | '-' | '–' | '—' | 'º' | '°') {
+        j -= 1;
+    }
+    let word_end = j;
+    while j > 0 && chars[j - 1].1.is_alphabetic() {
+        j -= 1;
+    }
+    let word: String = chars[j..word_end].iter().map(|c| c.1).collect();
+    let hash = chars[word_end..start].iter().any(|c| c.1 == '#');
+    match (word.chars().count(), hash) {
+        (0, true) => Some(("#".into(), n)),
+        (0, false) => None,
+        _ => Some((word, n)),
+    }
+}
+
 /// The names in a title a host's app repeats for every item of one show, book or client:
 /// "Harbor Town: The Storm" gives "harbor town" and "the storm"; a numbered title gives its stem
 /// or template.
@@ -379,6 +430,22 @@ mod tests {
         assert_eq!(s("Facebook 2 review"), None, "markers are whole words");
         assert!(has_word("two hosts and a guest; podcast episodes", "episode"));
         assert!(!has_word("a classic novel", "class") && !has_word("asynchronous", "sync"));
+    }
+
+    #[test]
+    fn counters_are_read_in_any_script_and_numbering_style() {
+        let c = |t: &str| counter_of(t).map(|(k, n)| (k.rsplit(':').next().unwrap_or_default().to_owned(), n));
+        assert_eq!(counter_of("Lesson 7: Greetings").map(|x| x.1), Some(7));
+        assert_eq!(counter_of("Lesson 7: Greetings").map(|x| x.0), counter_of("Lesson 8: Numbers").map(|x| x.0));
+        assert_eq!(c("الحلقة 8: قطة صغيرة تضيع"), Some(("الحلقة".into(), 8)));
+        assert_eq!(c("एपिसोड 4"), Some(("एपिसोड".into(), 4)));
+        assert_eq!(c("Chamada #41"), Some(("chamada".into(), 41)));
+        assert_eq!(counter_of("#41").map(|x| x.1), Some(41));
+        assert_eq!(c("Canzoni per bambini 11"), Some(("bambini".into(), 11)));
+        assert_eq!(c("Part 3/12"), Some(("".into(), 3)), "the marker's series: part three of twelve");
+        assert_eq!(counter_of("第5話").map(|x| x.1), Some(5));
+        assert_eq!(counter_of("Meeting about the MP3 files"), None, "a number inside a word");
+        assert_eq!(counter_of("2024"), None, "no word before it");
     }
 
     #[test]

@@ -8,7 +8,7 @@
 use std::collections::BTreeMap;
 
 use super::super::Conversation;
-use super::series::{SeriesKind, series_or_template};
+use super::series::{SeriesKind, counter_of, series_or_template};
 use crate::time::MS_PER_MINUTE;
 
 /// Two numbered items are "back to back" when the next starts at most this long after the last ended.
@@ -93,6 +93,11 @@ pub(super) fn binges(convs: &[Conversation]) -> Vec<Binge> {
 /// The longest chain of conversations (among those `eligible`) each starting within
 /// [`CHAIN_GAP_MS`] of the previous one's end: its members and its minutes of conversation.
 pub(super) fn longest_chain(convs: &[Conversation], eligible: &[bool]) -> (Vec<usize>, f64) {
+    chain_within(convs, eligible, CHAIN_GAP_MS)
+}
+
+/// [`longest_chain`] with another gap.
+pub(super) fn chain_within(convs: &[Conversation], eligible: &[bool], gap_ms: i64) -> (Vec<usize>, f64) {
     let mut order: Vec<usize> = (0..convs.len()).filter(|&i| eligible[i]).collect();
     order.sort_by_key(|&i| convs[i].started_at);
     let (mut best, mut best_minutes) = (Vec::new(), 0.0);
@@ -100,7 +105,7 @@ pub(super) fn longest_chain(convs: &[Conversation], eligible: &[bool]) -> (Vec<u
     let mut last_end = i64::MIN;
     for i in order {
         let c = &convs[i];
-        if chain.is_empty() || c.started_at.millis() - last_end > CHAIN_GAP_MS {
+        if chain.is_empty() || c.started_at.millis() - last_end > gap_ms {
             chain.clear();
             minutes = 0.0;
         }
@@ -128,4 +133,53 @@ pub(super) fn busiest_day_minutes(convs: &[Conversation]) -> f64 {
         best = best.max(sum);
     }
     best
+}
+
+/// A player moving to the next item leaves at most this between two conversations; people
+/// walking to the next meeting, class or call leave more.
+pub(super) const PLAYED_GAP_MS: i64 = 2 * MS_PER_MINUTE;
+
+/// Per conversation, the unbroken run of conversations it belongs to (each starting within
+/// [`PLAYED_GAP_MS`] of the last one's end), numbered from 0 in time order.
+pub(super) fn played_runs(convs: &[Conversation]) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..convs.len()).collect();
+    order.sort_by_key(|&i| convs[i].started_at);
+    let mut run = vec![0usize; convs.len()];
+    let (mut id, mut last_end) = (0usize, i64::MIN);
+    for &i in &order {
+        if last_end != i64::MIN && convs[i].started_at.millis() - last_end > PLAYED_GAP_MS {
+            id += 1;
+        }
+        run[i] = id;
+        last_end = last_end.max(convs[i].finished_at.millis());
+    }
+    run
+}
+
+/// Numbered conversations ([`counter_of`]: a number after a word, in any script and numbering
+/// style) that follow each other, one to three numbers on, inside one unbroken run of
+/// conversations (each starting within [`PLAYED_GAP_MS`] of the last one's end; unnumbered ones
+/// may sit between): the items of a series played through, "Lesson 7" straight into "Lesson 8:
+/// Numbers" or "Level 2, Lesson 9", whatever the title template. Per conversation: whether it
+/// is such an item.
+pub(super) fn played_through(convs: &[Conversation]) -> Vec<bool> {
+    let mut order: Vec<usize> = (0..convs.len()).collect();
+    order.sort_by_key(|&i| convs[i].started_at);
+    let run = played_runs(convs);
+    let mut groups: BTreeMap<usize, Vec<(usize, u32)>> = BTreeMap::new();
+    for &i in &order {
+        if let Some((_, n)) = counter_of(&convs[i].title) {
+            groups.entry(run[i]).or_default().push((i, n));
+        }
+    }
+    let mut out = vec![false; convs.len()];
+    for items in groups.values() {
+        for w in items.windows(2) {
+            if w[1].1 > w[0].1 && w[1].1 - w[0].1 <= 3 {
+                out[w[0].0] = true;
+                out[w[1].0] = true;
+            }
+        }
+    }
+    out
 }

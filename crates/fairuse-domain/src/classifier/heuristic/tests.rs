@@ -613,3 +613,105 @@ fn words_alone_without_signs_of_playback_stay_below_the_line() {
     assert!(v.misuse_score >= 0.7, "{v:?}");
     assert_eq!(v.usage_type, UsageType::Prerecorded);
 }
+
+/// A shape at narration density whose meter runs were broken by the silent minute between items.
+fn dense_broken_shape() -> UsageShape {
+    UsageShape {
+        speech_ms: 3 * 60 * 50_000,
+        active_minutes: 180,
+        longest_run_minutes: 45,
+        hours_of_day_active: 3,
+        mean_density_ms: 50_000,
+    }
+}
+
+#[test]
+fn numbered_items_played_straight_through_are_content_in_any_script_only_at_narration_density() {
+    // Arabic, Hindi and Korean titles: no word the heuristic knows, only the counter advancing
+    // across templates, items a minute apart, after one item whose overview describes a cartoon.
+    for (a, b) in
+        [("الدرس {n}", "المستوى 2 – الدرس {n}"), ("एपिसोड {n}", "भाग {n}"), ("강의 {n}", "{n}강 복습 강의 {n}")]
+    {
+        let mut convs = numbered(a, 7, 2, 30, 1);
+        convs.extend(numbered(b, 9, 2, 30, 1).into_iter().enumerate().map(|(i, mut c)| {
+            c.conversation_id = format!("c{}", 10 + i);
+            c.started_at = c.started_at.plus_ms(62 * MS_PER_MINUTE);
+            c.finished_at = c.finished_at.plus_ms(62 * MS_PER_MINUTE);
+            c
+        }));
+        let played = played_through(&convs);
+        assert!(played.iter().all(|p| *p), "{a} / {b}: {played:?}");
+        let cited =
+            |v: &Explanation| v.verdict.evidence.iter().filter(|e| e.reason.contains("played straight")).count();
+        // Numbering alone never makes content.
+        let alone = HeuristicClassifier.explain(&input(convs.clone(), dense_broken_shape()));
+        assert_eq!(cited(&alone), 0, "{a}");
+        assert_eq!(alone.signals.iter().find(|s| s.name == "content").map(|s| s.score), Some(0.0), "{a}");
+        let mut with_cartoon = vec![at(99, -31, 30, "Afternoon", "The characters sing a song in the cartoon.")];
+        with_cartoon.extend(convs);
+        let dense = HeuristicClassifier.explain(&input(with_cartoon.clone(), dense_broken_shape()));
+        assert_eq!(cited(&dense), 4, "{a}: {:?}", dense.verdict.evidence);
+        // The same titles at a conversation's density describe nothing.
+        let live = UsageShape { mean_density_ms: 30_000, ..dense_broken_shape() };
+        assert_eq!(cited(&HeuristicClassifier.explain(&input(with_cartoon, live))), 0, "{a}");
+    }
+    // Classes, calls and visits have people walking between them: five minutes apart is no playback.
+    assert!(played_through(&numbered("Clase {n}", 12, 4, 50, 5)).iter().all(|p| !p));
+    // Nor is a number that goes back or jumps far ahead.
+    assert!(played_through(&numbered("Room {n}", 30, 1, 20, 1)).iter().all(|p| !p));
+    let mut jumps = numbered("Ticket {n}", 100, 2, 10, 1);
+    jumps[1].title = "Ticket 250".into();
+    assert!(played_through(&jumps).iter().all(|p| !p));
+}
+
+#[test]
+fn items_a_minute_apart_at_narration_density_are_one_long_run_and_spaced_ones_are_not() {
+    let shape_of = |items: Vec<Conversation>, shape: &UsageShape| {
+        HeuristicClassifier.explain(&input(items, shape.clone())).signals[0].score
+    };
+    let dense = dense_broken_shape();
+    let (run, spaced) = (
+        shape_of(numbered("Untitled {n}", 1, 6, 30, 1), &dense),
+        shape_of(numbered("Untitled {n}", 1, 6, 30, 5), &dense),
+    );
+    // Three hours a minute apart: a two-hour run, and a dense one (+0.2); five minutes apart: not.
+    assert!(run >= spaced + 0.2 - 1e-9, "{run} vs {spaced}");
+    assert!(run <= SHAPE_SCORE_LIMIT);
+    // At a conversation's density the meter's broken run stands.
+    let talk = UsageShape { mean_density_ms: 30_000, ..dense };
+    let (run, spaced) = (
+        shape_of(numbered("Untitled {n}", 1, 6, 30, 1), &talk),
+        shape_of(numbered("Untitled {n}", 1, 6, 30, 5), &talk),
+    );
+    assert!((run - spaced).abs() < 1e-9, "{run} vs {spaced}");
+}
+
+#[test]
+fn several_slow_voices_are_a_meeting_unless_the_meter_says_narration() {
+    let mut c = at(1, 0, 40, "Pimpa e il viaggio sulla luna", "");
+    c.speaker_count = Some(4);
+    c.word_count = Some(40 * 90);
+    assert!(read(&c, false).live, "four voices at 90 words a minute talk with each other");
+    assert!(!read(&c, true).live, "at narration density they are a cast");
+}
+
+#[test]
+fn without_narration_density_words_and_some_structure_stay_below_the_line() {
+    // A live podcast host's day: named episodes recorded back to back, with numbered titles.
+    let convs: Vec<_> = (0..6)
+        .map(|i| at(i + 1, i as i64 * 70, 60, &format!("Episode {} recording", 20 + i), "The host and a guest talk."))
+        .collect();
+    let sparse = UsageShape { mean_density_ms: 33_000, longest_run_minutes: 60, ..dense_broken_shape() };
+    let e = HeuristicClassifier.explain(&input(convs.clone(), sparse.clone()));
+    let support: f64 = e
+        .signals
+        .iter()
+        .filter(|s| !["content", "live"].contains(&s.name) && !s.name.starts_with("structure ("))
+        .map(|s| s.score)
+        .sum();
+    assert!((PLAYBACK_SUPPORT..PLAYBACK_SUPPORT_SPARSE).contains(&support), "{:?}", e.signals);
+    assert!(e.verdict.misuse_score < 0.7, "{:?}", e.signals);
+    // The same at narration density is playback.
+    let dense = UsageShape { mean_density_ms: 50_000, ..sparse };
+    assert!(HeuristicClassifier.classify(&input(convs, dense)).unwrap().misuse_score >= 0.7);
+}
