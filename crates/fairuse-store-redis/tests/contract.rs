@@ -10,6 +10,8 @@
 //! on shared servers, and deletes its keys when it passes. The restart test runs a private
 //! `redis-server` on a free port, and the timeout test a fake server that never answers.
 
+mod traffic;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -26,6 +28,7 @@ use fairuse_store_redis::{RedisHotStore, RedisOptions};
 use redis::AsyncCommands;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
+use traffic::{Rng, random_report};
 
 const STANDALONE: &str = "127.0.0.1:6379";
 const STANDALONE_URL: &str = "redis://127.0.0.1:6379";
@@ -500,27 +503,6 @@ async fn old_buckets_are_swept_by_whole_hours_a_bounded_number_per_call_and_idle
 // ---------------------------------------------------------------------------------------------
 // The same answers as the domain on random traffic.
 
-/// xorshift64*: deterministic, so a failure replays.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-
-    /// Uniform in `lo..=hi`.
-    fn range(&mut self, lo: i64, hi: i64) -> i64 {
-        lo + (self.next() % (hi - lo + 1) as u64) as i64
-    }
-
-    fn pick<T: Copy>(&mut self, items: &[T]) -> T {
-        items[self.next() as usize % items.len()]
-    }
-}
-
 /// The shipped policy plus windows of odd lengths (1 minute, 97 minutes, 25 h + 1 min, the whole
 /// retention), so that every path of the minute/hour/day split gets exercised.
 fn policy_with_odd_windows() -> Policy {
@@ -530,39 +512,6 @@ fn policy_with_odd_windows() -> Policy {
     }
     policy.validate().expect("a valid policy");
     policy
-}
-
-fn random_report(
-    rng: &mut Rng,
-    policy: &Policy,
-    now: Timestamp,
-    sessions: &mut BTreeMap<&'static str, i64>,
-) -> UsageReport {
-    let lane = rng.pick(&Lane::ALL);
-    let retention_minutes = policy.metering.retention.ms() / MS_PER_MINUTE;
-    let at = match rng.range(0, 5) {
-        0 | 1 => None,
-        2 => Some(now.plus_ms(rng.range(0, 5 * MS_PER_MINUTE))),
-        3 => Some(Timestamp::from_millis((now.minute() - retention_minutes + 1) * MS_PER_MINUTE)),
-        _ => Some(now.minus_ms(rng.range(0, (retention_minutes - 1) * MS_PER_MINUTE))),
-    };
-    let idempotency_key = (rng.range(0, 3) == 0).then(|| format!("k{}", rng.range(0, 6)));
-    let amount = if rng.range(0, 2) == 0 {
-        let id = rng.pick(&["s1", "s2", "s3"]);
-        let total = sessions.entry(id).or_default();
-        // Mostly growing, sometimes a stale retry below the maximum.
-        *total = (*total + rng.range(-20_000, 90_000)).clamp(0, policy.metering.retention.ms());
-        SpeechAmount::Cumulative { session_id: id.into(), total_ms: *total }
-    } else {
-        SpeechAmount::Delta(rng.pick(&[0, 1, 999, 60_000, 3_600_000]))
-    };
-    let stt_ms = match amount {
-        SpeechAmount::Cumulative { total_ms, .. } => {
-            (total_ms + rng.range(0, 1_000)).min(policy.metering.retention.ms())
-        }
-        SpeechAmount::Delta(ms) => ms / 2,
-    };
-    UsageReport { lane, amount, at, idempotency_key, stt_ms }
 }
 
 #[tokio::test]

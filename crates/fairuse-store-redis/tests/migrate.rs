@@ -8,6 +8,8 @@
 //! 127.0.0.1:7001-7003 (`scripts/cluster.sh start`), as for `tests/contract.rs`. Every test uses
 //! its own key prefix and deletes its keys when it passes.
 
+mod traffic;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -21,6 +23,7 @@ use fairuse_domain::windows::{RecordOutcome, SpeechAmount, UsageReport, UserMete
 use fairuse_store_redis::{MeterLayoutCheck, MeterMigration, RedisHotStore, RedisOptions};
 use redis::AsyncCommands;
 use redis::aio::ConnectionLike;
+use traffic::{Rng, random_report};
 
 const STANDALONE: &str = "127.0.0.1:6379";
 const STANDALONE_URL: &str = "redis://127.0.0.1:6379";
@@ -225,58 +228,6 @@ fn uid(prefix: &str, name: &str) -> Uid {
 
 // ---------------------------------------------------------------------------------------------
 // Traffic.
-
-/// xorshift64*: deterministic, so a failure replays.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-
-    fn range(&mut self, lo: i64, hi: i64) -> i64 {
-        lo + (self.next() % (hi - lo + 1) as u64) as i64
-    }
-
-    fn pick<T: Copy>(&mut self, items: &[T]) -> T {
-        items[self.next() as usize % items.len()]
-    }
-}
-
-/// A valid report of any lane and kind, stamped anywhere the policy allows.
-fn random_report(
-    rng: &mut Rng,
-    policy: &Policy,
-    now: Timestamp,
-    sessions: &mut BTreeMap<&'static str, i64>,
-) -> UsageReport {
-    let retention_minutes = policy.metering.retention.ms() / MS_PER_MINUTE;
-    let at = match rng.range(0, 5) {
-        0 | 1 => None,
-        2 => Some(now.plus_ms(rng.range(0, 5 * MS_PER_MINUTE))),
-        3 => Some(Timestamp::from_millis((now.minute() - retention_minutes + 1) * MS_PER_MINUTE)),
-        _ => Some(now.minus_ms(rng.range(0, (retention_minutes - 1) * MS_PER_MINUTE))),
-    };
-    let idempotency_key = (rng.range(0, 3) == 0).then(|| format!("k{}", rng.range(0, 6)));
-    let amount = if rng.range(0, 2) == 0 {
-        let id = rng.pick(&["s1", "s2", "s3"]);
-        let total = sessions.entry(id).or_default();
-        *total = (*total + rng.range(-20_000, 90_000)).clamp(0, policy.metering.retention.ms());
-        SpeechAmount::Cumulative { session_id: id.into(), total_ms: *total }
-    } else {
-        SpeechAmount::Delta(rng.pick(&[0, 1, 999, 60_000, 3_600_000]))
-    };
-    let stt_ms = match amount {
-        SpeechAmount::Cumulative { total_ms, .. } => {
-            (total_ms + rng.range(0, 1_000)).min(policy.metering.retention.ms())
-        }
-        SpeechAmount::Delta(ms) => ms / 2,
-    };
-    UsageReport { lane: rng.pick(&Lane::ALL), amount, at, idempotency_key, stt_ms }
-}
 
 /// The next `now`: mostly minutes apart, sometimes hours or days (the old horizon then jumps
 /// ahead of its lazy pruning, leaving stale buckets below it).
