@@ -313,27 +313,28 @@ async fn recorded_traffic_backtests_to_no_change_under_the_live_policy_and_a_str
     assert_eq!((same.classifier_runs_difference, same.stt_hours_saved_difference), (0, 0.0));
     assert!(same.current.classifier_runs > 0 && same.current.stt_ms_saved > 0, "budgets and runs were exercised");
 
-    // A stricter cap warns the moderate listener, and nobody else newly. It also delays the
-    // all-day listener, which is what a backtest is for: judged after one hour, on one chapter,
-    // the verdict does not qualify and the 3 h recheck holds the next run; warned 1 h 55 min
-    // later than under the live policy, each step comes later and they are not yet restricted
-    // when the trace ends.
+    // A stricter cap warns the moderate listener, and nobody else newly. The all-day listener
+    // crosses the lower cap sooner: judged after one hour, on one chapter, the verdict misses the
+    // line by little, the 1 h close re-check judges again on two chapters, and they are warned
+    // 5 minutes earlier than under the live policy, then throttled and restricted on the same
+    // 12 h steps.
     let strict_policy = Policy::from_toml_str(&stricter_toml()).expect("stricter policy");
     let strict = PolicySide { name: "stricter".into(), policy: &strict_policy, classifier: SimClassifier::Heuristic };
     let report = backtest(&trace, &strict, &live()).expect("backtest");
     assert_eq!(report.newly, ByStage { warning: vec!["moderate".into()], ..ByStage::default() }, "{report:#?}");
-    assert_eq!(report.spared, ByStage { restrict: vec!["reader".into()], ..ByStage::default() }, "{report:#?}");
-    assert_eq!(changed_stage(&report), vec!["moderate", "reader"], "{report:#?}");
+    assert_eq!(report.spared, ByStage::default(), "{report:#?}");
+    assert_eq!(changed_stage(&report), vec!["moderate"], "{report:#?}");
     let reader = report.per_user.iter().find(|u| u.uid == "reader").expect("reader");
     let warned_at = |o: &fairuse::backtest::Outcome| o.first_reached.get(&Stage::Warning).cloned();
     let hour = |m: i64| Some(Timestamp::from_millis(t0 + m * MS_PER_MINUTE).to_rfc3339());
-    assert_eq!((warned_at(&reader.current), warned_at(&reader.new)), (hour(130), hour(245)), "{reader:#?}");
-    assert!(report.new.stt_ms_saved < report.current.stt_ms_saved, "later throttling saves less STT");
+    assert_eq!((warned_at(&reader.current), warned_at(&reader.new)), (hour(130), hour(125)), "{reader:#?}");
+    assert_eq!(reader.new.highest_stage, Stage::Restrict, "{reader:#?}");
+    assert!(report.new.stt_ms_saved >= report.current.stt_ms_saved, "an earlier ladder saves no less STT");
     assert!(report.classifier_runs_difference > 0, "a lower cap asks the classifier more often: {report:#?}");
     // And the other way round, the moderate listener is the one spared.
     let back = backtest(&trace, &live(), &strict).expect("backtest");
     assert_eq!(back.spared.warning, vec!["moderate"], "{back:#?}");
-    assert_eq!(back.newly, ByStage { restrict: vec!["reader".into()], ..ByStage::default() }, "{back:#?}");
+    assert_eq!(back.newly, ByStage::default(), "{back:#?}");
 
     // Pseudonymised: no uid or conversation id left, the same results under other names.
     let key = ExportOptions { pseudonymise_key: Some(PSEUDONYM_KEY.to_vec()), ..options(4 * MS_PER_DAY) };
@@ -397,7 +398,7 @@ async fn recorded_traffic_backtests_to_no_change_under_the_live_policy_and_a_str
         .expect("run backtest");
     let text = String::from_utf8_lossy(&text.stdout);
     assert!(text.contains("newly warned (1): moderate"), "{text}");
-    assert!(text.contains("spared restricted (1): reader"), "{text}");
+    assert!(text.contains("spared: nobody"), "{text}");
     assert!(text.contains("users warned                         3           4        +1"), "{text}");
 }
 
