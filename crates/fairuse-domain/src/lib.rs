@@ -11,6 +11,7 @@ pub mod error;
 pub mod ids;
 pub mod pipeline;
 pub mod policy;
+pub mod prints;
 pub mod sessions;
 pub mod stage;
 pub mod store;

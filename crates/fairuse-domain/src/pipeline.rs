@@ -22,13 +22,13 @@
 
 use std::collections::BTreeSet;
 
-use crate::classifier::{ClassifierInput, Conversation, UsageType, Verdict};
+use crate::classifier::{ClassifierInput, Conversation, Evidence, EvidenceKind, UsageType, Verdict};
 use crate::engine::{self, CapCheck, ClassifyGate, Ctx, Decision, EnforcementState, Event, Trigger};
 use crate::error::InputError;
 use crate::policy::Policy;
 use crate::sessions::StreamSession;
 use crate::store::Job;
-use crate::time::{MS_PER_DAY, Timestamp};
+use crate::time::{MS_PER_DAY, MS_PER_MINUTE, Timestamp};
 
 /// The most conversations of the lookback one classifier run reads: the most recently started,
 /// so many short conversations early in the week cannot push later ones out of view.
@@ -181,6 +181,9 @@ pub fn judgement(state: &EnforcementState, input: &ClassifierInput, policy: &Pol
     if let Some(v) = engine::synthetic_verdict(state, policy) {
         return Judgement::Given(v);
     }
+    if let Some(v) = duplicate_audio_verdict(input, policy) {
+        return Judgement::Given(v);
+    }
     if input.conversations.is_empty() {
         return Judgement::Given(Verdict::no_evidence());
     }
@@ -203,6 +206,56 @@ impl Verdict {
     }
 }
 
+/// The score of a verdict that duplicate audio qualifies on its own.
+pub const DUPLICATE_AUDIO_SCORE: f64 = 0.9;
+
+/// The verdict of the gateway's fingerprints, for every backend and without a model call: when
+/// the sessions of the lookback repeat at least `[fingerprint] qualify_minutes` of audio heard at
+/// least five minutes earlier (the user's own or other users'; simultaneous hearings never count),
+/// and that is at least `qualify_share` of the user's speech in the lookback, the usage is recorded
+/// media whatever the titles say: live conversation never happens twice. The sessions that repeat
+/// most are cited (kind `duplicate_audio`) with the earlier sessions they repeat.
+pub fn duplicate_audio_verdict(input: &ClassifierInput, policy: &Policy) -> Option<Verdict> {
+    let f = &policy.fingerprint;
+    let repeated: i64 = input.sessions.iter().map(StreamSession::duplicate_ms).fold(0, i64::saturating_add);
+    let speech = input.shape.speech_ms.max(1);
+    let share = repeated as f64 / speech as f64;
+    if repeated < i64::from(f.qualify_minutes) * MS_PER_MINUTE || share < f.qualify_share {
+        return None;
+    }
+    let mut cited: Vec<&StreamSession> = input.sessions.iter().filter(|s| s.duplicate_ms() > 0).collect();
+    cited.sort_by(|a, b| b.duplicate_ms().cmp(&a.duplicate_ms()).then_with(|| a.session_id.cmp(&b.session_id)));
+    let minutes = |ms: i64| ms as f64 / MS_PER_MINUTE as f64;
+    let evidence = cited
+        .into_iter()
+        .take(crate::classifier::MAX_EVIDENCE)
+        .map(|s| Evidence {
+            conversation_id: s.session_id.clone(),
+            title: format!("stream of {}", s.started_at),
+            reason: format!(
+                "{:.0} of its {:.0} speech minutes repeat audio heard earlier: {:.0} min by this account, {:.0} min \
+                 by other accounts, at least five minutes apart (acoustic fingerprints)",
+                minutes(s.duplicate_ms()),
+                minutes(s.speech_ms),
+                minutes(s.duplicate_own_ms),
+                minutes(s.duplicate_other_ms)
+            ),
+            kind: EvidenceKind::DuplicateAudio,
+            matches: s.duplicate_of.clone(),
+        })
+        .collect();
+    Some(Verdict {
+        misuse_score: DUPLICATE_AUDIO_SCORE,
+        usage_type: UsageType::Prerecorded,
+        confidence: share.min(1.0),
+        evidence,
+        model: "fingerprint".into(),
+        prompt_version: "duplicate-audio-v1".into(),
+        recipes: Vec::new(),
+        demoted: None,
+    })
+}
+
 /// Evidence hygiene, for every backend: evidence citing a conversation the classifier was not
 /// shown is dropped (a model may invent ids), and a verdict at or over the qualifying score that
 /// cites none of the conversations it was shown is lowered just below the line, with the reason
@@ -210,7 +263,12 @@ impl Verdict {
 /// something the user can see and contest.
 pub fn admit(mut verdict: Verdict, input: &ClassifierInput, policy: &Policy) -> Verdict {
     let shown: BTreeSet<&str> = input.conversations.iter().map(|c| c.conversation_id.as_str()).collect();
-    verdict.evidence.retain(|e| shown.contains(e.conversation_id.as_str()));
+    let repeating: BTreeSet<&str> =
+        input.sessions.iter().filter(|s| s.duplicate_ms() > 0).map(|s| s.session_id.as_str()).collect();
+    verdict.evidence.retain(|e| match e.kind {
+        EvidenceKind::Conversation => shown.contains(e.conversation_id.as_str()),
+        EvidenceKind::DuplicateAudio => repeating.contains(e.conversation_id.as_str()),
+    });
     let line = policy.classifier.qualify_score;
     if verdict.misuse_score >= line && verdict.evidence.is_empty() {
         let below = ((line * 1000.0).round() - 10.0).max(0.0) / 1000.0;
@@ -306,4 +364,98 @@ pub fn headroom(totals: &[i64], caps: &[Option<i64>], policy: &Policy) -> i64 {
     let ceiling =
         totals.get(policy.ceiling_window()).map_or(i64::MAX, |t| policy.ceiling_headroom(*t).saturating_sub(1));
     soft.min(ceiling)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::classifier::UsageShape;
+    use crate::prints::AudioMatch;
+    use crate::time::MS_PER_HOUR;
+
+    fn session(id: &str, speech_min: i64, own_min: i64, other_min: i64) -> StreamSession {
+        let mut s = StreamSession::open(id, Timestamp::from_millis(MS_PER_HOUR));
+        s.speech_ms = speech_min * MS_PER_MINUTE;
+        s.duration_ms = s.speech_ms;
+        s.duplicate_own_ms = own_min * MS_PER_MINUTE;
+        s.duplicate_other_ms = other_min * MS_PER_MINUTE;
+        if other_min > 0 {
+            s.duplicate_of = vec![AudioMatch {
+                session_id: "theirs".into(),
+                uid: "someone-else".into(),
+                own: false,
+                shift_ms: -MS_PER_HOUR,
+                shared_ms: other_min * MS_PER_MINUTE,
+            }];
+        }
+        s
+    }
+
+    fn input(speech_min: i64, sessions: Vec<StreamSession>) -> ClassifierInput {
+        ClassifierInput {
+            uid: "u".into(),
+            plan: "free".into(),
+            conversations: Vec::new(),
+            shape: UsageShape { speech_ms: speech_min * MS_PER_MINUTE, ..UsageShape::default() },
+            window_totals_ms: Vec::new(),
+            sessions,
+        }
+    }
+
+    #[test]
+    fn duplicate_audio_over_the_minutes_and_the_share_qualifies_without_a_model_or_conversations() {
+        let policy = Policy::default();
+        let state = EnforcementState::default();
+        // 300 min of speech, 90 repeating others' audio and 20 the user's own: 110 min, 37 %.
+        let i = input(300, vec![session("s1", 150, 0, 90), session("s2", 150, 20, 0)]);
+        let Judgement::Given(v) = judgement(&state, &i, &policy) else { panic!("expected a given verdict") };
+        assert!(v.misuse_score >= policy.classifier.qualify_score);
+        assert_eq!(v.usage_type, UsageType::Prerecorded);
+        assert_eq!(v.evidence.len(), 2);
+        assert!(v.evidence.iter().all(|e| e.kind == EvidenceKind::DuplicateAudio));
+        assert_eq!(v.evidence[0].conversation_id, "s1", "the session repeating most first");
+        assert_eq!(v.evidence[0].matches[0].uid, "someone-else", "admins see whose audio it repeats");
+        assert!(v.evidence[0].reason.contains("90 of its 150 speech minutes"), "{}", v.evidence[0].reason);
+        // Admitted as it is: it cites sessions the run was shown.
+        assert_eq!(admit(v.clone(), &i, &policy), v);
+    }
+
+    #[test]
+    fn too_little_or_too_small_a_share_of_duplicate_audio_is_left_to_the_classifier() {
+        let policy = Policy::default();
+        let state = EnforcementState::default();
+        // 59 minutes: under the minutes.
+        let few = input(100, vec![session("s1", 100, 0, 59)]);
+        assert_eq!(judgement(&state, &few, &policy), Judgement::Given(Verdict::no_evidence()));
+        // 70 minutes of 600: under the share.
+        let diluted = input(600, vec![session("s1", 600, 0, 70)]);
+        assert_eq!(duplicate_audio_verdict(&diluted, &policy), None);
+        // Never more than a session's speech, however the two kinds overlap.
+        assert_eq!(session("s", 10, 30, 30).duplicate_ms(), 10 * MS_PER_MINUTE);
+    }
+
+    #[test]
+    fn duplicate_audio_evidence_must_cite_a_session_that_repeats() {
+        let policy = Policy::default();
+        let i = input(300, vec![session("s1", 150, 0, 90), session("quiet", 150, 0, 0)]);
+        let cite = |id: &str| Evidence {
+            kind: EvidenceKind::DuplicateAudio,
+            ..Evidence::conversation(id, "stream", "repeats")
+        };
+        let verdict = Verdict {
+            misuse_score: 0.95,
+            usage_type: UsageType::Prerecorded,
+            confidence: 0.9,
+            evidence: vec![cite("quiet"), cite("invented"), cite("s1")],
+            model: "m".into(),
+            prompt_version: "p".into(),
+            recipes: Vec::new(),
+            demoted: None,
+        };
+        let kept = admit(verdict.clone(), &i, &policy);
+        assert_eq!(kept.evidence, vec![cite("s1")]);
+        assert_eq!(kept.misuse_score, 0.95);
+        let none = admit(Verdict { evidence: vec![cite("quiet")], ..verdict }, &i, &policy);
+        assert!(none.misuse_score < policy.classifier.qualify_score, "nothing left to cite: demoted");
+    }
 }

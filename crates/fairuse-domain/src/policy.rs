@@ -171,14 +171,33 @@ pub struct FreeTier {
     pub synthetic_verdict: bool,
 }
 
-/// `[fingerprint]`: acoustic fingerprints of each metered stream's speech (issue 11), kept per
-/// session as sampled codes with their offsets. Optional in a policy file; off when absent, and
-/// off in the shipped policy until the index that compares sessions uses the codes: until then
-/// they would cost ~1.5 MiB of memory and a share of CPU per stream for no evidence.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+/// `[fingerprint]`: acoustic fingerprints of each metered stream's speech (issue 11). The gateway
+/// keeps one sampled code in four with its offset, looks each batch up in the print index and adds
+/// it there, so a session learns how much of its audio repeats audio heard at least five minutes
+/// earlier ([`crate::prints`]). Optional in a policy file; every key has a default.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
 pub struct FingerprintPolicy {
+    /// The gateway fingerprints new streams (read when a stream opens). On by default.
     pub enabled: bool,
+    /// How long sampled codes stay in the index; older ones are deleted by a worker.
+    pub retention: DurationMs,
+    /// Duplicate audio qualifies a verdict on its own when the sessions of the classifier's
+    /// lookback repeat at least this much earlier audio...
+    pub qualify_minutes: u32,
+    /// ...and that is at least this share of the user's speech in the lookback.
+    pub qualify_share: f64,
+}
+
+impl Default for FingerprintPolicy {
+    fn default() -> Self {
+        FingerprintPolicy {
+            enabled: true,
+            retention: DurationMs(8 * crate::time::MS_PER_DAY),
+            qualify_minutes: 60,
+            qualify_share: 0.25,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -340,6 +359,16 @@ impl Policy {
         if m.retention.ms() < DurationMs::hours(1).ms() {
             return Err(invalid("metering.retention", "must be at least 1h"));
         }
+        let f = &self.fingerprint;
+        if f.retention.ms() < DurationMs::hours(1).ms() {
+            return Err(invalid("fingerprint.retention", "must be at least 1h"));
+        }
+        if !(f.qualify_share > 0.0 && f.qualify_share <= 1.0) {
+            return Err(invalid("fingerprint.qualify_share", "must be above 0 and at most 1"));
+        }
+        if f.qualify_minutes == 0 {
+            return Err(invalid("fingerprint.qualify_minutes", "must be at least 1"));
+        }
         if m.check_interval.ms() <= 0 {
             return Err(invalid("metering.check_interval", "must be positive"));
         }
@@ -497,6 +526,7 @@ impl Policy {
             ("stages.warning.timer".into(), self.stages.warning.timer, CENTURY),
             ("stages.throttle.timer".into(), self.stages.throttle.timer, CENTURY),
             ("stages.restrict.timer".into(), self.stages.restrict.timer, CENTURY),
+            ("fingerprint.retention".into(), self.fingerprint.retention, 366 * MS_PER_DAY),
         ];
         limits
             .extend(self.windows.iter().enumerate().map(|(i, w)| (format!("windows[{i}].length"), w.length, CENTURY)));

@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::InputError;
 use crate::ids::check_id;
+use crate::prints::AudioMatch;
 use crate::time::{MS_PER_MINUTE, Timestamp};
 
 /// Silences shorter than this inside speech are bridged: words and sentences have short gaps,
@@ -196,6 +197,19 @@ pub struct StreamSession {
     pub pause_median_ms: i64,
     pub longest_pause_ms: i64,
     pub closed: bool,
+    /// Audio of this session repeating the user's own earlier audio (heard at least five minutes
+    /// before: a loop, a chapter played again), from its acoustic fingerprints
+    /// ([`crate::prints`]); 0 without fingerprints and in sessions stored before they existed.
+    #[serde(default)]
+    pub duplicate_own_ms: i64,
+    /// Audio of this session repeating other users' earlier audio (the same recording heard
+    /// elsewhere at another time). Simultaneous hearings never count.
+    #[serde(default)]
+    pub duplicate_other_ms: i64,
+    /// The earlier sessions repeated, largest share first (at most five). Names other users:
+    /// for admins only, never shown to the user.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub duplicate_of: Vec<AudioMatch>,
 }
 
 impl StreamSession {
@@ -214,7 +228,16 @@ impl StreamSession {
             pause_median_ms: 0,
             longest_pause_ms: 0,
             closed: false,
+            duplicate_own_ms: 0,
+            duplicate_other_ms: 0,
+            duplicate_of: Vec::new(),
         }
+    }
+
+    /// Speech repeating earlier audio, own or other users': their sum (the two may overlap), at
+    /// most the session's speech.
+    pub fn duplicate_ms(&self) -> i64 {
+        self.duplicate_own_ms.saturating_add(self.duplicate_other_ms).min(self.speech_ms)
     }
 
     /// Takes the longest continuous speech and the pause statistics from `shape`.
@@ -249,6 +272,8 @@ impl StreamSession {
             ("pause_mean_ms", self.pause_mean_ms),
             ("pause_median_ms", self.pause_median_ms),
             ("longest_pause_ms", self.longest_pause_ms),
+            ("duplicate_own_ms", self.duplicate_own_ms),
+            ("duplicate_other_ms", self.duplicate_other_ms),
         ] {
             if value < 0 {
                 return Err(InputError::new(field, format!("must not be negative, got {value}")));

@@ -13,6 +13,7 @@ use crate::engine::{EnforcementState, Event};
 use crate::error::StoreError;
 use crate::ids::{Lane, Uid};
 use crate::policy::Policy;
+use crate::prints::Print;
 use crate::sessions::StreamSession;
 use crate::stage::Stage;
 use crate::time::Timestamp;
@@ -207,6 +208,20 @@ pub trait ConversationStore: Send + Sync {
     ) -> Result<Vec<StreamSession>, StoreError>;
 }
 
+/// The print index (issue 11): sampled acoustic fingerprint codes of gateway sessions, keyed by
+/// [`crate::prints::print_key`], so a new session finds earlier ones that heard the same audio.
+#[async_trait]
+pub trait PrintStore: Send + Sync {
+    /// Adds one batch of a session's sampled codes. Adding the same batch again (a retry) may store
+    /// it twice; the tracker counts a run once however many prints it finds at one offset.
+    async fn add_prints(&self, prints: &[Print]) -> Result<(), StoreError>;
+    /// The prints whose key is one of `keys`, heard at or after `since`: per key at most `per_key`,
+    /// the most recently heard first (bounded work whatever the number of users). In no order.
+    async fn lookup_prints(&self, keys: &[u32], since: Timestamp, per_key: usize) -> Result<Vec<Print>, StoreError>;
+    /// Deletes prints heard before `before` (the retention); returns how many.
+    async fn prune_prints(&self, before: Timestamp) -> Result<u64, StoreError>;
+}
+
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     // A panic while holding one of these locks cannot leave the maps half-updated in a way later
     // readers would misread (every update is a single insert), so poisoning is safe to ignore.
@@ -224,6 +239,8 @@ pub struct MemoryStore {
     events: Mutex<Vec<Event>>,
     conversations: Mutex<HashMap<Uid, Vec<Conversation>>>,
     stream_sessions: Mutex<HashMap<Uid, HashMap<String, StreamSession>>>,
+    /// key -> prints in the order added.
+    prints: Mutex<HashMap<u32, Vec<Print>>>,
     /// id -> (message, leased until, dead).
     outbox: Mutex<Vec<(OutboxMessage, i64, bool)>>,
     /// (job, due at ms).
@@ -627,5 +644,41 @@ impl ConversationStore for MemoryStore {
         let all = lock(&self.stream_sessions);
         let sessions = all.get(uid).map(|m| m.values().cloned().collect::<Vec<_>>()).unwrap_or_default();
         Ok(crate::pipeline::select_stream_sessions(sessions, from, limit))
+    }
+}
+
+#[async_trait]
+impl PrintStore for MemoryStore {
+    async fn add_prints(&self, prints: &[Print]) -> Result<(), StoreError> {
+        let mut all = lock(&self.prints);
+        for p in prints {
+            all.entry(crate::prints::print_key(p.code)).or_default().push(p.clone());
+        }
+        Ok(())
+    }
+
+    async fn lookup_prints(&self, keys: &[u32], since: Timestamp, per_key: usize) -> Result<Vec<Print>, StoreError> {
+        let all = lock(&self.prints);
+        let mut out = Vec::new();
+        let mut seen = std::collections::HashSet::new();
+        for key in keys.iter().filter(|k| seen.insert(**k)) {
+            let Some(list) = all.get(key) else { continue };
+            let mut recent: Vec<&Print> = list.iter().filter(|p| p.heard_at >= since).collect();
+            recent.sort_by_key(|p| std::cmp::Reverse(p.heard_at));
+            out.extend(recent.into_iter().take(per_key).cloned());
+        }
+        Ok(out)
+    }
+
+    async fn prune_prints(&self, before: Timestamp) -> Result<u64, StoreError> {
+        let mut all = lock(&self.prints);
+        let mut removed = 0u64;
+        all.retain(|_, list| {
+            let n = list.len();
+            list.retain(|p| p.heard_at >= before);
+            removed += (n - list.len()) as u64;
+            !list.is_empty()
+        });
+        Ok(removed)
     }
 }

@@ -93,11 +93,11 @@ pub(crate) fn parse_answer(text: &str, shown: &BTreeMap<String, String>) -> Resu
             continue;
         }
         let reason = item.get("reason").and_then(Value::as_str).unwrap_or_default().trim();
-        evidence.push(Evidence {
-            conversation_id: id,
-            title: title.clone(),
-            reason: reason.chars().take(MAX_REASON_CHARS).collect(),
-        });
+        evidence.push(Evidence::conversation(
+            id,
+            title.clone(),
+            reason.chars().take(MAX_REASON_CHARS).collect::<String>(),
+        ));
     }
     // Kept valid items first, then cut: an invented item must not push out a real one.
     evidence.truncate(MAX_EVIDENCE);

@@ -223,6 +223,10 @@ struct SessionLine {
     median_pause_seconds: f64,
     longest_pause_seconds: f64,
     closed: bool,
+    /// Minutes of this session repeating audio heard at least five minutes earlier: by this user
+    /// (a loop, a replay) and by other users (the same recording). Live talk never repeats.
+    repeated_own_minutes: f64,
+    repeated_other_minutes: f64,
 }
 
 /// The gateway's stream sessions: totals over all of them, then the most recent few, oldest first.
@@ -271,6 +275,8 @@ fn sessions_summary(m: &mut String, sessions: &[StreamSession]) {
             median_pause_seconds: tenths(s.pause_median_ms as f64 / 1000.0),
             longest_pause_seconds: tenths(s.longest_pause_ms as f64 / 1000.0),
             closed: s.closed,
+            repeated_own_minutes: tenths(s.duplicate_own_ms as f64 / 60_000.0),
+            repeated_other_minutes: tenths(s.duplicate_other_ms as f64 / 60_000.0),
         };
         // Plain strings, numbers and a bool: serializing cannot fail.
         m.push_str(&serde_json::to_string(&line).unwrap_or_default());
@@ -406,6 +412,9 @@ mod tests {
             pause_median_ms: 900,
             longest_pause_ms: 12_000,
             closed: i % 2 == 0,
+            duplicate_own_ms: 0,
+            duplicate_other_ms: 0,
+            duplicate_of: Vec::new(),
         }
     }
 

@@ -22,8 +22,9 @@ use axum::http::HeaderMap;
 use axum::response::Response;
 use fairuse_domain::ids::{Lane, Uid};
 use fairuse_domain::pipeline;
+use fairuse_domain::prints::DuplicateTracker;
 use fairuse_domain::sessions::{DEFAULT_BRIDGE_MS, HashSample, SpeechRuns, StreamSession};
-use fairuse_domain::time::Timestamp;
+
 use fairuse_domain::windows::{SpeechAmount, UsageReport};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
@@ -58,20 +59,9 @@ pub trait MeterFactory: Send + Sync {
     }
 }
 
-/// The sampled fingerprint codes of one finished stream, kept in memory for a later index.
-#[derive(Debug, Clone, PartialEq)]
-pub struct SessionHashes {
-    pub session_id: String,
-    pub uid: Uid,
-    pub started_at: Timestamp,
-    /// In stream order; offsets from the stream's start.
-    pub hashes: Vec<HashSample>,
-}
-
-/// Sampled codes kept per session: at most this many (about 3 h of speech at one code in four, 320 KB)...
-pub const MAX_HASHES_PER_SESSION: usize = 20_000;
-/// ...for at most this many finished sessions in this process; the oldest are dropped first.
-pub const MAX_SESSIONS_WITH_HASHES: usize = 1_024;
+/// Sampled codes waiting for the print index: at most this many (about 40 minutes of speech at one
+/// code in four); while the index cannot be reached, newer codes are dropped rather than held.
+pub const MAX_PENDING_HASHES: usize = 5_000;
 
 /// Where audio goes.
 #[derive(Clone)]
@@ -204,38 +194,16 @@ impl Default for GatewaySettings {
     }
 }
 
-/// The gateway: settings, the meter factory, the open-stream counts and the fingerprints of
-/// finished sessions.
+/// The gateway: settings, the meter factory and the open-stream counts.
 pub struct Gateway {
     settings: GatewaySettings,
     meters: Arc<dyn MeterFactory>,
     open: Arc<Mutex<HashMap<Uid, usize>>>,
-    hashes: Mutex<std::collections::VecDeque<SessionHashes>>,
 }
 
 impl Gateway {
     pub fn new(settings: GatewaySettings, meters: Arc<dyn MeterFactory>) -> Gateway {
-        Gateway { settings, meters, open: Arc::default(), hashes: Mutex::default() }
-    }
-
-    /// The sampled fingerprint codes of a finished session, while this process still holds them.
-    pub fn session_hashes(&self, session_id: &str) -> Option<SessionHashes> {
-        let kept = self.hashes.lock().unwrap_or_else(|p| p.into_inner());
-        kept.iter().find(|s| s.session_id == session_id).cloned()
-    }
-
-    /// Hands over (and forgets) every finished session's codes, oldest first: for the indexer that
-    /// will store them.
-    pub fn drain_session_hashes(&self) -> Vec<SessionHashes> {
-        self.hashes.lock().unwrap_or_else(|p| p.into_inner()).drain(..).collect()
-    }
-
-    fn keep_session_hashes(&self, session: SessionHashes) {
-        let mut kept = self.hashes.lock().unwrap_or_else(|p| p.into_inner());
-        if kept.len() >= MAX_SESSIONS_WITH_HASHES {
-            kept.pop_front();
-        }
-        kept.push_back(session);
+        Gateway { settings, meters, open: Arc::default() }
     }
 
     /// Open streams of `uid` in this process.
@@ -491,8 +459,11 @@ struct Stream {
     runs: SpeechRuns,
     /// The session summary as last sent to the store.
     summary: StreamSession,
-    /// Sampled fingerprint codes of this stream so far (policy `[fingerprint]`).
+    /// Sampled fingerprint codes not yet looked up in the print index (policy `[fingerprint]`).
     hashes: Vec<HashSample>,
+    /// What this stream's codes found in the print index: its duplicate audio. None when the
+    /// stream is not fingerprinted.
+    duplicates: Option<DuplicateTracker>,
     /// Sample frames received from the client.
     received_frames: u64,
     /// Bytes of an incomplete sample frame, joined with the next binary frame.
@@ -531,7 +502,8 @@ enum Next {
 impl Stream {
     fn new(gateway: Arc<Gateway>, service: Arc<Service>, uid: Uid, format: Format, query: String) -> Stream {
         // The switch is read when the stream opens: a policy change applies to new streams.
-        let meter = if service.policy().fingerprint.enabled {
+        let fingerprinting = service.policy().fingerprint.enabled;
+        let meter = if fingerprinting {
             gateway.meters.new_fingerprinting_meter(format.sample_rate, format.channels)
         } else {
             gateway.meters.new_meter(format.sample_rate, format.channels)
@@ -539,6 +511,7 @@ impl Stream {
         let runs = SpeechRuns::new(meter.window_ms(), DEFAULT_BRIDGE_MS);
         let session_id = uuid::Uuid::new_v4().to_string();
         let summary = StreamSession::open(session_id.clone(), service.now());
+        let duplicates = fingerprinting.then(|| DuplicateTracker::new(uid.as_str(), summary.started_at));
         Stream {
             gateway,
             service,
@@ -550,6 +523,7 @@ impl Stream {
             runs,
             summary,
             hashes: Vec::new(),
+            duplicates,
             received_frames: 0,
             carry: Vec::new(),
             pcm: Vec::new(),
@@ -665,6 +639,7 @@ impl Stream {
                     // on the clock too, not only when it runs out.
                     let began = tokio::time::Instant::now();
                     self.flush().await;
+                    self.index_prints().await;
                     self.record_session(false);
                     if self.renew_lease(&mut client).await == Lease::Stopped {
                         stop_upstream(&mut upstream, self.settings().outbound_timeout).await;
@@ -701,15 +676,8 @@ impl Stream {
             self.report_done(done, carried);
         }
         self.flush().await;
+        self.index_prints().await;
         self.record_session(true);
-        if !self.hashes.is_empty() {
-            self.gateway.keep_session_hashes(SessionHashes {
-                session_id: self.session_id.clone(),
-                uid: self.uid.clone(),
-                started_at: self.summary.started_at,
-                hashes: std::mem::take(&mut self.hashes),
-            });
-        }
         metrics::gauge!("fairuse_gateway_streams").decrement(1.0);
         tracing::debug!(uid = %self.uid, session_id = %self.session_id, speech_ms = self.meter.speech_ms(), stt_ms = self.stt_ms(), "stream closed");
     }
@@ -741,9 +709,9 @@ impl Stream {
                 self.pcm.extend(whole.chunks_exact(2).map(|b| i16::from_le_bytes([b[0], b[1]])));
                 let runs = &mut self.runs;
                 self.meter.push(&self.pcm, &mut |is_speech| runs.observe(is_speech));
-                if self.hashes.len() < MAX_HASHES_PER_SESSION {
+                if self.hashes.len() < MAX_PENDING_HASHES {
                     self.meter.take_hashes(&mut self.hashes);
-                    self.hashes.truncate(MAX_HASHES_PER_SESSION);
+                    self.hashes.truncate(MAX_PENDING_HASHES);
                 }
                 self.received_frames += (whole.len() / self.block_align()) as u64;
                 let align = self.block_align();
@@ -888,8 +856,42 @@ impl Stream {
     /// off the audio path: the summary is for the classifier, and a slow store must not stall the
     /// stream. Stores keep the most advanced snapshot, so writes landing out of order are
     /// harmless; an unchanged snapshot and an empty stream are not written.
+    /// Looks the codes sampled since the last call up in the print index, then adds them, and
+    /// feeds what they found to the stream's duplicate tracker. A batch the index cannot take is
+    /// dropped (logged and counted): the stream and its metering go on either way.
+    async fn index_prints(&mut self) {
+        let Some(tracker) = self.duplicates.as_mut() else { return };
+        // Codes arrive only with speech, and the last ones only when the meter is finished; take
+        // whatever has completed.
+        self.meter.take_hashes(&mut self.hashes);
+        self.hashes.truncate(MAX_PENDING_HASHES);
+        if self.hashes.is_empty() {
+            return;
+        }
+        let batch = std::mem::take(&mut self.hashes);
+        let started_at = self.summary.started_at;
+        let call = self.service.match_prints(&self.uid, &self.session_id, started_at, &batch);
+        match tokio::time::timeout(self.gateway.settings.outbound_timeout, call).await {
+            Ok(Ok(found)) => tracker.add(&batch, &found),
+            Ok(Err(e)) => {
+                metrics::counter!("fairuse_gateway_print_batches_dropped_total").increment(1);
+                tracing::warn!(uid = %self.uid, error = %e, codes = batch.len(), "fingerprint batch not indexed");
+            }
+            Err(_) => {
+                metrics::counter!("fairuse_gateway_print_batches_dropped_total").increment(1);
+                tracing::warn!(uid = %self.uid, codes = batch.len(), "fingerprint batch timed out");
+            }
+        }
+    }
+
     fn record_session(&mut self, closed: bool) {
         let mut s = self.summary.clone();
+        if let Some(tracker) = &self.duplicates {
+            let d = tracker.summary();
+            s.duplicate_own_ms = d.own_ms;
+            s.duplicate_other_ms = d.other_ms;
+            s.duplicate_of = d.matches;
+        }
         s.updated_at = self.service.now().max(s.started_at);
         s.duration_ms = (self.received_frames.saturating_mul(1000) / u64::from(self.format.sample_rate)) as i64;
         s.speech_ms = self.meter.speech_ms();

@@ -12,10 +12,11 @@ use fairuse_domain::engine::{self, CapCheck, ClassifyGate, Ctx, Decision, Enforc
 use fairuse_domain::ids::{CaseRef, IdSource, Lane, Uid};
 use fairuse_domain::pipeline::{self, AfterReport, Judgement};
 use fairuse_domain::policy::{Mode, Policy};
-use fairuse_domain::sessions::StreamSession;
+use fairuse_domain::prints::{POSTING_LIMIT, Print, print_key};
+use fairuse_domain::sessions::{HashSample, StreamSession};
 use fairuse_domain::stage::Stage;
 use fairuse_domain::store::{
-    BudgetStore, ConversationStore, EnforcementStore, Job, JobStore, LockStore, OutboxMessage, OutboxStore,
+    BudgetStore, ConversationStore, EnforcementStore, Job, JobStore, LockStore, OutboxMessage, OutboxStore, PrintStore,
     RateLimitStore, UsageMeterStore,
 };
 use fairuse_domain::time::{Clock, Timestamp};
@@ -37,6 +38,8 @@ pub struct Stores {
     pub conversations: Arc<dyn ConversationStore>,
     pub outbox: Arc<dyn OutboxStore>,
     pub jobs: Arc<dyn JobStore>,
+    /// The gateway's print index (acoustic fingerprints, issue 11): the durable store.
+    pub prints: Arc<dyn PrintStore>,
 }
 
 impl Stores {
@@ -51,6 +54,7 @@ impl Stores {
             + ConversationStore
             + OutboxStore
             + JobStore
+            + PrintStore
             + 'static,
     {
         Stores {
@@ -61,7 +65,8 @@ impl Stores {
             durable: store.clone(),
             conversations: store.clone(),
             outbox: store.clone(),
-            jobs: store,
+            jobs: store.clone(),
+            prints: store,
         }
     }
 }
@@ -683,6 +688,39 @@ impl Service {
         pipeline::validate_conversation(c, &self.policy(), self.now())?;
         self.stores.conversations.upsert(uid, &c.for_classifier()).await?;
         Ok(())
+    }
+
+    /// One batch of a gateway stream's sampled fingerprint codes: looks their keys up in the print
+    /// index (prints heard within the policy's `[fingerprint] retention`, at most
+    /// [`POSTING_LIMIT`] per key), then adds the batch, and answers what was found for the
+    /// stream's duplicate tracker. Nothing is looked up or stored while fair use is switched off.
+    pub async fn match_prints(
+        &self,
+        uid: &Uid,
+        session_id: &str,
+        started_at: Timestamp,
+        batch: &[HashSample],
+    ) -> Result<Vec<Print>, StoreError> {
+        let policy = self.policy();
+        if !policy.switches.enabled || batch.is_empty() {
+            return Ok(Vec::new());
+        }
+        let now = self.now();
+        let keys: Vec<u32> = batch.iter().map(|h| print_key(h.code)).collect();
+        let since = now.minus_ms(policy.fingerprint.retention.ms());
+        let found = self.stores.prints.lookup_prints(&keys, since, POSTING_LIMIT).await?;
+        let prints: Vec<Print> = batch
+            .iter()
+            .map(|h| Print {
+                uid: uid.as_str().to_owned(),
+                session_id: session_id.to_owned(),
+                heard_at: started_at.plus_ms(h.offset_ms),
+                code: h.code,
+            })
+            .collect();
+        self.stores.prints.add_prints(&prints).await?;
+        metrics::counter!("fairuse_print_codes_indexed_total").increment(prints.len() as u64);
+        Ok(found)
     }
 
     /// Records the streaming gateway's summary of one stream for the classifier: validated (a

@@ -70,7 +70,8 @@ pub fn spawn_timer_worker(
     })
 }
 
-/// Redacts evidence text older than the policy's retention.
+/// Redacts evidence text older than the policy's retention, and deletes fingerprint prints older
+/// than `[fingerprint] retention`.
 pub fn spawn_redaction_worker(
     service: Arc<Service>,
     every: Duration,
@@ -84,6 +85,12 @@ pub fn spawn_redaction_worker(
                 Ok(n) if n > 0 => tracing::info!(events = n, "redacted evidence past its retention"),
                 Ok(_) => {}
                 Err(e) => tracing::warn!(error = %e, "evidence redaction failed"),
+            }
+            let before = now.minus_ms(service.policy().fingerprint.retention.ms());
+            match service.stores.prints.prune_prints(before).await {
+                Ok(n) if n > 0 => tracing::info!(prints = n, "deleted fingerprint prints past their retention"),
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "fingerprint print retention failed"),
             }
             tokio::select! {
                 _ = tokio::time::sleep(every) => {}

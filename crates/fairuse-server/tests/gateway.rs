@@ -13,11 +13,12 @@ use fairuse_domain::error::StoreError;
 use fairuse_domain::ids::Lane;
 use fairuse_domain::ids::Uid;
 use fairuse_domain::policy::Policy;
-use fairuse_domain::sessions::HashSample;
+use fairuse_domain::prints::print_key;
+use fairuse_domain::sessions::{HashSample, StreamSession};
 use fairuse_domain::stage::Stage;
 use fairuse_domain::store::{BudgetStore, MemoryStore, UsageMeterStore};
 use fairuse_domain::time::DurationMs;
-use fairuse_domain::time::Timestamp;
+use fairuse_domain::time::{Clock, ManualClock, Timestamp};
 use fairuse_domain::windows::{RecordOutcome, UsageReport};
 use fairuse_server::gateway::{Gateway, GatewaySettings, MeterFactory, StreamMeter, Upstream};
 use fairuse_server::http::{AppState, HttpSettings, router};
@@ -38,7 +39,8 @@ const LOUD: i16 = 8_000;
 
 /// Counts samples louder than a threshold as speech: a test double, not a VAD. Its detection
 /// windows are 10 ms, speech when most of their samples are loud. When fingerprinting, each speech
-/// window gives one "code" (its window index), as a stand-in for the real fingerprint.
+/// window in five gives one "code" (a hash of its window index), as a stand-in for the real
+/// fingerprint's sampled codes: the same audio sent again gives the same codes at the same offsets.
 struct LoudSamples {
     loud: u64,
     per_second: u64,
@@ -60,8 +62,10 @@ impl StreamMeter for LoudSamples {
             if self.in_window == self.window_samples {
                 let speech = self.loud_in_window * 2 > self.window_samples;
                 on_window(speech);
-                if speech && self.fingerprinting {
-                    self.codes.push(HashSample { offset_ms: i64::from(self.windows) * 10, code: self.windows });
+                // One window in five keeps a code, as the real meter keeps one code in four.
+                if speech && self.fingerprinting && self.windows.is_multiple_of(5) {
+                    self.codes
+                        .push(HashSample { offset_ms: i64::from(self.windows) * 10, code: code_of(self.windows) });
                 }
                 self.windows += 1;
                 (self.in_window, self.loud_in_window) = (0, 0);
@@ -77,6 +81,14 @@ impl StreamMeter for LoudSamples {
     fn take_hashes(&mut self, out: &mut Vec<HashSample>) {
         out.append(&mut self.codes);
     }
+}
+
+/// The test meter's "fingerprint code" of window `w`: 32 well-mixed bits.
+fn code_of(w: u32) -> u32 {
+    let mut x = w.wrapping_add(1).wrapping_mul(0x9E37_79B1);
+    x ^= x >> 15;
+    x = x.wrapping_mul(0x2C1B_3C6D);
+    x ^ (x >> 12)
 }
 
 struct LoudSamplesFactory;
@@ -339,10 +351,14 @@ async fn spawn_app(policy: Policy, upstream: Upstream, flush_ms: u64) -> App {
 }
 
 async fn spawn_app_custom(policy: Policy, settings: GatewaySettings, stores: Stores) -> App {
+    spawn_app_clocked(policy, settings, stores, Arc::new(fairuse_server::clock::SystemClock)).await
+}
+
+async fn spawn_app_clocked(policy: Policy, settings: GatewaySettings, stores: Stores, clock: Arc<dyn Clock>) -> App {
     let service = Arc::new(Service {
         stores,
         policy: PolicyCell::from_pointee(policy),
-        clock: Arc::new(fairuse_server::clock::SystemClock),
+        clock,
         classifier: Arc::new(HeuristicClassifier),
         notifications: Notifications::default(),
         jobs_ready: Default::default(),
@@ -374,7 +390,11 @@ async fn spawn_app_with_upstream(policy: Policy, flush_ms: u64) -> (App, Upstrea
 }
 
 fn token(uid: &str) -> String {
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    token_at(uid, std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs())
+}
+
+/// A user token issued at `now` (seconds), as the service's clock reads it.
+fn token_at(uid: &str, now: u64) -> String {
     let claims = json!({"sub": uid, "iat": now - 5, "exp": now + 3600});
     jsonwebtoken::encode(
         &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
@@ -388,7 +408,10 @@ type Client = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStre
 
 async fn try_connect(app: &App, uid: &str, query: &str, scheme: &str) -> Result<Client, WsError> {
     let mut req = format!("ws://{}/v1/listen?{query}", app.addr).into_client_request().unwrap();
-    req.headers_mut().insert("authorization", format!("{scheme} {}", token(uid)).parse().unwrap());
+    req.headers_mut().insert(
+        "authorization",
+        format!("{scheme} {}", token_at(uid, app.service.now().millis() as u64 / 1000)).parse().unwrap(),
+    );
     let (ws, resp) = tokio_tungstenite::connect_async(req).await?;
     for (_, v) in resp.headers() {
         assert!(!v.to_str().unwrap_or_default().contains(VENDOR_KEY), "the vendor key leaked in a header");
@@ -971,10 +994,10 @@ async fn each_stream_records_a_session_summary_for_the_classifier() {
 }
 
 #[tokio::test]
-async fn a_finished_stream_leaves_its_fingerprint_codes_per_session_unless_the_policy_turns_them_off() {
+async fn a_streams_fingerprint_codes_go_to_the_print_index_unless_the_policy_turns_them_off() {
     for enabled in [true, false] {
         let mut policy = Policy::default();
-        assert!(!policy.fingerprint.enabled, "off by default until the index uses the codes");
+        assert!(policy.fingerprint.enabled, "on by default");
         policy.fingerprint.enabled = enabled;
         let (app, _) = spawn_app_with_upstream(policy, 100).await;
         let start = app.service.now();
@@ -984,24 +1007,76 @@ async fn a_finished_stream_leaves_its_fingerprint_codes_per_session_unless_the_p
             ws.send(Message::Binary(audio(ms, loud).into())).await.unwrap();
         }
         close_stream(&mut ws).await;
-        // The slot is freed after the stream kept its codes.
-        wait_until(async || app.gateway.open_streams(&uid("fay")) == 0).await;
-        let sessions = app.service.stores.conversations.stream_sessions_since(&uid("fay"), start, 10).await.unwrap();
-        let session_id = &sessions.first().expect("one session recorded").session_id;
-        let kept = app.gateway.session_hashes(session_id);
+        let sessions =
+            async || app.service.stores.conversations.stream_sessions_since(&uid("fay"), start, 10).await.unwrap();
+        wait_until(async || sessions().await.first().is_some_and(|s| s.closed)).await;
+        let session = sessions().await.remove(0);
+        let keys: Vec<u32> = (0..60).map(|w| print_key(code_of(w))).collect();
+        let mut indexed = app.service.stores.prints.lookup_prints(&keys, start, 100).await.unwrap();
         if !enabled {
-            assert_eq!(kept, None, "fingerprints off: nothing kept");
-            assert!(app.gateway.drain_session_hashes().is_empty());
+            assert!(indexed.is_empty(), "fingerprints off: nothing indexed");
             continue;
         }
-        let kept = kept.expect("the session's codes are kept");
-        assert_eq!((kept.uid.clone(), kept.started_at), (uid("fay"), sessions[0].started_at));
-        assert_eq!(kept.hashes.len(), 40, "{kept:?}");
-        assert_eq!(kept.hashes[30], HashSample { offset_ms: 500, code: 50 }, "offsets from the stream start");
-        // Handed over once to the indexer, then gone.
-        assert_eq!(app.gateway.drain_session_hashes(), vec![kept]);
-        assert_eq!(app.gateway.session_hashes(session_id), None);
+        indexed.sort_by_key(|p| p.heard_at);
+        // Speech windows 0-29 and 50-59; every fifth keeps a code: 0, 5, ..., 25, 50, 55.
+        assert_eq!(indexed.len(), 8, "{indexed:?}");
+        let at_500 = &indexed[6];
+        assert_eq!((at_500.uid.as_str(), at_500.session_id.as_str()), ("fay", session.session_id.as_str()));
+        assert_eq!(at_500.code, code_of(50));
+        assert_eq!(at_500.heard_at, session.started_at.plus_ms(500), "heard at the stream's start plus its offset");
+        assert_eq!((session.duplicate_own_ms, session.duplicate_other_ms), (0, 0), "nothing heard before");
     }
+}
+
+/// Streams `seconds` of the same loud "recording" as `who` and waits for the closed session.
+async fn stream_recording(app: &App, who: &str, seconds: u32) -> StreamSession {
+    let start = app.service.now();
+    let mut ws = connect(app, who).await;
+    for _ in 0..seconds {
+        ws.send(Message::Binary(audio(1_000, true).into())).await.unwrap();
+    }
+    close_stream(&mut ws).await;
+    let sessions = async || app.service.stores.conversations.stream_sessions_since(&uid(who), start, 10).await.unwrap();
+    wait_until(async || sessions().await.iter().any(|s| s.closed && s.started_at >= start)).await;
+    sessions().await.into_iter().rfind(|s| s.closed && s.started_at >= start).unwrap()
+}
+
+#[tokio::test]
+async fn the_same_audio_an_hour_apart_is_duplicate_audio_and_at_the_same_moment_it_is_not() {
+    let settings = || GatewaySettings {
+        upstream: Upstream::None,
+        flush_interval: Duration::from_millis(100),
+        ..GatewaySettings::default()
+    };
+    let clock = Arc::new(ManualClock::new(Timestamp::from_millis(1_780_000_000_000)));
+    let app =
+        spawn_app_clocked(Policy::default(), settings(), Stores::single(Arc::new(MemoryStore::new())), clock.clone())
+            .await;
+    let first = stream_recording(&app, "ann", 90).await;
+    assert_eq!((first.duplicate_own_ms, first.duplicate_other_ms), (0, 0), "the first hearing repeats nothing");
+    // Bob plays the same recording an hour later: all of it repeats Ann's audio.
+    clock.advance_ms(3_600_000);
+    let later = stream_recording(&app, "bob", 90).await;
+    assert_eq!(later.duplicate_own_ms, 0);
+    assert!((85_000..=91_000).contains(&later.duplicate_other_ms), "{later:?}");
+    let m = &later.duplicate_of[0];
+    assert_eq!((m.uid.as_str(), m.session_id.as_str(), m.own), ("ann", first.session_id.as_str(), false));
+    assert!((m.shift_ms - 3_600_000).abs() <= 2_000, "{m:?}");
+    // Ann plays it again the next hour: her own audio, and Bob's.
+    clock.advance_ms(3_600_000);
+    let again = stream_recording(&app, "ann", 90).await;
+    assert!(again.duplicate_own_ms >= 85_000 && again.duplicate_other_ms >= 85_000, "{again:?}");
+
+    // Two wearers in one room: the same audio at the same moment is never duplicate audio.
+    let clock = Arc::new(ManualClock::new(Timestamp::from_millis(1_780_000_000_000)));
+    let room =
+        spawn_app_clocked(Policy::default(), settings(), Stores::single(Arc::new(MemoryStore::new())), clock.clone())
+            .await;
+    stream_recording(&room, "cat", 90).await;
+    clock.advance_ms(60_000);
+    let beside = stream_recording(&room, "dan", 90).await;
+    assert_eq!((beside.duplicate_own_ms, beside.duplicate_other_ms), (0, 0), "{beside:?}");
+    assert!(beside.duplicate_of.is_empty());
 }
 
 #[tokio::test]

@@ -29,11 +29,7 @@ impl Classifier for Fixed {
         v.evidence = input
             .conversations
             .iter()
-            .map(|c| Evidence {
-                conversation_id: c.conversation_id.clone(),
-                title: c.title.clone(),
-                reason: "fixed".into(),
-            })
+            .map(|c| Evidence::conversation(c.conversation_id.clone(), c.title.clone(), "fixed"))
             .collect();
         Ok(v)
     }
@@ -560,11 +556,7 @@ struct Uncited(Vec<&'static str>);
 impl Classifier for Uncited {
     fn classify(&self, _: &ClassifierInput) -> Result<Verdict, ClassifierError> {
         let mut v = ScriptedClassifier::scripted(0.92, UsageType::Audiobook);
-        v.evidence = self
-            .0
-            .iter()
-            .map(|id| Evidence { conversation_id: (*id).into(), title: "invented".into(), reason: "made up".into() })
-            .collect();
+        v.evidence = self.0.iter().map(|id| Evidence::conversation(*id, "invented", "made up")).collect();
         Ok(v)
     }
     fn name(&self) -> &str {

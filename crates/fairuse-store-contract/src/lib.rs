@@ -24,6 +24,7 @@ mod conversation;
 mod enforcement;
 mod hot;
 mod meter;
+mod prints;
 mod queues;
 mod stream_session;
 mod support;
@@ -44,6 +45,7 @@ pub use meter::{
     meter_lists_users_with_usage_since, meter_minute_series, meter_records_and_reads_capped_windows, meter_recovery_at,
     meter_stays_exact_over_random_sequences, meter_unknown_user_reads_zero, meter_usage_shape,
 };
+pub use prints::print_contract;
 pub use queues::{job_contract, outbox_contract};
 pub use stream_session::stream_session_contract;
 

@@ -2,6 +2,7 @@
 //! `ConversationStore::upsert_stream_session` (a closed session stays closed, totals never go
 //! down, an update that is behind is ignored without an error), read back by update time.
 
+use fairuse_domain::prints::AudioMatch;
 use fairuse_domain::sessions::StreamSession;
 use fairuse_domain::store::ConversationStore;
 use fairuse_domain::time::{MS_PER_MINUTE, Timestamp};
@@ -25,6 +26,15 @@ fn session(id: &str, started_at: Timestamp, minutes: i64) -> StreamSession {
         pause_median_ms: 850,
         longest_pause_ms: 41_000,
         closed: false,
+        duplicate_own_ms: 61_000,
+        duplicate_other_ms: 122_000,
+        duplicate_of: vec![AudioMatch {
+            session_id: "earlier-1".into(),
+            uid: "someone.else".into(),
+            own: false,
+            shift_ms: -3_600_000,
+            shared_ms: 122_000,
+        }],
     }
 }
 

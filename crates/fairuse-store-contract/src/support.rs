@@ -76,16 +76,8 @@ pub(crate) fn verdict() -> Verdict {
         usage_type: UsageType::Audiobook,
         confidence: 0.5,
         evidence: vec![
-            Evidence {
-                conversation_id: "c-1".into(),
-                title: "Harry Potter - Chapter 12".into(),
-                reason: "a numbered chapter of a book".into(),
-            },
-            Evidence {
-                conversation_id: "c-2".into(),
-                title: "Harry Potter - Chapter 13".into(),
-                reason: "the next chapter, an hour later".into(),
-            },
+            Evidence::conversation("c-1", "Harry Potter - Chapter 12", "a numbered chapter of a book"),
+            Evidence::conversation("c-2", "Harry Potter - Chapter 13", "the next chapter, an hour later"),
         ],
         model: "heuristic".into(),
         prompt_version: "heuristic-v1".into(),

@@ -34,6 +34,7 @@ const STATEMENT_CACHE: usize = 96;
 const MIGRATIONS: &[(i64, &str, &str)] = &[
     (1, "initial schema", include_str!("../migrations/0001_initial.sql")),
     (2, "stream sessions", include_str!("../migrations/0002_stream_sessions.sql")),
+    (3, "print index", include_str!("../migrations/0003_prints.sql")),
 ];
 
 /// Opens a connection with the store's settings.

@@ -21,6 +21,7 @@ mod durable;
 mod error;
 mod hot;
 mod meter;
+mod prints;
 mod queues;
 
 use std::path::{Path, PathBuf};

@@ -91,6 +91,17 @@ async fn embedded_stream_session_store_meets_the_contract() {
 }
 
 #[tokio::test]
+async fn memory_print_index_meets_the_contract() {
+    contract::print_contract(&MemoryStore::new(), "mem").await;
+}
+
+#[tokio::test]
+async fn embedded_print_index_meets_the_contract() {
+    let (store, _dir) = embedded().await;
+    contract::print_contract(&store, "emb").await;
+}
+
+#[tokio::test]
 async fn memory_outbox_store_meets_the_contract() {
     let store = MemoryStore::new();
     contract::outbox_contract(&store, &store, "mem").await;

@@ -26,6 +26,7 @@
 mod enforcement;
 mod error;
 mod migrate;
+mod prints;
 mod queues;
 
 use std::future::Future;

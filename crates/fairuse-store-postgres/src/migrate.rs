@@ -28,6 +28,7 @@ const MIGRATIONS: &[Migration] = &[
         description: "stream sessions",
         sql: include_str!("../migrations/0002_stream_sessions.sql"),
     },
+    Migration { version: 3, description: "print index", sql: include_str!("../migrations/0003_prints.sql") },
 ];
 
 /// The newest schema version this build knows.

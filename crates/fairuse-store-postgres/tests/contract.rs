@@ -202,6 +202,11 @@ async fn postgres_stream_session_store_meets_the_contract() {
 }
 
 #[tokio::test]
+async fn postgres_print_index_meets_the_contract() {
+    with_store(|store| async move { contract::print_contract(&store, "pg").await }).await;
+}
+
+#[tokio::test]
 async fn postgres_outbox_meets_the_contract() {
     with_store(|store| async move { contract::outbox_contract(&store, &store, "pg").await }).await;
 }

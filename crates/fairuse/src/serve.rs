@@ -322,7 +322,8 @@ pub async fn build_stores(config: &Config) -> anyhow::Result<BuiltStores> {
                 durable: p.clone(),
                 conversations: p.clone(),
                 outbox: p.clone(),
-                jobs: p,
+                jobs: p.clone(),
+                prints: p,
             }
         }
     };

@@ -6,6 +6,8 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
+use crate::prints::AudioMatch;
+
 use crate::ids::Lane;
 use crate::sessions::StreamSession;
 use crate::time::{MS_PER_MINUTE, Timestamp};
@@ -161,11 +163,55 @@ pub struct ClassifierInput {
     pub sessions: Vec<StreamSession>,
 }
 
+/// One thing a verdict cites.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Evidence {
+    /// What is cited: a conversation of the host's metadata, or for [`EvidenceKind::DuplicateAudio`]
+    /// a gateway stream session (its id).
     pub conversation_id: String,
     pub title: String,
     pub reason: String,
+    /// Absent in evidence stored before it existed: a conversation.
+    #[serde(default, skip_serializing_if = "EvidenceKind::is_conversation")]
+    pub kind: EvidenceKind,
+    /// For duplicate audio: the earlier sessions the cited one repeats, other users' included
+    /// (admins only: the user is never shown who else heard the audio).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub matches: Vec<AudioMatch>,
+}
+
+impl Evidence {
+    /// Evidence citing a conversation.
+    pub fn conversation(
+        conversation_id: impl Into<String>,
+        title: impl Into<String>,
+        reason: impl Into<String>,
+    ) -> Self {
+        Evidence {
+            conversation_id: conversation_id.into(),
+            title: title.into(),
+            reason: reason.into(),
+            kind: EvidenceKind::Conversation,
+            matches: Vec::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EvidenceKind {
+    /// A conversation's metadata says what it was.
+    #[default]
+    Conversation,
+    /// A gateway session whose audio repeats audio heard at least five minutes earlier, by the
+    /// user or by others: live conversation never happens twice ([`crate::prints`]).
+    DuplicateAudio,
+}
+
+impl EvidenceKind {
+    pub fn is_conversation(&self) -> bool {
+        *self == EvidenceKind::Conversation
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]

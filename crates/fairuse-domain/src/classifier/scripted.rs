@@ -43,9 +43,7 @@ mod tests {
         let mut v = ScriptedClassifier::scripted(1.5, UsageType::Podcast);
         assert_eq!(v.misuse_score, 1.0);
         v.misuse_score = f64::NAN;
-        v.evidence = (0..20)
-            .map(|i| Evidence { conversation_id: i.to_string(), title: String::new(), reason: String::new() })
-            .collect();
+        v.evidence = (0..20).map(|i| Evidence::conversation(i.to_string(), String::new(), String::new())).collect();
         let v = v.clamped();
         assert_eq!(v.misuse_score, 0.0);
         assert_eq!(v.evidence.len(), 10);

@@ -76,6 +76,9 @@ pub(crate) fn stream(
         pause_median_ms: if pauses > 0 { 900 } else { 0 },
         longest_pause_ms: if pauses > 0 { 9_000 } else { 0 },
         closed,
+        duplicate_own_ms: 0,
+        duplicate_other_ms: 0,
+        duplicate_of: Vec::new(),
     }
 }
 

@@ -145,7 +145,7 @@ struct Reading<'a> {
 
 fn push_evidence(evidence: &mut Vec<Evidence>, c: &Conversation, reason: String) {
     if evidence.len() < MAX_EVIDENCE && !evidence.iter().any(|e| e.conversation_id == c.conversation_id) {
-        evidence.push(Evidence { conversation_id: c.conversation_id.clone(), title: c.title.clone(), reason });
+        evidence.push(Evidence::conversation(c.conversation_id.clone(), c.title.clone(), reason));
     }
 }
 
