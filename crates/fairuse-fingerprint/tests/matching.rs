@@ -11,12 +11,11 @@
 //! - Must not match: A's text in three other espeak voices, other texts (clean and replayed), silence,
 //!   steady tones, a sweep, DTMF digits and mains hum, each against itself and against speech.
 
-use std::path::PathBuf;
-use std::process::Command;
 use std::sync::OnceLock;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 use fairuse_fingerprint::{Comparison, Fingerprint, ITEM_MS, MatchThresholds, compare, fingerprint_wav};
+use fairuse_test_audio::{INSTALL_HINT, TempDir, run, sox, speak};
+use std::process::Command;
 
 #[rustfmt::skip]
 const TEXTS: [&str; 3] = [
@@ -35,129 +34,11 @@ const SNR_DB: f64 = 15.0;
 /// Offsets must be right within this (two codes).
 const OFFSET_TOLERANCE_MS: i64 = 248;
 
-const INSTALL_HINT: &str = "install it with `apt-get install espeak-ng sox libchromaprint-tools` (Debian/Ubuntu), or run \
-     `bash scripts/test`, which installs them; the fingerprint tests synthesise their audio at test time";
-
 fn require_tools() {
     static CHECKED: OnceLock<()> = OnceLock::new();
     CHECKED.get_or_init(|| {
-        for (tool, flag) in [("espeak-ng", "--version"), ("sox", "--version"), ("fpcalc", "-version")] {
-            match Command::new(tool).arg(flag).output() {
-                Ok(out) if out.status.success() => {}
-                Ok(out) => panic!("`{tool} {flag}` failed ({}); {INSTALL_HINT}", out.status),
-                Err(e) => panic!("{tool} is not installed or not on PATH ({e}); {INSTALL_HINT}"),
-            }
-        }
+        fairuse_test_audio::require_tools(&[("espeak-ng", "--version"), ("sox", "--version"), ("fpcalc", "-version")])
     });
-}
-
-static DIR_COUNTER: AtomicUsize = AtomicUsize::new(0);
-
-/// A scratch directory, removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(tag: &str) -> Self {
-        let n = DIR_COUNTER.fetch_add(1, Ordering::Relaxed);
-        let path = std::env::temp_dir().join(format!("fairuse-fingerprint-{}-{tag}-{n}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&path);
-        std::fs::create_dir_all(&path).unwrap_or_else(|e| panic!("cannot create {}: {e}", path.display()));
-        Self(path)
-    }
-
-    fn file(&self, name: &str) -> String {
-        self.0.join(name).to_str().expect("temp path is UTF-8").to_owned()
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-fn run(tool: &str, args: &[&str]) -> String {
-    let out =
-        Command::new(tool).args(args).output().unwrap_or_else(|e| panic!("cannot run {tool} ({e}); {INSTALL_HINT}"));
-    assert!(
-        out.status.success(),
-        "`{tool} {}` failed ({}): {}",
-        args.join(" "),
-        out.status,
-        String::from_utf8_lossy(&out.stderr).trim()
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-/// sox in repeatable mode (`-R`: fixed seeds for `synth` noise) without dither (`-D`).
-fn sox(args: &[&str]) {
-    let mut all = vec!["-R", "-D"];
-    all.extend_from_slice(args);
-    run("sox", &all);
-}
-
-fn read_wav(path: &str) -> (Vec<i16>, hound::WavSpec) {
-    let mut reader = hound::WavReader::open(path).unwrap_or_else(|e| panic!("{path}: {e}"));
-    let spec = reader.spec();
-    let samples = reader.samples::<i16>().collect::<Result<_, _>>().unwrap_or_else(|e| panic!("{path}: {e}"));
-    (samples, spec)
-}
-
-fn write_wav(path: &str, samples: &[i16], spec: hound::WavSpec) {
-    let mut writer = hound::WavWriter::create(path, spec).unwrap_or_else(|e| panic!("{path}: {e}"));
-    for &s in samples {
-        writer.write_sample(s).unwrap();
-    }
-    writer.finalize().unwrap();
-}
-
-/// espeak-ng → 16 kHz mono 16-bit.
-fn speak(dir: &TempDir, name: &str, voice: &str, text: &str) -> String {
-    let raw = dir.file(&format!("{name}-espeak.wav"));
-    let out = dir.file(&format!("{name}.wav"));
-    run("espeak-ng", &["-v", voice, "-s", "165", "-w", &raw, text]);
-    sox(&[&raw, "-b", "16", "-c", "1", &out, "rate", "16000"]);
-    out
-}
-
-/// RMS of the samples within 40 dB of the peak: the speech, not the gaps.
-fn active_rms(samples: &[i16]) -> f64 {
-    let peak = samples.iter().map(|&x| f64::from(x).abs()).fold(0.0, f64::max);
-    let active: Vec<f64> = samples.iter().map(|&x| f64::from(x)).filter(|x| x.abs() >= peak / 100.0).collect();
-    (active.iter().map(|x| x * x).sum::<f64>() / active.len().max(1) as f64).sqrt()
-}
-
-/// `signal + noise` with the noise scaled to `snr_db` below the signal's active RMS; same layout.
-fn add_noise(dir: &TempDir, name: &str, signal: &str, noise_kind: &str, snr_db: f64) -> String {
-    let (samples, spec) = read_wav(signal);
-    let noise_path = dir.file(&format!("{name}-noise.wav"));
-    let seconds = samples.len() as f64 / f64::from(spec.sample_rate) / f64::from(spec.channels) + 0.1;
-    sox(&[
-        "-n",
-        "-r",
-        &spec.sample_rate.to_string(),
-        "-c",
-        &spec.channels.to_string(),
-        "-b",
-        "16",
-        &noise_path,
-        "synth",
-        &format!("{seconds:.3}"),
-        noise_kind,
-        "vol",
-        "0.5",
-    ]);
-    let (noise, _) = read_wav(&noise_path);
-    let noise_rms = (noise.iter().map(|&x| f64::from(x).powi(2)).sum::<f64>() / noise.len() as f64).sqrt();
-    let gain = active_rms(&samples) / 10f64.powf(snr_db / 20.0) / noise_rms;
-    let mixed: Vec<i16> = samples
-        .iter()
-        .zip(noise.iter().chain(std::iter::repeat(&0)))
-        .map(|(&s, &n)| (f64::from(s) + gain * f64::from(n)).round().clamp(-32768.0, 32767.0) as i16)
-        .collect();
-    let out = dir.file(&format!("{name}.wav"));
-    write_wav(&out, &mixed, spec);
-    out
 }
 
 struct Corpus {
@@ -184,9 +65,7 @@ fn corpus() -> &'static Corpus {
 
 /// The replay channel: 44.1 kHz stereo, −6 dB, reverb, pink noise at [`SNR_DB`].
 fn replay_channel(dir: &TempDir, name: &str, input: &str) -> String {
-    let chan = dir.file(&format!("{name}-channel.wav"));
-    sox(&[input, "-r", "44100", "-c", "2", "-b", "16", &chan, "gain", "-6", "reverb", "50"]);
-    add_noise(dir, name, &chan, "pinknoise", SNR_DB)
+    fairuse_test_audio::replay_channel(dir, name, input, SNR_DB)
 }
 
 fn build_corpus() -> Corpus {

@@ -3,54 +3,17 @@
 //! itself is tested in depth in crates/fairuse-fingerprint/tests/matching.rs; this checks the
 //! command: its JSON, its exit status either way, and its errors for unreadable input.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output};
 
-const INSTALL_HINT: &str =
-    "install it with `apt-get install espeak-ng sox`, or run `bash scripts/test`; this test synthesises its audio";
+use fairuse_test_audio::{TempDir, sox, speak};
+
 const TEXT: &str = "The quarterly report shows that revenue grew in every region, while costs stayed flat. \
     Our team will present the details at the meeting next Tuesday.";
 const OTHER_TEXT: &str =
     "Yesterday the weather was cold and windy, so most people stayed inside and read books by the fire.";
 /// Other talk before the replayed text in B.
 const LEAD_MS: i64 = 2_500;
-
-/// A scratch directory, removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(tag: &str) -> Self {
-        let path = std::env::temp_dir().join(format!("fairuse-match-cli-{}-{tag}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&path);
-        std::fs::create_dir_all(&path).unwrap_or_else(|e| panic!("cannot create {}: {e}", path.display()));
-        Self(path)
-    }
-
-    fn file(&self, name: &str) -> String {
-        self.0.join(name).to_str().expect("temp path is UTF-8").to_owned()
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-fn tool(name: &str, args: &[&str]) {
-    let out =
-        Command::new(name).args(args).output().unwrap_or_else(|e| panic!("cannot run {name} ({e}); {INSTALL_HINT}"));
-    assert!(out.status.success(), "`{name} {}` failed: {}", args.join(" "), String::from_utf8_lossy(&out.stderr));
-}
-
-/// espeak-ng → 16 kHz mono.
-fn speak(dir: &TempDir, name: &str, voice: &str, text: &str) -> String {
-    let raw = dir.file(&format!("{name}-espeak.wav"));
-    let out = dir.file(&format!("{name}.wav"));
-    tool("espeak-ng", &["-v", voice, "-s", "165", "-w", &raw, text]);
-    tool("sox", &["-R", "-D", &raw, "-b", "16", "-c", "1", &out, "rate", "16000"]);
-    out
-}
 
 fn fairuse_match(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_fairuse")).arg("match").args(args).output().expect("run fairuse")
@@ -68,10 +31,10 @@ fn match_reports_a_replay_with_its_offset_and_a_different_text_as_no_match() {
     let a = speak(&dir, "a", "en-us", TEXT);
     let talk = speak(&dir, "talk", "en-us+m3", OTHER_TEXT);
     let lead = dir.file("lead.wav");
-    tool("sox", &["-R", "-D", &talk, &lead, "trim", "0", &format!("{:.3}", LEAD_MS as f64 / 1000.0)]);
+    sox(&[&talk, &lead, "trim", "0", &format!("{:.3}", LEAD_MS as f64 / 1000.0)]);
     // B: other talk, then A replayed at 44.1 kHz stereo, 6 dB down, with reverb.
     let b = dir.file("b.wav");
-    tool("sox", &["-R", "-D", &lead, &a, "-r", "44100", "-c", "2", "-b", "16", &b, "gain", "-6", "reverb", "50"]);
+    sox(&[&lead, &a, "-r", "44100", "-c", "2", "-b", "16", &b, "gain", "-6", "reverb", "50"]);
 
     let found = json_of(&fairuse_match(&["--json", &a, &b]));
     assert_eq!(found["match"], true, "{found}");
