@@ -73,13 +73,11 @@ fn main() {
     let mut args = std::env::args().skip(1);
     let path = args.next().expect("usage: fingerprint_speed <clip.wav> [min_cpu_s]");
     let min_cpu: f64 = args.next().map(|s| s.parse().expect("min_cpu_s is a number")).unwrap_or(5.0);
-    let mut reader = hound::WavReader::open(&path).expect("open wav");
-    let spec = reader.spec();
+    let (pcm, spec) = fairuse_test_audio::read_wav(&path);
     assert!(
         spec.sample_rate == 16_000 && spec.channels == 1 && spec.bits_per_sample == 16,
         "{path}: expected 16 kHz mono 16-bit PCM, got {spec:?}"
     );
-    let pcm: Vec<i16> = reader.samples::<i16>().collect::<Result<_, _>>().expect("pcm16 samples");
     let audio_s = pcm.len() as f64 / 16_000.0;
 
     // Heap of one stream after 60 s of audio (the clip looped), codes included.
