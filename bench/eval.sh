@@ -7,6 +7,7 @@
 # directory (about 1 GB for 10,000 users x 7 days) and removed afterwards.
 # Then the families population (bench/families: 20 users per family, 3 days, seed 1), with the
 # tuning and held-out families reported apart, to bench/results/eval-families.md.
+# Then the duplicate-audio families (bench/families_audio) to bench/results/eval-audio.md.
 # FAMILIES_ONLY=1 skips the gen-trace population.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -42,3 +43,20 @@ fam_seed=1
   echo
   ./target/release/fairuse eval --trace "$dir/families.jsonl" --labels "$dir/families-labels.jsonl"
 } | tee bench/results/eval-families.md
+
+# Duplicate audio (issue 11): families whose titles name nothing and whose gateway streams replay
+# shared recordings or the user's own playlist, beside heavy honest users who talk live or sit in
+# the same meetings in pairs, and light listeners of the same books who stay under every cap.
+# Written by the author of the duplicate-audio rules (set = tuning). 5 days: the shared-pool
+# abusers arrive on day 3, into an index the light listeners have been filling.
+aud_users=20
+aud_days=5
+./target/release/fairuse gen-families --dir bench/families_audio --users-per-family "$aud_users" --days "$aud_days" \
+  --seed "$fam_seed" --out "$dir/audio.jsonl" --labels "$dir/audio-labels.jsonl"
+{
+  echo "# Duplicate audio evaluation"
+  echo
+  echo "\`bash bench/eval.sh\`, $(date -u +%Y-%m-%d): gen-families --dir bench/families_audio --users-per-family $aud_users --days $aud_days --seed $fam_seed, heuristic classifier, default policy. Each gateway stream's audio is simulated as sampled fingerprint codes (crates/fairuse/src/heard.rs: a recording's codes are fixed, each hearing flips 2 of 32 bits on average) and run through the gateway's duplicate tracker and a print index."
+  echo
+  ./target/release/fairuse eval --trace "$dir/audio.jsonl" --labels "$dir/audio-labels.jsonl"
+} | tee bench/results/eval-audio.md

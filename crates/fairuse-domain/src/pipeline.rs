@@ -318,11 +318,26 @@ pub fn apply_job_verdict(
 
 /// How long, from the verdict, the classifier lock stays held: the cooldown after a qualifying
 /// verdict, the re-check after one that does not, the shorter close re-check after one that
-/// missed the line narrowly ([`crate::policy::ClassifierPolicy::hold_after_score`]).
+/// missed the line narrowly ([`crate::policy::ClassifierPolicy::hold_after_score`]), and the
+/// close re-check too when the user's sessions already repeat earlier audio but not yet enough
+/// to qualify: duplicate audio only grows while the user keeps playing, and live talk has none,
+/// so honest users keep the full re-check.
 /// The lock is taken for the whole cooldown before the run, so a run that fails or takes long is
 /// never repeated by another replica meanwhile.
-pub fn lock_hold(verdict: &Verdict, policy: &Policy) -> crate::time::DurationMs {
-    policy.classifier.hold_after_score(verdict.misuse_score)
+/// `repeating` is [`repeats_earlier_audio`] of the run's input.
+pub fn lock_hold(verdict: &Verdict, repeating: bool, policy: &Policy) -> crate::time::DurationMs {
+    let hold = policy.classifier.hold_after_score(verdict.misuse_score);
+    let c = &policy.classifier;
+    if verdict.misuse_score >= c.qualify_score || !repeating {
+        return hold;
+    }
+    let close = c.recheck_close.unwrap_or(crate::policy::DEFAULT_RECHECK_CLOSE);
+    if close.ms() < hold.ms() { close } else { hold }
+}
+
+/// Whether any session of the input repeats earlier audio (see [`lock_hold`]).
+pub fn repeats_earlier_audio(input: &ClassifierInput) -> bool {
+    input.sessions.iter().any(|s| s.duplicate_ms() > 0)
 }
 
 /// What the gateway does with the next slice of a stream's audio.

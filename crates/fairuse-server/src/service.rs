@@ -564,7 +564,7 @@ impl Service {
         let trigger = check.trigger("soft_cap", plan, &policy);
         self.update(&uid, |s, ctx| Ok(pipeline::apply_job_verdict(s, job, verdict.clone(), trigger.clone(), ctx)))
             .await?;
-        let hold = pipeline::lock_hold(&verdict, &policy);
+        let hold = pipeline::lock_hold(&verdict, pipeline::repeats_earlier_audio(&input), &policy);
         if hold.ms() < policy.classifier.cooldown.ms() {
             self.stores.locks.renew(&classifier_lock_key(&uid), &job.lock_token, hold.ms(), now).await?;
         }

@@ -40,8 +40,12 @@ use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
+use fairuse_domain::sessions::{SpeechShape, StreamSession};
 use fairuse_domain::time::{MS_PER_DAY, MS_PER_HOUR, MS_PER_MINUTE, MS_PER_SECOND, Timestamp};
+
 use serde::{Deserialize, Serialize};
+
+use crate::heard::AudioSegment;
 
 /// Arguments of `fairuse gen-families`.
 #[derive(Debug, Clone, clap::Args)]
@@ -86,6 +90,42 @@ impl Kind {
             Kind::Honest => "honest",
         }
     }
+}
+
+/// `[audio]`: what the streaming gateway hears in a family's sessions. Optional: without it the
+/// family streams nothing through the gateway and only the host's metadata is seen. With it,
+/// every session of a user is one gateway stream, written as a `stream_session` line (with the
+/// stream's `audio`) when it ends; `simulate` and `eval` turn the audio into fingerprint codes
+/// ([`crate::heard`]).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AudioPlan {
+    pub source: AudioSource,
+    /// `shared` and `own_loop`: recordings in the pool.
+    #[serde(default)]
+    pub recordings: u32,
+    /// `shared`: the pool's name, `[a-z0-9_]+`; families naming the same pool hear the same
+    /// recordings. The family's own name when absent.
+    #[serde(default)]
+    pub pool: Option<String>,
+    /// `shared` and `own_loop`: minutes of each recording.
+    #[serde(default)]
+    pub recording_minutes: Option<[f64; 2]>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AudioSource {
+    /// People talking: audio nobody else ever hears.
+    Live,
+    /// Recordings from one pool shared by the family's users (the same books, episodes, videos),
+    /// played through; at the end of one, a random one of the pool.
+    Shared,
+    /// Each user's own playlist of recordings, played in order and over again.
+    OwnLoop,
+    /// Users in pairs (users 1 and 2, 3 and 4, ...) who spend their days together: the same
+    /// schedule and the same live audio at the same moment (two wearers in one room).
+    CoLocated,
 }
 
 /// Who may look at a family: the heuristic's author (tuning) or nobody before the report (held out).
@@ -200,6 +240,13 @@ pub struct Family {
     /// Share of users who also use a second language of the family now and then.
     #[serde(default)]
     pub second_language_share: f64,
+    /// What the gateway hears, if the family streams through it.
+    #[serde(default)]
+    pub audio: Option<AudioPlan>,
+    /// The day of the trace (0 = the first) the family's users start: later arrivals find the
+    /// service, and its print index, already in use.
+    #[serde(default)]
+    pub start_day: u32,
     /// Language code -> titles.
     pub languages: BTreeMap<String, Language>,
 }
@@ -264,6 +311,24 @@ impl Family {
             && !["audiobook", "podcast", "prerecorded", "tv_movie", "commercial"].contains(&t.as_str())
         {
             bail!("usage_type: {t:?} is not audiobook, podcast, prerecorded, tv_movie or commercial");
+        }
+        if let Some(a) = &self.audio
+            && matches!(a.source, AudioSource::Shared | AudioSource::OwnLoop)
+        {
+            if a.recordings == 0 || a.recordings > 10_000 {
+                bail!("audio.recordings: {} must be 1-10000 for a shared or own_loop source", a.recordings);
+            }
+            if let Some(p) = &a.pool
+                && (p.is_empty()
+                    || p.len() > 100
+                    || !p.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_'))
+            {
+                bail!("audio.pool: {p:?} must be 1-100 characters of [a-z0-9_]");
+            }
+            match a.recording_minutes {
+                Some(m) => range("audio.recording_minutes", m, 1.0, 24.0 * 60.0)?,
+                None => bail!("audio.recording_minutes: needed for a shared or own_loop source"),
+            }
         }
         weights("plans", &self.plans)?;
         if let Some(p) = self.plans.keys().find(|p| !PLANS.contains(&p.as_str())) {
@@ -399,6 +464,7 @@ pub struct FamiliesSummary {
     pub lines: u64,
     pub usage_lines: u64,
     pub conversations: u64,
+    pub stream_sessions: u64,
 }
 
 /// Generation settings besides the families.
@@ -523,8 +589,13 @@ struct ConversationOut {
 
 enum Payload {
     Plan,
-    Usage { speech_ms: u32, stt_ms: u32 },
+    Usage {
+        speech_ms: u32,
+        stt_ms: u32,
+    },
     Conversation(usize),
+    /// A gateway stream ended: its session and what it heard.
+    Session(usize),
     Tick,
 }
 
@@ -541,7 +612,8 @@ impl Ev {
             Payload::Plan => 0,
             Payload::Usage { .. } => 1,
             Payload::Conversation(_) => 2,
-            Payload::Tick => 3,
+            Payload::Session(_) => 3,
+            Payload::Tick => 4,
         }
     }
 }
@@ -550,6 +622,128 @@ struct UserOut {
     uid: String,
     plan: String,
     conversations: Vec<ConversationOut>,
+    /// Gateway streams (families with `[audio]`).
+    sessions: Vec<(StreamSession, Vec<AudioSegment>)>,
+}
+
+/// A stream's snapshots are written this often while it runs, and once when it ends.
+const SNAPSHOT_MS: i64 = 15 * MS_PER_MINUTE;
+
+/// The closed `session` as the snapshots a gateway would have recorded every `every_ms`: totals
+/// growing in proportion to the time elapsed, each carrying the audio heard since the one before
+/// (segments cut at the snapshot instants); the last is the closed session itself.
+fn snapshots(
+    session: &StreamSession,
+    heard: Vec<AudioSegment>,
+    every_ms: i64,
+) -> Vec<(StreamSession, Vec<AudioSegment>)> {
+    let duration = session.duration_ms.max(1);
+    let mut out = Vec::new();
+    let mut rest = heard.into_iter().peekable();
+    let mut cut: Option<AudioSegment> = None;
+    let mut from = 0;
+    while from < duration {
+        let to = (from + every_ms).min(duration);
+        let mut audio = Vec::new();
+        while let Some(seg) = cut.take().or_else(|| rest.next()) {
+            if seg.at_ms >= to {
+                cut = Some(seg);
+                break;
+            }
+            if seg.at_ms + seg.ms > to {
+                let head = to - seg.at_ms;
+                audio.push(AudioSegment { ms: head, ..seg.clone() });
+                let from_ms = if seg.recording.is_some() { seg.from_ms + head } else { 0 };
+                cut = Some(AudioSegment { at_ms: to, ms: seg.ms - head, recording: seg.recording, from_ms });
+                break;
+            }
+            audio.push(seg);
+        }
+        let mut snap = session.clone();
+        if to < duration {
+            let share = |v: i64| (i128::from(v) * i128::from(to) / i128::from(duration)) as i64;
+            snap.updated_at = session.started_at.plus_ms(to);
+            snap.duration_ms = to;
+            snap.speech_ms = share(session.speech_ms);
+            snap.stt_ms = to;
+            snap.longest_speech_ms = session.longest_speech_ms.min(snap.speech_ms);
+            snap.pause_count = (share(session.pause_count as i64)).unsigned_abs();
+            snap.closed = false;
+        }
+        out.push((snap, audio));
+        from = to;
+    }
+    out
+}
+
+/// Where a user is in the recordings they play.
+struct Player {
+    recording: u32,
+    at_ms: i64,
+}
+
+/// The length of recording `j` of a pool: fixed per pool and recording, whoever plays it.
+fn recording_ms(pool: &str, j: u32, minutes: [f64; 2]) -> i64 {
+    let mut rng = Rng(fnv1a(pool) ^ u64::from(j).wrapping_mul(0x9E37_79B9_7F4A_7C15));
+    rng.next_u64();
+    (rng.range(minutes) * 60.0).round() as i64 * MS_PER_SECOND
+}
+
+/// What a stream hears during one conversation `[s, e)` of a session that started at `session_start`.
+#[allow(clippy::too_many_arguments)]
+fn hear(
+    a: &AudioPlan,
+    family: &str,
+    uid: &str,
+    pair: u32,
+    day: u32,
+    conversation: usize,
+    player: &mut Player,
+    rng: &mut Rng,
+    (session_start, s, e): (i64, i64, i64),
+    out: &mut Vec<AudioSegment>,
+) {
+    match a.source {
+        AudioSource::Live => {
+            out.push(AudioSegment { at_ms: s - session_start, ms: e - s, recording: None, from_ms: 0 })
+        }
+        AudioSource::CoLocated => out.push(AudioSegment {
+            at_ms: s - session_start,
+            ms: e - s,
+            recording: Some(format!("{family}-room{pair}-d{day}-c{conversation}")),
+            from_ms: 0,
+        }),
+        AudioSource::Shared | AudioSource::OwnLoop => {
+            let pool = match a.source {
+                AudioSource::Shared => a.pool.clone().unwrap_or_else(|| family.to_owned()),
+                _ => uid.to_owned(),
+            };
+            let minutes = a.recording_minutes.unwrap_or([60.0, 60.0]); // checked at load
+            let mut t = s;
+            while t < e {
+                let len = recording_ms(&pool, player.recording, minutes);
+                let take = (len - player.at_ms).min(e - t);
+                if take <= 0 {
+                    // The recording ended: the next one of the playlist, or any of the pool.
+                    player.recording = if a.source == AudioSource::Shared {
+                        rng.below(a.recordings as usize) as u32
+                    } else {
+                        (player.recording + 1) % a.recordings
+                    };
+                    player.at_ms = 0;
+                    continue;
+                }
+                out.push(AudioSegment {
+                    at_ms: t - session_start,
+                    ms: take,
+                    recording: Some(format!("{pool}-r{}", player.recording)),
+                    from_ms: player.at_ms,
+                });
+                player.at_ms += take;
+                t += take;
+            }
+        }
+    }
 }
 
 /// One user's way of titling things.
@@ -636,9 +830,15 @@ impl<'f> Voice<'f> {
 
 /// Plans one user: their plan, conversations and the trace events they cause.
 fn plan_user(f: &Family, user: u32, index: u32, opts: &Options, events: &mut Vec<Ev>) -> UserOut {
-    let mut rng = Rng(opts.seed ^ fnv1a(&f.name) ^ (u64::from(index) << 40).wrapping_mul(0x2545_F491_4F6C_DD1D));
+    // Co-located pairs share one schedule: the same random numbers.
+    let co_located = f.audio.as_ref().is_some_and(|a| a.source == AudioSource::CoLocated);
+    let pair = if co_located { index / 2 } else { index };
+    let mut rng = Rng(opts.seed ^ fnv1a(&f.name) ^ (u64::from(pair) << 40).wrapping_mul(0x2545_F491_4F6C_DD1D));
     rng.next_u64();
     let uid = format!("{}-{:03}", f.name, index + 1);
+    let mut sessions: Vec<(StreamSession, Vec<AudioSegment>)> = Vec::new();
+    let mut player =
+        Player { recording: f.audio.as_ref().map_or(0, |a| rng.below(a.recordings.max(1) as usize) as u32), at_ms: 0 };
     let plan_names: Vec<&String> = f.plans.keys().collect();
     let plan_w: Vec<f64> = f.plans.values().copied().collect();
     let plan = plan_names[rng.weighted(&plan_w)].clone();
@@ -656,7 +856,7 @@ fn plan_user(f: &Family, user: u32, index: u32, opts: &Options, events: &mut Vec
     let mut conversations = Vec::new();
     // Whole seconds, as a host's clock reports them.
     let minutes = |m: f64| (m * 60.0).round() as i64 * MS_PER_SECOND;
-    for day in 0..opts.days {
+    for day in f.start_day..opts.days {
         let window = opts.start_ms + i64::from(day) * MS_PER_DAY;
         let day_start = match f.start_hour {
             None => window + minutes(rng.range([0.0, 12.0])),
@@ -672,6 +872,8 @@ fn plan_user(f: &Family, user: u32, index: u32, opts: &Options, events: &mut Vec
         while used < target && t < day_end {
             let session_end = (t + minutes(rng.range(f.session_minutes)).min(target - used)).min(day_end);
             used += session_end - t;
+            let mut heard: Vec<AudioSegment> = Vec::new();
+            let mut session_speech = 0i64;
             let mut c = t;
             while session_end - c >= MS_PER_MINUTE {
                 let len = minutes(rng.range(f.conversation_minutes)).min(session_end - c);
@@ -690,6 +892,11 @@ fn plan_user(f: &Family, user: u32, index: u32, opts: &Options, events: &mut Vec
                     speech_total += speech;
                     push(events, b, Payload::Usage { speech_ms: speech as u32, stt_ms: (b - a) as u32 });
                     a = b;
+                }
+                session_speech += speech_total;
+                if let Some(a) = &f.audio {
+                    let k = conversations.len();
+                    hear(a, &f.name, &uid, pair, day, k, &mut player, &mut rng, (t, s, e), &mut heard);
                 }
                 let (title, overview) = voice.describe(&mut rng, day);
                 let speaker_count = rng.chance(f.speaker_count_share).then(|| rng.skewed_int(f.speakers));
@@ -711,10 +918,35 @@ fn plan_user(f: &Family, user: u32, index: u32, opts: &Options, events: &mut Vec
                 let delay = (10 + rng.below(111) as i64) * MS_PER_SECOND;
                 push(events, e + delay, Payload::Conversation(k));
             }
+            if f.audio.is_some() && !heard.is_empty() && session_end <= end {
+                let mut session =
+                    StreamSession::open(format!("{uid}-s{}", sessions.len() + 1), Timestamp::from_millis(t));
+                session.updated_at = Timestamp::from_millis(session_end);
+                session.duration_ms = session_end - t;
+                session.speech_ms = session_speech;
+                session.stt_ms = session.duration_ms;
+                // A shape that says nothing either way: the audio is what this family tests.
+                let speech_minutes = (session_speech / MS_PER_MINUTE).max(1);
+                session.set_shape(&SpeechShape {
+                    longest_speech_ms: session_speech.min(3 * MS_PER_MINUTE),
+                    pause_count: speech_minutes.unsigned_abs() * 6,
+                    pause_mean_ms: 1_500,
+                    pause_median_ms: 1_000,
+                    longest_pause_ms: 10_000,
+                });
+                session.closed = true;
+                // The gateway records a stream as it goes; a snapshot every quarter hour here.
+                for (snapshot, audio) in snapshots(&session, heard, SNAPSHOT_MS) {
+                    let at = snapshot.updated_at.millis();
+                    let k = sessions.len();
+                    sessions.push((snapshot, audio));
+                    push(events, at + MS_PER_SECOND, Payload::Session(k));
+                }
+            }
             t = session_end + minutes(rng.range(f.session_gap_minutes));
         }
     }
-    UserOut { uid, plan, conversations }
+    UserOut { uid, plan, conversations, sessions }
 }
 
 #[derive(Serialize)]
@@ -736,6 +968,10 @@ struct Line<'a> {
     credits_exhausted: Option<bool>,
     #[serde(skip_serializing_if = "Option::is_none")]
     conversation: Option<&'a ConversationOut>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    session: Option<&'a StreamSession>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    audio: Option<&'a [AudioSegment]>,
 }
 
 #[derive(Serialize)]
@@ -803,6 +1039,8 @@ pub fn generate(
             plan: None,
             credits_exhausted: None,
             conversation: None,
+            session: None,
+            audio: None,
         };
         if let Some(u) = users.get(e.user as usize) {
             line.uid = Some(&u.uid);
@@ -823,6 +1061,14 @@ pub fn generate(
                     line.kind = "conversation";
                     line.conversation = u.conversations.get(k);
                     summary.conversations += 1;
+                }
+                Payload::Session(k) => {
+                    line.kind = "stream_session";
+                    if let Some((session, audio)) = u.sessions.get(k) {
+                        line.session = Some(session);
+                        line.audio = Some(audio);
+                    }
+                    summary.stream_sessions += 1;
                 }
                 Payload::Tick => {}
             }

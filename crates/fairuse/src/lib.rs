@@ -10,6 +10,7 @@ pub mod export;
 pub mod families;
 pub mod first_run;
 pub mod gen_trace;
+pub mod heard;
 pub mod serve;
 pub mod sim;
 pub mod speech;

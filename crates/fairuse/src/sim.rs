@@ -21,6 +21,8 @@ use fairuse_domain::ids::{Lane, SequentialIds, Uid};
 use fairuse_domain::pipeline::{self, AfterReport, Judgement};
 use fairuse_domain::policy::Policy;
 use fairuse_domain::sessions::StreamSession;
+
+use crate::heard::{AudioSegment, Hearing};
 use fairuse_domain::stage::Stage;
 use fairuse_domain::store::Job;
 use fairuse_domain::time::Timestamp;
@@ -82,6 +84,10 @@ struct TraceLine<'a> {
     conversation: Option<Conversation>,
     #[serde(default)]
     session: Option<StreamSession>,
+    /// On a `stream_session` line: what the stream heard since its last line, for the print
+    /// index ([`crate::heard`]).
+    #[serde(default)]
+    audio: Option<Vec<AudioSegment>>,
     #[serde(default)]
     misuse_score: Option<f64>,
     #[serde(borrow, default)]
@@ -194,6 +200,8 @@ pub struct Simulator<'p, W: Write> {
     /// Whether verdict records carry the whole classifier input.
     log_inputs: bool,
     runs_per_user: HashMap<usize, u32>,
+    /// The print index and duplicate trackers of the streams the trace describes.
+    hearing: Hearing,
 }
 
 fn err(line: u64, message: impl Into<String>) -> SimError {
@@ -206,6 +214,7 @@ impl<'p, W: Write> Simulator<'p, W> {
             policy,
             classifier,
             users: Vec::new(),
+            hearing: Hearing::default(),
             index: HashMap::new(),
             timers: BinaryHeap::new(),
             due: BinaryHeap::new(),
@@ -344,6 +353,14 @@ impl<'p, W: Write> Simulator<'p, W> {
                 }
                 if self.classifier == SimClassifier::Scripted {
                     return Ok(()); // validated above; only the heuristic's input carries sessions
+                }
+                let mut s = s;
+                // Without fingerprints the gateway would learn nothing from the audio.
+                if let Some(audio) = &line.audio
+                    && self.policy.fingerprint.enabled
+                {
+                    let retention = self.policy.fingerprint.retention.ms();
+                    self.hearing.hear(&self.users[u].uid, &mut s, audio, t, retention);
                 }
                 // The store keeps one record per session, the latest snapshot.
                 let lookback = self.policy.classifier.lookback.ms();
@@ -487,6 +504,7 @@ impl<'p, W: Write> Simulator<'p, W> {
             return Ok(());
         }
         let mut signals = Vec::new();
+        let mut repeating = false;
         let mut shown: Vec<Conversation> = Vec::new();
         let mut logged_input = None;
         let verdict = match self.classifier {
@@ -518,6 +536,7 @@ impl<'p, W: Write> Simulator<'p, W> {
                         pipeline::admit(explained.verdict.clamped(), &input, policy)
                     }
                 };
+                repeating = pipeline::repeats_earlier_audio(&input);
                 if self.verdict_log.is_some() {
                     shown = input.conversations.clone();
                 }
@@ -551,7 +570,7 @@ impl<'p, W: Write> Simulator<'p, W> {
             });
         }
         self.classifier_runs += 1;
-        user.lock_until = Some(t.plus_ms(pipeline::lock_hold(&verdict, policy).ms()));
+        user.lock_until = Some(t.plus_ms(pipeline::lock_hold(&verdict, repeating, policy).ms()));
         let trigger = check.trigger("soft_cap", plan, policy);
         let mut ctx = Ctx { policy, now: t, uid: &user.uid, ids: &mut self.ids };
         let events = pipeline::apply_job_verdict(&mut user.state, &job, verdict, trigger, &mut ctx);

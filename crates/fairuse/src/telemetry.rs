@@ -18,6 +18,8 @@ pub const COUNTERS: &[(&str, &str)] = &[
     ("fairuse_due_evaluations_queued_total", "Cap crossings queued for a later evaluation."),
     ("fairuse_due_evaluations_run_total", "Queued evaluations run."),
     ("fairuse_stream_sessions_recorded_total", "Gateway stream session snapshots stored, by closed."),
+    ("fairuse_print_codes_indexed_total", "Sampled fingerprint codes added to the print index."),
+    ("fairuse_gateway_print_batches_dropped_total", "Fingerprint batches the print index could not take (dropped)."),
     ("fairuse_gateway_leases_total", "STT budget slices leased by the gateway."),
     ("fairuse_gateway_leases_held_total", "Gateway streams held because the budget store did not answer."),
     ("fairuse_gateway_budget_stops_total", "Gateway streams stopped because the STT budget ran out."),

@@ -184,3 +184,39 @@ fn eval_reports_the_tuning_and_held_out_families_apart() {
     assert!(md.contains("| held-out |") && md.contains("| tuning |"), "{md}");
     assert!(md.contains("Held-out (unseen) families:"), "{md}");
 }
+
+/// The duplicate-audio families (`bench/families_audio`): streams are written as `stream_session`
+/// snapshots with the audio they heard, the snapshots of one stream share its id and end closed,
+/// and through `eval` the playlist loopers (generic titles, their own audio again) are warned on
+/// duplicate audio while no honest user is, the meeting pairs that hear the same live audio at
+/// the same moment included.
+#[test]
+fn generic_titled_replayers_are_caught_by_duplicate_audio_and_co_located_pairs_are_not() {
+    let audio_dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../bench/families_audio");
+    let families = load_dir(&audio_dir).expect("audio family files");
+    assert!(families.iter().all(|f| f.audio.is_some()), "every audio family says what the gateway hears");
+    let (mut trace, mut labels) = (Vec::new(), Vec::new());
+    generate(&families, &opts(2, 2, 5), &mut trace, Some(&mut labels)).expect("generate");
+    let mut snapshots: BTreeMap<String, Vec<bool>> = BTreeMap::new();
+    for line in trace.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
+        let v: Value = serde_json::from_slice(line).expect("JSON line");
+        if v["type"] == "stream_session" {
+            assert!(v["audio"].as_array().is_some_and(|a| !a.is_empty()), "{v}");
+            let id = v["session"]["session_id"].as_str().expect("session id").to_owned();
+            snapshots.entry(id).or_default().push(v["session"]["closed"].as_bool().expect("closed"));
+        }
+    }
+    assert!(!snapshots.is_empty());
+    for (id, closed) in &snapshots {
+        assert_eq!(closed.last(), Some(&true), "{id} ends closed");
+        assert!(closed[..closed.len() - 1].iter().all(|c| !c), "{id}: only the last snapshot is closed");
+    }
+    let labels = Labels::read(labels.as_slice()).expect("labels");
+    let report = evaluate(&Policy::default(), SimClassifier::Heuristic, trace.as_slice(), &labels, 48).expect("eval");
+    let row = |kind: &str| report.rows.iter().find(|r| r.kind == kind).expect("row");
+    let loopers = row("abuser_playlist_loop_generic");
+    assert_eq!(loopers.warned, loopers.users, "{loopers:?}");
+    assert_eq!(report.false_warnings(), 0, "{:?}", report.rows);
+    let pairs = row("honest_meeting_room_pairs");
+    assert!(pairs.classified > 0, "the pairs are heavy enough to be judged: {pairs:?}");
+}
