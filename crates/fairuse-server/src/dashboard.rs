@@ -13,7 +13,8 @@ use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
 
 use crate::error::ApiError;
-use crate::http::{ApiPath, AppState};
+use crate::http::extract::ApiPath;
+use crate::http::state::AppState;
 
 /// The policy every dashboard response carries.
 pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'; style-src 'self'; \

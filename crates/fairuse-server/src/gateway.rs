@@ -31,7 +31,7 @@ use tokio_tungstenite::tungstenite;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
 use crate::error::{ApiError, ApiResult};
-use crate::http::AppState;
+use crate::http::state::AppState;
 use crate::service::{Service, UsageAccepted};
 
 /// Per-stream speech metering: fed every whole PCM frame (interleaved when stereo), asked for

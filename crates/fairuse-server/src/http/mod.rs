@@ -1,210 +1,44 @@
 //! Routes of SPEC section 4 (all but `/v1/listen`): thin handlers that parse, authenticate and
 //! call the service. Omi's paths and field names are kept (and Omi's query-parameter forms of
 //! the admin actions are accepted) so Omi's clients can point here.
+//!
+//! The state ([`state`]), the extractors ([`extract`]) and Omi's route marker and shapes
+//! ([`omi`]) are leaf modules: the gateway and the dashboard import them, never this module's
+//! handlers, so no import goes round in a circle.
+
+pub mod extract;
+pub mod omi;
+pub mod state;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::Instant;
 
-use axum::body::Bytes;
-use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, MatchedPath, Path, Query, Request, State};
-use axum::http::request::Parts;
+use axum::extract::{MatchedPath, Query, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use axum::{Json, Router};
-use fairuse_auth::{AdminIdentity, Authenticator};
 use fairuse_domain::classifier::Conversation;
-use fairuse_domain::engine::{self, EnforcementState, Event, Outcome};
+use fairuse_domain::engine::{self, EnforcementState, Outcome};
 use fairuse_domain::ids::{Lane, Uid};
 use fairuse_domain::policy::MessageContext;
 use fairuse_domain::stage::Stage;
 use fairuse_domain::time::{MS_PER_HOUR, Timestamp};
 use fairuse_domain::windows::{SpeechAmount, UsageReport};
 use serde::Deserialize;
-use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
+pub use extract::{
+    Admin, ApiPath, JsonBody, MAX_BODY_BYTES, Operator, OptionalJson, PeerAddr, ServiceCaller, User, parse_json,
+};
+pub use omi::{OmiRoute, event_json, omi_event};
+pub use state::{AppState, HttpSettings, futures_ready};
+
 use crate::error::{ApiError, ApiResult};
-use crate::service::Service;
-
-pub const MAX_BODY_BYTES: usize = 1 << 20;
-
-/// Process settings the routes need.
-#[derive(Clone, Debug)]
-pub struct HttpSettings {
-    /// Public case lookups per client per minute.
-    pub case_lookups_per_minute: u32,
-    /// Appeals per user per rolling day, counted before the case is looked up (so a user cannot
-    /// flood the review queue or probe case references through it).
-    pub appeals_per_day: u32,
-    /// A proxy header that carries the client address (e.g. `x-forwarded-for`); none by default,
-    /// so a client cannot choose its own rate-limit key.
-    pub trusted_proxy_header: Option<String>,
-}
-
-impl Default for HttpSettings {
-    fn default() -> Self {
-        HttpSettings { case_lookups_per_minute: 10, appeals_per_day: 5, trusted_proxy_header: None }
-    }
-}
-
-/// What every handler can reach.
-#[derive(Clone)]
-pub struct AppState {
-    pub service: Arc<Service>,
-    pub auth: Arc<Authenticator>,
-    pub settings: HttpSettings,
-    pub metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
-    pub ready: Arc<dyn Fn() -> futures_ready::ReadyFuture + Send + Sync>,
-}
-
-/// Readiness probe type: an async check of the stores.
-pub mod futures_ready {
-    use std::future::Future;
-    use std::pin::Pin;
-    pub type ReadyFuture = Pin<Box<dyn Future<Output = Result<(), String>> + Send>>;
-}
-
-/// A JSON body: size-limited (413), and a parse error names the field that is wrong.
-pub struct JsonBody<T>(pub T);
-
-impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for JsonBody<T> {
-    type Rejection = ApiError;
-
-    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        let bytes = read_body(req, state).await?;
-        parse_json(&bytes).map(JsonBody)
-    }
-}
-
-/// A JSON body that may be absent (Omi sends admin parameters in the query): empty means
-/// `T::default()`; too large is 413 and a bad field is 400, as for [`JsonBody`].
-pub struct OptionalJson<T>(pub T);
-
-impl<T: DeserializeOwned + Default, S: Send + Sync> FromRequest<S> for OptionalJson<T> {
-    type Rejection = ApiError;
-
-    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        let bytes = read_body(req, state).await?;
-        if bytes.iter().all(u8::is_ascii_whitespace) {
-            Ok(OptionalJson(T::default()))
-        } else {
-            parse_json(&bytes).map(OptionalJson)
-        }
-    }
-}
-
-async fn read_body<S: Send + Sync>(req: Request, state: &S) -> ApiResult<Bytes> {
-    Bytes::from_request(req, state).await.map_err(|rejection| {
-        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            ApiError::PayloadTooLarge(MAX_BODY_BYTES)
-        } else {
-            ApiError::BadRequest(format!("could not read the body: {rejection}"))
-        }
-    })
-}
-
-/// A strict JSON body (`crate::strict_json`): one value, no repeated key, errors naming the field.
-pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> ApiResult<T> {
-    Ok(crate::strict_json::parse(bytes)?)
-}
-
-fn header_str<'a>(parts: &'a Parts, name: &str) -> Option<&'a str> {
-    parts.headers.get(name).and_then(|v| v.to_str().ok())
-}
-
-/// A caller holding a service key.
-pub struct ServiceCaller;
-
-impl FromRequestParts<AppState> for ServiceCaller {
-    type Rejection = ApiError;
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        state.auth.service(header_str(parts, "authorization"))?;
-        Ok(ServiceCaller)
-    }
-}
-
-/// Marks a request to one of Omi's paths (see [`omi_compat`]): such a route answers with Omi's
-/// status codes and error shape where they differ from ours.
-#[derive(Clone, Copy, Debug)]
-pub struct OmiRoute;
-
-/// The admin key of a request: on Omi's routes a wrong key is 403 "Invalid admin key", as Omi
-/// answers it (our own routes say 401: the credentials are not valid).
-fn admin_identity(parts: &Parts, state: &AppState) -> ApiResult<AdminIdentity> {
-    match state.auth.admin(header_str(parts, "x-admin-key")) {
-        Err(fairuse_auth::AuthError::Invalid(_)) if parts.extensions.get::<OmiRoute>().is_some() => {
-            Err(ApiError::Forbidden("Invalid admin key".into()))
-        }
-        other => Ok(other?),
-    }
-}
-
-/// An admin (any role), from the `X-Admin-Key` header only: a key in the query never counts.
-pub struct Admin(pub AdminIdentity);
-
-impl FromRequestParts<AppState> for Admin {
-    type Rejection = ApiError;
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        Ok(Admin(admin_identity(parts, state)?))
-    }
-}
-
-/// An admin whose role may change things.
-pub struct Operator(pub AdminIdentity);
-
-impl FromRequestParts<AppState> for Operator {
-    type Rejection = ApiError;
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let id = admin_identity(parts, state)?;
-        if !id.role.can_write() {
-            return Err(ApiError::Auth(fairuse_auth::AuthError::Forbidden));
-        }
-        Ok(Operator(id))
-    }
-}
-
-/// Path parameters whose rejection (e.g. a segment that is not UTF-8) is our JSON error.
-pub struct ApiPath<T>(pub T);
-
-impl<T, S> FromRequestParts<S> for ApiPath<T>
-where
-    T: DeserializeOwned + Send,
-    S: Send + Sync,
-{
-    type Rejection = ApiError;
-    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
-        Path::<T>::from_request_parts(parts, state)
-            .await
-            .map(|Path(v)| ApiPath(v))
-            .map_err(|rejection| ApiError::Input(fairuse_domain::InputError::new("path", rejection.body_text())))
-    }
-}
-
-/// The peer address when the server was started with connect info (absent in router-only tests).
-pub struct PeerAddr(pub Option<SocketAddr>);
-
-impl<S: Send + Sync> FromRequestParts<S> for PeerAddr {
-    type Rejection = std::convert::Infallible;
-    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        Ok(PeerAddr(parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0)))
-    }
-}
-
-/// The user of a verified token; the uid never comes from a parameter.
-pub struct User(pub Uid);
-
-impl FromRequestParts<AppState> for User {
-    type Rejection = ApiError;
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let now_s = state.service.now().secs().max(0) as u64;
-        let uid = state.auth.user(header_str(parts, "authorization"), now_s).await?;
-        Ok(User(Uid::parse(&uid)?))
-    }
-}
+use extract::uid_param;
+use omi::omi;
 
 pub fn router(state: AppState) -> Router {
     // Omi's own paths (its `fair_use_admin` router) are wrapped in `omi`: Omi's clients and
@@ -240,37 +74,6 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// One of Omi's routes: see [`omi_compat`].
-fn omi(route: axum::routing::MethodRouter<AppState>) -> axum::routing::MethodRouter<AppState> {
-    route.layer(middleware::from_fn(omi_compat))
-}
-
-/// Omi's routes: marks the request ([`OmiRoute`]) and gives every error FastAPI's `detail`
-/// beside our `error` object, so a client of either reads its own field.
-async fn omi_compat(mut req: Request, next: Next) -> Response {
-    req.extensions_mut().insert(OmiRoute);
-    let resp = next.run(req).await;
-    if !(resp.status().is_client_error() || resp.status().is_server_error()) {
-        return resp;
-    }
-    let (mut parts, body) = resp.into_parts();
-    // Error bodies are small JSON objects built by `ApiError`; the limit only guards the buffer.
-    let Ok(bytes) = axum::body::to_bytes(body, 64 * 1024).await else {
-        return (parts.status, parts.headers).into_response();
-    };
-    let mut v: Value = match serde_json::from_slice(&bytes) {
-        Ok(v) => v,
-        Err(_) => return Response::from_parts(parts, axum::body::Body::from(bytes)),
-    };
-    if let Some(message) = v["error"]["message"].as_str().map(str::to_owned)
-        && let Some(obj) = v.as_object_mut()
-    {
-        obj.insert("detail".into(), Value::String(message));
-    }
-    parts.headers.remove(header::CONTENT_LENGTH);
-    Response::from_parts(parts, axum::body::Body::from(v.to_string()))
-}
-
 /// Request latency and count per route, for `/metrics`.
 async fn track_requests(req: Request, next: Next) -> Response {
     let route = req.extensions().get::<MatchedPath>().map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
@@ -283,10 +86,6 @@ async fn track_requests(req: Request, next: Next) -> Response {
     metrics::counter!("fairuse_http_requests_total", "route" => route, "method" => method, "status" => status)
         .increment(1);
     resp
-}
-
-fn uid_param(raw: &str) -> ApiResult<Uid> {
-    Ok(Uid::parse(raw)?)
 }
 
 // ---- service routes -------------------------------------------------------------------------
@@ -819,51 +618,8 @@ async fn get_metrics(State(st): State<AppState>) -> Response {
     }
 }
 
-pub const OPENAPI_JSON: &str = include_str!("../openapi.json");
+pub const OPENAPI_JSON: &str = include_str!("../../openapi.json");
 
 async fn get_openapi() -> Response {
     ([(header::CONTENT_TYPE, "application/json")], OPENAPI_JSON).into_response()
-}
-
-/// Events as the admin API shows them (kept for the dashboard issue).
-pub fn event_json(e: &Event) -> Value {
-    serde_json::to_value(e).unwrap_or_default()
-}
-
-/// Omi's name of a window in a trigger (`3day`); other windows keep their own names.
-fn omi_trigger_name(window: &str) -> &str {
-    if window == "three_day" { "3day" } else { window }
-}
-
-/// An event as Omi's admin routes show it: our fields, with Omi's beside them. Omi's `trigger`
-/// is the first window over its cap (`daily`, `3day`, `weekly`; `daily` when none is, as Omi
-/// wrote it), so ours moves to `trigger_detail`; `window_speech_ms`, `thresholds_ms` (the caps
-/// of the user's plan, where Omi used the default tier's), `classifier`, `enforcement_action`,
-/// `admin_notes`, `resolved`, `resolved_at`, `resolved_by` and `id` follow Omi's event document.
-pub fn omi_event(e: &Event) -> Value {
-    let mut v = event_json(e);
-    let Some(obj) = v.as_object_mut() else { return v };
-    let trigger = obj.remove("trigger").unwrap_or(Value::Null);
-    if let Some(t) = &e.trigger {
-        let first_over = t.windows.iter().find(|w| w.over).map_or("daily", |w| omi_trigger_name(&w.window));
-        obj.insert("trigger".into(), json!(first_over));
-        let totals: serde_json::Map<String, Value> =
-            t.windows.iter().map(|w| (format!("{}_ms", w.window), json!(w.total_ms))).collect();
-        let caps: serde_json::Map<String, Value> =
-            t.windows.iter().filter_map(|w| w.cap_ms.map(|c| (w.window.clone(), json!(c)))).collect();
-        obj.insert("window_speech_ms".into(), Value::Object(totals));
-        obj.insert("thresholds_ms".into(), Value::Object(caps));
-    } else {
-        obj.insert("trigger".into(), Value::Null);
-    }
-    obj.insert("trigger_detail".into(), trigger);
-    obj.insert("id".into(), json!(e.event_id));
-    obj.insert("classifier".into(), serde_json::to_value(&e.verdict).unwrap_or_default());
-    let action = if e.changes_stage() { e.new_stage } else { Stage::None };
-    obj.insert("enforcement_action".into(), json!(action));
-    obj.insert("resolved".into(), json!(e.resolution.is_some()));
-    obj.insert("resolved_at".into(), json!(e.resolution.as_ref().map(|r| r.resolved_at)));
-    obj.insert("resolved_by".into(), json!(e.resolution.as_ref().map(|r| r.resolved_by.clone())));
-    obj.insert("admin_notes".into(), json!(e.resolution.as_ref().map(|r| r.notes.clone())));
-    v
 }
