@@ -8,15 +8,15 @@
 
 pub mod extract;
 pub mod omi;
+mod request_metrics;
 pub mod state;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::time::Instant;
 
-use axum::extract::{MatchedPath, Query, Request, State};
+use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
-use axum::middleware::{self, Next};
+use axum::middleware;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use axum::{Json, Router};
@@ -39,6 +39,7 @@ pub use state::{AppState, HttpSettings, futures_ready};
 use crate::error::{ApiError, ApiResult};
 use extract::uid_param;
 use omi::omi;
+use request_metrics::track_requests;
 
 pub fn router(state: AppState) -> Router {
     // Omi's own paths (its `fair_use_admin` router) are wrapped in `omi`: Omi's clients and
@@ -72,20 +73,6 @@ pub fn router(state: AppState) -> Router {
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(middleware::from_fn(track_requests))
         .with_state(state)
-}
-
-/// Request latency and count per route, for `/metrics`.
-async fn track_requests(req: Request, next: Next) -> Response {
-    let route = req.extensions().get::<MatchedPath>().map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
-    let method = req.method().to_string();
-    let started = Instant::now();
-    let resp = next.run(req).await;
-    let status = resp.status().as_u16().to_string();
-    metrics::histogram!("fairuse_http_request_duration_seconds", "route" => route.clone(), "method" => method.clone(), "status" => status.clone())
-        .record(started.elapsed().as_secs_f64());
-    metrics::counter!("fairuse_http_requests_total", "route" => route, "method" => method, "status" => status)
-        .increment(1);
-    resp
 }
 
 // ---- service routes -------------------------------------------------------------------------
