@@ -56,9 +56,7 @@ pub fn asset(name: &str) -> Option<&'static Asset> {
     ASSETS.iter().find(|a| a.name == name)
 }
 
-/// The dashboard's routes, for a router that wants them on their own. The service's
-/// [`crate::http::router`] registers the same handlers route by route, so that its OpenAPI test
-/// sees every path.
+/// The dashboard's routes, for [`crate::http::router`] to merge.
 pub fn routes() -> axum::Router<AppState> {
     axum::Router::new()
         .route("/admin", get(redirect_to_index))

@@ -1,5 +1,5 @@
 //! Omi's routes (its `fair_use_admin` router and the user's status and case paths) answer as Omi
-//! does, so Omi's clients and scripts can point here: [`omi`] marks such a route and gives its
+//! does, so Omi's clients and scripts can point here: `omi()` marks such a route and gives its
 //! errors FastAPI's `detail`, and [`omi_event`] shows an event with Omi's field names beside ours.
 //! Imports only the state and the domain: both the extractors and the audience modules use it.
 
@@ -14,7 +14,7 @@ use serde_json::{Value, json};
 
 use super::state::AppState;
 
-/// Marks a request to one of Omi's paths (see [`omi_compat`]): such a route answers with Omi's
+/// Marks a request to one of Omi's paths (see `omi_compat`): such a route answers with Omi's
 /// status codes and error shape where they differ from ours.
 #[derive(Clone, Copy, Debug)]
 pub struct OmiRoute;
