@@ -13,7 +13,8 @@ use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
 
 use crate::error::ApiError;
-use crate::http::{ApiPath, AppState};
+use crate::http::extract::ApiPath;
+use crate::http::state::AppState;
 
 /// The policy every dashboard response carries.
 pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'; style-src 'self'; \
@@ -55,9 +56,7 @@ pub fn asset(name: &str) -> Option<&'static Asset> {
     ASSETS.iter().find(|a| a.name == name)
 }
 
-/// The dashboard's routes, for a router that wants them on their own. The service's
-/// [`crate::http::router`] registers the same handlers route by route, so that its OpenAPI test
-/// sees every path.
+/// The dashboard's routes, for [`crate::http::router`] to merge.
 pub fn routes() -> axum::Router<AppState> {
     axum::Router::new()
         .route("/admin", get(redirect_to_index))

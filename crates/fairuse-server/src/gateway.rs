@@ -14,12 +14,13 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use axum::Extension;
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{RawQuery, State};
 use axum::http::HeaderMap;
 use axum::response::Response;
+use axum::routing::get;
+use axum::{Extension, Router};
 use fairuse_domain::ids::{Lane, Uid};
 use fairuse_domain::pipeline;
 use fairuse_domain::prints::DuplicateTracker;
@@ -32,7 +33,7 @@ use tokio_tungstenite::tungstenite;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
 use crate::error::{ApiError, ApiResult};
-use crate::http::AppState;
+use crate::http::state::AppState;
 use crate::service::{Service, UsageAccepted};
 
 /// Per-stream speech metering: fed every whole PCM frame (interleaved when stereo), asked for
@@ -347,6 +348,11 @@ fn subprotocol_token(headers: &HeaderMap) -> Option<String> {
     // Exactly as offered: the handshake must echo the scheme back byte for byte, and axum selects
     // a protocol by exact match.
     matches!(scheme, "token" | "bearer").then(|| token.to_owned())
+}
+
+/// The gateway's one route, for [`crate::http::router`] to merge.
+pub fn routes() -> Router<AppState> {
+    Router::new().route("/v1/listen", get(listen))
 }
 
 /// `GET /v1/listen`: checks the token, the format and the stream cap before upgrading, so a

@@ -1,6 +1,7 @@
-//! fairuse-server: the HTTP service. Axum routers (service, user, admin, public), auth
-//! extractors, the error table, and the background workers. It takes every store as
-//! `Arc<dyn Trait>`: no SQL and no Redis commands live here.
+//! fairuse-server: the HTTP service. Axum routers, one per audience (`http::{service, user,
+//! admin, public}`, the streaming `gateway`, the `dashboard`) merged by `http::router`; auth
+//! extractors (`http::extract`), the error table, and the background workers. It takes every
+//! store as `Arc<dyn Trait>`: no SQL and no Redis commands live here.
 #![forbid(unsafe_code)]
 
 pub mod clock;
