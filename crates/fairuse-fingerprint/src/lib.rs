@@ -269,7 +269,7 @@ fn speech_flags(items: usize, windows: &[bool]) -> Vec<bool> {
         .collect()
 }
 
-/// One code in [`SAMPLE_ONE_IN`] is kept per live session (for a later index): chosen by the code's
+/// One code in [`SAMPLE_ONE_IN`] is kept per live session (for the print index): chosen by the code's
 /// top 16 bits (the matcher's vote key), so two sessions hearing the same audio keep the same codes
 /// and a kept code is one the index can look up.
 pub const SAMPLE_ONE_IN: u32 = 4;
