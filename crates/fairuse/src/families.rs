@@ -676,6 +676,20 @@ fn snapshots(
     out
 }
 
+/// A recording of a pool of `n`, by popularity: recording `j` is chosen with weight `1 / (j + 1)`
+/// (Zipf), as plays concentrate on a catalogue's best sellers.
+fn popular(rng: &mut Rng, n: u32) -> u32 {
+    let total: f64 = (1..=n).map(|j| 1.0 / f64::from(j)).sum();
+    let mut left = rng.uniform() * total;
+    for j in 0..n {
+        left -= 1.0 / f64::from(j + 1);
+        if left <= 0.0 {
+            return j;
+        }
+    }
+    n - 1
+}
+
 /// Where a user is in the recordings they play.
 struct Player {
     recording: u32,
@@ -726,7 +740,7 @@ fn hear(
                 if take <= 0 {
                     // The recording ended: the next one of the playlist, or any of the pool.
                     player.recording = if a.source == AudioSource::Shared {
-                        rng.below(a.recordings as usize) as u32
+                        popular(rng, a.recordings)
                     } else {
                         (player.recording + 1) % a.recordings
                     };
@@ -838,7 +852,7 @@ fn plan_user(f: &Family, user: u32, index: u32, opts: &Options, events: &mut Vec
     let uid = format!("{}-{:03}", f.name, index + 1);
     let mut sessions: Vec<(StreamSession, Vec<AudioSegment>)> = Vec::new();
     let mut player =
-        Player { recording: f.audio.as_ref().map_or(0, |a| rng.below(a.recordings.max(1) as usize) as u32), at_ms: 0 };
+        Player { recording: f.audio.as_ref().map_or(0, |a| popular(&mut rng, a.recordings.max(1))), at_ms: 0 };
     let plan_names: Vec<&String> = f.plans.keys().collect();
     let plan_w: Vec<f64> = f.plans.values().copied().collect();
     let plan = plan_names[rng.weighted(&plan_w)].clone();
