@@ -15,8 +15,9 @@ use rusqlite::params;
 use crate::EmbeddedStore;
 use crate::error::{Effect, sql_limit, store_error};
 
-/// Keys pruned per writer batch, so pruning never holds the writer for long.
-const PRUNE_KEYS_PER_BATCH: u32 = 4_096;
+/// Prints pruned per writer batch, by time: five minutes of them, so pruning never holds the
+/// writer (and the usage reports behind it) for long; `bench/results/prints.md` measures it.
+const PRUNE_SLICE_MS: i64 = 5 * 60_000;
 
 #[async_trait]
 impl PrintStore for EmbeddedStore {
@@ -90,21 +91,24 @@ impl PrintStore for EmbeddedStore {
 
     async fn prune_prints(&self, before: Timestamp) -> Result<u64, StoreError> {
         const ACTION: &str = "prune prints";
+        let oldest: Option<i64> = self
+            .readers
+            .read(ACTION, |conn| conn.query_row("SELECT min(heard_at) FROM prints", [], |r| r.get(0)))
+            .await?;
         let mut removed = 0u64;
-        for first in (0..=u32::from(u16::MAX)).step_by(PRUNE_KEYS_PER_BATCH as usize) {
+        let mut from = oldest.unwrap_or(before.millis());
+        while from < before.millis() {
+            let to = from.saturating_add(PRUNE_SLICE_MS).min(before.millis());
             removed += self
                 .writer
                 .write(ACTION, move |conn| {
-                    let failed = |e| store_error(ACTION, Effect::NotApplied, e);
-                    let mut st =
-                        conn.prepare_cached("DELETE FROM prints WHERE key = ?1 AND heard_at < ?2").map_err(failed)?;
-                    let mut n = 0u64;
-                    for key in first..first + PRUNE_KEYS_PER_BATCH {
-                        n += st.execute(params![key, before.millis()]).map_err(failed)? as u64;
-                    }
-                    Ok(n)
+                    conn.prepare_cached("DELETE FROM prints WHERE heard_at >= ?1 AND heard_at < ?2")
+                        .and_then(|mut st| st.execute(params![from, to]))
+                        .map(|n| n as u64)
+                        .map_err(|e| store_error(ACTION, Effect::NotApplied, e))
                 })
                 .await?;
+            from = to;
         }
         self.writer
             .write(ACTION, move |conn| {

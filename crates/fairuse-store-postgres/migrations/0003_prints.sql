@@ -1,5 +1,5 @@
 -- fairuse PostgreSQL store, schema version 3: the print index of the streaming gateway (issue 11),
--- sampled acoustic fingerprint codes of each session, keyed by the code's top 16 bits so a new
+-- sampled acoustic fingerprint codes of each session, keyed by the code's top 24 bits so a new
 -- session finds earlier ones that heard the same audio. Sessions are numbered once in
 -- print_sessions, so a print row is four integers; the primary key is the lookup order (key, most
 -- recently heard first) and makes a retried batch a no-op. Prints arrive roughly in time order, so

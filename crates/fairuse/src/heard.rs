@@ -8,9 +8,10 @@
 //!
 //! The model of a code: one sampled code every [`HIT_SPAN_MS`] of a stream (the real meter keeps
 //! one 123.8 ms code in four). A recording's code at position `k` is a fixed 32-bit value; each
-//! hearing flips each of its bits with probability 1/16 (2 bits of 32 on average: what a replay
-//! through another room measures), so a hearing finds the earlier one only where the top 16 bits
-//! (the index key) came through intact, as with real codes. Live audio is new every time.
+//! hearing flips each of its bits with probability 1/29, so two hearings differ in 2.2 of 32 bits
+//! on average (what a replay through another room measures against the original,
+//! `fairuse-fingerprint`'s table), and a hearing finds an earlier one only where the index key
+//! (the top 24 bits) came through intact, as with real codes. Live audio is new every time.
 
 use std::collections::HashMap;
 
@@ -43,7 +44,7 @@ fn is_zero(v: &i64) -> bool {
 /// Codes looked up and added together, as a gateway flush batch (~15 s of speech).
 const BATCH: usize = 30;
 /// Each bit of a heard code flips with probability one in this.
-const FLIP_ONE_IN: u64 = 16;
+const FLIP_ONE_IN: u64 = 29;
 
 fn fnv(text: &str) -> u64 {
     text.bytes().fold(0xCBF2_9CE4_8422_2325, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01B3))
@@ -254,8 +255,8 @@ mod tests {
         assert_eq!(a.len(), b.len());
         let errors: u32 = a.iter().zip(&b).map(|(x, y)| (x.code ^ y.code).count_ones()).sum();
         let mean = f64::from(errors) / a.len() as f64;
-        // Two hearings, each 2 bits off the recording: about 4 bits apart.
-        assert!((3.0..5.0).contains(&mean), "{mean}");
+        // Two hearings, each about 1.1 bits off the recording: about 2.2 bits apart.
+        assert!((1.6..2.8).contains(&mean), "{mean}");
         let same_key = a.iter().zip(&b).filter(|(x, y)| print_key(x.code) == print_key(y.code)).count();
         assert!(same_key * 100 / a.len() > 10, "{same_key} of {}", a.len());
     }

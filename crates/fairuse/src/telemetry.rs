@@ -66,6 +66,8 @@ const ZERO_COUNTERS: &[(&str, &[(&str, &str)])] = &[
     ("fairuse_gateway_leases_total", &[]),
     ("fairuse_gateway_leases_held_total", &[]),
     ("fairuse_gateway_budget_stops_total", &[]),
+    ("fairuse_print_codes_indexed_total", &[]),
+    ("fairuse_gateway_print_batches_dropped_total", &[]),
     ("fairuse_budget_unrecorded_ms_total", &[]),
     ("fairuse_policy_reloads_total", &[("outcome", "ok")]),
     ("fairuse_policy_reloads_total", &[("outcome", "refused")]),
