@@ -48,11 +48,10 @@
 //! Per-utterance figures are printed for reading only; the assertions are on the clip totals.
 
 use std::fmt::Write as _;
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
 use std::sync::OnceLock;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
+use fairuse_test_audio::{TempDir, run, sox};
 use fairuse_vad::{DEFAULT_THRESHOLD, SpeechMeter, WINDOW_SAMPLES};
 
 const RATE: u32 = 16_000;
@@ -98,69 +97,10 @@ const GAPS_S: [f64; 9] = [0.4, 1.0, 3.0, 0.6, 2.0, 0.8, 1.5, 0.5, 2.5];
 // Tools, temp dirs, WAV I/O
 // ---------------------------------------------------------------------------------------------
 
-const INSTALL_HINT: &str = "install it with `apt-get install espeak-ng sox` (Debian/Ubuntu), or run `bash scripts/test`, \
-     which installs both; the VAD accuracy tests synthesise their audio with these tools at test time";
-
 /// Fails (never skips) when espeak-ng or sox cannot be run.
 fn require_tools() {
     static CHECKED: OnceLock<()> = OnceLock::new();
-    CHECKED.get_or_init(|| {
-        for tool in ["espeak-ng", "sox"] {
-            match Command::new(tool).arg("--version").output() {
-                Ok(out) if out.status.success() => {}
-                Ok(out) => panic!(
-                    "`{tool} --version` failed ({}): {}; {INSTALL_HINT}",
-                    out.status,
-                    String::from_utf8_lossy(&out.stderr).trim()
-                ),
-                Err(e) => panic!("{tool} is not installed or not on PATH ({e}); {INSTALL_HINT}"),
-            }
-        }
-    });
-}
-
-static DIR_COUNTER: AtomicUsize = AtomicUsize::new(0);
-
-/// A scratch directory, removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(tag: &str) -> Self {
-        let n = DIR_COUNTER.fetch_add(1, Ordering::Relaxed);
-        let path = std::env::temp_dir().join(format!("fairuse-vad-accuracy-{}-{tag}-{n}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&path);
-        std::fs::create_dir_all(&path).unwrap_or_else(|e| panic!("cannot create {}: {e}", path.display()));
-        Self(path)
-    }
-
-    fn file(&self, name: &str) -> String {
-        self.0.join(name).to_str().expect("temp path is UTF-8").to_owned()
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-fn run(tool: &str, args: &[&str]) {
-    let out =
-        Command::new(tool).args(args).output().unwrap_or_else(|e| panic!("cannot run {tool} ({e}); {INSTALL_HINT}"));
-    assert!(
-        out.status.success(),
-        "`{tool} {}` failed ({}): {}",
-        args.join(" "),
-        out.status,
-        String::from_utf8_lossy(&out.stderr).trim()
-    );
-}
-
-/// sox in repeatable mode (`-R`: fixed seeds for `synth` noise) without dither (`-D`).
-fn sox(args: &[&str]) {
-    let mut all = vec!["-R", "-D"];
-    all.extend_from_slice(args);
-    run("sox", &all);
+    CHECKED.get_or_init(|| fairuse_test_audio::require_tools(&[("espeak-ng", "--version"), ("sox", "--version")]));
 }
 
 /// Interleaved PCM16 samples plus the WAV's rate and channel count.
