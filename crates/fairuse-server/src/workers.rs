@@ -8,6 +8,7 @@ use std::time::Duration;
 use fairuse_domain::policy::Policy;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
+use tracing::Instrument;
 
 use crate::service::Service;
 
@@ -34,9 +35,17 @@ pub fn spawn_classifier_worker(service: Arc<Service>, mut shutdown: watch::Recei
             };
             let idle = jobs.is_empty();
             for job in jobs {
-                if let Err(e) = service.run_job(&job).await {
-                    service.classifier_job_failed(&job, &e.to_string()).await;
+                // One span per job: what the classifier, the stores and the ladder log while it
+                // runs names the job and the user.
+                let kind = if job.is_due_evaluation() { "due_evaluation" } else { "classifier" };
+                let span = tracing::info_span!("job", id = %job.id, uid = %job.uid, kind, attempt = job.attempts);
+                async {
+                    if let Err(e) = service.run_job(&job).await {
+                        service.classifier_job_failed(&job, &e.to_string()).await;
+                    }
                 }
+                .instrument(span)
+                .await;
             }
             if idle {
                 tokio::select! {

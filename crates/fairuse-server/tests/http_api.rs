@@ -401,3 +401,40 @@ async fn events_on_omis_admin_routes_carry_omis_trigger_names_and_fields() {
     let (_, d) = app.call("GET", "/v1/users/u1/decision", As::Service, "").await;
     assert!(d["triggered"].as_array().is_some(), "{d}");
 }
+
+/// Collects what a `tracing` subscriber writes, for the span test.
+#[derive(Clone, Default)]
+struct Captured(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn what_a_request_logs_is_inside_a_request_span_naming_its_route_and_status() {
+    let app = app();
+    let captured = Captured::default();
+    let writer = captured.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .json()
+        .with_current_span(true)
+        .with_span_list(true)
+        .with_max_level(tracing::Level::INFO)
+        .with_writer(move || writer.clone())
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+    // No metrics recorder in this app: /metrics answers 503, which logs "request failed".
+    let (status, _) = app.call("GET", "/metrics", As::Nobody, "").await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    let text = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    let line = text.lines().find(|l| l.contains("request failed")).unwrap_or_else(|| panic!("no log line: {text}"));
+    let v: Value = serde_json::from_str(line).unwrap();
+    assert_eq!(v["span"]["name"], "request", "{v}");
+    assert_eq!((v["span"]["method"].as_str(), v["span"]["route"].as_str()), (Some("GET"), Some("/metrics")), "{v}");
+}
