@@ -38,9 +38,9 @@
 //!
 //! It depends only on the domain crate's time helpers, and never reads the clock.
 //!
-//! One file per job: [`args`] (the command line), [`progress`] (the bar), [`rng`] (the PRNG),
-//! [`model`] (the usage distribution and the populations), [`corpus`] (word lists), [`plan`] and
-//! [`heavy`] (the planners), [`emit`] (records per hour), [`render`] (JSON lines) and [`describe`]
+//! One file per job: `args.rs` (the command line), `progress.rs` (the bar), `rng.rs` (the PRNG),
+//! `model.rs` (the usage distribution and the populations), `corpus.rs` (word lists), `plan.rs` and
+//! `heavy.rs` (the planners), `emit.rs` (records per hour), `render.rs` (JSON lines) and `describe.rs`
 //! (titles and overviews). This file holds the two phases that tie them together.
 
 use std::fs::File;
