@@ -1,459 +1,30 @@
-//! The streaming gateway, `GET /v1/listen` (SPEC section 5): the protocol layer. It speaks the
-//! Deepgram live protocol to the client, forwards audio to a configured upstream STT vendor
-//! while the user's budget allows, relays the vendor's results unchanged, meters every stream
-//! and reports cumulative session totals, and caps concurrent streams per user.
+//! One stream: its state and the select loop over the client, the upstream, the flush timer and
+//! the idle timer; leases of STT budget, usage reports, session summaries and print lookups.
 //!
-//! Speech detection is not here: the gateway takes a [`MeterFactory`] (the VAD crate provides
-//! the real one), so this module depends on no VAD and no store; it calls the [`Service`].
-//!
-//! The composition root attaches the gateway to the router as an extension:
-//! `http::router(state).layer(axum::Extension(Arc::new(Gateway::new(settings, factory))))`.
-//! Without it `/v1/listen` answers 503 saying so (never open by default).
+//! One file (a little over 600 lines) because it is one state machine: `Stream`'s methods share its
+//! fields and the loop.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::ws::rejection::WebSocketUpgradeRejection;
-use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
-use axum::extract::{RawQuery, State};
-use axum::http::HeaderMap;
-use axum::response::Response;
-use axum::routing::get;
-use axum::{Extension, Router};
+use axum::extract::ws::{CloseFrame, Message, WebSocket};
 use fairuse_domain::ids::{Lane, Uid};
 use fairuse_domain::pipeline;
 use fairuse_domain::prints::DuplicateTracker;
 use fairuse_domain::sessions::{DEFAULT_BRIDGE_MS, HashSample, SpeechRuns, StreamSession};
-
 use fairuse_domain::windows::{SpeechAmount, UsageReport};
-use futures_util::{SinkExt, StreamExt};
-use serde_json::{Value, json};
+use serde_json::json;
 use tokio_tungstenite::tungstenite;
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
-use crate::error::{ApiError, ApiResult};
-use crate::http::state::AppState;
+use super::meter::StreamMeter;
+use super::protocol::{Control, Format, error_message, parse_control};
+use super::upstream::{UpstreamSocket, connect_upstream, next_upstream, send_upstream, stop_upstream};
+use super::{Gateway, GatewaySettings, MAX_PENDING_HASHES, Upstream};
+use crate::error::ApiResult;
 use crate::service::{Service, UsageAccepted};
 
-/// Per-stream speech metering: fed every whole PCM frame (interleaved when stereo), asked for
-/// the running total. Implementations keep their own state per stream.
-pub trait StreamMeter: Send {
-    /// Feeds samples; calls `on_window(is_speech)` for every detection window completed, in
-    /// order (the gateway builds the session's speech runs and pauses from them).
-    fn push(&mut self, pcm: &[i16], on_window: &mut dyn FnMut(bool));
-    fn speech_ms(&self) -> i64;
-    /// The length of one detection window (32 ms for Silero).
-    fn window_ms(&self) -> i64;
-    /// Appends the sampled fingerprint codes of this stream's speech completed since the last
-    /// call (policy `[fingerprint]`). A meter that does not fingerprint appends nothing.
-    fn take_hashes(&mut self, _out: &mut Vec<HashSample>) {}
-}
-
-/// Makes one [`StreamMeter`] per stream.
-pub trait MeterFactory: Send + Sync {
-    fn new_meter(&self, sample_rate: u32, channels: u16) -> Box<dyn StreamMeter>;
-    /// A meter that also fingerprints the stream's speech, used while the policy's
-    /// `[fingerprint] enabled` is on; a factory that cannot fingerprint returns a plain meter.
-    fn new_fingerprinting_meter(&self, sample_rate: u32, channels: u16) -> Box<dyn StreamMeter> {
-        self.new_meter(sample_rate, channels)
-    }
-}
-
-/// Sampled codes waiting for the print index: at most this many (about 40 minutes of speech at one
-/// code in four); while the index cannot be reached, newer codes are dropped rather than held.
-pub const MAX_PENDING_HASHES: usize = 5_000;
-
-/// Where audio goes.
-#[derive(Clone)]
-pub enum Upstream {
-    /// Meter only: nothing is forwarded (`FAIRUSE_UPSTREAM_STT_URL=none`).
-    None,
-    /// A Deepgram-compatible live endpoint (`ws://` or `wss://`); the key is sent as
-    /// `Authorization: Token <key>` and never reaches the client. A `wss://` endpoint is verified
-    /// against the system's root certificates (plus any added with [`Upstream::with_extra_roots`]).
-    Url { url: String, api_key: Option<String>, tls: Option<Arc<rustls::ClientConfig>> },
-}
-
-impl std::fmt::Debug for Upstream {
-    // The key is a secret: never in logs.
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Upstream::None => f.write_str("Upstream::None"),
-            Upstream::Url { url, api_key, tls } => f
-                .debug_struct("Upstream::Url")
-                .field("url", url)
-                .field("api_key", &api_key.as_ref().map(|_| "<redacted>"))
-                .field("tls", &tls.is_some())
-                .finish(),
-        }
-    }
-}
-
-impl Upstream {
-    /// From `FAIRUSE_UPSTREAM_STT_URL` and `FAIRUSE_UPSTREAM_STT_API_KEY`: `none` (any case)
-    /// meters only; anything else must be a `ws://` or `wss://` URL. For `wss://` the system's
-    /// root certificates are loaded here, once.
-    pub fn from_config(url: &str, api_key: Option<&str>) -> Result<Upstream, String> {
-        let url = url.trim();
-        if url.eq_ignore_ascii_case("none") {
-            return Ok(Upstream::None);
-        }
-        let tls = if url.starts_with("wss://") {
-            Some(Arc::new(tls_config(Vec::new())?))
-        } else if url.starts_with("ws://") {
-            None
-        } else {
-            return Err(format!("FAIRUSE_UPSTREAM_STT_URL must be a ws:// or wss:// URL or `none`, got {url:?}"));
-        };
-        let api_key = api_key.map(str::trim).filter(|k| !k.is_empty()).map(str::to_owned);
-        Ok(Upstream::Url { url: url.to_owned(), api_key, tls })
-    }
-
-    /// Also trusts the certificates of the PEM file at `path` for a `wss://` upstream (a private
-    /// CA, or a test server's own certificate). Refused for `ws://` and `none`, where it would
-    /// do nothing.
-    pub fn with_extra_roots(self, path: &std::path::Path) -> Result<Upstream, String> {
-        use rustls::pki_types::CertificateDer;
-        use rustls::pki_types::pem::PemObject;
-        let Upstream::Url { url, api_key, tls: Some(_) } = self else {
-            return Err("gateway.upstream_ca_file is set but the upstream is not a wss:// URL".into());
-        };
-        let certs = CertificateDer::pem_file_iter(path)
-            .and_then(|it| it.collect::<Result<Vec<_>, _>>())
-            .map_err(|e| format!("gateway.upstream_ca_file {}: {e}", path.display()))?;
-        if certs.is_empty() {
-            return Err(format!("gateway.upstream_ca_file {}: no certificate in the file", path.display()));
-        }
-        Ok(Upstream::Url { url, api_key, tls: Some(Arc::new(tls_config(certs)?)) })
-    }
-}
-
-/// A rustls client configuration trusting the system's roots and `extra`.
-fn tls_config(extra: Vec<rustls::pki_types::CertificateDer<'static>>) -> Result<rustls::ClientConfig, String> {
-    let mut roots = rustls::RootCertStore::empty();
-    let native = rustls_native_certs::load_native_certs();
-    for e in &native.errors {
-        tracing::warn!(error = %e, "a system root certificate could not be loaded");
-    }
-    let (_, ignored) = roots.add_parsable_certificates(native.certs);
-    if ignored > 0 {
-        tracing::warn!(ignored, "system root certificates rustls could not parse were skipped");
-    }
-    for cert in extra {
-        roots.add(cert).map_err(|e| format!("gateway.upstream_ca_file: unusable certificate: {e}"))?;
-    }
-    if roots.is_empty() {
-        // Not fatal here: gateway.upstream_ca_file may be about to add the one root needed.
-        tracing::warn!(
-            "no system root certificates: a wss:// upstream can only be verified with gateway.upstream_ca_file \
-             (or install the system's CA certificates; Debian: ca-certificates)"
-        );
-    }
-    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    let config = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|e| format!("TLS setup: {e}"))?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    Ok(config)
-}
-
-/// Gateway settings.
-#[derive(Clone, Debug)]
-pub struct GatewaySettings {
-    pub upstream: Upstream,
-    /// How often a stream reports its cumulative totals and re-reads the decision (60 s).
-    pub flush_interval: Duration,
-    /// Open streams per user in this process; the next one is refused.
-    pub max_streams_per_user: usize,
-    /// Larger client frames are refused with an error message on the stream.
-    pub max_frame_bytes: usize,
-    /// Timeout of every outbound call: connecting upstream, sending to it, reporting usage.
-    pub outbound_timeout: Duration,
-    /// After `CloseStream`, how long to wait for the upstream's last results.
-    pub close_timeout: Duration,
-    /// A stream with no message from its client (audio, `KeepAlive`, ping) for this long is
-    /// closed, so a dead connection does not hold a stream slot. Deepgram's own limit is 10 s
-    /// without audio or `KeepAlive`; SDKs send `KeepAlive` every few seconds when idle.
-    pub idle_timeout: Duration,
-}
-
-pub const DEFAULT_MAX_STREAMS_PER_USER: usize = 4;
-
-impl Default for GatewaySettings {
-    fn default() -> Self {
-        GatewaySettings {
-            upstream: Upstream::None,
-            flush_interval: Duration::from_secs(60),
-            max_streams_per_user: DEFAULT_MAX_STREAMS_PER_USER,
-            max_frame_bytes: 1 << 20,
-            outbound_timeout: Duration::from_secs(10),
-            close_timeout: Duration::from_secs(10),
-            idle_timeout: Duration::from_secs(30),
-        }
-    }
-}
-
-/// The gateway: settings, the meter factory and the open-stream counts.
-pub struct Gateway {
-    settings: GatewaySettings,
-    meters: Arc<dyn MeterFactory>,
-    open: Arc<Mutex<HashMap<Uid, usize>>>,
-}
-
-impl Gateway {
-    pub fn new(settings: GatewaySettings, meters: Arc<dyn MeterFactory>) -> Gateway {
-        Gateway { settings, meters, open: Arc::default() }
-    }
-
-    /// Open streams of `uid` in this process.
-    pub fn open_streams(&self, uid: &Uid) -> usize {
-        self.open.lock().unwrap_or_else(|p| p.into_inner()).get(uid).copied().unwrap_or(0)
-    }
-
-    fn acquire(&self, uid: &Uid) -> ApiResult<StreamSlot> {
-        let mut open = self.open.lock().unwrap_or_else(|p| p.into_inner());
-        let n = open.entry(uid.clone()).or_insert(0);
-        if *n >= self.settings.max_streams_per_user {
-            return Err(ApiError::Conflict(format!(
-                "too many concurrent streams: {} are open for this user and the limit is {}",
-                n, self.settings.max_streams_per_user
-            )));
-        }
-        *n += 1;
-        Ok(StreamSlot { open: self.open.clone(), uid: uid.clone() })
-    }
-}
-
-/// One counted stream; dropping it frees the slot, however the stream ends.
-struct StreamSlot {
-    open: Arc<Mutex<HashMap<Uid, usize>>>,
-    uid: Uid,
-}
-
-impl Drop for StreamSlot {
-    fn drop(&mut self) {
-        let mut open = self.open.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(n) = open.get_mut(&self.uid) {
-            *n = n.saturating_sub(1);
-            if *n == 0 {
-                open.remove(&self.uid);
-            }
-        }
-    }
-}
-
-/// The audio format of a stream, from the query.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-struct Format {
-    sample_rate: u32,
-    channels: u16,
-}
-
-fn parse_format(query: &str) -> ApiResult<Format> {
-    let mut encoding = None;
-    let mut sample_rate = None;
-    let mut channels = None;
-    for (k, v) in form_pairs(query) {
-        match k.as_str() {
-            "encoding" => encoding = Some(v),
-            "sample_rate" => sample_rate = Some(v),
-            "channels" => channels = Some(v),
-            _ => {}
-        }
-    }
-    let bad = |field: &str, msg: String| ApiError::Input(fairuse_domain::InputError::new(field, msg));
-    match encoding.as_deref() {
-        Some("linear16") => {}
-        Some(other) => return Err(bad("encoding", format!("only linear16 is supported, got {other:?}"))),
-        None => return Err(bad("encoding", "is required and must be linear16".into())),
-    }
-    let sample_rate = match sample_rate.as_deref() {
-        None => return Err(bad("sample_rate", "is required (8000-48000)".into())),
-        Some(s) => match s.parse::<u32>() {
-            Ok(r) if (8000..=48000).contains(&r) => r,
-            _ => return Err(bad("sample_rate", format!("must be a number from 8000 to 48000, got {s:?}"))),
-        },
-    };
-    let channels = match channels.as_deref() {
-        None => 1,
-        Some("1") => 1,
-        Some("2") => 2,
-        Some(c) => return Err(bad("channels", format!("must be 1 or 2, got {c:?}"))),
-    };
-    Ok(Format { sample_rate, channels })
-}
-
-/// `application/x-www-form-urlencoded` pairs, percent-decoded.
-fn form_pairs(query: &str) -> Vec<(String, String)> {
-    query
-        .split('&')
-        .filter(|p| !p.is_empty())
-        .map(|p| {
-            let (k, v) = p.split_once('=').unwrap_or((p, ""));
-            (percent_decode(k), percent_decode(v))
-        })
-        .collect()
-}
-
-fn percent_decode(s: &str) -> String {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'+' => out.push(b' '),
-            b'%' if i + 2 < bytes.len() => {
-                match std::str::from_utf8(&bytes[i + 1..i + 3]).ok().and_then(|h| u8::from_str_radix(h, 16).ok()) {
-                    Some(b) => {
-                        out.push(b);
-                        i += 2;
-                    }
-                    None => out.push(b'%'),
-                }
-            }
-            b => out.push(b),
-        }
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
-/// The user's JWT, as `Authorization: Bearer <jwt>`, as Deepgram SDKs send it
-/// (`Authorization: Token <jwt>`), or, for browsers, which cannot set headers on a WebSocket, as
-/// Deepgram accepts it there: `Sec-WebSocket-Protocol: token, <jwt>`. The same verifier checks
-/// it and the uid comes from the token.
-async fn authenticate(st: &AppState, headers: &HeaderMap) -> ApiResult<Uid> {
-    let from_protocol = subprotocol_token(headers).map(|t| format!("Token {t}"));
-    let raw = headers.get("authorization").and_then(|v| v.to_str().ok()).or(from_protocol.as_deref());
-    let normalized = raw.map(|v| {
-        let t = v.trim();
-        match t.split_once(|c: char| c.is_ascii_whitespace()) {
-            Some((scheme, rest)) if scheme.eq_ignore_ascii_case("token") => format!("Bearer {}", rest.trim()),
-            _ => t.to_owned(),
-        }
-    });
-    let now_s = st.service.now().secs().max(0) as u64;
-    let uid = st.auth.user(normalized.as_deref(), now_s).await?;
-    Ok(Uid::parse(&uid)?)
-}
-
-/// The token of `Sec-WebSocket-Protocol: token, <jwt>` (or `bearer, <jwt>`).
-fn subprotocol_token(headers: &HeaderMap) -> Option<String> {
-    let offered = headers.get("sec-websocket-protocol")?.to_str().ok()?;
-    let mut parts = offered.split(',').map(str::trim);
-    let scheme = parts.next()?;
-    let token = parts.next().filter(|t| !t.is_empty())?;
-    // Exactly as offered: the handshake must echo the scheme back byte for byte, and axum selects
-    // a protocol by exact match.
-    matches!(scheme, "token" | "bearer").then(|| token.to_owned())
-}
-
-/// The gateway's one route, for [`crate::http::router`] to merge.
-pub fn routes() -> Router<AppState> {
-    Router::new().route("/v1/listen", get(listen))
-}
-
-/// `GET /v1/listen`: checks the token, the format and the stream cap before upgrading, so a
-/// refusal is an ordinary HTTP error the client can read.
-pub async fn listen(
-    State(st): State<AppState>,
-    gateway: Option<Extension<Arc<Gateway>>>,
-    headers: HeaderMap,
-    RawQuery(query): RawQuery,
-    ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
-) -> ApiResult<Response> {
-    let Some(Extension(gateway)) = gateway else {
-        return Err(ApiError::Unavailable(
-            "the streaming gateway is not configured (set FAIRUSE_UPSTREAM_STT_URL, or `none` to meter only)".into(),
-        ));
-    };
-    let uid = authenticate(&st, &headers).await?;
-    let query = query.unwrap_or_default();
-    let format = parse_format(&query)?;
-    let ws = ws.map_err(|e| ApiError::BadRequest(format!("/v1/listen is a WebSocket endpoint: {e}")))?;
-    let slot = gateway.acquire(&uid)?;
-    let service = st.service.clone();
-    // Frames a little over the limit still arrive, so the refusal is a message on the stream,
-    // not a dropped connection; far larger ones are cut by the WebSocket layer itself.
-    let ws = ws.max_message_size(gateway.settings.max_frame_bytes.saturating_mul(4));
-    // tungstenite zero-fills the free part of its read buffer before every read, including reads
-    // that find nothing: at the default 128 KiB that memset was a third of the server's CPU per
-    // audio frame. Frames are a few KiB; a larger one still arrives, over several reads.
-    let ws = ws.read_buffer_size(READ_BUFFER_BYTES);
-    // A browser that offered `token, <jwt>` needs the server to select `token` (never the JWT).
-    let ws = ws.protocols(["token", "bearer"]);
-    Ok(ws.on_upgrade(move |socket| async move {
-        let stream = Stream::new(gateway, service, uid, format, query);
-        stream.run(socket).await;
-        drop(slot);
-    }))
-}
-
-/// Read buffer of each WebSocket, client and upstream (see `listen`).
-const READ_BUFFER_BYTES: usize = 8 * 1024;
-
-type UpstreamSocket = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
-
-async fn connect_upstream(
-    url: &str,
-    api_key: Option<&str>,
-    tls: Option<Arc<rustls::ClientConfig>>,
-    query: &str,
-    timeout: Duration,
-) -> Result<UpstreamSocket, String> {
-    let full = if query.is_empty() {
-        url.to_owned()
-    } else if url.contains('?') {
-        format!("{url}&{query}")
-    } else {
-        format!("{url}?{query}")
-    };
-    let mut request = full.as_str().into_client_request().map_err(|e| format!("upstream URL is not valid: {e}"))?;
-    if let Some(key) = api_key {
-        let value = tungstenite::http::HeaderValue::from_str(&format!("Token {key}"))
-            .map_err(|_| "upstream API key is not a valid header value".to_owned())?;
-        request.headers_mut().insert("authorization", value);
-    }
-    let connector = tls.map(tokio_tungstenite::Connector::Rustls);
-    let config = tungstenite::protocol::WebSocketConfig::default().read_buffer_size(READ_BUFFER_BYTES);
-    let connect = tokio_tungstenite::connect_async_tls_with_config(request, Some(config), false, connector);
-    match tokio::time::timeout(timeout, connect).await {
-        Ok(Ok((socket, _))) => Ok(socket),
-        Ok(Err(e)) => Err(format!("could not connect to the upstream: {e}")),
-        Err(_) => Err(format!("the upstream did not answer within {} s", timeout.as_secs())),
-    }
-}
-
-/// A control message from the client.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Control {
-    KeepAlive,
-    Finalize,
-    CloseStream,
-}
-
-fn parse_control(text: &str) -> Result<Control, String> {
-    let v: Value = serde_json::from_str(text).map_err(|e| format!("text frame is not JSON: {e}"))?;
-    match v.get("type").and_then(Value::as_str) {
-        Some("KeepAlive") => Ok(Control::KeepAlive),
-        Some("Finalize") => Ok(Control::Finalize),
-        Some("CloseStream") => Ok(Control::CloseStream),
-        Some(other) => Err(format!("unknown message type {other:?}; expected KeepAlive, Finalize or CloseStream")),
-        None => Err("text frame has no \"type\"; expected KeepAlive, Finalize or CloseStream".into()),
-    }
-}
-
-/// An error in Deepgram's shape (`variant`, `description`), so Deepgram SDKs parse it; `message`
-/// repeats the description for clients that read that field.
-fn error_message(variant: &str, description: &str) -> Message {
-    let v = json!({"type": "Error", "variant": variant, "description": description, "message": description});
-    Message::Text(v.to_string().into())
-}
-
 /// One stream's state.
-struct Stream {
+pub(super) struct Stream {
     gateway: Arc<Gateway>,
     service: Arc<Service>,
     uid: Uid,
@@ -506,7 +77,7 @@ enum Next {
 }
 
 impl Stream {
-    fn new(gateway: Arc<Gateway>, service: Arc<Service>, uid: Uid, format: Format, query: String) -> Stream {
+    pub(super) fn new(gateway: Arc<Gateway>, service: Arc<Service>, uid: Uid, format: Format, query: String) -> Stream {
         // The switch is read when the stream opens: a policy change applies to new streams.
         let fingerprinting = service.policy().fingerprint.enabled;
         let meter = if fingerprinting {
@@ -553,7 +124,7 @@ impl Stream {
         (self.forwarded_frames.saturating_mul(1000) / u64::from(self.format.sample_rate)) as i64
     }
 
-    async fn run(mut self, mut client: WebSocket) {
+    pub(super) async fn run(mut self, mut client: WebSocket) {
         metrics::gauge!("fairuse_gateway_streams").increment(1.0);
         tracing::debug!(uid = %self.uid, session_id = %self.session_id, "stream opened");
         self.renew_lease(&mut client).await;
@@ -1030,69 +601,10 @@ enum Lease {
 /// How long a held stream waits before asking for a lease again.
 const LEASE_RETRY: Duration = Duration::from_secs(1);
 
-/// Forwarding stopped: ask the upstream for its last results; the stream goes on metering.
-async fn stop_upstream(upstream: &mut Option<UpstreamSocket>, timeout: Duration) {
-    if let Some(up) = upstream.as_mut() {
-        let msg = tungstenite::Message::Text(r#"{"type":"CloseStream"}"#.into());
-        let _ = send_upstream(up, msg, timeout).await;
-    }
-}
-
 async fn reply(client: &mut WebSocket, msg: Message) -> Next {
     if client.send(msg).await.is_ok() { Next::Continue } else { Next::End }
 }
 
 fn close(code: u16, reason: &str) -> Message {
     Message::Close(Some(CloseFrame { code, reason: reason.into() }))
-}
-
-async fn next_upstream(
-    upstream: &mut Option<UpstreamSocket>,
-) -> Option<Result<tungstenite::Message, tungstenite::Error>> {
-    match upstream.as_mut() {
-        Some(up) => up.next().await,
-        None => std::future::pending().await,
-    }
-}
-
-async fn send_upstream(up: &mut UpstreamSocket, msg: tungstenite::Message, timeout: Duration) -> Result<(), String> {
-    match tokio::time::timeout(timeout, up.send(msg)).await {
-        Ok(Ok(())) => Ok(()),
-        Ok(Err(e)) => Err(e.to_string()),
-        Err(_) => Err(format!("no progress within {} s", timeout.as_secs())),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn only_linear16_with_a_rate_in_range_and_one_or_two_channels_is_accepted() {
-        assert_eq!(
-            parse_format("encoding=linear16&sample_rate=16000&channels=2&model=nova-3").unwrap(),
-            Format { sample_rate: 16000, channels: 2 }
-        );
-        assert!(parse_format("encoding=opus&sample_rate=16000").is_err());
-        assert!(parse_format("sample_rate=16000").is_err());
-        assert!(parse_format("encoding=linear16&sample_rate=7999").is_err());
-        assert!(parse_format("encoding=linear16&sample_rate=48001").is_err());
-        assert!(parse_format("encoding=linear16&sample_rate=16000&channels=3").is_err());
-    }
-
-    #[test]
-    fn percent_decoding_keeps_bad_escapes() {
-        assert_eq!(percent_decode("a%20b+c"), "a b c");
-        assert_eq!(percent_decode("100%"), "100%");
-        assert_eq!(percent_decode("%zz"), "%zz");
-    }
-
-    #[test]
-    fn control_messages_are_recognised_and_others_refused() {
-        assert_eq!(parse_control(r#"{"type":"KeepAlive"}"#), Ok(Control::KeepAlive));
-        assert_eq!(parse_control(r#"{"type":"Finalize"}"#), Ok(Control::Finalize));
-        assert_eq!(parse_control(r#"{"type":"CloseStream"}"#), Ok(Control::CloseStream));
-        assert!(parse_control(r#"{"type":"Nope"}"#).is_err());
-        assert!(parse_control("hello").is_err());
-    }
 }
