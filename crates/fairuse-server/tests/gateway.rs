@@ -22,7 +22,7 @@ use fairuse_domain::time::{Clock, ManualClock, Timestamp};
 use fairuse_domain::windows::{RecordOutcome, UsageReport};
 use fairuse_server::gateway::{Gateway, GatewaySettings, MeterFactory, StreamMeter, Upstream};
 use fairuse_server::http::{AppState, HttpSettings, router};
-use fairuse_server::service::{Notifications, PolicyCell, Service, Stores};
+use fairuse_server::service::{Notifications, Service, Stores};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
@@ -355,17 +355,8 @@ async fn spawn_app_custom(policy: Policy, settings: GatewaySettings, stores: Sto
 }
 
 async fn spawn_app_clocked(policy: Policy, settings: GatewaySettings, stores: Stores, clock: Arc<dyn Clock>) -> App {
-    let service = Arc::new(Service {
-        stores,
-        policy: PolicyCell::from_pointee(policy),
-        clock,
-        classifier: Arc::new(HeuristicClassifier),
-        notifications: Notifications::default(),
-        jobs_ready: Default::default(),
-        recent_evaluations: Default::default(),
-        durable_breaker: Default::default(),
-        known_stages: Default::default(),
-    });
+    let service =
+        Arc::new(Service::new(stores, policy, clock, Arc::new(HeuristicClassifier), Notifications::default()));
     let env = HashMap::from([("FAIRUSE_JWT_HS256_SECRET".to_string(), SECRET.to_string())]);
     let auth = fairuse_auth::Authenticator::from_env_map(&env).unwrap();
     let gateway = Arc::new(Gateway::new(settings, Arc::new(LoudSamplesFactory)));

@@ -16,9 +16,7 @@ use fairuse_domain::store::{BudgetStore, ConversationStore, EnforcementStore, Lo
 use fairuse_domain::time::{MS_PER_DAY, MS_PER_MINUTE, ManualClock, Timestamp};
 use fairuse_domain::windows::UsageReport;
 use fairuse_server::error::ApiError;
-use fairuse_server::service::{
-    MAX_CLASSIFIER_JOB_ATTEMPTS, Notifications, PolicyCell, Service, Stores, classifier_lock_key,
-};
+use fairuse_server::service::{MAX_CLASSIFIER_JOB_ATTEMPTS, Notifications, Service, Stores, classifier_lock_key};
 
 struct Fixed(Result<Verdict, ClassifierError>);
 
@@ -81,17 +79,7 @@ fn service_custom(
     let clock = Arc::new(ManualClock::new(Timestamp::from_millis(T0)));
     let mut stores = Stores::single(store.clone());
     customize(&mut stores, &store);
-    let svc = Arc::new(Service {
-        stores,
-        policy: PolicyCell::from_pointee(policy),
-        clock: clock.clone(),
-        classifier,
-        notifications: Notifications { enabled: webhooks },
-        jobs_ready: Default::default(),
-        recent_evaluations: Default::default(),
-        durable_breaker: Default::default(),
-        known_stages: Default::default(),
-    });
+    let svc = Arc::new(Service::new(stores, policy, clock.clone(), classifier, Notifications { enabled: webhooks }));
     (svc, store, clock)
 }
 
