@@ -857,6 +857,68 @@ impl Service {
     pub fn shadow(&self) -> bool {
         self.policy().switches.mode == Mode::Shadow
     }
+
+    /// Replaces the live policy (the reload worker, after the new file parsed and validated).
+    pub fn set_policy(&self, policy: Policy) {
+        self.policy.store(Arc::new(policy));
+    }
+
+    /// The stores themselves, for tests and tools that check or seed stored state directly.
+    /// Handlers and workers go through the methods above instead.
+    pub fn stores(&self) -> &Stores {
+        &self.stores
+    }
+
+    /// A user's newest `limit` events, newest first (the admin user page).
+    pub async fn events(&self, uid: &Uid, limit: usize) -> Result<Vec<Event>, StoreError> {
+        self.stores.durable.events(uid, limit).await
+    }
+
+    /// Users not at stage none (or at `stage`), most recently changed first: the admin list.
+    pub async fn flagged(
+        &self,
+        stage: Option<Stage>,
+        limit: usize,
+    ) -> Result<Vec<(String, EnforcementState)>, StoreError> {
+        self.stores.durable.flagged(stage, limit).await
+    }
+
+    /// When a window's capped total falls back to `cap_ms` if the user stops now.
+    pub async fn recovery_at(
+        &self,
+        uid: &Uid,
+        window_minutes: i64,
+        cap_ms: i64,
+        now: Timestamp,
+    ) -> Result<Option<Timestamp>, StoreError> {
+        self.stores.meter.recovery_at(uid, window_minutes, cap_ms, now).await
+    }
+
+    /// Forwarded audio counted against the STT budget on UTC day `day`.
+    pub async fn budget_used(&self, uid: &Uid, day: i64) -> Result<i64, StoreError> {
+        self.stores.budget.used(uid, day).await
+    }
+
+    /// Claims up to `limit` due classifier jobs for `lease_ms` (the classifier worker).
+    pub async fn claim_jobs(&self, now: Timestamp, limit: usize, lease_ms: i64) -> Result<Vec<Job>, StoreError> {
+        self.stores.jobs.claim(now, limit, lease_ms).await
+    }
+
+    /// Resolves when a classifier job was queued in this process since the last wake-up (one
+    /// stored permit, so a job queued while the worker is busy is not missed).
+    pub async fn job_queued(&self) {
+        self.jobs_ready.notified().await
+    }
+
+    /// Redacts evidence text of events recorded before `cutoff`; answers how many were redacted.
+    pub async fn redact_evidence_before(&self, cutoff: Timestamp, now: Timestamp) -> Result<u64, StoreError> {
+        self.stores.durable.redact_evidence_before(cutoff, now).await
+    }
+
+    /// Deletes fingerprint prints heard before `before`; answers how many were deleted.
+    pub async fn prune_prints(&self, before: Timestamp) -> Result<u64, StoreError> {
+        self.stores.prints.prune_prints(before).await
+    }
 }
 
 /// A classifier job whose run failed (a store error: classifier failures are verdict-less runs,

@@ -95,7 +95,7 @@ fn over_cap(u: &str) -> Vec<(Uid, UsageReport, Option<String>)> {
 /// Runs the jobs due now (classifier runs and due evaluations) and returns how many classifier
 /// jobs ran.
 async fn run_jobs(svc: &Service) -> usize {
-    let jobs = svc.stores.jobs.claim(svc.now(), 100, 60_000).await.unwrap();
+    let jobs = svc.claim_jobs(svc.now(), 100, 60_000).await.unwrap();
     for j in &jobs {
         svc.run_job(j).await.unwrap();
     }
@@ -249,7 +249,7 @@ async fn a_job_run_twice_by_two_workers_is_applied_once() {
         service(Policy::default(), Ok(ScriptedClassifier::scripted(0.9, UsageType::Audiobook)), false);
     heard(&svc, "hal").await;
     svc.record_usage(over_cap("hal")).await.unwrap();
-    let jobs = svc.stores.jobs.claim(svc.now(), 10, 60_000).await.unwrap();
+    let jobs = svc.claim_jobs(svc.now(), 10, 60_000).await.unwrap();
     assert_eq!(jobs.len(), 1);
     // Two workers hold the same job (a lease ran out while the first was still classifying).
     svc.run_classifier_job(&jobs[0]).await.unwrap();
@@ -266,7 +266,7 @@ async fn a_job_queued_before_a_reset_or_the_kill_switch_does_not_escalate() {
         service(Policy::default(), Ok(ScriptedClassifier::scripted(0.9, UsageType::Audiobook)), false);
     heard(&svc, "ivy").await;
     svc.record_usage(over_cap("ivy")).await.unwrap();
-    let jobs = svc.stores.jobs.claim(svc.now(), 10, 60_000).await.unwrap();
+    let jobs = svc.claim_jobs(svc.now(), 10, 60_000).await.unwrap();
     clock.advance_ms(1000);
     svc.reset(&uid("ivy"), "ops", None).await.unwrap();
     svc.run_classifier_job(&jobs[0]).await.unwrap();
@@ -283,7 +283,7 @@ async fn a_job_queued_before_a_reset_or_the_kill_switch_does_not_escalate() {
     let mut killed = Policy::default();
     killed.switches.kill_switch = true;
     killed.validate().unwrap();
-    svc.policy.store(Arc::new(killed));
+    svc.set_policy(killed);
     assert_eq!(run_jobs(&svc).await, 1);
     assert!(store.events(&uid("jo"), 10).await.unwrap().is_empty(), "no new detections under the kill switch");
 }
@@ -358,12 +358,12 @@ async fn a_failing_classifier_job_is_retried_later_and_abandoned_after_the_attem
         service(Policy::default(), Ok(ScriptedClassifier::scripted(0.9, UsageType::Audiobook)), false);
     heard(&svc, "ola").await;
     svc.record_usage(over_cap("ola")).await.unwrap();
-    let job = svc.stores.jobs.claim(svc.now(), 10, 60_000).await.unwrap().remove(0);
+    let job = svc.claim_jobs(svc.now(), 10, 60_000).await.unwrap().remove(0);
     // A failure: due again 30 s later, not before, with its attempt counted.
     svc.classifier_job_failed(&job, "store unavailable").await;
-    assert!(svc.stores.jobs.claim(svc.now().plus_ms(29_000), 10, 60_000).await.unwrap().is_empty());
+    assert!(svc.claim_jobs(svc.now().plus_ms(29_000), 10, 60_000).await.unwrap().is_empty());
     clock.advance_ms(30_000);
-    let mut job = svc.stores.jobs.claim(svc.now(), 10, 60_000).await.unwrap().remove(0);
+    let mut job = svc.claim_jobs(svc.now(), 10, 60_000).await.unwrap().remove(0);
     assert_eq!(job.attempts, 1);
     // The lock is still held while the job is alive: no second job for the user.
     assert!(!store.try_acquire(&classifier_lock_key(&uid("ola")), "other", 1_000, svc.now()).await.unwrap());
@@ -372,7 +372,7 @@ async fn a_failing_classifier_job_is_retried_later_and_abandoned_after_the_attem
     job.attempts = MAX_CLASSIFIER_JOB_ATTEMPTS - 1;
     svc.classifier_job_failed(&job, "store unavailable").await;
     clock.advance_ms(3_600_000);
-    assert!(svc.stores.jobs.claim(svc.now(), 10, 60_000).await.unwrap().is_empty(), "abandoned");
+    assert!(svc.claim_jobs(svc.now(), 10, 60_000).await.unwrap().is_empty(), "abandoned");
     assert!(store.try_acquire(&classifier_lock_key(&uid("ola")), "other", 1_000, svc.now()).await.unwrap());
 }
 

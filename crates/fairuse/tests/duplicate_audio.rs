@@ -121,7 +121,7 @@ async fn stream(app: &App, who: &str, path: &str) -> StreamSession {
     }
     let uid = Uid::parse(who).unwrap();
     for _ in 0..400 {
-        let sessions = app.service.stores.conversations.stream_sessions_since(&uid, start, 10).await.unwrap();
+        let sessions = app.service.stores().conversations.stream_sessions_since(&uid, start, 10).await.unwrap();
         if let Some(s) = sessions.into_iter().rfind(|s| s.closed && s.started_at >= start) {
             return s;
         }

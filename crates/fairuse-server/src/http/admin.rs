@@ -69,7 +69,7 @@ async fn get_flagged(State(st): State<AppState>, _: Admin, Query(q): Query<Flagg
             }
         },
     };
-    let rows = st.service.stores.durable.flagged(stage, limit).await?;
+    let rows = st.service.flagged(stage, limit).await?;
     let users: Vec<Value> = rows.iter().map(|(uid, s)| flagged_row(uid, s)).collect();
     Ok(Json(json!({"users": users, "fair_use_enabled": st.service.policy().switches.enabled})))
 }
@@ -77,7 +77,7 @@ async fn get_flagged(State(st): State<AppState>, _: Admin, Query(q): Query<Flagg
 async fn get_admin_user(State(st): State<AppState>, _: Admin, ApiPath(uid): ApiPath<String>) -> ApiResult<Json<Value>> {
     let uid = uid_param(&uid)?;
     let state = st.service.current_state(&uid).await?;
-    let events = st.service.stores.durable.events(&uid, 50).await?;
+    let events = st.service.events(&uid, 50).await?;
     let decision = st.service.decision(&uid).await?;
     let usage = st.service.usage_series(&uid, 7).await?;
     let current_speech_ms: BTreeMap<String, i64> = decision.windows.clone();
