@@ -79,30 +79,33 @@ pub struct Notifications {
 }
 
 /// The live policy, swapped whole on reload.
-pub type PolicyCell = ArcSwap<Policy>;
+type PolicyCell = ArcSwap<Policy>;
 
+/// The API's operations over the stores. Built by [`Service::new`]; its stores, policy cell and
+/// process-local caches are private, so handlers, workers and the gateway go through methods
+/// (tests and tools reach the stores through [`Service::stores`]).
 pub struct Service {
-    pub stores: Stores,
-    pub policy: PolicyCell,
-    pub clock: Arc<dyn Clock>,
-    pub classifier: Arc<dyn Classifier>,
-    pub notifications: Notifications,
+    stores: Stores,
+    policy: PolicyCell,
+    clock: Arc<dyn Clock>,
+    classifier: Arc<dyn Classifier>,
+    notifications: Notifications,
     /// Wakes the classifier worker when a job is queued.
-    pub jobs_ready: Notify,
+    jobs_ready: Notify,
     /// When this process last evaluated each user: a local filter in front of the shared
     /// evaluation lock, so most reports skip a store write. The shared lock still decides.
-    pub recent_evaluations: RecentEvaluations,
+    recent_evaluations: RecentEvaluations,
     /// Opens when the durable store fails, so the hot path stops waiting on it for a while.
-    pub durable_breaker: Breaker,
+    durable_breaker: Breaker,
     /// The last stage this process read for each user, so budgets of throttled and restricted
     /// users still apply while the durable store is unavailable.
-    pub known_stages: KnownStages,
+    known_stages: KnownStages,
 }
 
 /// The last enforcement state read per user (a bounded process-local cache; losing it only
 /// means failing open for that user during an outage).
 #[derive(Default)]
-pub struct KnownStages(std::sync::Mutex<std::collections::HashMap<Uid, EnforcementState>>);
+struct KnownStages(std::sync::Mutex<std::collections::HashMap<Uid, EnforcementState>>);
 
 const KNOWN_STAGES_MAX: usize = 100_000;
 
@@ -128,13 +131,13 @@ impl KnownStages {
 /// seconds), then tries again. Decisions meanwhile fail open at once instead of each waiting
 /// out a timeout.
 #[derive(Default)]
-pub struct Breaker(std::sync::atomic::AtomicI64);
+struct Breaker(std::sync::atomic::AtomicI64);
 
 /// How long the breaker stays open after a failure.
 const BREAKER_OPEN_MS: i64 = 3_000;
 
 impl Breaker {
-    pub fn is_open(&self, now: Timestamp) -> bool {
+    fn is_open(&self, now: Timestamp) -> bool {
         now.millis() < self.0.load(std::sync::atomic::Ordering::Relaxed)
     }
 
@@ -146,7 +149,7 @@ impl Breaker {
 /// Users this process evaluated within the check interval (a cache: losing it only costs a
 /// store round trip).
 #[derive(Default)]
-pub struct RecentEvaluations(std::sync::Mutex<(std::collections::HashMap<Uid, Timestamp>, usize)>);
+struct RecentEvaluations(std::sync::Mutex<(std::collections::HashMap<Uid, Timestamp>, usize)>);
 
 impl RecentEvaluations {
     /// True when this process evaluated `uid` less than `interval_ms` before `now`.
