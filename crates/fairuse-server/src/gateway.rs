@@ -34,7 +34,7 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
 use crate::error::{ApiError, ApiResult};
 use crate::http::state::AppState;
-use crate::service::{Service, UsageAccepted};
+use crate::service::{Service, ServiceResult, UsageAccepted};
 
 /// Per-stream speech metering: fed every whole PCM frame (interleaved when stereo), asked for
 /// the running total. Implementations keep their own state per stream.
@@ -847,7 +847,7 @@ impl Stream {
         }
     }
 
-    fn report_done(&mut self, done: Result<ApiResult<UsageAccepted>, tokio::task::JoinError>, totals: (i64, i64)) {
+    fn report_done(&mut self, done: Result<ServiceResult<UsageAccepted>, tokio::task::JoinError>, totals: (i64, i64)) {
         match done {
             Ok(Ok(_)) => self.reported = Some(totals),
             Ok(Err(e)) => {
@@ -1013,7 +1013,7 @@ impl Stream {
 }
 
 /// A usage report running in its own task.
-type ReportTask = tokio::task::JoinHandle<ApiResult<UsageAccepted>>;
+type ReportTask = tokio::task::JoinHandle<ServiceResult<UsageAccepted>>;
 
 /// What renewing a lease decided.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

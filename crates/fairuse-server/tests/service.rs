@@ -15,8 +15,9 @@ use fairuse_domain::stage::Stage;
 use fairuse_domain::store::{BudgetStore, ConversationStore, EnforcementStore, LockStore, MemoryStore, OutboxStore};
 use fairuse_domain::time::{MS_PER_DAY, MS_PER_MINUTE, ManualClock, Timestamp};
 use fairuse_domain::windows::UsageReport;
-use fairuse_server::error::ApiError;
-use fairuse_server::service::{MAX_CLASSIFIER_JOB_ATTEMPTS, Notifications, Service, Stores, classifier_lock_key};
+use fairuse_server::service::{
+    MAX_CLASSIFIER_JOB_ATTEMPTS, Notifications, Service, ServiceError, Stores, classifier_lock_key,
+};
 
 struct Fixed(Result<Verdict, ClassifierError>);
 
@@ -309,11 +310,11 @@ async fn stream_sessions_are_validated_then_stored_and_skipped_while_fair_use_is
 
     let bad = StreamSession { speech_ms: -1, ..stream("s2", 0, 5) };
     match svc.record_stream_session(&who, bad).await {
-        Err(ApiError::Input(e)) => assert_eq!(e.field, "speech_ms"),
+        Err(ServiceError::Input(e)) => assert_eq!(e.field, "speech_ms"),
         other => panic!("a negative total is a 400 naming the field, got {other:?}"),
     }
     match svc.record_stream_session(&who, stream("not a session id", 0, 5)).await {
-        Err(ApiError::Input(e)) => assert_eq!(e.field, "session_id"),
+        Err(ServiceError::Input(e)) => assert_eq!(e.field, "session_id"),
         other => panic!("a bad session id is a 400 naming the field, got {other:?}"),
     }
     // An older snapshot of a stored session is accepted and changes nothing.
@@ -592,7 +593,7 @@ async fn conversations_dated_in_the_future_or_past_the_retention_are_refused_nam
     ];
     for (c, field) in cases {
         match svc.upsert_conversation(&uid("pia"), &c).await {
-            Err(ApiError::Input(e)) => assert_eq!(e.field, field, "{}", c.conversation_id),
+            Err(ServiceError::Input(e)) => assert_eq!(e.field, field, "{}", c.conversation_id),
             other => panic!("{}: expected a 400 naming {field}, got {other:?}", c.conversation_id),
         }
     }

@@ -18,6 +18,7 @@ use super::extract::{Admin, ApiPath, Operator, OptionalJson, uid_param};
 use super::omi::{omi, omi_event};
 use super::state::AppState;
 use crate::error::{ApiError, ApiResult};
+use crate::service::ServiceError;
 
 /// The admins' routes, for [`router`](super::router) to merge.
 pub(crate) fn routes() -> Router<AppState> {
@@ -102,7 +103,7 @@ async fn get_admin_case(
     ApiPath(case_ref): ApiPath<String>,
 ) -> ApiResult<Json<Value>> {
     let event = match st.service.case_event(&case_ref).await {
-        Err(ApiError::Input(_) | ApiError::NotFound(_)) => {
+        Err(ServiceError::Input(_) | ServiceError::NotFound(_)) => {
             return Err(ApiError::NotFound(format!("Case {case_ref} not found")));
         }
         other => other?,
