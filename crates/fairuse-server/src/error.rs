@@ -1,10 +1,13 @@
 //! The one table from errors to HTTP: every failure becomes `{"error": {"code", "message"}}`
 //! with the status below. Handlers return `ApiError`; nothing else builds error responses.
+//! The service layer's own `ServiceError` becomes an `ApiError` in one `From` impl here.
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use fairuse_domain::{InputError, StoreError};
 use serde_json::json;
+
+use crate::service::ServiceError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -80,6 +83,21 @@ impl IntoResponse for ApiError {
 
 pub type ApiResult<T> = Result<T, ApiError>;
 
+/// The service layer's errors, mapped to the table above here and nowhere else (each keeps its
+/// message, so a response reads the same whichever layer built it).
+impl From<ServiceError> for ApiError {
+    fn from(e: ServiceError) -> ApiError {
+        match e {
+            ServiceError::Input(e) => ApiError::Input(e),
+            ServiceError::NotFound(m) => ApiError::NotFound(m),
+            ServiceError::Conflict(m) => ApiError::Conflict(m),
+            ServiceError::RateLimited { retry_after_s } => ApiError::RateLimited { retry_after_s },
+            ServiceError::Store(e) => ApiError::Store(e),
+            ServiceError::Unavailable(m) => ApiError::Unavailable(m),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -94,6 +112,26 @@ mod tests {
             }
         });
         handle.render().lines().filter(|l| l.starts_with("fairuse_store_errors_total")).collect::<Vec<_>>().join("\n")
+    }
+
+    #[test]
+    fn service_errors_keep_their_message_and_take_their_status_from_the_table() {
+        let cases = [
+            (ServiceError::Input(InputError::new("speech_ms", "must not be negative")), 400, "invalid_request"),
+            (ServiceError::NotFound("case X not found".into()), 404, "not_found"),
+            (ServiceError::Conflict("too many concurrent updates".into()), 409, "conflict"),
+            (ServiceError::RateLimited { retry_after_s: 7 }, 429, "rate_limited"),
+            (ServiceError::Store(StoreError::Conflict), 409, "conflict"),
+            (ServiceError::Store(StoreError::NotFound("event e1".into())), 404, "not_found"),
+            (ServiceError::Store(StoreError::Unavailable("refused".into())), 503, "store_unavailable"),
+            (ServiceError::Unavailable("appeal was not recorded".into()), 503, "unavailable"),
+        ];
+        for (e, status, code) in cases {
+            let message = e.to_string();
+            let api = ApiError::from(e);
+            assert_eq!(api.to_string(), message);
+            assert_eq!(api.status_and_code(), (StatusCode::from_u16(status).unwrap(), code), "{message}");
+        }
     }
 
     #[test]

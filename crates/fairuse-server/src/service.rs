@@ -1,12 +1,12 @@
 //! The service layer: each API operation as stores + the domain's pure functions. Handlers call
 //! these and only translate HTTP; workers call them too. No SQL and no Redis commands here: the
-//! stores are `Arc<dyn Trait>` chosen by the composition root.
+//! stores are `Arc<dyn Trait>` chosen by the composition root. Failures are `ServiceError`, which
+//! names no HTTP status: `error.rs` maps it to the HTTP table in one place.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
-use fairuse_domain::StoreError;
 use fairuse_domain::classifier::{Classifier, ClassifierInput, Conversation, Verdict};
 use fairuse_domain::engine::{self, CapCheck, ClassifyGate, Ctx, Decision, EnforcementState, Event, Outcome};
 use fairuse_domain::ids::{CaseRef, IdSource, Lane, Uid};
@@ -21,11 +21,34 @@ use fairuse_domain::store::{
 };
 use fairuse_domain::time::{Clock, Timestamp};
 use fairuse_domain::windows::{RecordOutcome, UsageReport};
+use fairuse_domain::{InputError, StoreError};
 use serde::Serialize;
 use tokio::sync::Notify;
 
 use crate::clock::RandomIds;
-use crate::error::{ApiError, ApiResult};
+
+/// Why a [`Service`] operation failed, in the service's terms: no HTTP status here. The one
+/// mapping to the HTTP table is `From<ServiceError> for ApiError` in `error.rs`.
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    /// The request's data is invalid (names the field).
+    #[error("{0}")]
+    Input(#[from] InputError),
+    #[error("{0}")]
+    NotFound(String),
+    /// Concurrent writers kept the change from committing; the caller may retry.
+    #[error("{0}")]
+    Conflict(String),
+    #[error("too many requests; retry in {retry_after_s} s")]
+    RateLimited { retry_after_s: i64 },
+    #[error("{0}")]
+    Store(#[from] StoreError),
+    #[error("fair use is not available: {0}")]
+    Unavailable(String),
+}
+
+/// What a [`Service`] operation answers.
+pub type ServiceResult<T> = Result<T, ServiceError>;
 
 /// Every store the service uses, as ports.
 #[derive(Clone)]
@@ -79,30 +102,33 @@ pub struct Notifications {
 }
 
 /// The live policy, swapped whole on reload.
-pub type PolicyCell = ArcSwap<Policy>;
+type PolicyCell = ArcSwap<Policy>;
 
+/// The API's operations over the stores. Built by [`Service::new`]; its stores, policy cell and
+/// process-local caches are private, so handlers, workers and the gateway go through methods
+/// (tests and tools reach the stores through [`Service::stores`]).
 pub struct Service {
-    pub stores: Stores,
-    pub policy: PolicyCell,
-    pub clock: Arc<dyn Clock>,
-    pub classifier: Arc<dyn Classifier>,
-    pub notifications: Notifications,
+    stores: Stores,
+    policy: PolicyCell,
+    clock: Arc<dyn Clock>,
+    classifier: Arc<dyn Classifier>,
+    notifications: Notifications,
     /// Wakes the classifier worker when a job is queued.
-    pub jobs_ready: Notify,
+    jobs_ready: Notify,
     /// When this process last evaluated each user: a local filter in front of the shared
     /// evaluation lock, so most reports skip a store write. The shared lock still decides.
-    pub recent_evaluations: RecentEvaluations,
+    recent_evaluations: RecentEvaluations,
     /// Opens when the durable store fails, so the hot path stops waiting on it for a while.
-    pub durable_breaker: Breaker,
+    durable_breaker: Breaker,
     /// The last stage this process read for each user, so budgets of throttled and restricted
     /// users still apply while the durable store is unavailable.
-    pub known_stages: KnownStages,
+    known_stages: KnownStages,
 }
 
 /// The last enforcement state read per user (a bounded process-local cache; losing it only
 /// means failing open for that user during an outage).
 #[derive(Default)]
-pub struct KnownStages(std::sync::Mutex<std::collections::HashMap<Uid, EnforcementState>>);
+struct KnownStages(std::sync::Mutex<std::collections::HashMap<Uid, EnforcementState>>);
 
 const KNOWN_STAGES_MAX: usize = 100_000;
 
@@ -128,13 +154,13 @@ impl KnownStages {
 /// seconds), then tries again. Decisions meanwhile fail open at once instead of each waiting
 /// out a timeout.
 #[derive(Default)]
-pub struct Breaker(std::sync::atomic::AtomicI64);
+struct Breaker(std::sync::atomic::AtomicI64);
 
 /// How long the breaker stays open after a failure.
 const BREAKER_OPEN_MS: i64 = 3_000;
 
 impl Breaker {
-    pub fn is_open(&self, now: Timestamp) -> bool {
+    fn is_open(&self, now: Timestamp) -> bool {
         now.millis() < self.0.load(std::sync::atomic::Ordering::Relaxed)
     }
 
@@ -146,7 +172,7 @@ impl Breaker {
 /// Users this process evaluated within the check interval (a cache: losing it only costs a
 /// store round trip).
 #[derive(Default)]
-pub struct RecentEvaluations(std::sync::Mutex<(std::collections::HashMap<Uid, Timestamp>, usize)>);
+struct RecentEvaluations(std::sync::Mutex<(std::collections::HashMap<Uid, Timestamp>, usize)>);
 
 impl RecentEvaluations {
     /// True when this process evaluated `uid` less than `interval_ms` before `now`.
@@ -240,9 +266,9 @@ impl Service {
     /// Loads a user's state, applies `change` (after any timers that ran out), and commits state,
     /// events and webhooks atomically; on a version conflict it reloads and tries again, so two
     /// writers never lose an escalation or an admin action.
-    pub async fn update<F>(&self, uid: &Uid, mut change: F) -> ApiResult<(EnforcementState, Vec<Event>)>
+    pub async fn update<F>(&self, uid: &Uid, mut change: F) -> ServiceResult<(EnforcementState, Vec<Event>)>
     where
-        F: FnMut(&mut EnforcementState, &mut Ctx<'_>) -> ApiResult<Vec<Event>>,
+        F: FnMut(&mut EnforcementState, &mut Ctx<'_>) -> ServiceResult<Vec<Event>>,
     {
         let policy = self.policy();
         let mut invalid_retried = false;
@@ -276,11 +302,11 @@ impl Service {
                 Err(e) => return Err(e.into()),
             }
         }
-        Err(ApiError::Conflict(format!("too many concurrent updates of {uid}; retry")))
+        Err(ServiceError::Conflict(format!("too many concurrent updates of {uid}; retry")))
     }
 
     /// The state with timers applied (and persisted when they changed it).
-    pub async fn current_state(&self, uid: &Uid) -> ApiResult<EnforcementState> {
+    pub async fn current_state(&self, uid: &Uid) -> ServiceResult<EnforcementState> {
         let state = self.update(uid, |_, _| Ok(Vec::new())).await?.0;
         self.known_stages.remember(uid, &state);
         Ok(state)
@@ -288,9 +314,9 @@ impl Service {
 
     /// [`Service::current_state`] for the hot path: a store failure opens the breaker, so the
     /// next requests do not each wait out the same timeout.
-    async fn current_state_tripping(&self, uid: &Uid) -> ApiResult<EnforcementState> {
+    async fn current_state_tripping(&self, uid: &Uid) -> ServiceResult<EnforcementState> {
         let r = self.current_state(uid).await;
-        if let Err(ApiError::Store(e)) = &r
+        if let Err(ServiceError::Store(e)) = &r
             && matches!(e, StoreError::Unavailable(_) | StoreError::Unknown(_))
         {
             self.durable_breaker.trip(self.now());
@@ -299,7 +325,7 @@ impl Service {
     }
 
     /// Records validated reports; evaluates each user at most once per check interval.
-    pub async fn record_usage(&self, reports: Vec<(Uid, UsageReport, Option<String>)>) -> ApiResult<UsageAccepted> {
+    pub async fn record_usage(&self, reports: Vec<(Uid, UsageReport, Option<String>)>) -> ServiceResult<UsageAccepted> {
         let policy = self.policy();
         if !policy.switches.enabled {
             return Ok(UsageAccepted { accepted: reports.len(), duplicates: 0, metered: false, results: vec![] });
@@ -369,7 +395,7 @@ impl Service {
         session: Option<String>,
         policy: &Policy,
         now: Timestamp,
-    ) -> ApiResult<()> {
+    ) -> ServiceResult<()> {
         let budget = if stt_ms > 0 { self.count_forwarded(uid, stt_ms, &totals, policy, now).await } else { Ok(()) };
         let judged = self.judge_if_over(uid, &totals, session, policy, now).await;
         budget.and(judged)
@@ -384,7 +410,7 @@ impl Service {
         totals: &[i64],
         policy: &Policy,
         now: Timestamp,
-    ) -> ApiResult<()> {
+    ) -> ServiceResult<()> {
         let used = self.add_forwarded(uid, now.utc_day(), stt_ms).await?;
         if self.durable_breaker.is_open(now) {
             return Ok(()); // counted; the exhaustion event waits until the durable store answers
@@ -418,7 +444,7 @@ impl Service {
         session: Option<String>,
         policy: &Policy,
         now: Timestamp,
-    ) -> ApiResult<()> {
+    ) -> ServiceResult<()> {
         if !pipeline::may_trigger(totals, policy) {
             return Ok(());
         }
@@ -454,14 +480,14 @@ impl Service {
     }
 
     /// Records that `uid` must be judged at `due_at` (one pending per user: the job id is theirs).
-    async fn queue_due_evaluation(&self, job: &Job, due_at: Timestamp) -> ApiResult<()> {
+    async fn queue_due_evaluation(&self, job: &Job, due_at: Timestamp) -> ServiceResult<()> {
         self.stores.jobs.enqueue(job, due_at).await?;
         metrics::counter!("fairuse_due_evaluations_queued_total").increment(1);
         Ok(())
     }
 
     /// Step 3: the gate as of now, then the classifier lock (the cooldown), then a job.
-    async fn evaluate(&self, uid: &Uid, session: Option<String>, policy: &Policy, now: Timestamp) -> ApiResult<()> {
+    async fn evaluate(&self, uid: &Uid, session: Option<String>, policy: &Policy, now: Timestamp) -> ServiceResult<()> {
         let state = self.current_state_tripping(uid).await?;
         let totals = self.stores.meter.read_totals(uid, policy, now).await?;
         let check = engine::check_caps(totals, state.plan_id(policy), policy);
@@ -486,7 +512,7 @@ impl Service {
 
     /// Runs a due evaluation: takes the user's evaluation slot like a report would. If the slot is
     /// taken, the user was judged after the report that queued this, and nothing is left to do.
-    pub async fn run_due_evaluation(&self, job: &Job) -> ApiResult<()> {
+    pub async fn run_due_evaluation(&self, job: &Job) -> ServiceResult<()> {
         let uid = Uid::parse(&job.uid)?;
         let policy = self.policy();
         let now = self.now();
@@ -501,13 +527,13 @@ impl Service {
     }
 
     /// Runs one job from the queue: a due evaluation or a classifier run.
-    pub async fn run_job(&self, job: &Job) -> ApiResult<()> {
+    pub async fn run_job(&self, job: &Job) -> ServiceResult<()> {
         if job.is_due_evaluation() { self.run_due_evaluation(job).await } else { self.run_classifier_job(job).await }
     }
 
     /// Runs one classifier job (step 4 of [`pipeline`]). A classifier failure gives no verdict,
     /// is recorded, and releases the lock so the next check may try again (fail open).
-    pub async fn run_classifier_job(&self, job: &Job) -> ApiResult<()> {
+    pub async fn run_classifier_job(&self, job: &Job) -> ServiceResult<()> {
         let uid = Uid::parse(&job.uid)?;
         let policy = self.policy();
         let now = self.now();
@@ -597,7 +623,7 @@ impl Service {
 
     /// The decision for the host before it forwards audio. Stores that fail make it fail open,
     /// except the STT budget of users already throttled or restricted (policy switch).
-    pub async fn decision(&self, uid: &Uid) -> ApiResult<Decision> {
+    pub async fn decision(&self, uid: &Uid) -> ServiceResult<Decision> {
         let policy = self.policy();
         let now = self.now();
         let mut degraded = Vec::new();
@@ -619,7 +645,7 @@ impl Service {
             match self.current_state(uid).await {
                 Ok(s) => s,
                 Err(e) => {
-                    if matches!(e, ApiError::Store(ref se) if !matches!(se, StoreError::Conflict | StoreError::Invalid(_) | StoreError::NotFound(_)))
+                    if matches!(e, ServiceError::Store(ref se) if !matches!(se, StoreError::Conflict | StoreError::Invalid(_) | StoreError::NotFound(_)))
                     {
                         self.durable_breaker.trip(self.now());
                     }
@@ -678,13 +704,13 @@ impl Service {
         out
     }
 
-    pub async fn set_plan(&self, uid: &Uid, plan: &str, credits_exhausted: bool) -> ApiResult<EnforcementState> {
+    pub async fn set_plan(&self, uid: &Uid, plan: &str, credits_exhausted: bool) -> ServiceResult<EnforcementState> {
         let policy = self.policy();
         let plan = policy.plan_or_error(plan)?;
         Ok(self.update(uid, |s, ctx| Ok(engine::plan_changed(s, plan, credits_exhausted, ctx))).await?.0)
     }
 
-    pub async fn upsert_conversation(&self, uid: &Uid, c: &Conversation) -> ApiResult<()> {
+    pub async fn upsert_conversation(&self, uid: &Uid, c: &Conversation) -> ServiceResult<()> {
         pipeline::validate_conversation(c, &self.policy(), self.now())?;
         self.stores.conversations.upsert(uid, &c.for_classifier()).await?;
         Ok(())
@@ -729,7 +755,7 @@ impl Service {
     /// gateway may send the same or an older snapshot again without harm (see
     /// `ConversationStore::upsert_stream_session`). Nothing is stored while fair use is switched
     /// off (`enabled = false`), like usage.
-    pub async fn record_stream_session(&self, uid: &Uid, session: StreamSession) -> ApiResult<()> {
+    pub async fn record_stream_session(&self, uid: &Uid, session: StreamSession) -> ServiceResult<()> {
         if !self.policy().switches.enabled {
             return Ok(());
         }
@@ -741,34 +767,42 @@ impl Service {
     }
 
     /// The public case lookup, rate-limited per client across replicas through the hot store.
-    pub async fn case_lookup_allowed(&self, client: &str, limit_per_minute: u32) -> ApiResult<()> {
+    pub async fn case_lookup_allowed(&self, client: &str, limit_per_minute: u32) -> ServiceResult<()> {
         let r = self.stores.rates.hit(&format!("case-lookup:{client}"), limit_per_minute, 60_000, self.now()).await?;
-        if r.allowed { Ok(()) } else { Err(ApiError::RateLimited { retry_after_s: (r.retry_after_ms + 999) / 1000 }) }
+        if r.allowed {
+            Ok(())
+        } else {
+            Err(ServiceError::RateLimited { retry_after_s: (r.retry_after_ms + 999) / 1000 })
+        }
     }
 
     /// Appeals per user: `limit_per_day` in a fixed day-long window shared by every replica.
-    pub async fn appeal_allowed(&self, uid: &Uid, limit_per_day: u32) -> ApiResult<()> {
+    pub async fn appeal_allowed(&self, uid: &Uid, limit_per_day: u32) -> ServiceResult<()> {
         let r = self.stores.rates.hit(&format!("appeal:{uid}"), limit_per_day, 86_400_000, self.now()).await?;
-        if r.allowed { Ok(()) } else { Err(ApiError::RateLimited { retry_after_s: (r.retry_after_ms + 999) / 1000 }) }
+        if r.allowed {
+            Ok(())
+        } else {
+            Err(ServiceError::RateLimited { retry_after_s: (r.retry_after_ms + 999) / 1000 })
+        }
     }
 
-    pub async fn case_event(&self, case_ref: &str) -> ApiResult<Event> {
+    pub async fn case_event(&self, case_ref: &str) -> ServiceResult<Event> {
         let case = CaseRef::parse(case_ref)?;
         self.stores
             .durable
             .event_by_case_ref(case.as_str())
             .await?
-            .ok_or_else(|| ApiError::NotFound(format!("case {case} not found")))
+            .ok_or_else(|| ServiceError::NotFound(format!("case {case} not found")))
     }
 
-    pub async fn appeal(&self, uid: &Uid, case_ref: &str, text: &str) -> ApiResult<Event> {
+    pub async fn appeal(&self, uid: &Uid, case_ref: &str, text: &str) -> ServiceResult<Event> {
         let event = self.case_event(case_ref).await?;
         if event.uid != uid.as_str() {
             // The same answer as a case that does not exist: owners only, and no probing.
-            return Err(ApiError::NotFound(format!("case {case_ref} not found")));
+            return Err(ServiceError::NotFound(format!("case {case_ref} not found")));
         }
         let (_, events) = self.update(uid, |s, ctx| Ok(vec![engine::appeal(s, &event.case_ref, text, ctx)?])).await?;
-        events.into_iter().last().ok_or_else(|| ApiError::Unavailable("appeal was not recorded".into()))
+        events.into_iter().last().ok_or_else(|| ServiceError::Unavailable("appeal was not recorded".into()))
     }
 
     pub async fn resolve(
@@ -778,25 +812,31 @@ impl Service {
         outcome: Outcome,
         notes: String,
         actor: &str,
-    ) -> ApiResult<(Event, Event)> {
+    ) -> ServiceResult<(Event, Event)> {
         let mut target = self
             .stores
             .durable
             .event_by_id(uid, event_id)
             .await?
-            .ok_or_else(|| ApiError::NotFound(format!("event {event_id} of user {uid} not found")))?;
+            .ok_or_else(|| ServiceError::NotFound(format!("event {event_id} of user {uid} not found")))?;
         let (_, events) = self
             .update(uid, |s, ctx| Ok(engine::resolve_event(s, &mut target, outcome, notes.clone(), actor, ctx)))
             .await?;
         self.stores.durable.update_event(&target).await?;
         let audit =
-            events.into_iter().last().ok_or_else(|| ApiError::Unavailable("resolution was not recorded".into()))?;
+            events.into_iter().last().ok_or_else(|| ServiceError::Unavailable("resolution was not recorded".into()))?;
         Ok((target, audit))
     }
 
-    pub async fn reset(&self, uid: &Uid, actor: &str, reason: Option<String>) -> ApiResult<(EnforcementState, Event)> {
+    pub async fn reset(
+        &self,
+        uid: &Uid,
+        actor: &str,
+        reason: Option<String>,
+    ) -> ServiceResult<(EnforcementState, Event)> {
         let (state, events) = self.update(uid, |s, ctx| Ok(engine::admin_reset(s, actor, reason.clone(), ctx))).await?;
-        let audit = events.into_iter().last().ok_or_else(|| ApiError::Unavailable("reset was not recorded".into()))?;
+        let audit =
+            events.into_iter().last().ok_or_else(|| ServiceError::Unavailable("reset was not recorded".into()))?;
         // A reset also lifts the classifier cooldown's effect on the new counting period only
         // through the ladder; the lock itself is left to expire.
         Ok((state, audit))
@@ -809,23 +849,24 @@ impl Service {
         until: Option<Timestamp>,
         actor: &str,
         reason: Option<String>,
-    ) -> ApiResult<(EnforcementState, Event)> {
+    ) -> ServiceResult<(EnforcementState, Event)> {
         let (state, events) = self
             .update(uid, |s, ctx| Ok(engine::admin_set_stage(s, stage, until, actor, reason.clone(), ctx)?))
             .await?;
-        let audit = events.into_iter().last().ok_or_else(|| ApiError::Unavailable("stage was not recorded".into()))?;
+        let audit =
+            events.into_iter().last().ok_or_else(|| ServiceError::Unavailable("stage was not recorded".into()))?;
         Ok((state, audit))
     }
 
-    pub async fn set_exempt(&self, uid: &Uid, exempt: bool, actor: &str) -> ApiResult<(EnforcementState, Event)> {
+    pub async fn set_exempt(&self, uid: &Uid, exempt: bool, actor: &str) -> ServiceResult<(EnforcementState, Event)> {
         let (state, events) = self.update(uid, |s, ctx| Ok(engine::set_exempt(s, exempt, actor, ctx))).await?;
         let audit =
-            events.into_iter().last().ok_or_else(|| ApiError::Unavailable("exemption was not recorded".into()))?;
+            events.into_iter().last().ok_or_else(|| ServiceError::Unavailable("exemption was not recorded".into()))?;
         Ok((state, audit))
     }
 
     /// Minute-level usage of the last `days` per lane, for the admin charts: `(unix minute, ms)`.
-    pub async fn usage_series(&self, uid: &Uid, days: i64) -> ApiResult<BTreeMap<&'static str, Vec<(i64, i64)>>> {
+    pub async fn usage_series(&self, uid: &Uid, days: i64) -> ServiceResult<BTreeMap<&'static str, Vec<(i64, i64)>>> {
         let now = self.now();
         let to = now.minute();
         let from = to - days * 1440 + 1;
@@ -837,7 +878,7 @@ impl Service {
     }
 
     /// Timer worker step: applies timers that ran out (and sends their webhooks).
-    pub async fn apply_due_timers(&self, limit: usize) -> ApiResult<usize> {
+    pub async fn apply_due_timers(&self, limit: usize) -> ServiceResult<usize> {
         let due = self.stores.durable.due_timers(self.now(), limit).await?;
         let mut applied = 0;
         for raw in &due {
@@ -856,6 +897,68 @@ impl Service {
 
     pub fn shadow(&self) -> bool {
         self.policy().switches.mode == Mode::Shadow
+    }
+
+    /// Replaces the live policy (the reload worker, after the new file parsed and validated).
+    pub fn set_policy(&self, policy: Policy) {
+        self.policy.store(Arc::new(policy));
+    }
+
+    /// The stores themselves, for tests and tools that check or seed stored state directly.
+    /// Handlers and workers go through the methods above instead.
+    pub fn stores(&self) -> &Stores {
+        &self.stores
+    }
+
+    /// A user's newest `limit` events, newest first (the admin user page).
+    pub async fn events(&self, uid: &Uid, limit: usize) -> Result<Vec<Event>, StoreError> {
+        self.stores.durable.events(uid, limit).await
+    }
+
+    /// Users not at stage none (or at `stage`), most recently changed first: the admin list.
+    pub async fn flagged(
+        &self,
+        stage: Option<Stage>,
+        limit: usize,
+    ) -> Result<Vec<(String, EnforcementState)>, StoreError> {
+        self.stores.durable.flagged(stage, limit).await
+    }
+
+    /// When a window's capped total falls back to `cap_ms` if the user stops now.
+    pub async fn recovery_at(
+        &self,
+        uid: &Uid,
+        window_minutes: i64,
+        cap_ms: i64,
+        now: Timestamp,
+    ) -> Result<Option<Timestamp>, StoreError> {
+        self.stores.meter.recovery_at(uid, window_minutes, cap_ms, now).await
+    }
+
+    /// Forwarded audio counted against the STT budget on UTC day `day`.
+    pub async fn budget_used(&self, uid: &Uid, day: i64) -> Result<i64, StoreError> {
+        self.stores.budget.used(uid, day).await
+    }
+
+    /// Claims up to `limit` due classifier jobs for `lease_ms` (the classifier worker).
+    pub async fn claim_jobs(&self, now: Timestamp, limit: usize, lease_ms: i64) -> Result<Vec<Job>, StoreError> {
+        self.stores.jobs.claim(now, limit, lease_ms).await
+    }
+
+    /// Resolves when a classifier job was queued in this process since the last wake-up (one
+    /// stored permit, so a job queued while the worker is busy is not missed).
+    pub async fn job_queued(&self) {
+        self.jobs_ready.notified().await
+    }
+
+    /// Redacts evidence text of events recorded before `cutoff`; answers how many were redacted.
+    pub async fn redact_evidence_before(&self, cutoff: Timestamp, now: Timestamp) -> Result<u64, StoreError> {
+        self.stores.durable.redact_evidence_before(cutoff, now).await
+    }
+
+    /// Deletes fingerprint prints heard before `before`; answers how many were deleted.
+    pub async fn prune_prints(&self, before: Timestamp) -> Result<u64, StoreError> {
+        self.stores.prints.prune_prints(before).await
     }
 }
 

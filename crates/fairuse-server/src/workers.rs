@@ -25,7 +25,7 @@ pub fn spawn_classifier_worker(service: Arc<Service>, mut shutdown: watch::Recei
                 break;
             }
             let now = service.now();
-            let jobs = match service.stores.jobs.claim(now, 1, JOB_LEASE_MS).await {
+            let jobs = match service.claim_jobs(now, 1, JOB_LEASE_MS).await {
                 Ok(jobs) => jobs,
                 Err(e) => {
                     tracing::warn!(error = %e, "could not claim classifier jobs");
@@ -49,7 +49,7 @@ pub fn spawn_classifier_worker(service: Arc<Service>, mut shutdown: watch::Recei
             }
             if idle {
                 tokio::select! {
-                    _ = service.jobs_ready.notified() => {}
+                    _ = service.job_queued() => {}
                     _ = tokio::time::sleep(Duration::from_secs(1)) => {}
                     _ = shutdown.changed() => {}
                 }
@@ -90,13 +90,13 @@ pub fn spawn_redaction_worker(
         loop {
             let now = service.now();
             let cutoff = now.minus_ms(service.policy().classifier.evidence_retention.ms());
-            match service.stores.durable.redact_evidence_before(cutoff, now).await {
+            match service.redact_evidence_before(cutoff, now).await {
                 Ok(n) if n > 0 => tracing::info!(events = n, "redacted evidence past its retention"),
                 Ok(_) => {}
                 Err(e) => tracing::warn!(error = %e, "evidence redaction failed"),
             }
             let before = now.minus_ms(service.policy().fingerprint.retention.ms());
-            match service.stores.prints.prune_prints(before).await {
+            match service.prune_prints(before).await {
                 Ok(n) if n > 0 => tracing::info!(prints = n, "deleted fingerprint prints past their retention"),
                 Ok(_) => {}
                 Err(e) => tracing::warn!(error = %e, "fingerprint print retention failed"),
@@ -142,7 +142,7 @@ pub fn spawn_policy_reload(
                 });
             match loaded {
                 Ok(p) => {
-                    service.policy.store(Arc::new(p));
+                    service.set_policy(p);
                     tracing::info!(path = %path.display(), "policy reloaded");
                     metrics::counter!("fairuse_policy_reloads_total", "outcome" => "ok").increment(1);
                 }

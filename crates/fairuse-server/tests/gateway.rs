@@ -22,7 +22,7 @@ use fairuse_domain::time::{Clock, ManualClock, Timestamp};
 use fairuse_domain::windows::{RecordOutcome, UsageReport};
 use fairuse_server::gateway::{Gateway, GatewaySettings, MeterFactory, StreamMeter, Upstream};
 use fairuse_server::http::{AppState, HttpSettings, router};
-use fairuse_server::service::{Notifications, PolicyCell, Service, Stores};
+use fairuse_server::service::{Notifications, Service, Stores};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
@@ -355,17 +355,8 @@ async fn spawn_app_custom(policy: Policy, settings: GatewaySettings, stores: Sto
 }
 
 async fn spawn_app_clocked(policy: Policy, settings: GatewaySettings, stores: Stores, clock: Arc<dyn Clock>) -> App {
-    let service = Arc::new(Service {
-        stores,
-        policy: PolicyCell::from_pointee(policy),
-        clock,
-        classifier: Arc::new(HeuristicClassifier),
-        notifications: Notifications::default(),
-        jobs_ready: Default::default(),
-        recent_evaluations: Default::default(),
-        durable_breaker: Default::default(),
-        known_stages: Default::default(),
-    });
+    let service =
+        Arc::new(Service::new(stores, policy, clock, Arc::new(HeuristicClassifier), Notifications::default()));
     let env = HashMap::from([("FAIRUSE_JWT_HS256_SECRET".to_string(), SECRET.to_string())]);
     let auth = fairuse_auth::Authenticator::from_env_map(&env).unwrap();
     let gateway = Arc::new(Gateway::new(settings, Arc::new(LoudSamplesFactory)));
@@ -475,7 +466,7 @@ async fn speech_today(app: &App, u: &str) -> i64 {
 }
 
 async fn forwarded_today(app: &App, u: &str) -> i64 {
-    app.service.stores.budget.used(&uid(u), app.service.now().utc_day()).await.unwrap()
+    app.service.budget_used(&uid(u), app.service.now().utc_day()).await.unwrap()
 }
 
 async fn wait_until<F: AsyncFnMut() -> bool>(mut ok: F) {
@@ -979,7 +970,7 @@ async fn each_stream_records_a_session_summary_for_the_classifier() {
     }
     // While it is open, a flush has recorded an open session.
     let sessions =
-        async || app.service.stores.conversations.stream_sessions_since(&uid("sam"), start, 10).await.unwrap();
+        async || app.service.stores().conversations.stream_sessions_since(&uid("sam"), start, 10).await.unwrap();
     wait_until(async || sessions().await.first().is_some_and(|s| s.duration_ms == 6_700)).await;
     assert!(!sessions().await[0].closed, "open while the stream is");
     close_stream(&mut ws).await;
@@ -1008,11 +999,11 @@ async fn a_streams_fingerprint_codes_go_to_the_print_index_unless_the_policy_tur
         }
         close_stream(&mut ws).await;
         let sessions =
-            async || app.service.stores.conversations.stream_sessions_since(&uid("fay"), start, 10).await.unwrap();
+            async || app.service.stores().conversations.stream_sessions_since(&uid("fay"), start, 10).await.unwrap();
         wait_until(async || sessions().await.first().is_some_and(|s| s.closed)).await;
         let session = sessions().await.remove(0);
         let keys: Vec<u32> = (0..60).map(|w| print_key(code_of(w))).collect();
-        let mut indexed = app.service.stores.prints.lookup_prints(&keys, start, 100).await.unwrap();
+        let mut indexed = app.service.stores().prints.lookup_prints(&keys, start, 100).await.unwrap();
         if !enabled {
             assert!(indexed.is_empty(), "fingerprints off: nothing indexed");
             continue;
@@ -1036,7 +1027,8 @@ async fn stream_recording(app: &App, who: &str, seconds: u32) -> StreamSession {
         ws.send(Message::Binary(audio(1_000, true).into())).await.unwrap();
     }
     close_stream(&mut ws).await;
-    let sessions = async || app.service.stores.conversations.stream_sessions_since(&uid(who), start, 10).await.unwrap();
+    let sessions =
+        async || app.service.stores().conversations.stream_sessions_since(&uid(who), start, 10).await.unwrap();
     wait_until(async || sessions().await.iter().any(|s| s.closed && s.started_at >= start)).await;
     sessions().await.into_iter().rfind(|s| s.closed && s.started_at >= start).unwrap()
 }

@@ -15,9 +15,8 @@ use fairuse_domain::stage::Stage;
 use fairuse_domain::store::{BudgetStore, ConversationStore, EnforcementStore, LockStore, MemoryStore, OutboxStore};
 use fairuse_domain::time::{MS_PER_DAY, MS_PER_MINUTE, ManualClock, Timestamp};
 use fairuse_domain::windows::UsageReport;
-use fairuse_server::error::ApiError;
 use fairuse_server::service::{
-    MAX_CLASSIFIER_JOB_ATTEMPTS, Notifications, PolicyCell, Service, Stores, classifier_lock_key,
+    MAX_CLASSIFIER_JOB_ATTEMPTS, Notifications, Service, ServiceError, Stores, classifier_lock_key,
 };
 
 struct Fixed(Result<Verdict, ClassifierError>);
@@ -81,17 +80,7 @@ fn service_custom(
     let clock = Arc::new(ManualClock::new(Timestamp::from_millis(T0)));
     let mut stores = Stores::single(store.clone());
     customize(&mut stores, &store);
-    let svc = Arc::new(Service {
-        stores,
-        policy: PolicyCell::from_pointee(policy),
-        clock: clock.clone(),
-        classifier,
-        notifications: Notifications { enabled: webhooks },
-        jobs_ready: Default::default(),
-        recent_evaluations: Default::default(),
-        durable_breaker: Default::default(),
-        known_stages: Default::default(),
-    });
+    let svc = Arc::new(Service::new(stores, policy, clock.clone(), classifier, Notifications { enabled: webhooks }));
     (svc, store, clock)
 }
 
@@ -107,7 +96,7 @@ fn over_cap(u: &str) -> Vec<(Uid, UsageReport, Option<String>)> {
 /// Runs the jobs due now (classifier runs and due evaluations) and returns how many classifier
 /// jobs ran.
 async fn run_jobs(svc: &Service) -> usize {
-    let jobs = svc.stores.jobs.claim(svc.now(), 100, 60_000).await.unwrap();
+    let jobs = svc.claim_jobs(svc.now(), 100, 60_000).await.unwrap();
     for j in &jobs {
         svc.run_job(j).await.unwrap();
     }
@@ -261,7 +250,7 @@ async fn a_job_run_twice_by_two_workers_is_applied_once() {
         service(Policy::default(), Ok(ScriptedClassifier::scripted(0.9, UsageType::Audiobook)), false);
     heard(&svc, "hal").await;
     svc.record_usage(over_cap("hal")).await.unwrap();
-    let jobs = svc.stores.jobs.claim(svc.now(), 10, 60_000).await.unwrap();
+    let jobs = svc.claim_jobs(svc.now(), 10, 60_000).await.unwrap();
     assert_eq!(jobs.len(), 1);
     // Two workers hold the same job (a lease ran out while the first was still classifying).
     svc.run_classifier_job(&jobs[0]).await.unwrap();
@@ -278,7 +267,7 @@ async fn a_job_queued_before_a_reset_or_the_kill_switch_does_not_escalate() {
         service(Policy::default(), Ok(ScriptedClassifier::scripted(0.9, UsageType::Audiobook)), false);
     heard(&svc, "ivy").await;
     svc.record_usage(over_cap("ivy")).await.unwrap();
-    let jobs = svc.stores.jobs.claim(svc.now(), 10, 60_000).await.unwrap();
+    let jobs = svc.claim_jobs(svc.now(), 10, 60_000).await.unwrap();
     clock.advance_ms(1000);
     svc.reset(&uid("ivy"), "ops", None).await.unwrap();
     svc.run_classifier_job(&jobs[0]).await.unwrap();
@@ -295,7 +284,7 @@ async fn a_job_queued_before_a_reset_or_the_kill_switch_does_not_escalate() {
     let mut killed = Policy::default();
     killed.switches.kill_switch = true;
     killed.validate().unwrap();
-    svc.policy.store(Arc::new(killed));
+    svc.set_policy(killed);
     assert_eq!(run_jobs(&svc).await, 1);
     assert!(store.events(&uid("jo"), 10).await.unwrap().is_empty(), "no new detections under the kill switch");
 }
@@ -321,11 +310,11 @@ async fn stream_sessions_are_validated_then_stored_and_skipped_while_fair_use_is
 
     let bad = StreamSession { speech_ms: -1, ..stream("s2", 0, 5) };
     match svc.record_stream_session(&who, bad).await {
-        Err(ApiError::Input(e)) => assert_eq!(e.field, "speech_ms"),
+        Err(ServiceError::Input(e)) => assert_eq!(e.field, "speech_ms"),
         other => panic!("a negative total is a 400 naming the field, got {other:?}"),
     }
     match svc.record_stream_session(&who, stream("not a session id", 0, 5)).await {
-        Err(ApiError::Input(e)) => assert_eq!(e.field, "session_id"),
+        Err(ServiceError::Input(e)) => assert_eq!(e.field, "session_id"),
         other => panic!("a bad session id is a 400 naming the field, got {other:?}"),
     }
     // An older snapshot of a stored session is accepted and changes nothing.
@@ -370,12 +359,12 @@ async fn a_failing_classifier_job_is_retried_later_and_abandoned_after_the_attem
         service(Policy::default(), Ok(ScriptedClassifier::scripted(0.9, UsageType::Audiobook)), false);
     heard(&svc, "ola").await;
     svc.record_usage(over_cap("ola")).await.unwrap();
-    let job = svc.stores.jobs.claim(svc.now(), 10, 60_000).await.unwrap().remove(0);
+    let job = svc.claim_jobs(svc.now(), 10, 60_000).await.unwrap().remove(0);
     // A failure: due again 30 s later, not before, with its attempt counted.
     svc.classifier_job_failed(&job, "store unavailable").await;
-    assert!(svc.stores.jobs.claim(svc.now().plus_ms(29_000), 10, 60_000).await.unwrap().is_empty());
+    assert!(svc.claim_jobs(svc.now().plus_ms(29_000), 10, 60_000).await.unwrap().is_empty());
     clock.advance_ms(30_000);
-    let mut job = svc.stores.jobs.claim(svc.now(), 10, 60_000).await.unwrap().remove(0);
+    let mut job = svc.claim_jobs(svc.now(), 10, 60_000).await.unwrap().remove(0);
     assert_eq!(job.attempts, 1);
     // The lock is still held while the job is alive: no second job for the user.
     assert!(!store.try_acquire(&classifier_lock_key(&uid("ola")), "other", 1_000, svc.now()).await.unwrap());
@@ -384,7 +373,7 @@ async fn a_failing_classifier_job_is_retried_later_and_abandoned_after_the_attem
     job.attempts = MAX_CLASSIFIER_JOB_ATTEMPTS - 1;
     svc.classifier_job_failed(&job, "store unavailable").await;
     clock.advance_ms(3_600_000);
-    assert!(svc.stores.jobs.claim(svc.now(), 10, 60_000).await.unwrap().is_empty(), "abandoned");
+    assert!(svc.claim_jobs(svc.now(), 10, 60_000).await.unwrap().is_empty(), "abandoned");
     assert!(store.try_acquire(&classifier_lock_key(&uid("ola")), "other", 1_000, svc.now()).await.unwrap());
 }
 
@@ -604,7 +593,7 @@ async fn conversations_dated_in_the_future_or_past_the_retention_are_refused_nam
     ];
     for (c, field) in cases {
         match svc.upsert_conversation(&uid("pia"), &c).await {
-            Err(ApiError::Input(e)) => assert_eq!(e.field, field, "{}", c.conversation_id),
+            Err(ServiceError::Input(e)) => assert_eq!(e.field, field, "{}", c.conversation_id),
             other => panic!("{}: expected a 400 naming {field}, got {other:?}", c.conversation_id),
         }
     }

@@ -14,7 +14,7 @@ use fairuse_domain::policy::ClassifierBackend;
 use fairuse_domain::time::Clock;
 use fairuse_server::clock::SystemClock;
 use fairuse_server::http::{AppState, HttpSettings, router};
-use fairuse_server::service::{Notifications, PolicyCell, Service, Stores};
+use fairuse_server::service::{Notifications, Service, Stores};
 use fairuse_server::workers;
 use fairuse_store_embedded::EmbeddedStore;
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
@@ -92,17 +92,13 @@ pub async fn run(args: ServeArgs, env: BTreeMap<String, String>) -> anyhow::Resu
         }
     }
     let webhook_enabled = !config.webhook.url.is_empty();
-    let service = Arc::new(Service {
+    let service = Arc::new(Service::new(
         stores,
-        policy: PolicyCell::from_pointee(policy),
-        clock: Arc::new(SystemClock),
-        classifier: build_classifier(&policy_backend, &env)?,
-        notifications: Notifications { enabled: webhook_enabled },
-        jobs_ready: Default::default(),
-        recent_evaluations: Default::default(),
-        durable_breaker: Default::default(),
-        known_stages: Default::default(),
-    });
+        policy,
+        Arc::new(SystemClock),
+        build_classifier(&policy_backend, &env)?,
+        Notifications { enabled: webhook_enabled },
+    ));
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let mut tasks = vec![
         workers::spawn_classifier_worker(service.clone(), shutdown_rx.clone()),

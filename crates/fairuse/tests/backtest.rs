@@ -174,7 +174,7 @@ impl Driven {
     async fn run_workers(&self) {
         self.service.apply_due_timers(1000).await.expect("timer sweep");
         loop {
-            let jobs = self.service.stores.jobs.claim(self.service.now(), 100, 60_000).await.expect("claim");
+            let jobs = self.service.claim_jobs(self.service.now(), 100, 60_000).await.expect("claim");
             if jobs.is_empty() {
                 break;
             }
@@ -228,7 +228,7 @@ impl Driven {
         for uid in uids {
             let u = Uid::parse(uid).expect("uid");
             let now = self.service.current_state(&u).await.expect("state").stage;
-            let events = self.service.stores.durable.events(&u, 10_000).await.expect("events");
+            let events = self.service.events(&u, 10_000).await.expect("events");
             let highest = events.iter().map(|e| e.new_stage).max().unwrap_or(Stage::None).max(now);
             out.insert(uid.to_string(), (now, highest));
         }

@@ -21,7 +21,7 @@ use fairuse_domain::store::MemoryStore;
 use fairuse_domain::time::{Clock, ManualClock, Timestamp};
 use fairuse_server::gateway::{Gateway, GatewaySettings, Upstream};
 use fairuse_server::http::{AppState, HttpSettings, router};
-use fairuse_server::service::{Notifications, PolicyCell, Service, Stores};
+use fairuse_server::service::{Notifications, Service, Stores};
 use fairuse_test_audio::{TempDir, read_wav, replay_channel, require_tools, speak};
 use futures_util::SinkExt;
 use futures_util::StreamExt;
@@ -58,17 +58,13 @@ struct App {
 }
 
 async fn spawn_app(clock: Arc<ManualClock>) -> App {
-    let service = Arc::new(Service {
-        stores: Stores::single(Arc::new(MemoryStore::new())),
-        policy: PolicyCell::from_pointee(Policy::default()),
-        clock: clock as Arc<dyn Clock>,
-        classifier: Arc::new(HeuristicClassifier),
-        notifications: Notifications::default(),
-        jobs_ready: Default::default(),
-        recent_evaluations: Default::default(),
-        durable_breaker: Default::default(),
-        known_stages: Default::default(),
-    });
+    let service = Arc::new(Service::new(
+        Stores::single(Arc::new(MemoryStore::new())),
+        Policy::default(),
+        clock as Arc<dyn Clock>,
+        Arc::new(HeuristicClassifier),
+        Notifications::default(),
+    ));
     let env = HashMap::from([("FAIRUSE_JWT_HS256_SECRET".to_string(), SECRET.to_string())]);
     let auth = fairuse_auth::Authenticator::from_env_map(&env).unwrap();
     let settings = GatewaySettings {
@@ -125,7 +121,7 @@ async fn stream(app: &App, who: &str, path: &str) -> StreamSession {
     }
     let uid = Uid::parse(who).unwrap();
     for _ in 0..400 {
-        let sessions = app.service.stores.conversations.stream_sessions_since(&uid, start, 10).await.unwrap();
+        let sessions = app.service.stores().conversations.stream_sessions_since(&uid, start, 10).await.unwrap();
         if let Some(s) = sessions.into_iter().rfind(|s| s.closed && s.started_at >= start) {
             return s;
         }

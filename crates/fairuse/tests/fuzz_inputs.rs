@@ -22,7 +22,7 @@ use fairuse_domain::policy::Policy;
 use fairuse_domain::store::MemoryStore;
 use fairuse_domain::time::{DurationMs, MS_PER_DAY, MS_PER_MINUTE, Timestamp};
 use fairuse_server::http::{AppState, HttpSettings, router};
-use fairuse_server::service::{Notifications, PolicyCell, Service, Stores};
+use fairuse_server::service::{Notifications, Service, Stores};
 use proptest::prelude::*;
 use proptest::sample::{Index, select};
 use proptest::test_runner::{Config as ProptestConfig, TestRunner};
@@ -706,17 +706,13 @@ const OPERATOR_KEY: &str = "fuzz-operator-key-0123456789";
 const ANCHOR_MS: i64 = 60_000;
 
 fn app() -> Router {
-    let service = Service {
-        stores: Stores::single(Arc::new(MemoryStore::new())),
-        policy: PolicyCell::from_pointee(Policy::default()),
-        clock: Arc::new(fairuse_server::clock::SystemClock),
-        classifier: Arc::new(fairuse_domain::classifier::HeuristicClassifier),
-        notifications: Notifications::default(),
-        jobs_ready: Default::default(),
-        recent_evaluations: Default::default(),
-        durable_breaker: Default::default(),
-        known_stages: Default::default(),
-    };
+    let service = Service::new(
+        Stores::single(Arc::new(MemoryStore::new())),
+        Policy::default(),
+        Arc::new(fairuse_server::clock::SystemClock),
+        Arc::new(fairuse_domain::classifier::HeuristicClassifier),
+        Notifications::default(),
+    );
     let env = HashMap::from([
         ("FAIRUSE_SERVICE_KEYS".to_string(), SERVICE_KEY.to_string()),
         ("FAIRUSE_ADMIN_KEYS".into(), format!("ops:operator:{OPERATOR_KEY}")),

@@ -200,7 +200,7 @@ impl Side {
     async fn run_workers(&self) {
         self.service.apply_due_timers(1000).await.expect("timer sweep");
         loop {
-            let jobs = self.service.stores.jobs.claim(self.service.now(), 100, 60_000).await.expect("claim");
+            let jobs = self.service.claim_jobs(self.service.now(), 100, 60_000).await.expect("claim");
             if jobs.is_empty() {
                 break;
             }
@@ -293,7 +293,7 @@ async fn one_trace_through_simulate_and_through_the_http_service_gives_the_same_
     uids.sort();
     uids.dedup();
     for uid in &uids {
-        let mut events = service.stores.durable.events(&Uid::parse(uid).expect("uid"), 10_000).await.expect("events");
+        let mut events = service.events(&Uid::parse(uid).expect("uid"), 10_000).await.expect("events");
         events.reverse(); // oldest first
         for e in &events {
             served.extend(outcome_lines(e, policy.classifier.qualify_score).into_iter().map(comparable));

@@ -20,8 +20,7 @@ use super::meter::StreamMeter;
 use super::protocol::{Control, Format, error_message, parse_control};
 use super::upstream::{UpstreamSocket, connect_upstream, next_upstream, send_upstream, stop_upstream};
 use super::{Gateway, GatewaySettings, MAX_PENDING_HASHES, Upstream};
-use crate::error::ApiResult;
-use crate::service::{Service, UsageAccepted};
+use crate::service::{Service, ServiceResult, UsageAccepted};
 
 /// One stream's state.
 pub(super) struct Stream {
@@ -418,7 +417,7 @@ impl Stream {
         }
     }
 
-    fn report_done(&mut self, done: Result<ApiResult<UsageAccepted>, tokio::task::JoinError>, totals: (i64, i64)) {
+    fn report_done(&mut self, done: Result<ServiceResult<UsageAccepted>, tokio::task::JoinError>, totals: (i64, i64)) {
         match done {
             Ok(Ok(_)) => self.reported = Some(totals),
             Ok(Err(e)) => {
@@ -584,7 +583,7 @@ impl Stream {
 }
 
 /// A usage report running in its own task.
-type ReportTask = tokio::task::JoinHandle<ApiResult<UsageAccepted>>;
+type ReportTask = tokio::task::JoinHandle<ServiceResult<UsageAccepted>>;
 
 /// What renewing a lease decided.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -18,6 +18,7 @@ use super::extract::{Admin, ApiPath, Operator, OptionalJson, uid_param};
 use super::omi::{omi, omi_event};
 use super::state::AppState;
 use crate::error::{ApiError, ApiResult};
+use crate::service::ServiceError;
 
 /// The admins' routes, for [`router`](super::router) to merge.
 pub(crate) fn routes() -> Router<AppState> {
@@ -69,7 +70,7 @@ async fn get_flagged(State(st): State<AppState>, _: Admin, Query(q): Query<Flagg
             }
         },
     };
-    let rows = st.service.stores.durable.flagged(stage, limit).await?;
+    let rows = st.service.flagged(stage, limit).await?;
     let users: Vec<Value> = rows.iter().map(|(uid, s)| flagged_row(uid, s)).collect();
     Ok(Json(json!({"users": users, "fair_use_enabled": st.service.policy().switches.enabled})))
 }
@@ -77,7 +78,7 @@ async fn get_flagged(State(st): State<AppState>, _: Admin, Query(q): Query<Flagg
 async fn get_admin_user(State(st): State<AppState>, _: Admin, ApiPath(uid): ApiPath<String>) -> ApiResult<Json<Value>> {
     let uid = uid_param(&uid)?;
     let state = st.service.current_state(&uid).await?;
-    let events = st.service.stores.durable.events(&uid, 50).await?;
+    let events = st.service.events(&uid, 50).await?;
     let decision = st.service.decision(&uid).await?;
     let usage = st.service.usage_series(&uid, 7).await?;
     let current_speech_ms: BTreeMap<String, i64> = decision.windows.clone();
@@ -102,7 +103,7 @@ async fn get_admin_case(
     ApiPath(case_ref): ApiPath<String>,
 ) -> ApiResult<Json<Value>> {
     let event = match st.service.case_event(&case_ref).await {
-        Err(ApiError::Input(_) | ApiError::NotFound(_)) => {
+        Err(ServiceError::Input(_) | ServiceError::NotFound(_)) => {
             return Err(ApiError::NotFound(format!("Case {case_ref} not found")));
         }
         other => other?,

@@ -17,6 +17,7 @@ use super::extract::{ApiPath, PeerAddr};
 use super::omi::omi;
 use super::state::AppState;
 use crate::error::{ApiError, ApiResult};
+use crate::service::ServiceError;
 
 /// The public routes, for [`router`](super::router) to merge.
 pub(crate) fn routes() -> Router<AppState> {
@@ -51,7 +52,9 @@ async fn get_case_status(
     // Omi answers 404 "Case not found" for a reference that is malformed as for one that is not
     // there; so does this Omi path.
     let event = match st.service.case_event(&case_ref).await {
-        Err(ApiError::Input(_) | ApiError::NotFound(_)) => return Err(ApiError::NotFound("Case not found".into())),
+        Err(ServiceError::Input(_) | ServiceError::NotFound(_)) => {
+            return Err(ApiError::NotFound("Case not found".into()));
+        }
         other => other?,
     };
     let uid = Uid::parse(&event.uid)?;

@@ -51,7 +51,7 @@ async fn get_user_status(State(st): State<AppState>, User(uid): User) -> ApiResu
             limits.insert(format!("{}_hours", omi.1), json!(hours(cap)));
             usage_pct.insert(omi.1.to_owned(), json!((total as f64 / cap as f64 * 1000.0).round() / 10.0));
             if total > cap {
-                let at = st.service.stores.meter.recovery_at(&uid, w.minutes(), cap, now).await.ok().flatten();
+                let at = st.service.recovery_at(&uid, w.minutes(), cap, now).await.ok().flatten();
                 recovery.push(json!({"window": w.name, "total_ms": total, "cap_ms": cap, "under_cap_at": at}));
             }
         }
@@ -67,7 +67,7 @@ async fn get_user_status(State(st): State<AppState>, User(uid): User) -> ApiResu
         Some(b) => json!(b),
         None => {
             let limit = policy.stages.restrict.stt_daily_budget.map_or(0, |b| b.ms());
-            let used = st.service.stores.budget.used(&uid, now.utc_day()).await.unwrap_or(0);
+            let used = st.service.budget_used(&uid, now.utc_day()).await.unwrap_or(0);
             json!(engine::BudgetStatus { exhausted: false, ..engine::budget_status(limit, used, now) })
         }
     };
