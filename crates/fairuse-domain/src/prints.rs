@@ -141,7 +141,9 @@ pub struct DuplicateTracker {
     started_at: Timestamp,
     /// Earlier sessions seen, by (uid, session id); their index keys the bins.
     sessions: Vec<(String, String)>,
-    session_index: HashMap<(String, String), u32>,
+    /// uid -> session id -> index into `sessions`: looked up by `&str`, so a hit allocates
+    /// nothing once its session is known.
+    session_index: HashMap<String, HashMap<String, u32>>,
     bins: HashMap<(u32, i64), Bin>,
     /// The latest offset of this stream that hits were fed for.
     latest_ms: i64,
@@ -192,13 +194,13 @@ impl DuplicateTracker {
     }
 
     fn hit(&mut self, uid: &str, session_id: &str, shift_ms: i64, at_ms: i64, code: u32) {
-        let key = (uid.to_owned(), session_id.to_owned());
-        let session = match self.session_index.get(&key) {
-            Some(&s) => s,
+        let known = self.session_index.get(uid).and_then(|m| m.get(session_id)).copied();
+        let session = match known {
+            Some(s) => s,
             None => {
                 let s = self.sessions.len() as u32;
-                self.sessions.push(key.clone());
-                self.session_index.insert(key, s);
+                self.sessions.push((uid.to_owned(), session_id.to_owned()));
+                self.session_index.entry(uid.to_owned()).or_default().insert(session_id.to_owned(), s);
                 s
             }
         };
