@@ -98,8 +98,15 @@ pub fn due_evaluation_job(uid: &str, session_id: Option<String>, now: Timestamp)
     }
 }
 
+/// The due evaluation [`rejudge_at`] asks for: a job of its own per user (`/` is in no uid, so
+/// its id is no other user's), so a pending due evaluation, or the one running when the cooldown
+/// is found, does not swallow it.
+pub fn rejudge_job(uid: &str, session_id: Option<String>, now: Timestamp) -> Job {
+    Job { id: format!("{DUE_EVALUATION_PREFIX}{uid}/rejudge"), ..due_evaluation_job(uid, session_id, now) }
+}
+
 impl Job {
-    /// True for the jobs [`due_evaluation_job`] makes; every other job runs the classifier.
+    /// True for the jobs [`due_evaluation_job`] and [`rejudge_job`] make; every other job runs the classifier.
     pub fn is_due_evaluation(&self) -> bool {
         self.id.starts_with(DUE_EVALUATION_PREFIX)
     }
@@ -335,6 +342,26 @@ pub fn lock_hold(verdict: &Verdict, repeating: bool, policy: &Policy) -> crate::
     if close.ms() < hold.ms() { close } else { hold }
 }
 
+/// How long after the cooldown ends [`rejudge_at`] falls due: every replica's clock, and a lock
+/// store that keeps its own time, agree by then that the lock is free.
+pub const REJUDGE_GRACE_MS: i64 = 60_000;
+
+/// When a user on the ladder is judged again though no further report comes: the end of the
+/// cooldown after their latest qualifying verdict (plus [`REJUDGE_GRACE_MS`]), if that is still
+/// ahead. The caller asks this when a report over a cap finds the user cooling down, and queues a
+/// due evaluation for the instant; when it runs, the usual gate decides (a cap still triggered,
+/// not restricted, not exempt).
+///
+/// Without it the ladder moved only when reports came after each cooldown, so a user who plays
+/// media all night but not by day took a night per verdict (four nights to `restrict`) instead of
+/// the cooldowns the policy states. Users with no qualifying verdict are not affected: they are
+/// judged when they report, as before.
+pub fn rejudge_at(state: &EnforcementState, policy: &Policy, now: Timestamp) -> Option<Timestamp> {
+    let last = state.qualifying.iter().filter(|r| !r.overturned).map(|r| r.at).max()?;
+    let at = last.plus_ms(policy.classifier.hold_after(true).ms() + REJUDGE_GRACE_MS);
+    (at > now).then_some(at)
+}
+
 /// Whether any session of the input repeats earlier audio (see [`lock_hold`]).
 pub fn repeats_earlier_audio(input: &ClassifierInput) -> bool {
     input.sessions.iter().any(|s| s.duplicate_ms() > 0)
@@ -472,5 +499,32 @@ mod tests {
         assert_eq!(kept.misuse_score, 0.95);
         let none = admit(Verdict { evidence: vec![cite("quiet")], ..verdict }, &i, &policy);
         assert!(none.misuse_score < policy.classifier.qualify_score, "nothing left to cite: demoted");
+    }
+
+    #[test]
+    fn a_user_on_the_ladder_is_judged_again_when_the_cooldown_after_their_last_qualifying_verdict_ends() {
+        use crate::engine::VerdictRecord;
+        let policy = Policy::default();
+        let record = |hour: i64, overturned: bool| VerdictRecord {
+            event_id: format!("e{hour}"),
+            at: Timestamp::from_millis(hour * MS_PER_HOUR),
+            overturned,
+            usage_type: UsageType::Audiobook,
+        };
+        let mut state = EnforcementState::default();
+        let now = Timestamp::from_millis(5 * MS_PER_HOUR);
+        assert_eq!(rejudge_at(&state, &policy, now), None, "no qualifying verdict: judged when they report");
+        state.qualifying = vec![record(1, false), record(4, false), record(4 + 1, true)];
+        let cooldown = policy.classifier.cooldown.ms();
+        assert_eq!(
+            rejudge_at(&state, &policy, now),
+            Some(Timestamp::from_millis(4 * MS_PER_HOUR + cooldown + REJUDGE_GRACE_MS)),
+            "the latest verdict that stands, not the overturned one"
+        );
+        let after = Timestamp::from_millis(4 * MS_PER_HOUR + cooldown + REJUDGE_GRACE_MS);
+        assert_eq!(rejudge_at(&state, &policy, after), None, "the instant has come: nothing more to queue");
+        let job = rejudge_job("u", None, now);
+        assert!(job.is_due_evaluation());
+        assert_ne!(job.id, due_evaluation_job("u", None, now).id, "a pending due evaluation does not swallow it");
     }
 }

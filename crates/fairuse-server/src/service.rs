@@ -498,7 +498,12 @@ impl Service {
         let lock_token = token();
         let lock_key = classifier_lock_key(uid);
         if !self.stores.locks.try_acquire(&lock_key, &lock_token, policy.classifier.cooldown.ms(), now).await? {
-            return Ok(()); // classified within the cooldown, or running elsewhere
+            // Classified within the cooldown, or running elsewhere. A user on the ladder who is
+            // still over a cap is judged again when the cooldown ends, whether or not they report.
+            if let Some(at) = pipeline::rejudge_at(&state, policy, now) {
+                self.queue_due_evaluation(&pipeline::rejudge_job(uid.as_str(), session, now), at).await?;
+            }
+            return Ok(());
         }
         let job =
             Job { id: token(), uid: uid.to_string(), lock_token, session_id: session, attempts: 0, created_at: now };

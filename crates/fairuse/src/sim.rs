@@ -113,6 +113,9 @@ struct SimUser {
     /// A due evaluation is queued (one per user, as the service's job id is the user's).
     due_pending: bool,
     due_session: Option<String>,
+    /// The re-judgement at the end of a cooldown is queued (the service's job of its own).
+    rejudge_pending: bool,
+    rejudge_session: Option<String>,
     /// The classifier lock doubles as the cooldown: held until this instant after a run.
     lock_until: Option<Timestamp>,
     scripted: Option<Verdict>,
@@ -185,8 +188,8 @@ pub struct Simulator<'p, W: Write> {
     users: Vec<SimUser>,
     index: HashMap<String, usize>,
     timers: BinaryHeap<Reverse<(Timestamp, usize)>>,
-    /// Due evaluations by due instant (the service's queued `evaluate:` jobs).
-    due: BinaryHeap<Reverse<(Timestamp, usize)>>,
+    /// Due evaluations by due instant (the service's queued `evaluate:` jobs; `true` for a re-judgement).
+    due: BinaryHeap<Reverse<(Timestamp, usize, bool)>>,
     jobs: u64,
     ids: SequentialIds,
     out: W,
@@ -470,7 +473,7 @@ impl<'p, W: Write> Simulator<'p, W> {
             } else if !user.due_pending {
                 user.due_pending = true;
                 user.due_session = session;
-                self.due.push(Reverse((due_at, u)));
+                self.due.push(Reverse((due_at, u, false)));
             }
         }
         Ok(())
@@ -488,8 +491,20 @@ impl<'p, W: Write> Simulator<'p, W> {
         user.ceiling_headroom = policy.ceiling_headroom(check.totals[policy.ceiling_window()]);
         let exempt = user.state.exempt || policy.is_exempt_in_config(&user.uid);
         let cooldown_passed = user.lock_until.is_none_or(|l| t >= l);
-        if engine::classify_gate(&user.state, &check, exempt, cooldown_passed, policy) != ClassifyGate::Run {
-            return Ok(());
+        match engine::classify_gate(&user.state, &check, exempt, cooldown_passed, policy) {
+            ClassifyGate::Run => {}
+            ClassifyGate::CoolingDown => {
+                // As the service: a user on the ladder is judged again when the cooldown ends.
+                if let Some(at) = pipeline::rejudge_at(&user.state, policy, t)
+                    && !user.rejudge_pending
+                {
+                    user.rejudge_pending = true;
+                    user.rejudge_session = session_id;
+                    self.due.push(Reverse((at, u, true)));
+                }
+                return Ok(());
+            }
+            _ => return Ok(()),
         }
         self.jobs += 1;
         let job = Job {
@@ -606,7 +621,7 @@ impl<'p, W: Write> Simulator<'p, W> {
     fn run_clock(&mut self, t: Timestamp) -> Result<(), SimError> {
         loop {
             let timer = self.timers.peek().map(|Reverse((at, _))| *at).filter(|at| *at <= t);
-            let due = self.due.peek().map(|Reverse((at, _))| *at).filter(|at| *at <= t);
+            let due = self.due.peek().map(|Reverse((at, _, _))| *at).filter(|at| *at <= t);
             match (timer, due) {
                 (Some(a), Some(b)) if a <= b => self.next_timer()?,
                 (Some(_), None) => self.next_timer()?,
@@ -630,10 +645,15 @@ impl<'p, W: Write> Simulator<'p, W> {
     /// A due evaluation takes the evaluation slot like a report would; if the user was judged
     /// since it was queued, there is nothing left to do.
     fn next_due(&mut self) -> Result<(), SimError> {
-        let Some(Reverse((due, u))) = self.due.pop() else { return Ok(()) };
+        let Some(Reverse((due, u, rejudge))) = self.due.pop() else { return Ok(()) };
         let user = &mut self.users[u];
-        user.due_pending = false;
-        let session = user.due_session.take();
+        let session = if rejudge {
+            user.rejudge_pending = false;
+            user.rejudge_session.take()
+        } else {
+            user.due_pending = false;
+            user.due_session.take()
+        };
         if engine::evaluation_due(user.last_eval, self.policy, due) { self.evaluate(u, due, session) } else { Ok(()) }
     }
 

@@ -323,6 +323,14 @@ async fn one_trace_through_simulate_and_through_the_http_service_gives_the_same_
     assert_eq!(stage_of("gradual"), Some("warning"), "the gradual crossing is judged");
     assert_eq!(stage_of("manual"), Some("warning"), "the manual throttle timed out");
     assert_eq!(stage_of("freebie"), Some("warning"), "the free tier's synthetic verdict");
+    // The free user's last report is at minute 779, inside the cooldown of the verdict at 760: they
+    // are judged again when the cooldown ends (plus the grace), with no report to prompt it.
+    let freebie: Vec<&str> = simulated
+        .iter()
+        .filter(|v| v["uid"] == "freebie" && v["type"] == "classified")
+        .filter_map(|v| v["t"].as_str())
+        .collect();
+    assert_eq!(freebie, [at(760), at(760 + 720 + 1)], "judged at 760 and again when the cooldown ends");
     let lull: Vec<&str> = simulated
         .iter()
         .filter(|v| v["uid"] == "lull" && v["type"] == "classified")
