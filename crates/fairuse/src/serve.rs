@@ -10,7 +10,7 @@ use std::time::Duration;
 use anyhow::Context;
 use fairuse_auth::Authenticator;
 use fairuse_domain::classifier::{Classifier, HeuristicClassifier};
-use fairuse_domain::policy::ClassifierBackend;
+use fairuse_domain::policy::{ClassifierBackend, Policy};
 use fairuse_domain::time::Clock;
 use fairuse_server::clock::SystemClock;
 use fairuse_server::http::{AppState, HttpSettings, router};
@@ -19,8 +19,12 @@ use fairuse_server::workers;
 use fairuse_store_embedded::EmbeddedStore;
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use tokio::sync::watch;
+use tokio::task::JoinHandle;
 
-use crate::config::{Config, apply_omi_aliases, load_policy};
+use fairuse_store_postgres::PostgresStore;
+use fairuse_store_redis::RedisHotStore;
+
+use crate::config::{Config, StoreSection, apply_omi_aliases, load_policy};
 
 /// Command-line overrides of the configuration.
 #[derive(Debug, Default, Clone)]
@@ -49,14 +53,11 @@ pub fn env_map() -> BTreeMap<String, String> {
     std::env::vars().collect()
 }
 
+/// The composition root, step by step. The order is the start-up contract: logging and the metrics
+/// recorder before anything records, the listener bound before the stores open (a busy port fails
+/// fast), and every worker stopped and the outbox drained after the last request.
 pub async fn run(args: ServeArgs, env: BTreeMap<String, String>) -> anyhow::Result<()> {
-    let mut config = Config::load(args.config.as_deref(), &env)?;
-    if let Some(l) = args.listen {
-        config.server.listen = l;
-    }
-    if let Some(d) = args.data_dir {
-        config.server.data_dir = d;
-    }
+    let mut config = load_config(args, &env)?;
     init_logging(&config.server.log_format);
     // Before any worker starts: a metric recorded before the recorder is installed is lost (the
     // webhook worker's first backlog count was).
@@ -64,11 +65,49 @@ pub async fn run(args: ServeArgs, env: BTreeMap<String, String>) -> anyhow::Resu
     let first_run = crate::first_run::apply(&mut config)?;
     let policy_path = config.policy_path();
     let policy = load_policy(policy_path.as_deref(), &env)?;
-    let policy_backend = policy.classifier.backend;
-    let listen: SocketAddr = config.server.listen.parse().context("server.listen")?;
-    let listener = tokio::net::TcpListener::bind(listen).await.with_context(|| format!("binding {listen}"))?;
+    let listener = bind_listener(&config).await?;
     let built = build_stores(&config).await?;
-    let stores = built.stores.clone();
+    let auth = build_auth(&config)?;
+    let service = build_service(&config, &built, policy, &env)?;
+    let workers = spawn_workers(&config, &service, &built, policy_path, &env)?;
+    let state = AppState {
+        service,
+        auth: Arc::new(auth),
+        settings: http_settings(&config),
+        metrics,
+        ready: built.ready.clone(),
+    };
+    let app = with_gateway(router(state), &config)?;
+    announce(&listener, &first_run)?;
+    axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
+        .with_graceful_shutdown(shutdown_signal())
+        .await
+        .context("http server")?;
+    workers.drain(dur(config.server.shutdown_grace)).await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// The configuration file and environment, with the command line's flags on top.
+fn load_config(args: ServeArgs, env: &BTreeMap<String, String>) -> anyhow::Result<Config> {
+    let mut config = Config::load(args.config.as_deref(), env)?;
+    if let Some(l) = args.listen {
+        config.server.listen = l;
+    }
+    if let Some(d) = args.data_dir {
+        config.server.data_dir = d;
+    }
+    Ok(config)
+}
+
+async fn bind_listener(config: &Config) -> anyhow::Result<tokio::net::TcpListener> {
+    let listen: SocketAddr = config.server.listen.parse().context("server.listen")?;
+    tokio::net::TcpListener::bind(listen).await.with_context(|| format!("binding {listen}"))
+}
+
+/// The authenticator of the `auth` section. `Authenticator` reads environment-variable names,
+/// so the typed section is turned back into them; an unset mode is warned about, not refused.
+fn build_auth(config: &Config) -> anyhow::Result<Authenticator> {
     let auth_env: HashMap<String, String> = [
         ("FAIRUSE_SERVICE_KEYS", &config.auth.service_keys),
         ("FAIRUSE_ADMIN_KEYS", &config.auth.admin_keys),
@@ -91,15 +130,66 @@ pub async fn run(args: ServeArgs, env: BTreeMap<String, String>) -> anyhow::Resu
             tracing::warn!(mode, "auth mode not configured: its routes answer 503 until it is");
         }
     }
-    let webhook_enabled = !config.webhook.url.is_empty();
-    let service = Arc::new(Service::new(
-        stores,
+    Ok(auth)
+}
+
+/// The service over the chosen stores, with the classifier the policy names and the system clock.
+fn build_service(
+    config: &Config,
+    built: &BuiltStores,
+    policy: Policy,
+    env: &BTreeMap<String, String>,
+) -> anyhow::Result<Arc<Service>> {
+    let classifier = build_classifier(&policy.classifier.backend, env)?;
+    Ok(Arc::new(Service::new(
+        built.stores.clone(),
         policy,
         Arc::new(SystemClock),
-        build_classifier(&policy_backend, &env)?,
-        Notifications { enabled: webhook_enabled },
-    ));
-    let (shutdown_tx, shutdown_rx) = watch::channel(false);
+        classifier,
+        Notifications { enabled: webhook_enabled(config) },
+    )))
+}
+
+fn webhook_enabled(config: &Config) -> bool {
+    !config.webhook.url.is_empty()
+}
+
+/// The background work of a running server, and how to stop it.
+struct Workers {
+    shutdown: watch::Sender<bool>,
+    tasks: Vec<JoinHandle<()>>,
+    /// Drained first on shutdown: it holds the stage changes not yet sent.
+    deliverer: Option<Arc<fairuse_webhook::WebhookDeliverer>>,
+}
+
+impl Workers {
+    /// Stops every worker, gives the outbox up to `grace` to drain, then waits at most `grace`
+    /// more for the workers to finish.
+    async fn drain(self, grace: Duration) {
+        tracing::info!("draining workers and the outbox");
+        self.shutdown.send(true).ok();
+        if let Some(d) = self.deliverer {
+            d.drain(grace).await;
+        }
+        let _ = tokio::time::timeout(grace, async {
+            for t in self.tasks {
+                t.await.ok();
+            }
+        })
+        .await;
+    }
+}
+
+/// The classifier, timer and redaction workers; the policy reload when the policy is a file;
+/// pruning when the embedded store holds usage; the webhook deliverer when a URL is set.
+fn spawn_workers(
+    config: &Config,
+    service: &Arc<Service>,
+    built: &BuiltStores,
+    policy_path: Option<PathBuf>,
+    env: &BTreeMap<String, String>,
+) -> anyhow::Result<Workers> {
+    let (shutdown, shutdown_rx) = watch::channel(false);
     let mut tasks = vec![
         workers::spawn_classifier_worker(service.clone(), shutdown_rx.clone()),
         workers::spawn_timer_worker(service.clone(), dur(config.workers.timer_interval), shutdown_rx.clone()),
@@ -116,91 +206,88 @@ pub async fn run(args: ServeArgs, env: BTreeMap<String, String>) -> anyhow::Resu
         ));
     }
     if let Some(store) = built.embedded.clone() {
-        let service = service.clone();
-        let every = dur(config.workers.prune_interval);
-        let mut rx = shutdown_rx.clone();
-        tasks.push(tokio::spawn(async move {
-            loop {
-                let retention = service.policy().metering.retention.ms();
-                if let Err(e) = store.prune(service.now(), retention).await {
-                    tracing::warn!(error = %e, "pruning old buckets failed");
-                }
-                tokio::select! { _ = tokio::time::sleep(every) => {}, _ = rx.changed() => break }
-            }
-        }));
+        tasks.push(spawn_prune_worker(service.clone(), store, dur(config.workers.prune_interval), shutdown_rx.clone()));
     }
-    let deliverer = if webhook_enabled {
-        let mut cfg =
-            fairuse_webhook::WebhookConfig::new(config.webhook.url.clone(), config.webhook.secret.clone().into_bytes());
-        cfg.timeout = dur(config.webhook.timeout);
-        cfg.base_backoff = dur(config.webhook.base_backoff);
-        cfg.max_backoff = dur(config.webhook.max_backoff);
-        cfg.validate().context("webhook configuration")?;
-        let d =
-            Arc::new(fairuse_webhook::WebhookDeliverer::new(cfg, built.stores.outbox.clone(), Arc::new(SystemClock))?);
-        tasks.push(tokio::spawn(d.clone().run(shutdown_rx.clone(), Duration::from_secs(1))));
+    let deliverer = if webhook_enabled(config) {
+        let d = build_deliverer(config, built)?;
+        tasks.push(tokio::spawn(d.clone().run(shutdown_rx, Duration::from_secs(1))));
         Some(d)
     } else {
         tracing::info!("no webhook URL configured: stage changes are recorded, not sent");
         None
     };
-    let ready = built.ready.clone();
-    let state = AppState {
-        service: service.clone(),
-        auth: Arc::new(auth),
-        settings: HttpSettings {
-            case_lookups_per_minute: config.server.case_lookups_per_minute,
-            appeals_per_day: config.server.appeals_per_day.max(1),
-            trusted_proxy_header: Some(config.server.trusted_proxy_header.to_ascii_lowercase())
-                .filter(|h| !h.is_empty()),
-        },
-        metrics,
-        ready,
-    };
-    let mut app = router(state);
-    if !config.gateway.upstream_url.is_empty() {
-        let g = &config.gateway;
-        let key = Some(g.upstream_api_key.as_str()).filter(|k| !k.is_empty());
-        let mut upstream =
-            fairuse_server::gateway::Upstream::from_config(&g.upstream_url, key).map_err(anyhow::Error::msg)?;
-        if !g.upstream_ca_file.is_empty() {
-            upstream =
-                upstream.with_extra_roots(std::path::Path::new(&g.upstream_ca_file)).map_err(anyhow::Error::msg)?;
+    Ok(Workers { shutdown, tasks, deliverer })
+}
+
+/// Drops the embedded store's buckets older than the policy's retention, every `every`.
+fn spawn_prune_worker(
+    service: Arc<Service>,
+    store: Arc<EmbeddedStore>,
+    every: Duration,
+    mut shutdown: watch::Receiver<bool>,
+) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        loop {
+            let retention = service.policy().metering.retention.ms();
+            if let Err(e) = store.prune(service.now(), retention).await {
+                tracing::warn!(error = %e, "pruning old buckets failed");
+            }
+            tokio::select! { _ = tokio::time::sleep(every) => {}, _ = shutdown.changed() => break }
         }
-        let settings = fairuse_server::gateway::GatewaySettings {
-            upstream,
-            flush_interval: dur(g.flush_interval),
-            max_streams_per_user: g.max_streams_per_user.max(1) as usize,
-            idle_timeout: dur(g.idle_timeout).max(std::time::Duration::from_secs(15)),
-            ..Default::default()
-        };
-        let gateway = fairuse_server::gateway::Gateway::new(settings, Arc::new(crate::speech::VadMeters::new()?));
-        tracing::info!(upstream = ?gateway_upstream_label(&g.upstream_url), "streaming gateway enabled on /v1/listen");
-        app = app.layer(axum::Extension(Arc::new(gateway)));
+    })
+}
+
+fn build_deliverer(config: &Config, built: &BuiltStores) -> anyhow::Result<Arc<fairuse_webhook::WebhookDeliverer>> {
+    let mut cfg =
+        fairuse_webhook::WebhookConfig::new(config.webhook.url.clone(), config.webhook.secret.clone().into_bytes());
+    cfg.timeout = dur(config.webhook.timeout);
+    cfg.base_backoff = dur(config.webhook.base_backoff);
+    cfg.max_backoff = dur(config.webhook.max_backoff);
+    cfg.validate().context("webhook configuration")?;
+    Ok(Arc::new(fairuse_webhook::WebhookDeliverer::new(cfg, built.stores.outbox.clone(), Arc::new(SystemClock))?))
+}
+
+fn http_settings(config: &Config) -> HttpSettings {
+    HttpSettings {
+        case_lookups_per_minute: config.server.case_lookups_per_minute,
+        appeals_per_day: config.server.appeals_per_day.max(1),
+        trusted_proxy_header: Some(config.server.trusted_proxy_header.to_ascii_lowercase()).filter(|h| !h.is_empty()),
     }
+}
+
+/// Adds the streaming gateway on `/v1/listen` when an upstream STT URL is configured.
+fn with_gateway(app: axum::Router, config: &Config) -> anyhow::Result<axum::Router> {
+    let g = &config.gateway;
+    if g.upstream_url.is_empty() {
+        return Ok(app);
+    }
+    let key = Some(g.upstream_api_key.as_str()).filter(|k| !k.is_empty());
+    let mut upstream =
+        fairuse_server::gateway::Upstream::from_config(&g.upstream_url, key).map_err(anyhow::Error::msg)?;
+    if !g.upstream_ca_file.is_empty() {
+        upstream = upstream.with_extra_roots(std::path::Path::new(&g.upstream_ca_file)).map_err(anyhow::Error::msg)?;
+    }
+    let settings = fairuse_server::gateway::GatewaySettings {
+        upstream,
+        flush_interval: dur(g.flush_interval),
+        max_streams_per_user: g.max_streams_per_user.max(1) as usize,
+        idle_timeout: dur(g.idle_timeout).max(std::time::Duration::from_secs(15)),
+        ..Default::default()
+    };
+    let gateway = fairuse_server::gateway::Gateway::new(settings, Arc::new(crate::speech::VadMeters::new()?));
+    tracing::info!(upstream = ?gateway_upstream_label(&g.upstream_url), "streaming gateway enabled on /v1/listen");
+    Ok(app.layer(axum::Extension(Arc::new(gateway))))
+}
+
+/// Logs the address and prints it on stdout (scripts and the tests read the `fairuse listening
+/// on` line), followed by what a first run generated.
+fn announce(listener: &tokio::net::TcpListener, first_run: &crate::first_run::FirstRun) -> anyhow::Result<()> {
     let local = listener.local_addr()?;
     tracing::info!(%local, "fairuse listening");
     println!("fairuse listening on http://{local}");
-    if let Some(text) = crate::first_run::announce(&first_run, &format!("http://{local}")) {
+    if let Some(text) = crate::first_run::announce(first_run, &format!("http://{local}")) {
         println!("{text}");
     }
-    let grace = dur(config.server.shutdown_grace);
-    axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
-        .with_graceful_shutdown(shutdown_signal())
-        .await
-        .context("http server")?;
-    tracing::info!("draining workers and the outbox");
-    shutdown_tx.send(true).ok();
-    if let Some(d) = deliverer {
-        d.drain(grace).await;
-    }
-    let _ = tokio::time::timeout(grace, async {
-        for t in tasks {
-            t.await.ok();
-        }
-    })
-    .await;
-    tracing::info!("stopped");
     Ok(())
 }
 
@@ -229,12 +316,15 @@ pub fn build_classifier(
     })
 }
 
+/// The readiness probe's question: does every store in use answer?
+type Ready = Arc<dyn Fn() -> fairuse_server::http::futures_ready::ReadyFuture + Send + Sync>;
+
 /// The stores chosen by the configuration, and how to ask whether they answer.
 pub struct BuiltStores {
     pub stores: Stores,
     /// The embedded store when any role lives in the data directory (it needs pruning).
     pub embedded: Option<Arc<EmbeddedStore>>,
-    pub ready: Arc<dyn Fn() -> fairuse_server::http::futures_ready::ReadyFuture + Send + Sync>,
+    pub ready: Ready,
 }
 
 /// Hot roles on Redis when `store.redis_url` is set, durable roles on PostgreSQL when
@@ -247,64 +337,73 @@ pub async fn build_stores(config: &Config) -> anyhow::Result<BuiltStores> {
             "only one of FAIRUSE_REDIS_URL and FAIRUSE_DATABASE_URL is set: the other role stays in this process's data directory, so run one replica only"
         );
     }
-    let embedded = if needs_embedded {
-        let store = EmbeddedStore::open(&config.server.data_dir)
-            .await
-            .with_context(|| format!("opening the data directory {}", config.server.data_dir.display()))?;
-        tracing::info!(data_dir = %config.server.data_dir.display(), db = %store.db_path().display(), "embedded store open");
-        Some(Arc::new(store))
-    } else {
-        None
+    let embedded = if needs_embedded { Some(open_embedded(config).await?) } else { None };
+    let redis = if s.redis_url.is_empty() { None } else { Some(connect_redis(s).await?) };
+    let postgres = if s.database_url.is_empty() { None } else { Some(connect_postgres(s).await?) };
+    let stores = assign_roles(&embedded, &redis, &postgres)?;
+    let ready = readiness(embedded.clone(), redis, postgres);
+    Ok(BuiltStores { stores, embedded, ready })
+}
+
+async fn open_embedded(config: &Config) -> anyhow::Result<Arc<EmbeddedStore>> {
+    let store = EmbeddedStore::open(&config.server.data_dir)
+        .await
+        .with_context(|| format!("opening the data directory {}", config.server.data_dir.display()))?;
+    tracing::info!(data_dir = %config.server.data_dir.display(), db = %store.db_path().display(), "embedded store open");
+    Ok(Arc::new(store))
+}
+
+async fn connect_redis(s: &StoreSection) -> anyhow::Result<Arc<RedisHotStore>> {
+    let opts = fairuse_store_redis::RedisOptions {
+        key_prefix: s.redis_prefix.clone(),
+        command_timeout: dur(s.redis_timeout),
+        connect_timeout: Duration::from_secs(5),
     };
-    let redis = if s.redis_url.is_empty() {
-        None
-    } else {
-        let opts = fairuse_store_redis::RedisOptions {
-            key_prefix: s.redis_prefix.clone(),
-            command_timeout: dur(s.redis_timeout),
-            connect_timeout: Duration::from_secs(5),
-        };
-        let store =
-            fairuse_store_redis::RedisHotStore::connect(&s.redis_url, opts).await.context("connecting to Redis")?;
-        check_meter_layout(&store, &s.redis_prefix).await?;
-        tracing::info!(prefix = %s.redis_prefix, "redis hot store connected");
-        Some(Arc::new(store))
+    let store = RedisHotStore::connect(&s.redis_url, opts).await.context("connecting to Redis")?;
+    check_meter_layout(&store, &s.redis_prefix).await?;
+    tracing::info!(prefix = %s.redis_prefix, "redis hot store connected");
+    Ok(Arc::new(store))
+}
+
+async fn connect_postgres(s: &StoreSection) -> anyhow::Result<Arc<PostgresStore>> {
+    let opts = fairuse_store_postgres::PgOptions {
+        schema: s.database_schema.clone(),
+        max_connections: s.database_max_connections,
+        acquire_timeout: dur(s.database_timeout),
+        statement_timeout: dur(s.database_timeout),
     };
-    let postgres = if s.database_url.is_empty() {
-        None
-    } else {
-        let opts = fairuse_store_postgres::PgOptions {
-            schema: s.database_schema.clone(),
-            max_connections: s.database_max_connections,
-            acquire_timeout: dur(s.database_timeout),
-            statement_timeout: dur(s.database_timeout),
-        };
-        let store = fairuse_store_postgres::PostgresStore::connect(&s.database_url, opts)
-            .await
-            .context("connecting to PostgreSQL")?;
-        // An empty schema (nothing recorded: a fresh database) is migrated at start whatever
-        // migrate_on_start says: there is nothing to upgrade or roll back, and migrations take an
-        // advisory lock, so replicas starting together do not race. Upgrades of a schema that
-        // holds data stay the explicit step (`fairuse migrate`, or migrate_on_start).
-        let fresh = store.schema_version().await.context("reading the schema version")?.is_none();
-        if s.migrate_on_start || fresh {
-            if fresh {
-                tracing::info!(schema = %s.database_schema, "empty PostgreSQL schema: creating it");
-            }
-            store.migrate().await.context("migrating PostgreSQL")?;
+    let store = PostgresStore::connect(&s.database_url, opts).await.context("connecting to PostgreSQL")?;
+    // An empty schema (nothing recorded: a fresh database) is migrated at start whatever
+    // migrate_on_start says: there is nothing to upgrade or roll back, and migrations take an
+    // advisory lock, so replicas starting together do not race. Upgrades of a schema that
+    // holds data stay the explicit step (`fairuse migrate`, or migrate_on_start).
+    let fresh = store.schema_version().await.context("reading the schema version")?.is_none();
+    if s.migrate_on_start || fresh {
+        if fresh {
+            tracing::info!(schema = %s.database_schema, "empty PostgreSQL schema: creating it");
         }
-        let version = store.schema_version().await.context("reading the schema version")?;
-        if version != Some(fairuse_store_postgres::LATEST_VERSION) {
-            anyhow::bail!(
-                "PostgreSQL schema {} is at version {version:?}, this build needs {}: run `fairuse migrate` (or set store.migrate_on_start = true)",
-                s.database_schema,
-                fairuse_store_postgres::LATEST_VERSION
-            );
-        }
-        tracing::info!(schema = %s.database_schema, "postgres durable store connected");
-        Some(Arc::new(store))
-    };
-    let base = match &embedded {
+        store.migrate().await.context("migrating PostgreSQL")?;
+    }
+    let version = store.schema_version().await.context("reading the schema version")?;
+    if version != Some(fairuse_store_postgres::LATEST_VERSION) {
+        anyhow::bail!(
+            "PostgreSQL schema {} is at version {version:?}, this build needs {}: run `fairuse migrate` (or set store.migrate_on_start = true)",
+            s.database_schema,
+            fairuse_store_postgres::LATEST_VERSION
+        );
+    }
+    tracing::info!(schema = %s.database_schema, "postgres durable store connected");
+    Ok(Arc::new(store))
+}
+
+/// Which backend serves each role. With the embedded store open, it serves every role Redis
+/// and PostgreSQL do not take over (the print index included).
+fn assign_roles(
+    embedded: &Option<Arc<EmbeddedStore>>,
+    redis: &Option<Arc<RedisHotStore>>,
+    postgres: &Option<Arc<PostgresStore>>,
+) -> anyhow::Result<Stores> {
+    let mut stores = match embedded {
         Some(e) => Stores::single(e.clone()),
         None => {
             // Both distributed: every role is assigned below.
@@ -323,22 +422,29 @@ pub async fn build_stores(config: &Config) -> anyhow::Result<BuiltStores> {
             }
         }
     };
-    let mut stores = base;
-    if let Some(r) = &redis {
+    if let Some(r) = redis {
         stores.meter = r.clone();
         stores.budget = r.clone();
         stores.locks = r.clone();
         stores.rates = r.clone();
     }
-    if let Some(p) = &postgres {
+    if let Some(p) = postgres {
         stores.durable = p.clone();
         stores.conversations = p.clone();
         stores.outbox = p.clone();
         stores.jobs = p.clone();
     }
-    let (e, r, p) = (embedded.clone(), redis, postgres);
-    let ready: Arc<dyn Fn() -> fairuse_server::http::futures_ready::ReadyFuture + Send + Sync> = Arc::new(move || {
-        let (e, r, p) = (e.clone(), r.clone(), p.clone());
+    Ok(stores)
+}
+
+/// Pings every store in use, in order; the first that does not answer is the reason.
+fn readiness(
+    embedded: Option<Arc<EmbeddedStore>>,
+    redis: Option<Arc<RedisHotStore>>,
+    postgres: Option<Arc<PostgresStore>>,
+) -> Ready {
+    Arc::new(move || {
+        let (e, r, p) = (embedded.clone(), redis.clone(), postgres.clone());
         Box::pin(async move {
             if let Some(e) = e {
                 e.ping().await.map_err(|err| format!("embedded store: {err}"))?;
@@ -351,8 +457,7 @@ pub async fn build_stores(config: &Config) -> anyhow::Result<BuiltStores> {
             }
             Ok(())
         })
-    });
-    Ok(BuiltStores { stores, embedded, ready })
+    })
 }
 
 /// Refuses to serve from a Redis whose usage meters are not all in the layout this build reads:
