@@ -28,10 +28,8 @@
 //! Prints a markdown table on stdout, progress on stderr.
 
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -127,54 +125,42 @@ fn query_value(query: &str, name: &str) -> Option<String> {
     query.split('&').filter_map(|p| p.split_once('=')).find(|(k, _)| *k == name).map(|(_, v)| v.to_owned())
 }
 
+/// The tests' harness for starting the binary (std only, so an example can include it).
+#[allow(dead_code)]
+#[path = "../tests/common/binary.rs"]
+mod binary;
+
 /// A `fairuse serve` child on an embedded store in a temporary directory.
 struct Server {
-    child: Child,
-    base: String,
+    /// Declared before `_dir`: the process is killed before its data directory is removed.
+    process: binary::ServeProcess,
     _dir: tempfile::TempDir,
 }
 
 impl Server {
-    fn start(bin: &PathBuf, upstream: SocketAddr, policy: Option<&PathBuf>) -> Server {
+    fn start(bin: &Path, upstream: SocketAddr, policy: Option<&PathBuf>) -> Server {
         let dir = tempfile::tempdir().expect("temp dir");
-        let mut cmd = Command::new(bin);
-        cmd.args(["serve", "--listen", "127.0.0.1:0", "--data-dir"]).arg(dir.path().join("data"));
-        for (k, _) in std::env::vars() {
-            if k.starts_with("FAIRUSE") || k.starts_with("FAIR_USE") {
-                cmd.env_remove(k);
-            }
-        }
-        cmd.env("FAIRUSE_SERVICE_KEYS", "gateway-load-service-key")
-            .env("FAIRUSE_JWT_HS256_SECRET", JWT_SECRET)
-            .env("FAIRUSE_UPSTREAM_STT_URL", format!("ws://{upstream}/v1/listen"))
-            .env("FAIRUSE_UPSTREAM_STT_API_KEY", "gateway-load-upstream-key")
-            .env("FAIRUSE_LOG", "warn")
-            .envs(policy.map(|p| ("FAIRUSE_POLICY", p)))
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit());
-        let mut child = cmd.spawn().unwrap_or_else(|e| panic!("cannot start {}: {e}", bin.display()));
-        let stdout = child.stdout.take().expect("stdout");
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if let Some(url) = line.strip_prefix("fairuse listening on ") {
-                    tx.send(url.trim().to_owned()).ok();
-                }
-            }
-        });
-        let base = rx.recv_timeout(Duration::from_secs(60)).expect("fairuse did not start listening within 60 s");
-        Server { child, base, _dir: dir }
+        let mut env: Vec<(String, String)> = [
+            ("FAIRUSE_SERVICE_KEYS", "gateway-load-service-key".to_owned()),
+            ("FAIRUSE_JWT_HS256_SECRET", JWT_SECRET.to_owned()),
+            ("FAIRUSE_UPSTREAM_STT_URL", format!("ws://{upstream}/v1/listen")),
+            ("FAIRUSE_UPSTREAM_STT_API_KEY", "gateway-load-upstream-key".to_owned()),
+            ("FAIRUSE_LOG", "warn".to_owned()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect();
+        env.extend(policy.map(|p| ("FAIRUSE_POLICY".to_owned(), p.display().to_string())));
+        let process = binary::ServeProcess::start(bin, &dir.path().join("data"), &env);
+        Server { process, _dir: dir }
+    }
+
+    fn base(&self) -> &str {
+        &self.process.base
     }
 
     fn pid(&self) -> u32 {
-        self.child.id()
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.process.pid().expect("the server is running")
     }
 }
 
@@ -295,7 +281,7 @@ impl Bench {
                 Mode::Direct => format!("ws://{}/v1/listen?{FORMAT}&bench_stream={key}", self.upstream),
                 Mode::Gateway => format!(
                     "{}/v1/listen?{FORMAT}&bench_stream={key}",
-                    self.server.base.replacen("http://", "ws://", 1)
+                    self.server.base().replacen("http://", "ws://", 1)
                 ),
             };
             let token = (mode == Mode::Gateway).then(|| user_token(&format!("load-{key}")));
@@ -495,7 +481,7 @@ fn main() {
         let arrivals: Arrivals = Arc::default();
         tokio::spawn(run_upstream(listener, arrivals.clone()));
         let server = Server::start(&args.fairuse, upstream, args.policy.as_ref());
-        eprintln!("fairuse serve pid {} at {}, upstream ws://{upstream}", server.pid(), server.base);
+        eprintln!("fairuse serve pid {} at {}, upstream ws://{upstream}", server.pid(), server.base());
         let bench = Bench { frames: Arc::new(frames), upstream, arrivals, server, args };
 
         println!(

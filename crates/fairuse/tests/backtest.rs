@@ -354,10 +354,9 @@ async fn recorded_traffic_backtests_to_no_change_under_the_live_policy_and_a_str
     // The binaries: export-trace on the data directory (the service closed, since the embedded
     // store is one process's), then backtest as a tool would run it.
     store.close().await;
-    let bin = env!("CARGO_BIN_EXE_fairuse");
     let out_dir = tempfile::tempdir().expect("temp dir");
     let trace_path = out_dir.path().join("trace.jsonl");
-    let run = std::process::Command::new(bin)
+    let run = common::fairuse_command()
         .args(["export-trace", "--since", "9d", "--out"])
         .arg(&trace_path)
         .arg("--data-dir")
@@ -377,7 +376,7 @@ async fn recorded_traffic_backtests_to_no_change_under_the_live_policy_and_a_str
     );
     let policy_path = out_dir.path().join("stricter.toml");
     std::fs::write(&policy_path, stricter_toml()).expect("write policy");
-    let run = std::process::Command::new(bin)
+    let run = common::fairuse_command()
         .args(["backtest", "--json", "--policy"])
         .arg(&policy_path)
         .arg("--trace")
@@ -389,7 +388,7 @@ async fn recorded_traffic_backtests_to_no_change_under_the_live_policy_and_a_str
     assert_eq!(json["newly"]["warning"], json!(["moderate"]), "{json:#}");
     assert_eq!(json["against"], "the shipped default policy");
     assert_eq!(json["per_user"].as_array().map(Vec::len), Some(UIDS.len()));
-    let text = std::process::Command::new(bin)
+    let text = common::fairuse_command()
         .args(["backtest", "--policy"])
         .arg(&policy_path)
         .arg("--trace")
@@ -404,7 +403,6 @@ async fn recorded_traffic_backtests_to_no_change_under_the_live_policy_and_a_str
 
 #[test]
 fn bad_input_to_the_new_commands_names_the_flag() {
-    let bin = env!("CARGO_BIN_EXE_fairuse");
     let dir = tempfile::tempdir().expect("temp dir");
     let trace = dir.path().join("t.jsonl");
     std::fs::write(
@@ -415,12 +413,7 @@ fn bad_input_to_the_new_commands_names_the_flag() {
     let policy = dir.path().join("p.toml");
     std::fs::write(&policy, "default_plan = \"gold\"\n").expect("write");
     let run = |args: &[&str]| {
-        let out = std::process::Command::new(bin)
-            .args(args)
-            .env("FAIRUSE_LOG", "warn")
-            .env_remove("FAIRUSE_PSEUDONYMISE_KEY")
-            .output()
-            .expect("run");
+        let out = common::fairuse_command().args(args).env("FAIRUSE_LOG", "warn").output().expect("run");
         assert!(!out.status.success(), "{args:?} succeeded");
         String::from_utf8_lossy(&out.stderr).into_owned()
     };

@@ -149,7 +149,7 @@ async fn the_systemd_unit_verifies_is_hardened_and_its_environment_starts_the_bi
     // systemd-analyze checks the ExecStart binary exists: point it at the one cargo built.
     let dir = tempfile::tempdir().unwrap();
     let unit = dir.path().join("fairuse.service");
-    std::fs::write(&unit, text.replace("/usr/local/bin/fairuse", env!("CARGO_BIN_EXE_fairuse"))).unwrap();
+    std::fs::write(&unit, text.replace("/usr/local/bin/fairuse", &bin().display().to_string())).unwrap();
     run(Command::new(&analyze).arg("verify").arg(&unit));
     // Exposure 0 (locked down) to 10 (unsafe); the threshold is in tenths. The unit scores 1.2.
     let security = run(Command::new(&analyze).args(["security", "--offline=yes", "--threshold=20"]).arg(&unit));
@@ -365,14 +365,7 @@ async fn the_kubernetes_manifests_render_n_replicas_on_redis_and_postgres_that_m
     assert_eq!(init[0]["args"], serde_yaml::from_str::<Yaml>("[migrate]").unwrap());
     let (prefix, schema) = (unique("k8s"), unique("k8s_"));
     let init_env = isolated(pod_env(&init[0], &config_maps), &prefix, &schema);
-    let mut migrate = Command::new(env!("CARGO_BIN_EXE_fairuse"));
-    migrate.arg("migrate");
-    for (k, _) in std::env::vars() {
-        if k.starts_with("FAIRUSE") {
-            migrate.env_remove(k);
-        }
-    }
-    run(migrate.envs(init_env));
+    run(fairuse_command().arg("migrate").envs(init_env));
 
     let paths: Vec<&str> = probed.iter().map(String::as_str).collect();
     binary_answers_200(isolated(env, &prefix, &schema), &paths).await;

@@ -203,32 +203,6 @@ fn redis_cli(args: &[String]) -> String {
     text
 }
 
-/// Runs `fairuse <args>` with `env` and waits for it to exit (at most 60 s).
-fn fairuse(args: &[&str], env: &[(String, String)]) -> std::process::Output {
-    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_fairuse"));
-    cmd.args(args);
-    for (k, _) in std::env::vars() {
-        if k.starts_with("FAIRUSE") || k.starts_with("FAIR_USE") {
-            cmd.env_remove(k);
-        }
-    }
-    let mut child = cmd
-        .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("spawn fairuse");
-    let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    while child.try_wait().expect("try_wait").is_none() {
-        if std::time::Instant::now() > deadline {
-            child.kill().ok();
-            panic!("fairuse {args:?} did not exit within 60 s");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    child.wait_with_output().expect("output")
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn serve_refuses_old_layout_meters_and_fairuse_migrate_keeps_their_usage() {
     require_servers();
@@ -266,12 +240,12 @@ async fn serve_refuses_old_layout_meters_and_fairuse_migrate_keeps_their_usage()
 
     // A new replica will not serve that Redis (its windows would start from zero), even with
     // migrate_on_start (old replicas may still be recording).
-    let refused = fairuse(&["serve", "--listen", "127.0.0.1:0"], &env);
+    let refused = run_fairuse(&["serve", "--listen", "127.0.0.1:0"], &env);
     let stderr = String::from_utf8_lossy(&refused.stderr);
     assert!(!refused.status.success(), "serve started on old-layout meters: {stderr}");
     assert!(stderr.contains("fairuse migrate") && stderr.contains("paul"), "the refusal says what to do: {stderr}");
 
-    let migrated = fairuse(&["migrate"], &env);
+    let migrated = run_fairuse(&["migrate"], &env);
     let stdout = String::from_utf8_lossy(&migrated.stdout);
     assert!(migrated.status.success(), "fairuse migrate failed: {}", String::from_utf8_lossy(&migrated.stderr));
     assert!(stdout.contains("1 users converted") && stdout.contains("7 old keys removed"), "{stdout}");
@@ -281,7 +255,7 @@ async fn serve_refuses_old_layout_meters_and_fairuse_migrate_keeps_their_usage()
     let s = TestServer::start_with(env.clone());
     let d = s.decision("paul").await;
     assert_eq!(d["windows"]["daily_ms"], 900_000, "the usage recorded before the upgrade still counts: {d}");
-    let again = fairuse(&["migrate"], &env);
+    let again = run_fairuse(&["migrate"], &env);
     assert!(String::from_utf8_lossy(&again.stdout).contains("0 users converted"), "a second run is a no-op");
     drop(s);
     for k in redis_cli(&["--scan".into(), "--pattern".into(), format!("*{prefix}*")]).lines() {

@@ -25,40 +25,14 @@ async fn fairuse_policy_names_the_policy_file_serve_uses() {
     assert_eq!(d["caps"]["daily_ms"], 3_600_000, "the cap of FAIRUSE_POLICY's file: {d}");
 }
 
-/// Starts `fairuse serve` on `data_dir` with only `env` (no inherited FAIRUSE variables) and
-/// returns the process, its base URL and the lines it printed up to and after the listening line.
-fn spawn(data_dir: &std::path::Path, env: &[(&str, &str)]) -> (std::process::Child, String, Vec<String>) {
-    use std::io::{BufRead, BufReader};
-    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_fairuse"));
-    cmd.args(["serve", "--listen", "127.0.0.1:0", "--data-dir"]).arg(data_dir);
-    for (k, _) in std::env::vars() {
-        if k.starts_with("FAIRUSE") || k.starts_with("FAIR_USE") {
-            cmd.env_remove(k);
-        }
-    }
-    cmd.env("FAIRUSE_LOG", "error").envs(env.iter().copied());
-    cmd.stdout(std::process::Stdio::piped());
-    let mut child = cmd.spawn().expect("spawn fairuse");
-    let stdout = child.stdout.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    let mut lines = Vec::new();
-    let mut base = String::new();
-    // The start-up block is printed at once after the listening line.
-    while let Ok(line) = rx.recv_timeout(std::time::Duration::from_secs(if base.is_empty() { 60 } else { 1 })) {
-        if let Some(url) = line.strip_prefix("fairuse listening on ") {
-            base = url.trim().to_owned();
-        }
-        lines.push(line);
-    }
-    assert!(!base.is_empty(), "fairuse did not start: {lines:?}");
-    (child, base, lines)
+/// `fairuse serve` on `data_dir` with only `env` (none of the test keys) and what it printed on
+/// stdout: the listening line and the start-up block after it.
+fn start(data_dir: &std::path::Path, env: &[(&str, &str)]) -> (TestServer, Vec<String>) {
+    let mut all = vec![("FAIRUSE_LOG".to_owned(), "error".to_owned())];
+    all.extend(env.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));
+    let s = TestServer::start_in(data_dir, all);
+    let lines = s.printed();
+    (s, lines)
 }
 
 fn printed(lines: &[String], var: &str) -> Option<String> {
@@ -74,7 +48,8 @@ async fn a_first_run_generates_keys_prints_them_once_and_reuses_them() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
 
-    let (mut first, base, lines) = spawn(&data, &[]);
+    let (first, lines) = start(&data, &[]);
+    let base = first.base.clone();
     let service = printed(&lines, "FAIRUSE_SERVICE_KEYS").expect("the service key is printed on the first run");
     let admin = printed(&lines, "FAIRUSE_ADMIN_KEYS").expect("admin key printed");
     let jwt = printed(&lines, "FAIRUSE_JWT_HS256_SECRET").expect("jwt secret printed");
@@ -97,23 +72,22 @@ async fn a_first_run_generates_keys_prints_them_once_and_reuses_them() {
     };
     let r = client().get(format!("{base}/v1/fair-use/status")).bearer_auth(token).send().await.unwrap();
     assert_eq!(r.status(), 200, "the printed JWT secret verifies user tokens");
-    first.kill().unwrap();
-    first.wait().unwrap();
+    drop(first);
 
     // A later start reuses the keys and does not print them again.
-    let (mut second, base, lines) = spawn(&data, &[]);
+    let (second, lines) = start(&data, &[]);
+    let base = second.base.clone();
     assert_eq!(printed(&lines, "FAIRUSE_SERVICE_KEYS"), None, "keys are printed only once: {lines:?}");
     assert!(!lines.iter().any(|l| l.contains(&service)), "{lines:?}");
     assert_eq!(decision_status(&base, &service).await, 200, "the same key works after a restart");
-    second.kill().unwrap();
-    second.wait().unwrap();
+    drop(second);
 
     // An explicit variable wins: the generated service key no longer opens anything.
-    let (mut third, base, _) = spawn(&data, &[("FAIRUSE_SERVICE_KEYS", "explicit-service-key-0123456789")]);
+    let (third, _) = start(&data, &[("FAIRUSE_SERVICE_KEYS", "explicit-service-key-0123456789")]);
+    let base = third.base.clone();
     assert_eq!(decision_status(&base, "explicit-service-key-0123456789").await, 200);
     assert_eq!(decision_status(&base, &service).await, 401);
-    third.kill().unwrap();
-    third.wait().unwrap();
+    drop(third);
 }
 
 #[tokio::test]

@@ -23,8 +23,7 @@ fn fixture_pcm() -> Vec<i16> {
 
 #[test]
 fn fairuse_meter_reports_the_speech_of_a_wav_file() {
-    let out =
-        std::process::Command::new(env!("CARGO_BIN_EXE_fairuse")).args(["meter", "--json", FIXTURE]).output().unwrap();
+    let out = fairuse_command().args(["meter", "--json", FIXTURE]).output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let v: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["speech_ms"], 2848);

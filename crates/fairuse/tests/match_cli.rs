@@ -3,8 +3,10 @@
 //! itself is tested in depth in crates/fairuse-fingerprint/tests/matching.rs; this checks the
 //! command: its JSON, its exit status either way, and its errors for unreadable input.
 
+mod common;
+
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
 
 use fairuse_test_audio::{TempDir, sox, speak};
 
@@ -16,7 +18,7 @@ const OTHER_TEXT: &str =
 const LEAD_MS: i64 = 2_500;
 
 fn fairuse_match(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_fairuse")).arg("match").args(args).output().expect("run fairuse")
+    common::fairuse_command().arg("match").args(args).output().expect("run fairuse")
 }
 
 fn json_of(out: &Output) -> serde_json::Value {

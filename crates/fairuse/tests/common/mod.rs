@@ -1,15 +1,19 @@
-//! Test support: the real `fairuse` binary on port 0 with its own data directory, local stand-ins
-//! for what cannot be reached from here (a JWKS endpoint, a webhook receiver), and token minting.
+//! Test support, the one harness of this crate's tests: the real `fairuse` binary on port 0 with
+//! its own data directory (`TestServer`) and one-shot runs of it (`run_fairuse`), both started by
+//! `binary`; local stand-ins for what cannot be reached from here (a JWKS endpoint, a webhook
+//! receiver); and token minting.
 #![allow(dead_code)]
 
-use std::io::{BufRead, BufReader};
+pub mod binary;
+
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use binary::ServeProcess;
 use serde_json::{Value, json};
 
 pub const SERVICE_KEY: &str = "svc-test-key-0123456789";
@@ -17,8 +21,25 @@ pub const OPERATOR_KEY: &str = "op-test-key-0123456789";
 pub const VIEWER_KEY: &str = "view-test-key-0123456789";
 pub const HS256_SECRET: &str = "hs256-test-secret-that-is-long-enough";
 
+/// The `fairuse` binary cargo built for these tests.
+pub fn bin() -> &'static Path {
+    Path::new(env!("CARGO_BIN_EXE_fairuse"))
+}
+
+/// `fairuse` with a clean environment (no inherited `FAIRUSE*` variable), for one-shot commands.
+pub fn fairuse_command() -> Command {
+    binary::command(bin())
+}
+
+/// Runs `fairuse <args>` with only `env` and waits for it to exit (at most 60 s).
+pub fn run_fairuse(args: &[&str], env: &[(String, String)]) -> std::process::Output {
+    binary::run(bin(), args, env)
+}
+
+/// The real binary serving on 127.0.0.1:0 with its own data directory. Killed on drop; what it
+/// logged is shown when the test fails.
 pub struct TestServer {
-    child: Option<Child>,
+    process: Option<ServeProcess>,
     pub base: String,
     pub data_dir: PathBuf,
     _dir: Option<tempfile::TempDir>,
@@ -41,61 +62,52 @@ impl TestServer {
         Self::start_with(default_env())
     }
 
+    /// With exactly `env` (start from [`default_env`] to keep the test keys).
     pub fn start_with(env: Vec<(String, String)>) -> TestServer {
         let dir = tempfile::tempdir().expect("temp dir");
         let data_dir = dir.path().join("data");
-        let mut s = TestServer { child: None, base: String::new(), data_dir, _dir: Some(dir), env, client: client() };
+        Self::start_on(data_dir, Some(dir), env)
+    }
+
+    /// On a data directory the test keeps (to start several servers on it, one after the other).
+    pub fn start_in(data_dir: &Path, env: Vec<(String, String)>) -> TestServer {
+        Self::start_on(data_dir.to_owned(), None, env)
+    }
+
+    fn start_on(data_dir: PathBuf, dir: Option<tempfile::TempDir>, env: Vec<(String, String)>) -> TestServer {
+        let mut s = TestServer { process: None, base: String::new(), data_dir, _dir: dir, env, client: client() };
         s.spawn();
         s
     }
 
     fn spawn(&mut self) {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_fairuse"));
-        cmd.args(["serve", "--listen", "127.0.0.1:0", "--data-dir"]).arg(&self.data_dir);
-        for (k, _) in std::env::vars() {
-            if k.starts_with("FAIRUSE") || k.starts_with("FAIR_USE") {
-                cmd.env_remove(k);
-            }
-        }
-        cmd.envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())));
-        cmd.stdout(Stdio::piped()).stderr(Stdio::inherit());
-        let mut child = cmd.spawn().expect("spawn fairuse");
-        let stdout = child.stdout.take().expect("stdout");
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if let Some(url) = line.strip_prefix("fairuse listening on ") {
-                    tx.send(url.trim().to_owned()).ok();
-                }
-            }
-        });
-        let base = rx.recv_timeout(Duration::from_secs(60)).expect("fairuse did not start listening within 60 s");
-        self.base = base;
-        self.child = Some(child);
+        let process = ServeProcess::start(bin(), &self.data_dir, &self.env);
+        self.base = process.base.clone();
+        self.process = Some(process);
     }
 
     /// SIGKILL (no chance to flush anything) and start again on the same data directory.
     pub fn kill_and_restart(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            c.kill().expect("kill");
-            c.wait().ok();
+        if let Some(mut p) = self.process.take() {
+            p.kill();
         }
         self.spawn();
     }
 
     /// SIGTERM and wait for a clean exit; returns the exit status.
     pub fn terminate(&mut self) -> Option<std::process::ExitStatus> {
-        let c = self.child.as_mut()?;
-        Command::new("kill").arg("-TERM").arg(c.id().to_string()).status().ok();
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while Instant::now() < deadline {
-            if let Ok(Some(status)) = c.try_wait() {
-                self.child = None;
-                return Some(status);
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        None
+        self.process.as_mut()?.terminate()
+    }
+
+    /// What the server printed on stdout (the listening line and the start-up block after it),
+    /// once it has printed nothing for a second.
+    pub fn printed(&self) -> Vec<String> {
+        self.process.as_ref().map(|p| p.printed(Duration::from_secs(1))).unwrap_or_default()
+    }
+
+    /// What the server logged on stderr so far.
+    pub fn logged(&self) -> String {
+        self.process.as_ref().map(ServeProcess::stderr).unwrap_or_default()
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -153,15 +165,6 @@ impl TestServer {
             .await
             .unwrap();
         assert_eq!(r.status(), 200, "conversations accepted");
-    }
-}
-
-impl Drop for TestServer {
-    fn drop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            c.kill().ok();
-            c.wait().ok();
-        }
     }
 }
 
