@@ -16,12 +16,55 @@ use async_trait::async_trait;
 use fairuse_domain::error::StoreError;
 use fairuse_domain::store::{Job, JobStore, OutboxMessage, OutboxStore};
 use fairuse_domain::time::Timestamp;
+use sqlx::postgres::PgRow;
+use sqlx::{FromRow, Row};
 
 use crate::error::{Phase, sql_limit, store_error, to_u32};
 use crate::{OnTimeout, PostgresStore};
 
-type OutboxRow = (i64, String, String, i64, i64, i64, Option<String>);
-type JobRow = (i64, String, String, String, Option<String>, i64, i64);
+/// A claimed outbox row, read by column name. `seq` orders messages enqueued at the same due time.
+struct OutboxRow {
+    seq: i64,
+    message: OutboxMessage,
+}
+
+impl<'r> FromRow<'r, PgRow> for OutboxRow {
+    fn from_row(row: &'r PgRow) -> Result<Self, sqlx::Error> {
+        Ok(OutboxRow {
+            seq: row.try_get("seq")?,
+            message: OutboxMessage {
+                id: row.try_get("id")?,
+                body: row.try_get("body")?,
+                attempts: to_u32(row.try_get("attempts")?),
+                next_attempt_at: Timestamp::from_millis(row.try_get("next_attempt_at")?),
+                created_at: Timestamp::from_millis(row.try_get("created_at")?),
+                last_error: row.try_get("last_error")?,
+            },
+        })
+    }
+}
+
+/// A claimed job row, read by column name. `seq` is the enqueue order.
+struct JobRow {
+    seq: i64,
+    job: Job,
+}
+
+impl<'r> FromRow<'r, PgRow> for JobRow {
+    fn from_row(row: &'r PgRow) -> Result<Self, sqlx::Error> {
+        Ok(JobRow {
+            seq: row.try_get("seq")?,
+            job: Job {
+                id: row.try_get("id")?,
+                uid: row.try_get("uid")?,
+                lock_token: row.try_get("lock_token")?,
+                session_id: row.try_get("session_id")?,
+                attempts: to_u32(row.try_get("attempts")?),
+                created_at: Timestamp::from_millis(row.try_get("created_at")?),
+            },
+        })
+    }
+}
 
 #[async_trait]
 impl OutboxStore for PostgresStore {
@@ -49,18 +92,8 @@ impl OutboxStore for PostgresStore {
             .await?;
         let mut rows = rows;
         // RETURNING has no defined order; hand them out oldest due first, then in enqueue order.
-        rows.sort_by_key(|r| (r.4, r.0));
-        Ok(rows
-            .into_iter()
-            .map(|(_, id, body, attempts, next_attempt_at, created_at, last_error)| OutboxMessage {
-                id,
-                body,
-                attempts: to_u32(attempts),
-                next_attempt_at: Timestamp::from_millis(next_attempt_at),
-                created_at: Timestamp::from_millis(created_at),
-                last_error,
-            })
-            .collect())
+        rows.sort_by_key(|r| (r.message.next_attempt_at, r.seq));
+        Ok(rows.into_iter().map(|r| r.message).collect())
     }
 
     async fn delivered(&self, id: &str, _now: Timestamp) -> Result<(), StoreError> {
@@ -173,18 +206,8 @@ impl JobStore for PostgresStore {
             .await?;
         let mut rows = rows;
         // RETURNING has no defined order; hand them out in enqueue order.
-        rows.sort_by_key(|r| r.0);
-        Ok(rows
-            .into_iter()
-            .map(|(_, id, uid, lock_token, session_id, attempts, created_at)| Job {
-                id,
-                uid,
-                lock_token,
-                session_id,
-                attempts: to_u32(attempts),
-                created_at: Timestamp::from_millis(created_at),
-            })
-            .collect())
+        rows.sort_by_key(|r| r.seq);
+        Ok(rows.into_iter().map(|r| r.job).collect())
     }
 
     async fn complete(&self, id: &str) -> Result<(), StoreError> {
