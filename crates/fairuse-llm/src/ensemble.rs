@@ -13,6 +13,7 @@
 use std::fmt;
 use std::sync::Arc;
 
+use async_trait::async_trait;
 use fairuse_domain::classifier::{Classifier, ClassifierError, ClassifierInput, Verdict};
 
 const ROUTES_METRIC: &str = "fairuse_llm_ensemble_routes_total";
@@ -58,6 +59,7 @@ impl fmt::Debug for EnsembleClassifier {
     }
 }
 
+#[async_trait]
 impl Classifier for EnsembleClassifier {
     fn name(&self) -> &str {
         "ensemble"
@@ -65,8 +67,12 @@ impl Classifier for EnsembleClassifier {
 
     /// A heuristic failure is returned as is: the model is the expensive second opinion, not a
     /// fallback for a broken first one.
-    fn classify(&self, input: &ClassifierInput) -> Result<Verdict, ClassifierError> {
-        let first = self.heuristic.classify(input)?.clamped();
+    ///
+    /// The members are awaited one after the other, not together: the model is asked only when
+    /// the heuristic's answer is doubtful, so asking both at once would pay for a model call on
+    /// every clear case (and count it in the model's metrics) only to throw it away.
+    async fn classify(&self, input: &ClassifierInput) -> Result<Verdict, ClassifierError> {
+        let first = self.heuristic.classify(input).await?.clamped();
         if self.is_clear(first.misuse_score) {
             metrics::counter!(ROUTES_METRIC, "route" => "heuristic").increment(1);
             return Ok(first);
@@ -74,6 +80,6 @@ impl Classifier for EnsembleClassifier {
         metrics::counter!(ROUTES_METRIC, "route" => "model").increment(1);
         tracing::debug!(uid = %input.uid, heuristic_score = first.misuse_score, "doubtful case; asking the model");
         // The verdict's `model` field says which backend decided: the heuristic's or the model's.
-        self.model.classify(input).map(Verdict::clamped)
+        self.model.classify(input).await.map(Verdict::clamped)
     }
 }

@@ -7,9 +7,10 @@
 //! only conversations it was shown. [`EnsembleClassifier`] lets the offline heuristic settle the
 //! clear cases so the model (and its cost) only sees the doubtful ones.
 //!
-//! It implements the domain's synchronous [`Classifier`](fairuse_domain::classifier::Classifier)
-//! port and must not depend on axum, the server crate or any store adapter: the composition root
-//! wires it up. Failures are `Err`, never a made-up verdict, so the service fails open.
+//! It implements the domain's async [`Classifier`](fairuse_domain::classifier::Classifier) port
+//! (awaited on the caller's runtime, one pooled HTTP client per backend) and must not depend on
+//! axum, the server crate or any store adapter: the composition root wires it up. Failures are
+//! `Err`, never a made-up verdict, so the service fails open.
 #![forbid(unsafe_code)]
 
 mod answer;

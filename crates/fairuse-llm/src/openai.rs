@@ -8,14 +8,13 @@
 
 use std::error::Error as _;
 use std::fmt;
-use std::future::Future;
 use std::time::{Duration, Instant};
 
+use async_trait::async_trait;
 use fairuse_domain::classifier::{Classifier, ClassifierError, ClassifierInput, Verdict, select_recipes_with_sessions};
 use reqwest::StatusCode;
 use reqwest::header::{CONTENT_TYPE, HeaderValue};
 use serde::Deserialize;
-use tokio::runtime::{Handle, RuntimeFlavor};
 
 use crate::answer::parse_answer;
 use crate::config::{LlmConfig, LlmError};
@@ -115,10 +114,9 @@ impl OpenAiClassifier {
             // An API endpoint that redirects is misconfigured; following it would resend the
             // conversation metadata (and, same-origin, the key) somewhere nobody configured.
             .redirect(reqwest::redirect::Policy::none())
-            // No idle connections: calls are rare (one per user per cooldown), and `classify`
-            // may run each call on a different runtime (see `block_on`), where a connection
-            // pooled by a runtime that has since been dropped would be dead.
-            .pool_max_idle_per_host(0)
+            // Connections are pooled (reqwest's default): every call runs on the caller's
+            // runtime, so a kept-alive connection is reused by the next classification instead
+            // of paying a TCP and TLS handshake per call.
             .user_agent(concat!("fairuse-llm/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| LlmError::Client(e.to_string()))?;
@@ -129,9 +127,9 @@ impl OpenAiClassifier {
         &self.cfg
     }
 
-    /// The classification itself, for async callers. At most two attempts, each bounded by the
-    /// configured timeout; needs a tokio runtime with time enabled.
-    pub async fn classify_async(&self, input: &ClassifierInput) -> Result<Verdict, ClassifierError> {
+    /// The classification itself ([`Classifier::classify`]). At most two attempts, each bounded by
+    /// the configured timeout; needs a tokio runtime with time and IO enabled (the caller's).
+    async fn ask(&self, input: &ClassifierInput) -> Result<Verdict, ClassifierError> {
         // Recipes follow the rules over all the user's conversations and gateway sessions, as the
         // heuristic's do, even when the model is shown only the most recent ones.
         let recipes = select_recipes_with_sessions(&input.conversations, &input.sessions);
@@ -288,53 +286,17 @@ impl OpenAiClassifier {
     }
 }
 
+#[async_trait]
 impl Classifier for OpenAiClassifier {
     fn name(&self) -> &str {
         "openai"
     }
 
-    /// Runs [`OpenAiClassifier::classify_async`] to completion: on the current multi-thread tokio
-    /// runtime when there is one (as inside the service's `spawn_blocking`), otherwise on a small
-    /// current-thread runtime of its own. It blocks the calling thread for at most about twice
-    /// the configured timeout.
-    fn classify(&self, input: &ClassifierInput) -> Result<Verdict, ClassifierError> {
-        block_on(|| self.classify_async(input))?
+    /// Awaits the chat-completions call on the caller's runtime, through the one pooled client
+    /// built in [`OpenAiClassifier::new`]. It takes at most about twice the configured timeout.
+    async fn classify(&self, input: &ClassifierInput) -> Result<Verdict, ClassifierError> {
+        self.ask(input).await
     }
-}
-
-/// Drives an async call from the synchronous [`Classifier`] port.
-///
-/// - On a multi-thread tokio runtime (the service calls `classify` inside `spawn_blocking`), the
-///   future runs on the current runtime through its handle. `block_in_place` makes this safe
-///   even on a worker thread; on a blocking thread it simply runs the closure.
-/// - Otherwise (no runtime, or a current-thread runtime, whose `Handle::block_on` cannot drive
-///   IO and whose worker thread cannot block on itself), the future runs on a small
-///   current-thread runtime built for this call on a scoped thread of its own. A fresh thread has
-///   no runtime context, so starting a runtime there never panics ("cannot start a runtime from
-///   within a runtime"). A classification is a multi-second network call made once per user per
-///   cooldown, so a thread and a runtime per call cost nothing that matters.
-fn block_on<F, Fut>(make: F) -> Result<Fut::Output, ClassifierError>
-where
-    F: FnOnce() -> Fut + Send,
-    Fut: Future,
-    Fut::Output: Send,
-{
-    if let Ok(handle) = Handle::try_current()
-        && handle.runtime_flavor() == RuntimeFlavor::MultiThread
-    {
-        return Ok(tokio::task::block_in_place(|| handle.block_on(make())));
-    }
-    std::thread::scope(|scope| {
-        scope
-            .spawn(|| {
-                let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| {
-                    ClassifierError::Backend(format!("could not start a runtime for the llm call: {e}"))
-                })?;
-                Ok(runtime.block_on(make()))
-            })
-            .join()
-            .unwrap_or_else(|_| Err(ClassifierError::Backend("the llm call's thread panicked".into())))
-    })
 }
 
 fn record_usage(usage: Option<&Usage>) {

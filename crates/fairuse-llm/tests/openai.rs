@@ -12,6 +12,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
+use axum::serve::ListenerExt;
 use fairuse_domain::classifier::{
     Classifier, ClassifierError, ClassifierInput, Conversation, MAX_EVIDENCE, Recipe, UsageShape, UsageType, Verdict,
     select_recipes,
@@ -53,11 +54,17 @@ struct ServerState {
 struct MockLlm {
     base_url: String,
     requests: Arc<Mutex<Vec<Recorded>>>,
+    /// TCP connections the server accepted.
+    connections: Arc<AtomicU64>,
 }
 
 impl MockLlm {
     fn requests(&self) -> Vec<Recorded> {
         self.requests.lock().unwrap().clone()
+    }
+
+    fn connections(&self) -> u64 {
+        self.connections.load(Ordering::SeqCst)
     }
 
     fn config(&self) -> LlmConfig {
@@ -71,8 +78,13 @@ async fn spawn_mock(script: Vec<Reply>) -> MockLlm {
     let app = Router::new().route("/v1/chat/completions", post(chat_completions)).with_state(state);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
+    let connections = Arc::new(AtomicU64::new(0));
+    let accepted = connections.clone();
+    let listener = listener.tap_io(move |_| {
+        accepted.fetch_add(1, Ordering::SeqCst);
+    });
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    MockLlm { base_url: format!("http://{addr}/v1"), requests }
+    MockLlm { base_url: format!("http://{addr}/v1"), requests, connections }
 }
 
 async fn chat_completions(State(state): State<ServerState>, headers: HeaderMap, raw: String) -> Response {
@@ -208,10 +220,9 @@ fn classifier(cfg: LlmConfig) -> Arc<OpenAiClassifier> {
     Arc::new(OpenAiClassifier::new(LlmConfig { timeout: Duration::from_secs(5), ..cfg }).unwrap())
 }
 
-/// As the service calls it: the synchronous port inside `spawn_blocking`.
+/// As the service calls it: the async port, awaited on the caller's runtime.
 async fn classify(c: &Arc<OpenAiClassifier>, input: ClassifierInput) -> Result<Verdict, ClassifierError> {
-    let c = c.clone();
-    tokio::task::spawn_blocking(move || c.classify(&input)).await.unwrap()
+    c.classify(&input).await
 }
 
 fn request_json(r: &Recorded) -> Value {
@@ -503,35 +514,35 @@ async fn the_api_key_never_appears_in_debug_output_or_errors() {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Runtimes: the synchronous port works wherever it is called from.
+// Runtimes and connections: the call runs on the caller's runtime, through one pooled client.
 
-#[test]
-fn classify_works_from_a_plain_thread_without_a_runtime() {
-    let server_runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
-    let mock = server_runtime.block_on(spawn_mock(vec![good_answer()]));
-    assert!(tokio::runtime::Handle::try_current().is_err(), "this thread has no runtime");
-    let v = classifier(mock.config()).classify(&input()).unwrap();
-    assert_eq!(v.misuse_score, 0.92);
-    // And the retry path, which sleeps, works on the private runtime too.
-    let mock = server_runtime.block_on(spawn_mock(vec![Reply::Status(502, String::new()), good_answer()]));
-    assert!(classifier(mock.config()).classify(&input()).is_ok());
+#[tokio::test(flavor = "current_thread")]
+async fn classify_works_on_a_current_thread_runtime_including_the_retry_pause() {
+    let mock = spawn_mock(vec![Reply::Status(502, String::new()), good_answer()]).await;
+    let v = classify(&classifier(mock.config()), input()).await.unwrap();
+    assert_eq!(v.usage_type, UsageType::Audiobook);
     assert_eq!(mock.requests().len(), 2);
 }
 
-#[tokio::test(flavor = "current_thread")]
-async fn classify_works_from_spawn_blocking_on_a_current_thread_runtime() {
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sequential_classifications_reuse_one_pooled_connection() {
     let mock = spawn_mock(vec![good_answer()]).await;
-    let v = classify(&classifier(mock.config()), input()).await.unwrap();
-    assert_eq!(v.usage_type, UsageType::Audiobook);
+    let c = classifier(mock.config());
+    for _ in 0..5 {
+        assert_eq!(classify(&c, input()).await.unwrap().misuse_score, 0.92);
+    }
+    assert_eq!(mock.requests().len(), 5);
+    assert_eq!(mock.connections(), 1, "one kept-alive connection for five calls, not one per call");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn classify_called_directly_on_a_runtime_worker_does_not_panic() {
-    let mock = spawn_mock(vec![good_answer()]).await;
-    // Blocking a worker is poor form, but it must work: block_in_place hands the worker's other
-    // tasks (here, the mock server) to another thread meanwhile.
-    let v = classifier(mock.config()).classify(&input()).unwrap();
-    assert_eq!(v.misuse_score, 0.92);
+async fn a_retried_attempt_reuses_the_connection_too() {
+    let mock = spawn_mock(vec![Reply::Status(503, String::new()), good_answer()]).await;
+    let c = classifier(mock.config());
+    assert!(classify(&c, input()).await.is_ok());
+    assert!(classify(&c, input()).await.is_ok());
+    assert_eq!(mock.requests().len(), 3);
+    assert_eq!(mock.connections(), 1);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -586,11 +597,10 @@ fn outcomes_latency_and_token_usage_are_metered() {
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
     let mock = runtime.block_on(spawn_mock(vec![Reply::Status(500, String::new()), good_answer()]));
     let c = classifier(mock.config());
-    // With the runtime entered on this (non-worker) thread, the call is driven right here, so a
+    // `block_on` drives the call's future right here on this (non-worker) thread, so a
     // thread-local recorder sees its metrics.
-    let _entered = runtime.enter();
     let recorder = TestRecorder::default();
-    let v = metrics::with_local_recorder(&recorder, || c.classify(&input()));
+    let v = metrics::with_local_recorder(&recorder, || runtime.block_on(c.classify(&input())));
     assert!(v.is_ok());
     assert_eq!(recorder.counter("fairuse_llm_requests_total{outcome=server_error}"), 1);
     assert_eq!(recorder.counter("fairuse_llm_requests_total{outcome=ok}"), 1);

@@ -3,7 +3,9 @@
 //! stores are `Arc<dyn Trait>` chosen by the composition root. Failures are `ServiceError`, which
 //! names no HTTP status: `error.rs` maps it to the HTTP table in one place.
 
+use std::any::Any;
 use std::collections::BTreeMap;
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
@@ -22,6 +24,7 @@ use fairuse_domain::store::{
 use fairuse_domain::time::{Clock, Timestamp};
 use fairuse_domain::windows::{RecordOutcome, UsageReport};
 use fairuse_domain::{InputError, StoreError};
+use futures_util::FutureExt;
 use serde::Serialize;
 use tokio::sync::Notify;
 
@@ -569,12 +572,13 @@ impl Service {
         let verdict: Result<Verdict, String> = match pipeline::judgement(&state, &input, &policy) {
             Judgement::Given(v) => Ok(v),
             Judgement::Ask => {
-                let classifier = self.classifier.clone();
                 let started = std::time::Instant::now();
-                let asked = input.clone();
-                let r = tokio::task::spawn_blocking(move || classifier.classify(&asked))
+                // Awaited here, on the worker's runtime. A classifier that panics is a failed run
+                // like any other (no verdict, lock released), not a dead job worker.
+                let r = AssertUnwindSafe(self.classifier.classify(&input))
+                    .catch_unwind()
                     .await
-                    .map_err(|e| format!("classifier task failed: {e}"))
+                    .map_err(|panic| format!("classifier panicked: {}", panic_message(panic.as_ref())))
                     .and_then(|r| r.map_err(|e| e.to_string()));
                 metrics::histogram!("fairuse_classifier_seconds").record(started.elapsed().as_secs_f64());
                 r.map(|v| pipeline::admit(v.clamped(), &input, &policy))
@@ -979,6 +983,15 @@ fn eval_key(uid: &Uid) -> String {
 
 pub fn classifier_lock_key(uid: &Uid) -> String {
     format!("classifier:{uid}")
+}
+
+/// The text a panic was raised with (`panic!` with a literal or a format string), for the log.
+fn panic_message(payload: &(dyn Any + Send)) -> &str {
+    payload
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("(not a string)")
 }
 
 fn record_event_metrics(events: &[Event]) {

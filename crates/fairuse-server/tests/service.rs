@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use async_trait::async_trait;
 use fairuse_domain::classifier::{
     Classifier, ClassifierError, ClassifierInput, Conversation, Evidence, ScriptedClassifier, UsageType, Verdict,
 };
@@ -21,9 +22,10 @@ use fairuse_server::service::{
 
 struct Fixed(Result<Verdict, ClassifierError>);
 
+#[async_trait]
 impl Classifier for Fixed {
     /// The fixed answer, citing every conversation it was shown (a verdict must cite evidence).
-    fn classify(&self, input: &ClassifierInput) -> Result<Verdict, ClassifierError> {
+    async fn classify(&self, input: &ClassifierInput) -> Result<Verdict, ClassifierError> {
         let mut v = self.0.clone()?;
         v.evidence = input
             .conversations
@@ -43,8 +45,9 @@ const T0: i64 = 1_774_000_000_000; // 2026-03-20T09:46:40Z
 #[derive(Default)]
 struct Recording(std::sync::Mutex<Vec<ClassifierInput>>);
 
+#[async_trait]
 impl Classifier for Recording {
-    fn classify(&self, input: &ClassifierInput) -> Result<Verdict, ClassifierError> {
+    async fn classify(&self, input: &ClassifierInput) -> Result<Verdict, ClassifierError> {
         self.0.lock().unwrap().push(input.clone());
         Ok(ScriptedClassifier::scripted(0.0, UsageType::None))
     }
@@ -542,8 +545,9 @@ async fn without_a_conversation_to_cite_no_classifier_is_asked_and_nothing_quali
 /// Answers a qualifying score citing conversations it was not shown (or none).
 struct Uncited(Vec<&'static str>);
 
+#[async_trait]
 impl Classifier for Uncited {
-    fn classify(&self, _: &ClassifierInput) -> Result<Verdict, ClassifierError> {
+    async fn classify(&self, _: &ClassifierInput) -> Result<Verdict, ClassifierError> {
         let mut v = ScriptedClassifier::scripted(0.92, UsageType::Audiobook);
         v.evidence = self.0.iter().map(|id| Evidence::conversation(*id, "invented", "made up")).collect();
         Ok(v)

@@ -4,6 +4,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
 use crate::prints::AudioMatch;
@@ -286,8 +287,14 @@ pub enum ClassifierError {
 }
 
 /// The port. Implementations must be deterministic for the same input where they can be.
+///
+/// Async like the store ports: a backend that does network I/O (the `openai` one) awaits it on
+/// the caller's runtime. The offline classifiers here ([`HeuristicClassifier`],
+/// [`ScriptedClassifier`]) also have a synchronous `classify_now`, which the simulator uses so it
+/// stays synchronous and deterministic; their `classify` is just that.
+#[async_trait]
 pub trait Classifier: Send + Sync {
-    fn classify(&self, input: &ClassifierInput) -> Result<Verdict, ClassifierError>;
+    async fn classify(&self, input: &ClassifierInput) -> Result<Verdict, ClassifierError>;
     fn name(&self) -> &str;
 }
 
@@ -303,5 +310,28 @@ mod tests {
         let parsed: ClassifierInput = serde_json::from_value(json).unwrap();
         assert!(parsed.sessions.is_empty());
         assert_eq!(parsed.conversations.len(), 1);
+    }
+
+    /// Polls `future` once with a waker that does nothing: the offline classifiers' `classify`
+    /// must be ready at once, with no runtime.
+    fn ready_now<F: std::future::Future>(future: F) -> F::Output {
+        let mut future = std::pin::pin!(future);
+        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+        match future.as_mut().poll(&mut cx) {
+            std::task::Poll::Ready(out) => out,
+            std::task::Poll::Pending => panic!("an offline classifier awaited something"),
+        }
+    }
+
+    #[test]
+    fn the_offline_classifiers_async_port_is_their_synchronous_verdict_without_a_runtime() {
+        let convs = vec![conv(1, "The Long Road - Chapter 1", 60, "entertainment"), conv(2, "standup", 15, "work")];
+        let asked = input(convs, UsageShape::default());
+        let heuristic: &dyn Classifier = &HeuristicClassifier;
+        assert_eq!(ready_now(heuristic.classify(&asked)), Ok(HeuristicClassifier.classify_now(&asked)));
+        let scripted = ScriptedClassifier { verdict: ScriptedClassifier::scripted(0.8, UsageType::Podcast) };
+        let as_port: &dyn Classifier = &scripted;
+        assert_eq!(ready_now(as_port.classify(&asked)), Ok(scripted.classify_now(&asked)));
+        assert_eq!((heuristic.name(), as_port.name()), ("heuristic", "scripted"));
     }
 }

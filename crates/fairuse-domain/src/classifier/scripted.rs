@@ -1,5 +1,7 @@
 //! The simulator's classifier: whatever the trace says.
 
+use async_trait::async_trait;
+
 use super::{Classifier, ClassifierError, ClassifierInput, UsageType, Verdict};
 
 /// The simulator's classifier: returns whatever the trace's last `verdict` line for the user said.
@@ -22,11 +24,17 @@ impl ScriptedClassifier {
         }
         .clamped()
     }
+
+    /// The scripted verdict, synchronously (it cannot fail).
+    pub fn classify_now(&self, _input: &ClassifierInput) -> Verdict {
+        self.verdict.clone()
+    }
 }
 
+#[async_trait]
 impl Classifier for ScriptedClassifier {
-    fn classify(&self, _input: &ClassifierInput) -> Result<Verdict, ClassifierError> {
-        Ok(self.verdict.clone())
+    async fn classify(&self, input: &ClassifierInput) -> Result<Verdict, ClassifierError> {
+        Ok(self.classify_now(input))
     }
     fn name(&self) -> &str {
         "scripted"

@@ -14,6 +14,7 @@ mod words;
 
 use std::collections::BTreeMap;
 
+use async_trait::async_trait;
 use serde::Serialize;
 
 use super::recipes::select_recipes_with_sessions;
@@ -247,13 +248,14 @@ impl HeuristicClassifier {
     }
 }
 
+#[async_trait]
 impl Classifier for HeuristicClassifier {
     fn name(&self) -> &str {
         "heuristic"
     }
 
-    fn classify(&self, input: &ClassifierInput) -> Result<Verdict, ClassifierError> {
-        Ok(self.explain(input).verdict)
+    async fn classify(&self, input: &ClassifierInput) -> Result<Verdict, ClassifierError> {
+        Ok(self.classify_now(input))
     }
 }
 
@@ -275,7 +277,13 @@ pub struct Explanation {
 }
 
 impl HeuristicClassifier {
-    /// The verdict and the signals behind it; [`Classifier::classify`] is its verdict.
+    /// The verdict, synchronously (the heuristic cannot fail): [`HeuristicClassifier::explain`]'s
+    /// verdict, and what [`Classifier::classify`] returns.
+    pub fn classify_now(&self, input: &ClassifierInput) -> Verdict {
+        self.explain(input).verdict
+    }
+
+    /// The verdict and the signals behind it; [`HeuristicClassifier::classify_now`] is its verdict.
     pub fn explain(&self, input: &ClassifierInput) -> Explanation {
         let convs = &input.conversations;
         let recipes = select_recipes_with_sessions(convs, &input.sessions);

@@ -10,7 +10,7 @@ use crate::time::MS_PER_MINUTE;
 #[test]
 fn sequential_chapters_qualify_and_cite_the_conversations() {
     let convs: Vec<_> = (1..=6).map(|i| conv(i, &format!("Harry Potter - Chapter {i}"), 45, "entertainment")).collect();
-    let v = HeuristicClassifier.classify(&input(convs, UsageShape::default())).unwrap();
+    let v = HeuristicClassifier.classify_now(&input(convs, UsageShape::default()));
     assert!(v.misuse_score >= 0.7, "{v:?}");
     assert_eq!(v.usage_type, UsageType::Audiobook);
     assert!(!v.evidence.is_empty() && v.evidence.len() <= MAX_EVIDENCE);
@@ -27,7 +27,7 @@ fn volume_and_shape_alone_never_qualify() {
         hours_of_day_active: 24,
         mean_density_ms: 60_000,
     };
-    let v = HeuristicClassifier.classify(&input(convs, shape)).unwrap();
+    let v = HeuristicClassifier.classify_now(&input(convs, shape));
     assert!(v.misuse_score < 0.7, "{v:?}");
 }
 
@@ -41,7 +41,7 @@ fn a_day_of_meetings_is_not_misuse() {
         hours_of_day_active: 10,
         mean_density_ms: 30_000,
     };
-    let v = HeuristicClassifier.classify(&input(convs, shape)).unwrap();
+    let v = HeuristicClassifier.classify_now(&input(convs, shape));
     assert!(v.misuse_score < 0.5, "{v:?}");
 }
 
@@ -56,7 +56,7 @@ fn one_narrated_chapter_and_two_dense_unbroken_hours_qualify() {
         hours_of_day_active: 3,
         mean_density_ms: 53_000,
     };
-    let v = HeuristicClassifier.classify(&input(convs, shape.clone())).unwrap();
+    let v = HeuristicClassifier.classify_now(&input(convs, shape.clone()));
     assert!(v.misuse_score >= 0.7, "{v:?}");
     assert_eq!(v.usage_type, UsageType::Audiobook);
     assert_eq!(v.evidence.len(), 1);
@@ -64,23 +64,23 @@ fn one_narrated_chapter_and_two_dense_unbroken_hours_qualify() {
     // The same hours at conversational density, without a silent minute, do not.
     let talk = vec![at(1, 0, 140, "Workshop with the design team", "Live workshop; the team sketched flows.")];
     let loose = UsageShape { mean_density_ms: 30_000, ..shape };
-    assert!(HeuristicClassifier.classify(&input(talk, loose)).unwrap().misuse_score < 0.3);
+    assert!(HeuristicClassifier.classify_now(&input(talk, loose)).misuse_score < 0.3);
 }
 
 #[test]
 fn chapters_back_to_back_are_cited_as_a_series() {
     let convs: Vec<_> =
         (0..4).map(|i| at(i + 1, i as i64 * 62, 60, &format!("Harbor of Glass, Part {}", i + 3), "")).collect();
-    let v = HeuristicClassifier.classify(&input(convs.clone(), UsageShape::default())).unwrap();
+    let v = HeuristicClassifier.classify_now(&input(convs.clone(), UsageShape::default()));
     // Numbering with metadata that describes nothing: structure only, which needs content.
     assert_eq!(v.misuse_score, 0.0, "{v:?}");
-    let v = HeuristicClassifier.classify(&input(convs, max_shape())).unwrap();
+    let v = HeuristicClassifier.classify_now(&input(convs, max_shape()));
     assert!((v.misuse_score - SHAPE_SCORE_LIMIT).abs() < 1e-9, "numbering and shape alone: {v:?}");
     assert!(v.evidence.is_empty(), "{:?}", v.evidence);
     let named: Vec<_> = (0..4)
         .map(|i| at(i + 1, i as i64 * 62, 60, &format!("The Money Hour Episode {}", i + 40), "Two hosts talk."))
         .collect();
-    let v = HeuristicClassifier.classify(&input(named, UsageShape::default())).unwrap();
+    let v = HeuristicClassifier.classify_now(&input(named, UsageShape::default()));
     assert!(v.misuse_score >= 0.7, "{v:?}");
     assert_eq!(v.usage_type, UsageType::Podcast);
 }
@@ -92,7 +92,7 @@ fn titles_sharing_a_show_name_with_described_media_count_as_media() {
         at(2, 61, 60, "Inside a seed round | The Money Hour", "In this episode the hosts discuss funding."),
         at(3, 122, 60, "Kitchen Wars S02E01", "Several characters talk over music."),
     ];
-    let v = HeuristicClassifier.classify(&input(convs, UsageShape::default())).unwrap();
+    let v = HeuristicClassifier.classify_now(&input(convs, UsageShape::default()));
     assert!(v.misuse_score >= 0.55 - 1e-9, "all three are media: {v:?}");
     let reasons: Vec<&str> = v.evidence.iter().map(|e| e.reason.as_str()).collect();
     assert!(reasons.iter().any(|r| r.contains("same name \"the money hour\" as c2")), "{reasons:?}");
@@ -102,7 +102,7 @@ fn titles_sharing_a_show_name_with_described_media_count_as_media() {
         at(1, 0, 60, "Weekly sync | Atlas team", "Planning."),
         at(2, 61, 60, "Design review | Atlas team", "Reviewed the onboarding flow."),
     ];
-    let v = HeuristicClassifier.classify(&input(convs, max_shape())).unwrap();
+    let v = HeuristicClassifier.classify_now(&input(convs, max_shape()));
     assert!(v.misuse_score <= SHAPE_SCORE_LIMIT && v.evidence.is_empty(), "{v:?}");
 }
 
@@ -129,7 +129,7 @@ fn a_live_course_with_numbered_lectures_is_not_misuse() {
         id += 1;
         convs.push(at(id, day * 1440 + 17 * 60, 60, "CS101 lecture — week 3", "Study group before the quiz."));
     }
-    let v = HeuristicClassifier.classify(&input(convs, max_shape())).unwrap();
+    let v = HeuristicClassifier.classify_now(&input(convs, max_shape()));
     assert!(v.misuse_score < 0.7, "{v:?}");
 }
 
@@ -143,7 +143,7 @@ fn a_family_movie_night_in_a_week_of_family_life_is_not_misuse() {
         .collect();
     convs.push(at(61, 100 * 160, 130, "Family movie night: Galaxy Drift", "The movie playing on the TV."));
     convs.push(at(62, 101 * 160, 25, "Bedtime story: chapter 4", "Dad read chapter 4 to the kids."));
-    let v = HeuristicClassifier.classify(&input(convs, max_shape())).unwrap();
+    let v = HeuristicClassifier.classify_now(&input(convs, max_shape()));
     assert!(v.misuse_score < 0.7, "{v:?}");
 }
 
@@ -156,7 +156,7 @@ fn without_a_conversation_naming_recorded_media_nothing_qualifies() {
         let convs: Vec<_> = (0..200)
             .map(|i| at(i + 1, i as i64 * 31, 30, &t.replace("{n}", &(i + 1).to_string()), "Continuous speech."))
             .collect();
-        let v = HeuristicClassifier.classify(&input(convs, max_shape())).unwrap();
+        let v = HeuristicClassifier.classify_now(&input(convs, max_shape()));
         assert!(v.misuse_score < 0.7, "{t}: {v:?}");
     }
 }
@@ -170,7 +170,7 @@ fn evidence_cites_only_input_conversations() {
         })
         .collect();
     let ids: BTreeSet<String> = convs.iter().map(|c| c.conversation_id.clone()).collect();
-    let v = HeuristicClassifier.classify(&input(convs, max_shape())).unwrap();
+    let v = HeuristicClassifier.classify_now(&input(convs, max_shape()));
     assert!(!v.evidence.is_empty() && v.evidence.len() <= MAX_EVIDENCE);
     assert!(v.evidence.iter().all(|e| ids.contains(&e.conversation_id) && !e.reason.is_empty()), "{v:?}");
 }
@@ -179,7 +179,7 @@ fn evidence_cites_only_input_conversations() {
 fn playback_shaped_sessions_raise_the_shape_score_and_conversational_ones_do_not() {
     // Four sessions, so no recipe fires either way: only the playback signal differs.
     let score = |sessions: Vec<StreamSession>| {
-        HeuristicClassifier.classify(&with_sessions(vec![], UsageShape::default(), sessions)).unwrap().misuse_score
+        HeuristicClassifier.classify_now(&with_sessions(vec![], UsageShape::default(), sessions)).misuse_score
     };
     assert_eq!(score(vec![]), 0.0);
     let talking: Vec<_> = (0..4).map(|i| talk(i, i as i64 * 100, 50)).collect();
@@ -197,14 +197,14 @@ fn playback_shaped_sessions_raise_the_shape_score_and_conversational_ones_do_not
         at(2, 2000, 45, "Call with the bank", "A phone call about a mortgage."),
     ];
     let shape = UsageShape { mean_density_ms: 45_000, ..UsageShape::default() };
-    let base = HeuristicClassifier.classify(&with_sessions(convs.clone(), shape.clone(), vec![])).unwrap();
+    let base = HeuristicClassifier.classify_now(&with_sessions(convs.clone(), shape.clone(), vec![]));
     // Two sessions: with the two conversations, too few for any recipe.
     let sessions: Vec<_> = (0..2).map(|i| playback(i, 500 + i as i64 * 100, 40)).collect();
-    let more = HeuristicClassifier.classify(&with_sessions(convs.clone(), shape.clone(), sessions)).unwrap();
+    let more = HeuristicClassifier.classify_now(&with_sessions(convs.clone(), shape.clone(), sessions));
     assert!((more.misuse_score - base.misuse_score - PLAYBACK_WEIGHT).abs() < 1e-9, "{base:?} {more:?}");
     assert_eq!(more.evidence, base.evidence, "sessions are measured, not cited");
     let sessions: Vec<_> = (0..2).map(|i| talk(i, 500 + i as i64 * 100, 40)).collect();
-    let same = HeuristicClassifier.classify(&with_sessions(convs, shape, sessions)).unwrap();
+    let same = HeuristicClassifier.classify_now(&with_sessions(convs, shape, sessions));
     assert_eq!(same, base, "conversational sessions change nothing");
 }
 
@@ -216,7 +216,7 @@ fn sessions_and_shape_alone_never_qualify() {
         .map(|i| at(i + 1, i as i64 * 31, 30, &format!("Untitled part {}", i + 1), "Continuous speech."))
         .collect();
     let sessions: Vec<_> = (0..300).map(|i| playback(i, 1_000 + i as i64 * 31, 30)).collect();
-    let v = HeuristicClassifier.classify(&with_sessions(convs, max_shape(), sessions)).unwrap();
+    let v = HeuristicClassifier.classify_now(&with_sessions(convs, max_shape(), sessions));
     assert!(v.misuse_score < 0.7, "{v:?}");
     assert!(v.evidence.iter().all(|e| e.conversation_id.starts_with('c')), "{v:?}");
 }
@@ -276,7 +276,7 @@ fn recorded_media_in_many_languages_qualifies_and_cites_it() {
     for (title, overview, usage_type) in cases {
         let convs = played(title, overview, 16, 55);
         let ids: BTreeSet<String> = convs.iter().map(|c| c.conversation_id.clone()).collect();
-        let v = HeuristicClassifier.classify(&input(convs, abuser_shape())).unwrap();
+        let v = HeuristicClassifier.classify_now(&input(convs, abuser_shape()));
         assert!(v.misuse_score >= 0.7, "{title}: {v:?}");
         assert_eq!(v.usage_type, usage_type, "{title}: {v:?}");
         assert!(v.evidence.iter().all(|e| ids.contains(&e.conversation_id)), "{title}: {v:?}");
@@ -330,7 +330,7 @@ fn live_heavy_use_in_many_languages_does_not_qualify() {
         "Noche de película en familia",
         "Vimos una película con los niños.",
     ));
-    let v = HeuristicClassifier.classify(&input(convs.clone(), max_shape())).unwrap();
+    let v = HeuristicClassifier.classify_now(&input(convs.clone(), max_shape()));
     assert!(v.misuse_score < 0.7, "{v:?}");
     // Each kind alone, too: the whole week of one person.
     for (title, overview) in &week {
@@ -341,7 +341,7 @@ fn live_heavy_use_in_many_languages_does_not_qualify() {
                 at(i + 1, start, 60, &title.replace("{n}", &(10 + i).to_string()), overview)
             })
             .collect();
-        let v = HeuristicClassifier.classify(&input(convs, max_shape())).unwrap();
+        let v = HeuristicClassifier.classify_now(&input(convs, max_shape()));
         assert!(v.misuse_score < 0.7, "{title}: {v:?}");
     }
 }
@@ -350,14 +350,14 @@ fn live_heavy_use_in_many_languages_does_not_qualify() {
 fn narration_cues_are_silenced_by_live_people() {
     let club = at(1, 0, 90, "Book club", "Book club with friends: we argued about the protagonist and the plot.");
     let story = at(2, 200, 90, "Elizabeth and Darcy", "The protagonist confronts Darcy; the plot thickens.");
-    let v = HeuristicClassifier.classify(&input(vec![club.clone()], UsageShape::default())).unwrap();
+    let v = HeuristicClassifier.classify_now(&input(vec![club.clone()], UsageShape::default()));
     assert_eq!(v.misuse_score, 0.0, "{v:?}");
-    let v = HeuristicClassifier.classify(&input(vec![story], UsageShape::default())).unwrap();
+    let v = HeuristicClassifier.classify_now(&input(vec![story], UsageShape::default()));
     assert!(v.misuse_score >= CONTENT_WEIGHT * CUES - 1e-9 && v.misuse_score < 0.7, "two cues: {v:?}");
     assert!(v.evidence[0].reason.contains("protagonist"), "{v:?}");
     // A named medium counts beside live people: a movie watched with friends is a movie.
     let film = at(3, 400, 90, "Movie night with friends", "Watched a film together.");
-    let v = HeuristicClassifier.classify(&input(vec![club, film], UsageShape::default())).unwrap();
+    let v = HeuristicClassifier.classify_now(&input(vec![club, film], UsageShape::default()));
     assert!(v.evidence.iter().any(|e| e.conversation_id == "c3"), "{v:?}");
 }
 
@@ -373,7 +373,7 @@ fn continuous_single_voices_and_media_categories_alone_never_qualify() {
     // entertainment category, with every shape signal: the shape score and nothing more.
     let titles = ["Afternoon", "Evening", "Night", "Morning"];
     let convs: Vec<_> = (0..60).map(|i| narrated(i + 1, titles[i % 4], "")).collect();
-    let v = HeuristicClassifier.classify(&input(convs.clone(), max_shape())).unwrap();
+    let v = HeuristicClassifier.classify_now(&input(convs.clone(), max_shape()));
     assert!((v.misuse_score - SHAPE_SCORE_LIMIT).abs() < 1e-9, "{v:?}");
     assert!(v.evidence.is_empty(), "{v:?}");
     // One in four saying "narrator" makes the stream an audiobook: the others, in continuous
@@ -382,7 +382,7 @@ fn continuous_single_voices_and_media_categories_alone_never_qualify() {
     for c in said.iter_mut().step_by(4) {
         c.overview = "The narrator recounts how Elizabeth refuses Darcy.".into();
     }
-    let v = HeuristicClassifier.classify(&input(said.clone(), abuser_shape())).unwrap();
+    let v = HeuristicClassifier.classify_now(&input(said.clone(), abuser_shape()));
     assert!(v.misuse_score >= 0.7, "{v:?}");
     assert_eq!(v.usage_type, UsageType::Audiobook);
     assert!(v.evidence[0].reason.contains("narrator"), "{v:?}");
@@ -391,7 +391,7 @@ fn continuous_single_voices_and_media_categories_alone_never_qualify() {
         let mut second = narrated(2, "Evening", "");
         second.started_at = said[0].finished_at.plus_ms(gap * MS_PER_MINUTE);
         second.finished_at = second.started_at.plus_ms(60 * MS_PER_MINUTE);
-        HeuristicClassifier.classify(&input(vec![said[0].clone(), second], UsageShape::default())).unwrap()
+        HeuristicClassifier.classify_now(&input(vec![said[0].clone(), second], UsageShape::default()))
     };
     let v = pair(1);
     assert!(v.evidence.iter().any(|e| e.conversation_id == "c2" && e.reason.contains("one stream")), "{v:?}");
@@ -402,7 +402,7 @@ fn continuous_single_voices_and_media_categories_alone_never_qualify() {
         category: "education".into(),
         ..narrated(1, "Lecture", "Live lecture; students asked questions.")
     };
-    let v = HeuristicClassifier.classify(&input(vec![lecture], UsageShape::default())).unwrap();
+    let v = HeuristicClassifier.classify_now(&input(vec![lecture], UsageShape::default()));
     assert_eq!(v.misuse_score, 0.0, "{v:?}");
 }
 
@@ -417,12 +417,12 @@ fn shape_and_every_structural_sign_with_a_trace_of_content_never_qualify() {
         })
         .collect();
     let sessions: Vec<_> = (0..300).map(|i| playback(i, 10_000 + i as i64 * 31, 30)).collect();
-    let v = HeuristicClassifier.classify(&with_sessions(convs.clone(), max_shape(), sessions.clone())).unwrap();
+    let v = HeuristicClassifier.classify_now(&with_sessions(convs.clone(), max_shape(), sessions.clone()));
     assert!((v.misuse_score - SHAPE_SCORE_LIMIT).abs() < 1e-9, "structure without content adds nothing: {v:?}");
     // One conversation a week apart from the stream with a single content cue: structure now
     // counts, at its cap, and still the verdict does not qualify.
     convs.push(at(300, 30 * 24 * 60, 30, "A sermon", "")); // names the medium, far from the rest
-    let v = HeuristicClassifier.classify(&with_sessions(convs, max_shape(), sessions)).unwrap();
+    let v = HeuristicClassifier.classify_now(&with_sessions(convs, max_shape(), sessions));
     assert!(v.misuse_score < 0.7, "{v:?}");
     assert!(v.misuse_score > SHAPE_SCORE_LIMIT + STRUCTURE_LIMIT - 1e-9, "structure at its cap: {v:?}");
 }
@@ -495,13 +495,13 @@ fn a_weekly_meeting_series_is_not_media_on_its_own() {
         c.word_count = Some(55 * 130);
         c.speaker_count = Some(1);
     }
-    let v = HeuristicClassifier.classify(&input(convs.clone(), max_shape())).unwrap();
+    let v = HeuristicClassifier.classify_now(&input(convs.clone(), max_shape()));
     assert!((v.misuse_score - SHAPE_SCORE_LIMIT).abs() < 1e-9, "{v:?}");
     // Described as what it is, it is live: the score drops under the shape score.
     for c in &mut convs {
         c.overview = "We reviewed the roadmap with the team; next steps for the launch.".into();
     }
-    let v = HeuristicClassifier.classify(&input(convs, max_shape())).unwrap();
+    let v = HeuristicClassifier.classify_now(&input(convs, max_shape()));
     assert!(v.misuse_score <= SHAPE_SCORE_LIMIT && v.evidence.is_empty(), "{v:?}");
 }
 
@@ -515,8 +515,8 @@ fn overviews_that_describe_content_differ_from_overviews_of_ones_own_work() {
         ..at(1, 0, 70, "Sleep research", overview)
     };
     let shape = UsageShape { mean_density_ms: 50_000, ..UsageShape::default() };
-    let media = HeuristicClassifier.classify(&input(vec![conv(show)], shape.clone())).unwrap();
-    let work = HeuristicClassifier.classify(&input(vec![conv(own)], shape)).unwrap();
+    let media = HeuristicClassifier.classify_now(&input(vec![conv(show)], shape.clone()));
+    let work = HeuristicClassifier.classify_now(&input(vec![conv(own)], shape));
     assert!(media.misuse_score >= 0.7, "{media:?}");
     assert_eq!(media.usage_type, UsageType::Podcast);
     assert!(work.misuse_score < 0.5, "the user's own recording session: {work:?}");
@@ -558,7 +558,7 @@ fn the_first_judgement_of_a_broadcast_qualifies_and_a_clinic_morning_does_not() 
         live(1, 0, 80, "Late Equaliser at the Derby", "A header in stoppage time levels the score; the crowd erupts."),
         live(2, 81, 55, "Sunday Afternoon", ""),
     ];
-    let v = HeuristicClassifier.classify(&input(match_day, shape.clone())).unwrap();
+    let v = HeuristicClassifier.classify_now(&input(match_day, shape.clone()));
     assert!(v.misuse_score >= 0.7, "{v:?}");
     assert_eq!(v.usage_type, UsageType::TvMovie);
     // A physician's morning at the same density of minutes: conversations of their own work.
@@ -576,7 +576,7 @@ fn the_first_judgement_of_a_broadcast_qualifies_and_a_clinic_morning_does_not() 
             )
         })
         .collect();
-    let v = HeuristicClassifier.classify(&input(clinic, shape)).unwrap();
+    let v = HeuristicClassifier.classify_now(&input(clinic, shape));
     assert!(v.misuse_score < 0.3, "{v:?}");
 }
 
@@ -599,7 +599,7 @@ fn words_alone_without_signs_of_playback_stay_below_the_line() {
     // service or a host's recording reads the same, so it stays just under 0.7.
     let shape = UsageShape { mean_density_ms: 50_000, ..UsageShape::default() };
     let sermon = at(1, 0, 50, "Sunday sermon: grace abounds", "The preacher speaks on grace to the congregation.");
-    let v = HeuristicClassifier.classify(&input(vec![sermon.clone()], shape.clone())).unwrap();
+    let v = HeuristicClassifier.classify_now(&input(vec![sermon.clone()], shape.clone()));
     assert!((v.misuse_score - BELOW_QUALIFYING).abs() < 1e-9, "{v:?}");
     // With continuous speech in one stream for hours, it is playback.
     let stream: Vec<_> = (0..3)
@@ -609,7 +609,7 @@ fn words_alone_without_signs_of_playback_stay_below_the_line() {
             ..at(i + 1, i as i64 * 51, 50, "Sunday sermon: grace abounds", "The preacher speaks on grace.")
         })
         .collect();
-    let v = HeuristicClassifier.classify(&input(stream, shape)).unwrap();
+    let v = HeuristicClassifier.classify_now(&input(stream, shape));
     assert!(v.misuse_score >= 0.7, "{v:?}");
     assert_eq!(v.usage_type, UsageType::Prerecorded);
 }
@@ -713,5 +713,5 @@ fn without_narration_density_words_and_some_structure_stay_below_the_line() {
     assert!(e.verdict.misuse_score < 0.7, "{:?}", e.signals);
     // The same at narration density is playback.
     let dense = UsageShape { mean_density_ms: 50_000, ..sparse };
-    assert!(HeuristicClassifier.classify(&input(convs, dense)).unwrap().misuse_score >= 0.7);
+    assert!(HeuristicClassifier.classify_now(&input(convs, dense)).misuse_score >= 0.7);
 }
