@@ -931,13 +931,33 @@ pub(super) fn has_exact_word(text: &str, word: &str) -> bool {
 /// The distinct [`CONTENT_CUES`] and [`Strength::Cue`] words of [`MEDIA_WORDS`] in `text`
 /// ([`fold`]ed), with the media type each points at.
 pub(super) fn content_cues(text: &str) -> Vec<(&'static str, UsageType)> {
+    let mut text = std::borrow::Cow::Borrowed(text);
+    for phrase in NOT_CUES {
+        if text.contains(phrase) {
+            text = std::borrow::Cow::Owned(text.replace(phrase, " "));
+        }
+    }
     let cues = MEDIA_WORDS.iter().filter(|(_, _, s)| *s == Strength::Cue).map(|&(w, t, _)| (w, t));
-    CONTENT_CUES.iter().copied().chain(cues).filter(|(w, _)| has_word(text, w)).collect()
+    CONTENT_CUES.iter().copied().chain(cues).filter(|(w, _)| has_word(&text, w)).collect()
 }
+
+/// Phrases that contain a cue of [`CONTENT_CUES`] but describe people present, not content played:
+/// someone who "reads out" comments, names, questions or results reads short things aloud to
+/// the people in front of them (a host, a teacher, a chair); a book is read, or read aloud.
+/// [`fold`]ed; removed from the text before the cues are looked for.
+const NOT_CUES: &[&str] = &["reads out", "read out"];
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn reading_out_comments_is_not_a_story_read() {
+        let cues = |text: &str| content_cues(&fold(text)).into_iter().map(|c| c.0).collect::<Vec<_>>();
+        assert_eq!(cues("The seller reads out viewers' questions and counts down the deal."), Vec::<&str>::new());
+        assert_eq!(cues("The chair read out the results of the vote."), Vec::<&str>::new());
+        assert_eq!(cues("She reads the next part of the novel."), vec!["novel", "reads"]);
+    }
 
     #[test]
     fn words_match_across_spellings_and_languages() {
