@@ -56,7 +56,7 @@ aud_days=5
 {
   echo "# Duplicate audio evaluation"
   echo
-  echo "\`bash bench/eval.sh\`, $(date -u +%Y-%m-%d): gen-families --dir bench/families_audio --users-per-family $aud_users --days $aud_days --seed $fam_seed, heuristic classifier, default policy. Each gateway stream's audio is simulated as sampled fingerprint codes (crates/fairuse/src/heard.rs: a recording's codes are fixed, two hearings differ in 2.2 of 32 bits on average) and run through the gateway's duplicate tracker and a print index."
+  echo "\`bash bench/eval.sh\`, $(date -u +%Y-%m-%d): gen-families --dir bench/families_audio --users-per-family $aud_users --days $aud_days --seed $fam_seed, heuristic classifier, default policy. Each gateway stream's audio is simulated as sampled fingerprint codes (crates/fairuse/src/heard.rs: a recording's codes are fixed, two hearings differ in 2.2 of 32 bits on average) and run through the gateway's duplicate tracker and a print index. Families in \`bench/families_audio/held_out\` were written by someone who read neither the duplicate-audio rules nor the tuning families."
   echo
   ./target/release/fairuse eval --trace "$dir/audio.jsonl" --labels "$dir/audio-labels.jsonl"
 } | tee bench/results/eval-audio.md
