@@ -14,6 +14,7 @@ use crate::ids::{CaseRef, IdSource};
 use crate::policy::{Cause, MessageContext, Mode, PlanId, Policy};
 use crate::stage::Stage;
 use crate::time::Timestamp;
+use crate::windows::WindowTotals;
 
 /// A qualifying verdict, kept to count `prior` on the ladder.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -322,23 +323,24 @@ pub fn apply_verdict(
 /// The caps of the user's plan against their window totals.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CapCheck {
-    pub totals: Vec<i64>,
+    pub totals: WindowTotals,
     /// Indexes of windows strictly over their soft cap.
     pub triggered: Vec<usize>,
     /// The ceiling window at or over the ceiling (`>=`).
     pub ceiling_exceeded: bool,
 }
 
-pub fn check_caps(totals: Vec<i64>, plan: PlanId, policy: &Policy) -> CapCheck {
+pub fn check_caps(totals: WindowTotals, plan: PlanId, policy: &Policy) -> CapCheck {
+    debug_assert_eq!(totals.len(), policy.windows.len(), "totals read with another policy");
     let caps = policy.caps(plan);
     let triggered = totals
         .iter()
         .zip(caps)
         .enumerate()
-        .filter(|(_, (total, cap))| cap.is_some_and(|c| **total > c))
+        .filter(|(_, (total, cap))| cap.is_some_and(|c| *total > c))
         .map(|(i, _)| i)
         .collect();
-    let ceiling_exceeded = totals.get(policy.ceiling_window()).is_some_and(|t| policy.at_ceiling(*t));
+    let ceiling_exceeded = totals.at_ceiling(policy);
     CapCheck { totals, triggered, ceiling_exceeded }
 }
 
@@ -354,7 +356,7 @@ impl CapCheck {
                 .enumerate()
                 .map(|(i, w)| WindowCheck {
                     window: w.name.clone(),
-                    total_ms: self.totals.get(i).copied().unwrap_or(0),
+                    total_ms: self.totals.get(i).unwrap_or(0),
                     cap_ms: caps.get(i).copied().flatten(),
                     over: self.triggered.contains(&i),
                 })

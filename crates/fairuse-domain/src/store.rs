@@ -17,21 +17,21 @@ use crate::prints::Print;
 use crate::sessions::StreamSession;
 use crate::stage::Stage;
 use crate::time::Timestamp;
-use crate::windows::{RecordOutcome, UsageReport, UserMeter, recovery_at};
+use crate::windows::{RecordOutcome, UsageReport, UserMeter, WindowTotals, recovery_at};
 
 /// Minute buckets per user and lane.
 #[async_trait]
 pub trait UsageMeterStore: Send + Sync {
     /// Records validated reports and returns their outcomes and the capped window totals after
-    /// them, in the policy's window order: one step, so a check never needs a second read.
+    /// them, one per window of `policy`: one step, so a check never needs a second read.
     async fn record_and_read(
         &self,
         uid: &Uid,
         reports: &[UsageReport],
         policy: &Policy,
         now: Timestamp,
-    ) -> Result<(Vec<RecordOutcome>, Vec<i64>), StoreError>;
-    async fn read_totals(&self, uid: &Uid, policy: &Policy, now: Timestamp) -> Result<Vec<i64>, StoreError>;
+    ) -> Result<(Vec<RecordOutcome>, WindowTotals), StoreError>;
+    async fn read_totals(&self, uid: &Uid, policy: &Policy, now: Timestamp) -> Result<WindowTotals, StoreError>;
     /// When the capped total of a window falls back to `cap_ms` if the user stops now.
     async fn recovery_at(
         &self,
@@ -261,18 +261,18 @@ impl UsageMeterStore for MemoryStore {
         reports: &[UsageReport],
         policy: &Policy,
         now: Timestamp,
-    ) -> Result<(Vec<RecordOutcome>, Vec<i64>), StoreError> {
+    ) -> Result<(Vec<RecordOutcome>, WindowTotals), StoreError> {
         let mut meters = lock(&self.meters);
         let meter = meters.entry(uid.clone()).or_default();
         let outcomes = reports.iter().map(|r| meter.record(r, policy.metering.retention.ms(), now)).collect();
         Ok((outcomes, meter.capped_totals(policy, now)))
     }
 
-    async fn read_totals(&self, uid: &Uid, policy: &Policy, now: Timestamp) -> Result<Vec<i64>, StoreError> {
+    async fn read_totals(&self, uid: &Uid, policy: &Policy, now: Timestamp) -> Result<WindowTotals, StoreError> {
         let meters = lock(&self.meters);
         Ok(match meters.get(uid) {
             Some(m) => m.capped_totals(policy, now),
-            None => vec![0; policy.windows.len()],
+            None => WindowTotals::zeros(policy),
         })
     }
 

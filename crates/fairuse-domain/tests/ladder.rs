@@ -7,14 +7,15 @@ use std::collections::HashSet;
 
 use fairuse_domain::classifier::{ScriptedClassifier, UsageType, Verdict};
 use fairuse_domain::engine::{
-    BudgetDay, ClassifyGate, Ctx, Decision, EnforcementState, Event, EventKind, Outcome, VerdictRecord, admin_reset,
-    admin_set_stage, appeal, apply_timers, apply_verdict, check_caps, classify_gate, decide, evaluation_due,
+    BudgetDay, CapCheck, ClassifyGate, Ctx, Decision, EnforcementState, Event, EventKind, Outcome, VerdictRecord,
+    admin_reset, admin_set_stage, appeal, apply_timers, apply_verdict, classify_gate, decide, evaluation_due,
     forwarding, plan_changed, record_stt, resolve_event, set_exempt, synthetic_verdict,
 };
 use fairuse_domain::ids::SequentialIds;
 use fairuse_domain::policy::{Mode, PlanId, Policy};
 use fairuse_domain::stage::Stage;
 use fairuse_domain::time::{MS_PER_DAY, MS_PER_HOUR, MS_PER_MINUTE, Timestamp};
+use fairuse_domain::windows::WindowTotals;
 
 const UID: &str = "user-1";
 const RESTRICT_BUDGET_MS: i64 = 30 * MS_PER_MINUTE;
@@ -26,6 +27,11 @@ fn t0() -> Timestamp {
 
 fn at(offset_ms: i64) -> Timestamp {
     t0().plus_ms(offset_ms)
+}
+
+/// The engine's cap check of totals written as a list in the policy's window order.
+fn check_caps(totals: Vec<i64>, plan: PlanId, policy: &Policy) -> CapCheck {
+    fairuse_domain::engine::check_caps(WindowTotals::new(policy, totals), plan, policy)
 }
 
 fn days(n: i64) -> i64 {

@@ -535,7 +535,7 @@ impl<'p, W: Write> Simulator<'p, W> {
                     plan: policy.plan_name(plan).to_owned(),
                     conversations: pipeline::select_conversations(user.conversations.clone(), policy, t),
                     shape: UsageShape::measure(&user.meter, lookback, t),
-                    window_totals_ms: check.totals.clone(),
+                    window_totals_ms: check.totals.as_slice().to_vec(),
                     sessions: pipeline::select_stream_sessions(
                         user.sessions.values().cloned(),
                         t.minus_ms(lookback),
