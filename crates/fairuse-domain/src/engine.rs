@@ -786,7 +786,19 @@ pub fn forwarding(state: &EnforcementState, uid: &str, ceiling_exceeded: bool, p
     }
 }
 
-/// Forwarded audio for one report: what went to the vendor and what was held back. Returns the
+/// How [`record_stt`] split one report's STT audio.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SttSplit {
+    /// Audio that went to the vendor and counts toward today's budget.
+    pub forwarded_ms: i64,
+    /// Audio held back (the ceiling, or the budget used up); `forwarded_ms + held_back_ms` is the
+    /// report's `stt_ms`.
+    pub held_back_ms: i64,
+    /// `budget_exhausted`, the first time today's budget runs out.
+    pub event: Option<Event>,
+}
+
+/// Forwarded audio for one report: what went to the vendor and what was held back, and the
 /// `budget_exhausted` event the first time today's budget runs out (recorded with `shadow: true`
 /// and nothing held back in shadow mode).
 pub fn record_stt(
@@ -795,7 +807,7 @@ pub fn record_stt(
     stt_ms: i64,
     fwd: &Forwarding,
     ctx: &mut Ctx<'_>,
-) -> (i64, i64, Option<Event>) {
+) -> SttSplit {
     *budget = budget.today(ctx.now);
     let forwarded = if fwd.ceiling_enforced {
         0
@@ -816,5 +828,5 @@ pub fn record_stt(
         e.stage_until = state.stage_until;
         event = Some(e);
     }
-    (forwarded, stt_ms - forwarded, event)
+    SttSplit { forwarded_ms: forwarded, held_back_ms: stt_ms - forwarded, event }
 }

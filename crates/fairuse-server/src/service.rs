@@ -427,8 +427,7 @@ impl Service {
         {
             self.update(uid, |s, ctx| {
                 let mut day = engine::BudgetDay { day: ctx.now.utc_day(), used_ms: used, exhausted_noted: false };
-                let (_, _, e) = engine::record_stt(s, &mut day, 0, &fwd, ctx);
-                Ok(e.into_iter().collect())
+                Ok(engine::record_stt(s, &mut day, 0, &fwd, ctx).event.into_iter().collect())
             })
             .await?;
         }
