@@ -14,6 +14,7 @@ use crate::ids::{CaseRef, IdSource};
 use crate::policy::{Cause, MessageContext, Mode, PlanId, Policy};
 use crate::stage::Stage;
 use crate::time::Timestamp;
+use crate::windows::WindowTotals;
 
 /// A qualifying verdict, kept to count `prior` on the ladder.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -322,23 +323,24 @@ pub fn apply_verdict(
 /// The caps of the user's plan against their window totals.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CapCheck {
-    pub totals: Vec<i64>,
+    pub totals: WindowTotals,
     /// Indexes of windows strictly over their soft cap.
     pub triggered: Vec<usize>,
     /// The ceiling window at or over the ceiling (`>=`).
     pub ceiling_exceeded: bool,
 }
 
-pub fn check_caps(totals: Vec<i64>, plan: PlanId, policy: &Policy) -> CapCheck {
+pub fn check_caps(totals: WindowTotals, plan: PlanId, policy: &Policy) -> CapCheck {
+    debug_assert_eq!(totals.len(), policy.windows.len(), "totals read with another policy");
     let caps = policy.caps(plan);
     let triggered = totals
         .iter()
         .zip(caps)
         .enumerate()
-        .filter(|(_, (total, cap))| cap.is_some_and(|c| **total > c))
+        .filter(|(_, (total, cap))| cap.is_some_and(|c| *total > c))
         .map(|(i, _)| i)
         .collect();
-    let ceiling_exceeded = totals.get(policy.ceiling_window()).is_some_and(|t| policy.at_ceiling(*t));
+    let ceiling_exceeded = totals.at_ceiling(policy);
     CapCheck { totals, triggered, ceiling_exceeded }
 }
 
@@ -354,7 +356,7 @@ impl CapCheck {
                 .enumerate()
                 .map(|(i, w)| WindowCheck {
                     window: w.name.clone(),
-                    total_ms: self.totals.get(i).copied().unwrap_or(0),
+                    total_ms: self.totals.get(i).unwrap_or(0),
                     cap_ms: caps.get(i).copied().flatten(),
                     over: self.triggered.contains(&i),
                 })
@@ -784,7 +786,19 @@ pub fn forwarding(state: &EnforcementState, uid: &str, ceiling_exceeded: bool, p
     }
 }
 
-/// Forwarded audio for one report: what went to the vendor and what was held back. Returns the
+/// How [`record_stt`] split one report's STT audio.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SttSplit {
+    /// Audio that went to the vendor and counts toward today's budget.
+    pub forwarded_ms: i64,
+    /// Audio held back (the ceiling, or the budget used up); `forwarded_ms + held_back_ms` is the
+    /// report's `stt_ms`.
+    pub held_back_ms: i64,
+    /// `budget_exhausted`, the first time today's budget runs out.
+    pub event: Option<Event>,
+}
+
+/// Forwarded audio for one report: what went to the vendor and what was held back, and the
 /// `budget_exhausted` event the first time today's budget runs out (recorded with `shadow: true`
 /// and nothing held back in shadow mode).
 pub fn record_stt(
@@ -793,7 +807,7 @@ pub fn record_stt(
     stt_ms: i64,
     fwd: &Forwarding,
     ctx: &mut Ctx<'_>,
-) -> (i64, i64, Option<Event>) {
+) -> SttSplit {
     *budget = budget.today(ctx.now);
     let forwarded = if fwd.ceiling_enforced {
         0
@@ -814,5 +828,5 @@ pub fn record_stt(
         e.stage_until = state.stage_until;
         event = Some(e);
     }
-    (forwarded, stt_ms - forwarded, event)
+    SttSplit { forwarded_ms: forwarded, held_back_ms: stt_ms - forwarded, event }
 }

@@ -26,4 +26,4 @@ pub use policy::Policy;
 pub use sessions::{SpeechRuns, SpeechShape, StreamSession};
 pub use stage::Stage;
 pub use time::{Clock, DurationMs, ManualClock, Timestamp};
-pub use windows::{UsageReport, UserMeter};
+pub use windows::{UsageReport, UserMeter, WindowTotals};

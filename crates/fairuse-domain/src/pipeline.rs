@@ -29,6 +29,7 @@ use crate::policy::Policy;
 use crate::sessions::StreamSession;
 use crate::store::Job;
 use crate::time::{MS_PER_DAY, MS_PER_MINUTE, Timestamp};
+use crate::windows::WindowTotals;
 
 /// The most conversations of the lookback one classifier run reads: the most recently started,
 /// so many short conversations early in the week cannot push later ones out of view.
@@ -54,9 +55,9 @@ pub fn select_stream_sessions(
 /// Whether the totals may be over a cap of *any* plan, or at the ceiling. Reports for which this
 /// is false are under every cap of every plan, so they need no plan lookup and use no evaluation
 /// slot: the check interval limits how often a user is judged, not whether a crossing is seen.
-pub fn may_trigger(totals: &[i64], policy: &Policy) -> bool {
-    let soft = totals.iter().zip(policy.lowest_caps()).any(|(total, cap)| cap.is_some_and(|c| *total > c));
-    soft || totals.get(policy.ceiling_window()).is_some_and(|t| policy.at_ceiling(*t))
+pub fn may_trigger(totals: &WindowTotals, policy: &Policy) -> bool {
+    let soft = totals.iter().zip(policy.lowest_caps()).any(|(total, cap)| cap.is_some_and(|c| total > c));
+    soft || totals.at_ceiling(policy)
 }
 
 /// What a recorded report asks for, given the caps of the user's plan.
@@ -401,10 +402,9 @@ pub fn lease(decision: Option<&Decision>, budgeted: bool, policy: &Policy) -> Le
 /// reached, from exact totals: totals only fall as time passes, so until that much more speech is
 /// recorded, [`may_trigger`]'s answer for these caps is false without reading the windows. Negative
 /// when something already triggers.
-pub fn headroom(totals: &[i64], caps: &[Option<i64>], policy: &Policy) -> i64 {
+pub fn headroom(totals: &WindowTotals, caps: &[Option<i64>], policy: &Policy) -> i64 {
     let soft = totals.iter().zip(caps).filter_map(|(t, c)| c.map(|c| c - t)).min().unwrap_or(i64::MAX);
-    let ceiling =
-        totals.get(policy.ceiling_window()).map_or(i64::MAX, |t| policy.ceiling_headroom(*t).saturating_sub(1));
+    let ceiling = totals.ceiling_window(policy).map_or(i64::MAX, |t| policy.ceiling_headroom(t).saturating_sub(1));
     soft.min(ceiling)
 }
 

@@ -838,7 +838,8 @@ mod tests {
         let p = Policy::from_toml_str(&text).unwrap();
         assert_eq!(p.ceiling_limit_ms(), None);
         let free = p.plan("free").unwrap();
-        let check = crate::engine::check_caps(vec![i64::MAX / 4, 0, 0], free, &p);
+        let totals = crate::windows::WindowTotals::new(&p, vec![i64::MAX / 4, 0, 0]);
+        let check = crate::engine::check_caps(totals, free, &p);
         assert!(!check.ceiling_exceeded, "no total reaches a ceiling that does not exist");
         assert_eq!(Policy::default().ceiling_limit_ms(), Some(30 * 3_600_000));
         let negative = DEFAULT_POLICY_TOML.replace("limit = \"30h\"", "limit = -1");

@@ -17,21 +17,21 @@ use crate::prints::Print;
 use crate::sessions::StreamSession;
 use crate::stage::Stage;
 use crate::time::Timestamp;
-use crate::windows::{RecordOutcome, UsageReport, UserMeter, recovery_at};
+use crate::windows::{RecordOutcome, UsageReport, UserMeter, WindowTotals, recovery_at};
 
 /// Minute buckets per user and lane.
 #[async_trait]
 pub trait UsageMeterStore: Send + Sync {
     /// Records validated reports and returns their outcomes and the capped window totals after
-    /// them, in the policy's window order: one step, so a check never needs a second read.
+    /// them, one per window of `policy`: one step, so a check never needs a second read.
     async fn record_and_read(
         &self,
         uid: &Uid,
         reports: &[UsageReport],
         policy: &Policy,
         now: Timestamp,
-    ) -> Result<(Vec<RecordOutcome>, Vec<i64>), StoreError>;
-    async fn read_totals(&self, uid: &Uid, policy: &Policy, now: Timestamp) -> Result<Vec<i64>, StoreError>;
+    ) -> Result<(Vec<RecordOutcome>, WindowTotals), StoreError>;
+    async fn read_totals(&self, uid: &Uid, policy: &Policy, now: Timestamp) -> Result<WindowTotals, StoreError>;
     /// When the capped total of a window falls back to `cap_ms` if the user stops now.
     async fn recovery_at(
         &self,
@@ -232,19 +232,51 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 #[derive(Default)]
 pub struct MemoryStore {
     meters: Mutex<HashMap<Uid, UserMeter>>,
-    budgets: Mutex<HashMap<(Uid, i64), (i64, bool)>>,
-    locks: Mutex<HashMap<String, (String, i64)>>,
-    rates: Mutex<HashMap<String, (i64, u32)>>,
+    budgets: Mutex<HashMap<(Uid, i64), BudgetDayEntry>>,
+    locks: Mutex<HashMap<String, HeldLock>>,
+    rates: Mutex<HashMap<String, RateWindow>>,
     states: Mutex<HashMap<Uid, Versioned<EnforcementState>>>,
     events: Mutex<Vec<Event>>,
     conversations: Mutex<HashMap<Uid, Vec<Conversation>>>,
     stream_sessions: Mutex<HashMap<Uid, HashMap<String, StreamSession>>>,
     /// key -> prints in the order added.
     prints: Mutex<HashMap<u32, Vec<Print>>>,
-    /// id -> (message, leased until, dead).
-    outbox: Mutex<Vec<(OutboxMessage, i64, bool)>>,
-    /// (job, due at ms).
-    jobs: Mutex<Vec<(Job, i64)>>,
+    /// In the order enqueued.
+    outbox: Mutex<Vec<OutboxEntry>>,
+    /// In the order enqueued.
+    jobs: Mutex<Vec<QueuedJob>>,
+}
+
+/// One user's STT budget for one UTC day.
+#[derive(Default)]
+struct BudgetDayEntry {
+    forwarded_ms: i64,
+    exhausted_noted: bool,
+}
+
+struct HeldLock {
+    token: String,
+    expires_at_ms: i64,
+}
+
+/// A fixed-window rate-limit counter: hits in window number `window` (`now / window_ms`).
+struct RateWindow {
+    window: i64,
+    hits: u32,
+}
+
+struct OutboxEntry {
+    message: OutboxMessage,
+    /// Claimed by a worker until then (0: not leased).
+    leased_until_ms: i64,
+    /// Given up on: kept for inspection, never claimed again.
+    dead: bool,
+}
+
+struct QueuedJob {
+    job: Job,
+    /// Due at, or leased until, this instant.
+    due_at_ms: i64,
 }
 
 impl MemoryStore {
@@ -261,18 +293,18 @@ impl UsageMeterStore for MemoryStore {
         reports: &[UsageReport],
         policy: &Policy,
         now: Timestamp,
-    ) -> Result<(Vec<RecordOutcome>, Vec<i64>), StoreError> {
+    ) -> Result<(Vec<RecordOutcome>, WindowTotals), StoreError> {
         let mut meters = lock(&self.meters);
         let meter = meters.entry(uid.clone()).or_default();
         let outcomes = reports.iter().map(|r| meter.record(r, policy.metering.retention.ms(), now)).collect();
         Ok((outcomes, meter.capped_totals(policy, now)))
     }
 
-    async fn read_totals(&self, uid: &Uid, policy: &Policy, now: Timestamp) -> Result<Vec<i64>, StoreError> {
+    async fn read_totals(&self, uid: &Uid, policy: &Policy, now: Timestamp) -> Result<WindowTotals, StoreError> {
         let meters = lock(&self.meters);
         Ok(match meters.get(uid) {
             Some(m) => m.capped_totals(policy, now),
-            None => vec![0; policy.windows.len()],
+            None => WindowTotals::zeros(policy),
         })
     }
 
@@ -319,19 +351,19 @@ impl UsageMeterStore for MemoryStore {
 impl BudgetStore for MemoryStore {
     async fn add_forwarded(&self, uid: &Uid, day: i64, ms: i64) -> Result<i64, StoreError> {
         let mut b = lock(&self.budgets);
-        let slot = b.entry((uid.clone(), day)).or_insert((0, false));
-        slot.0 += ms;
-        Ok(slot.0)
+        let slot = b.entry((uid.clone(), day)).or_default();
+        slot.forwarded_ms += ms;
+        Ok(slot.forwarded_ms)
     }
 
     async fn used(&self, uid: &Uid, day: i64) -> Result<i64, StoreError> {
-        Ok(lock(&self.budgets).get(&(uid.clone(), day)).map_or(0, |s| s.0))
+        Ok(lock(&self.budgets).get(&(uid.clone(), day)).map_or(0, |s| s.forwarded_ms))
     }
 
     async fn note_exhausted_once(&self, uid: &Uid, day: i64) -> Result<bool, StoreError> {
         let mut b = lock(&self.budgets);
-        let slot = b.entry((uid.clone(), day)).or_insert((0, false));
-        Ok(!std::mem::replace(&mut slot.1, true))
+        let slot = b.entry((uid.clone(), day)).or_default();
+        Ok(!std::mem::replace(&mut slot.exhausted_noted, true))
     }
 }
 
@@ -340,9 +372,10 @@ impl LockStore for MemoryStore {
     async fn try_acquire(&self, key: &str, token: &str, ttl_ms: i64, now: Timestamp) -> Result<bool, StoreError> {
         let mut locks = lock(&self.locks);
         match locks.get(key) {
-            Some((_, expires)) if *expires > now.millis() => Ok(false),
+            Some(held) if held.expires_at_ms > now.millis() => Ok(false),
             _ => {
-                locks.insert(key.to_owned(), (token.to_owned(), now.millis() + ttl_ms));
+                locks
+                    .insert(key.to_owned(), HeldLock { token: token.to_owned(), expires_at_ms: now.millis() + ttl_ms });
                 Ok(true)
             }
         }
@@ -350,7 +383,7 @@ impl LockStore for MemoryStore {
 
     async fn release(&self, key: &str, token: &str) -> Result<bool, StoreError> {
         let mut locks = lock(&self.locks);
-        if locks.get(key).is_some_and(|(t, _)| t == token) {
+        if locks.get(key).is_some_and(|held| held.token == token) {
             locks.remove(key);
             return Ok(true);
         }
@@ -360,8 +393,8 @@ impl LockStore for MemoryStore {
     async fn renew(&self, key: &str, token: &str, ttl_ms: i64, now: Timestamp) -> Result<bool, StoreError> {
         let mut locks = lock(&self.locks);
         match locks.get_mut(key) {
-            Some((t, expires)) if t == token && *expires > now.millis() => {
-                *expires = now.millis().saturating_add(ttl_ms);
+            Some(held) if held.token == token && held.expires_at_ms > now.millis() => {
+                held.expires_at_ms = now.millis().saturating_add(ttl_ms);
                 Ok(true)
             }
             _ => Ok(false),
@@ -377,15 +410,15 @@ impl RateLimitStore for MemoryStore {
         }
         let mut rates = lock(&self.rates);
         let window = now.millis().div_euclid(window_ms);
-        let slot = rates.entry(key.to_owned()).or_insert((window, 0));
-        if slot.0 != window {
-            *slot = (window, 0);
+        let slot = rates.entry(key.to_owned()).or_insert(RateWindow { window, hits: 0 });
+        if slot.window != window {
+            *slot = RateWindow { window, hits: 0 };
         }
-        slot.1 = slot.1.saturating_add(1);
-        let allowed = slot.1 <= limit;
+        slot.hits = slot.hits.saturating_add(1);
+        let allowed = slot.hits <= limit;
         Ok(RateLimitOutcome {
             allowed,
-            remaining: limit.saturating_sub(slot.1),
+            remaining: limit.saturating_sub(slot.hits),
             retry_after_ms: if allowed { 0 } else { (window + 1) * window_ms - now.millis() },
         })
     }
@@ -412,7 +445,7 @@ impl EnforcementStore for MemoryStore {
         }
         let mut pending = std::collections::HashSet::new();
         for m in outbox {
-            if !pending.insert(m.id.as_str()) || lock(&self.outbox).iter().any(|(x, _, _)| x.id == m.id) {
+            if !pending.insert(m.id.as_str()) || lock(&self.outbox).iter().any(|x| x.message.id == m.id) {
                 return Err(StoreError::Invalid(format!("duplicate outbox message id {}", m.id)));
             }
         }
@@ -423,7 +456,11 @@ impl EnforcementStore for MemoryStore {
             }
         }
         all.extend(events.iter().cloned());
-        lock(&self.outbox).extend(outbox.iter().map(|m| (m.clone(), 0, false)));
+        lock(&self.outbox).extend(outbox.iter().map(|m| OutboxEntry {
+            message: m.clone(),
+            leased_until_ms: 0,
+            dead: false,
+        }));
         states.insert(uid.clone(), Versioned { value: state.clone(), version: current + 1 });
         Ok(current + 1)
     }
@@ -518,34 +555,34 @@ impl OutboxStore for MemoryStore {
     async fn claim_due(&self, now: Timestamp, limit: usize, lease_ms: i64) -> Result<Vec<OutboxMessage>, StoreError> {
         let mut all = lock(&self.outbox);
         let mut out = Vec::new();
-        for (m, leased_until, dead) in all.iter_mut() {
+        for entry in all.iter_mut() {
             if out.len() >= limit {
                 break;
             }
-            if !*dead && m.next_attempt_at <= now && *leased_until <= now.millis() {
-                *leased_until = now.millis() + lease_ms;
-                out.push(m.clone());
+            if !entry.dead && entry.message.next_attempt_at <= now && entry.leased_until_ms <= now.millis() {
+                entry.leased_until_ms = now.millis() + lease_ms;
+                out.push(entry.message.clone());
             }
         }
         Ok(out)
     }
 
     async fn delivered(&self, id: &str, _now: Timestamp) -> Result<(), StoreError> {
-        lock(&self.outbox).retain(|(m, _, _)| m.id != id);
+        lock(&self.outbox).retain(|e| e.message.id != id);
         Ok(())
     }
 
     async fn failed(&self, id: &str, next_attempt_at: Timestamp, error: &str, give_up: bool) -> Result<(), StoreError> {
         let mut all = lock(&self.outbox);
-        let (m, leased, dead) = all
+        let entry = all
             .iter_mut()
-            .find(|(m, _, _)| m.id == id)
+            .find(|e| e.message.id == id)
             .ok_or_else(|| StoreError::NotFound(format!("outbox message {id}")))?;
-        m.attempts += 1;
-        m.next_attempt_at = next_attempt_at;
-        m.last_error = Some(error.to_owned());
-        *leased = 0;
-        *dead = give_up;
+        entry.message.attempts += 1;
+        entry.message.next_attempt_at = next_attempt_at;
+        entry.message.last_error = Some(error.to_owned());
+        entry.leased_until_ms = 0;
+        entry.dead = give_up;
         Ok(())
     }
 
@@ -554,7 +591,7 @@ impl OutboxStore for MemoryStore {
     }
 
     async fn backlog(&self) -> Result<u64, StoreError> {
-        Ok(lock(&self.outbox).iter().filter(|(_, _, dead)| !dead).count() as u64)
+        Ok(lock(&self.outbox).iter().filter(|e| !e.dead).count() as u64)
     }
 }
 
@@ -563,8 +600,8 @@ impl JobStore for MemoryStore {
     async fn enqueue(&self, job: &Job, now: Timestamp) -> Result<(), StoreError> {
         let mut jobs = lock(&self.jobs);
         // Enqueueing the same job twice is one job (a retried request must not classify twice).
-        if !jobs.iter().any(|(j, _)| j.id == job.id) {
-            jobs.push((job.clone(), now.millis()));
+        if !jobs.iter().any(|q| q.job.id == job.id) {
+            jobs.push(QueuedJob { job: job.clone(), due_at_ms: now.millis() });
         }
         Ok(())
     }
@@ -572,29 +609,29 @@ impl JobStore for MemoryStore {
     async fn claim(&self, now: Timestamp, limit: usize, lease_ms: i64) -> Result<Vec<Job>, StoreError> {
         let mut jobs = lock(&self.jobs);
         let mut out = Vec::new();
-        for (job, due) in jobs.iter_mut() {
+        for queued in jobs.iter_mut() {
             if out.len() >= limit {
                 break;
             }
-            if *due <= now.millis() {
-                *due = now.millis() + lease_ms;
-                out.push(job.clone());
+            if queued.due_at_ms <= now.millis() {
+                queued.due_at_ms = now.millis() + lease_ms;
+                out.push(queued.job.clone());
             }
         }
         Ok(out)
     }
 
     async fn complete(&self, id: &str) -> Result<(), StoreError> {
-        lock(&self.jobs).retain(|(j, _)| j.id != id);
+        lock(&self.jobs).retain(|q| q.job.id != id);
         Ok(())
     }
 
     async fn retry(&self, id: &str, retry_at: Timestamp) -> Result<(), StoreError> {
         let mut jobs = lock(&self.jobs);
-        let (job, due) =
-            jobs.iter_mut().find(|(j, _)| j.id == id).ok_or_else(|| StoreError::NotFound(format!("job {id}")))?;
-        job.attempts += 1;
-        *due = retry_at.millis();
+        let queued =
+            jobs.iter_mut().find(|q| q.job.id == id).ok_or_else(|| StoreError::NotFound(format!("job {id}")))?;
+        queued.job.attempts += 1;
+        queued.due_at_ms = retry_at.millis();
         Ok(())
     }
 }

@@ -13,8 +13,122 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::InputError;
 use crate::ids::Lane;
-use crate::policy::Policy;
+use crate::policy::{Policy, WindowDef};
 use crate::time::{MS_PER_MINUTE, Timestamp};
+
+/// A user's capped speech total (realtime and sync_fresh lanes) in each window of the policy,
+/// in milliseconds: exactly one total per [`Policy::windows`] entry, in that order. Entry `i` is
+/// the window the policy's index `i` names ([`Policy::ceiling_window`], [`Policy::caps`] and the
+/// `triggered` indexes of a cap check all use the same indexes). Built only against a policy, so
+/// the length matches the policy it was read with.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct WindowTotals(Vec<i64>);
+
+impl WindowTotals {
+    /// Totals already computed in the policy's window order (a store that sums its own buckets).
+    pub fn new(policy: &Policy, ms: Vec<i64>) -> Self {
+        debug_assert_eq!(ms.len(), policy.windows.len(), "one total per window of the policy");
+        WindowTotals(ms)
+    }
+
+    /// Nothing spoken in any window: a user the meter has never seen.
+    pub fn zeros(policy: &Policy) -> Self {
+        WindowTotals(vec![0; policy.windows.len()])
+    }
+
+    /// The total of every window of the policy, from its length in minutes.
+    pub fn from_minutes(policy: &Policy, total_of: impl FnMut(i64) -> i64) -> Self {
+        WindowTotals(policy.window_minutes().iter().copied().map(total_of).collect())
+    }
+
+    /// The total of the window at `index` in [`Policy::windows`].
+    pub fn get(&self, index: usize) -> Option<i64> {
+        self.0.get(index).copied()
+    }
+
+    /// The total of the window named `name` in the policy (`daily`, `weekly`, ...).
+    pub fn named(&self, policy: &Policy, name: &str) -> Option<i64> {
+        policy.windows.iter().position(|w| w.name == name).and_then(|i| self.get(i))
+    }
+
+    /// The total of the policy's ceiling window.
+    pub fn ceiling_window(&self, policy: &Policy) -> Option<i64> {
+        self.get(policy.ceiling_window())
+    }
+
+    /// Whether the ceiling window is at or over the policy's ceiling.
+    pub fn at_ceiling(&self, policy: &Policy) -> bool {
+        self.ceiling_window(policy).is_some_and(|t| policy.at_ceiling(t))
+    }
+
+    /// The totals in window order.
+    pub fn iter(&self) -> impl Iterator<Item = i64> + '_ {
+        self.0.iter().copied()
+    }
+
+    /// Each window of the policy with its total.
+    pub fn with_windows<'a>(&'a self, policy: &'a Policy) -> impl Iterator<Item = (&'a WindowDef, i64)> + 'a {
+        debug_assert_eq!(self.0.len(), policy.windows.len(), "totals read with another policy");
+        policy.windows.iter().zip(self.iter())
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    pub fn as_slice(&self) -> &[i64] {
+        &self.0
+    }
+
+    /// The plain list, for wire formats that carry the totals positionally (the classifier input).
+    pub fn into_vec(self) -> Vec<i64> {
+        self.0
+    }
+}
+
+impl std::ops::Index<usize> for WindowTotals {
+    type Output = i64;
+
+    /// The total of the window at `index` in [`Policy::windows`]; panics past the last window.
+    fn index(&self, index: usize) -> &i64 {
+        &self.0[index]
+    }
+}
+
+impl<'a> IntoIterator for &'a WindowTotals {
+    type Item = &'a i64;
+    type IntoIter = std::slice::Iter<'a, i64>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.iter()
+    }
+}
+
+impl IntoIterator for WindowTotals {
+    type Item = i64;
+    type IntoIter = std::vec::IntoIter<i64>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.into_iter()
+    }
+}
+
+/// Literal expectations in tests: `assert_eq!(totals, vec![60_000; 3])`.
+impl PartialEq<Vec<i64>> for WindowTotals {
+    fn eq(&self, other: &Vec<i64>) -> bool {
+        &self.0 == other
+    }
+}
+
+impl<const N: usize> PartialEq<[i64; N]> for WindowTotals {
+    fn eq(&self, other: &[i64; N]) -> bool {
+        self.0 == other
+    }
+}
 
 /// How much speech a report carries.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -295,9 +409,9 @@ impl UserMeter {
         self.lanes[Lane::Realtime.index()].sum(lo, hi) + self.lanes[Lane::SyncFresh.index()].sum(lo, hi)
     }
 
-    /// Capped totals for every window of the policy, in the policy's order.
-    pub fn capped_totals(&self, policy: &Policy, now: Timestamp) -> Vec<i64> {
-        policy.window_minutes().iter().map(|&m| self.capped_total(m, now)).collect()
+    /// Capped totals for every window of the policy.
+    pub fn capped_totals(&self, policy: &Policy, now: Timestamp) -> WindowTotals {
+        WindowTotals::from_minutes(policy, |m| self.capped_total(m, now))
     }
 
     pub fn lane_total(&self, lane: Lane, minutes: i64, now: Timestamp) -> i64 {
@@ -356,6 +470,28 @@ mod tests {
     }
 
     const RET: i64 = 8 * 24 * 60 * MS_PER_MINUTE;
+
+    #[test]
+    fn window_totals_name_each_window_of_the_policy_in_its_order() {
+        let policy = Policy::default();
+        let mut m = UserMeter::default();
+        let now = at(10_000);
+        m.record(&UsageReport { at: Some(at(10_000 - 2000)), ..UsageReport::delta(Lane::Realtime, 3000) }, RET, now);
+        m.record(&UsageReport::delta(Lane::SyncFresh, 1000), RET, now);
+        let totals = m.capped_totals(&policy, now);
+        assert_eq!(totals.len(), policy.windows.len());
+        let named: Vec<(&str, i64)> = totals.with_windows(&policy).map(|(w, t)| (w.name.as_str(), t)).collect();
+        for (i, (name, t)) in named.iter().enumerate() {
+            assert_eq!(policy.windows[i].name, *name);
+            assert_eq!(totals.named(&policy, name), Some(*t));
+            assert_eq!(totals.get(i), Some(*t));
+            assert_eq!(*t, m.capped_total(policy.window_minutes()[i], now));
+        }
+        assert_eq!(totals.get(policy.windows.len()), None);
+        assert_eq!(totals.named(&policy, "no such window"), None);
+        assert_eq!(totals.ceiling_window(&policy), totals.get(policy.ceiling_window()));
+        assert_eq!(WindowTotals::zeros(&policy), vec![0; policy.windows.len()]);
+    }
 
     #[test]
     fn window_includes_now_and_excludes_its_left_edge() {

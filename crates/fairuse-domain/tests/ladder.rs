@@ -7,14 +7,15 @@ use std::collections::HashSet;
 
 use fairuse_domain::classifier::{ScriptedClassifier, UsageType, Verdict};
 use fairuse_domain::engine::{
-    BudgetDay, ClassifyGate, Ctx, Decision, EnforcementState, Event, EventKind, Outcome, VerdictRecord, admin_reset,
-    admin_set_stage, appeal, apply_timers, apply_verdict, check_caps, classify_gate, decide, evaluation_due,
-    forwarding, plan_changed, record_stt, resolve_event, set_exempt, synthetic_verdict,
+    BudgetDay, CapCheck, ClassifyGate, Ctx, Decision, EnforcementState, Event, EventKind, Outcome, SttSplit,
+    VerdictRecord, admin_reset, admin_set_stage, appeal, apply_timers, apply_verdict, classify_gate, decide,
+    evaluation_due, forwarding, plan_changed, record_stt, resolve_event, set_exempt, synthetic_verdict,
 };
 use fairuse_domain::ids::SequentialIds;
 use fairuse_domain::policy::{Mode, PlanId, Policy};
 use fairuse_domain::stage::Stage;
 use fairuse_domain::time::{MS_PER_DAY, MS_PER_HOUR, MS_PER_MINUTE, Timestamp};
+use fairuse_domain::windows::WindowTotals;
 
 const UID: &str = "user-1";
 const RESTRICT_BUDGET_MS: i64 = 30 * MS_PER_MINUTE;
@@ -26,6 +27,11 @@ fn t0() -> Timestamp {
 
 fn at(offset_ms: i64) -> Timestamp {
     t0().plus_ms(offset_ms)
+}
+
+/// The engine's cap check of totals written as a list in the policy's window order.
+fn check_caps(totals: Vec<i64>, plan: PlanId, policy: &Policy) -> CapCheck {
+    fairuse_domain::engine::check_caps(WindowTotals::new(policy, totals), plan, policy)
 }
 
 fn days(n: i64) -> i64 {
@@ -129,18 +135,12 @@ impl User {
         decide(&self.state, UID, &check, budget_used_ms, &self.policy, now, &|_, _| None)
     }
 
-    /// Forwards `stt_ms` of audio under the current state: `(forwarded, held back, event)`.
-    fn record_stt(
-        &mut self,
-        budget: &mut BudgetDay,
-        stt_ms: i64,
-        ceiling_exceeded: bool,
-        now: Timestamp,
-    ) -> (i64, i64, Option<Event>) {
+    /// Forwards `stt_ms` of audio under the current state.
+    fn record_stt(&mut self, budget: &mut BudgetDay, stt_ms: i64, ceiling_exceeded: bool, now: Timestamp) -> SttSplit {
         let fwd = forwarding(&self.state, UID, ceiling_exceeded, &self.policy);
         let (mut ctx, state) = self.ctx(now);
         let out = record_stt(state, budget, stt_ms, &fwd, &mut ctx);
-        self.log.extend(out.2.iter().cloned());
+        self.log.extend(out.event.iter().cloned());
         out
     }
 
@@ -708,12 +708,13 @@ fn shadow_mode_computes_stages_and_marks_events_but_enforces_nothing() {
 
     // Nothing is held back, but running out of the restrict budget is still recorded, once.
     let mut budget = BudgetDay::default();
-    let (forwarded, held, event) = user.record_stt(&mut budget, RESTRICT_BUDGET_MS + 5_000, true, restricted_at);
+    let SttSplit { forwarded_ms: forwarded, held_back_ms: held, event } =
+        user.record_stt(&mut budget, RESTRICT_BUDGET_MS + 5_000, true, restricted_at);
     assert_eq!((forwarded, held), (RESTRICT_BUDGET_MS + 5_000, 0));
     let event = event.unwrap();
     assert_eq!(event.kind, EventKind::BudgetExhausted);
     assert!(event.shadow);
-    assert!(user.record_stt(&mut budget, 1_000, true, restricted_at).2.is_none());
+    assert!(user.record_stt(&mut budget, 1_000, true, restricted_at).event.is_none());
 
     let events = user.timers(restricted_at.plus_ms(days(30)));
     assert_eq!(events.len(), 1);
@@ -725,7 +726,8 @@ fn an_exempt_user_in_shadow_mode_is_never_budgeted_not_even_on_record() {
     let mut user = User::with_policy(policy_with(|p| p.switches.mode = Mode::Shadow));
     user.state = EnforcementState { stage: Stage::Restrict, exempt: true, ..EnforcementState::default() };
     let mut budget = BudgetDay::default();
-    let (forwarded, held, event) = user.record_stt(&mut budget, hours(5), false, at(0));
+    let SttSplit { forwarded_ms: forwarded, held_back_ms: held, event } =
+        user.record_stt(&mut budget, hours(5), false, at(0));
     assert_eq!((forwarded, held), (hours(5), 0));
     assert!(event.is_none(), "exempt users are never budgeted: {event:?}");
 }
@@ -734,10 +736,16 @@ fn an_exempt_user_in_shadow_mode_is_never_budgeted_not_even_on_record() {
 fn the_ceiling_holds_back_all_audio_and_the_kill_switch_lifts_it() {
     let mut user = User::new();
     let mut budget = BudgetDay::default();
-    assert_eq!(user.record_stt(&mut budget, 10_000, true, at(0)), (0, 10_000, None));
+    assert_eq!(
+        user.record_stt(&mut budget, 10_000, true, at(0)),
+        SttSplit { forwarded_ms: 0, held_back_ms: 10_000, event: None }
+    );
     let mut lifted = User::with_policy(policy_with(|p| p.switches.kill_switch = true));
     lifted.state.stage = Stage::Restrict;
-    assert_eq!(lifted.record_stt(&mut budget, hours(5), true, at(0)), (hours(5), 0, None));
+    assert_eq!(
+        lifted.record_stt(&mut budget, hours(5), true, at(0)),
+        SttSplit { forwarded_ms: hours(5), held_back_ms: 0, event: None }
+    );
 }
 
 // --- STT budgets -------------------------------------------------------------------------------
@@ -801,7 +809,8 @@ fn record_stt_forwards_only_the_remaining_budget_and_notes_exhaustion_once_per_d
     let mut budget = BudgetDay { day: now.utc_day(), used_ms: 1_700_000, exhausted_noted: false };
 
     assert!(user.decide(no_usage(), budget.used_ms, now).stt_allowed);
-    let (forwarded, held, event) = user.record_stt(&mut budget, 200_000, false, now);
+    let SttSplit { forwarded_ms: forwarded, held_back_ms: held, event } =
+        user.record_stt(&mut budget, 200_000, false, now);
     assert_eq!((forwarded, held), (100_000, 100_000));
     assert_eq!(budget.used_ms, RESTRICT_BUDGET_MS);
     let event = event.unwrap();
@@ -812,7 +821,8 @@ fn record_stt_forwards_only_the_remaining_budget_and_notes_exhaustion_once_per_d
     // Later the same day: the decision refuses, nothing more is forwarded and no second event.
     assert!(!user.decide(no_usage(), budget.used_ms, now.plus_ms(1)).stt_allowed);
     for later in [1, hours(8)] {
-        let (forwarded, held, event) = user.record_stt(&mut budget, 30_000, false, now.plus_ms(later));
+        let SttSplit { forwarded_ms: forwarded, held_back_ms: held, event } =
+            user.record_stt(&mut budget, 30_000, false, now.plus_ms(later));
         assert_eq!((forwarded, held), (0, 30_000));
         assert!(event.is_none());
     }
@@ -820,10 +830,12 @@ fn record_stt_forwards_only_the_remaining_budget_and_notes_exhaustion_once_per_d
     // The next UTC day starts at zero and may run out (and be noted) once again.
     let tomorrow = now.next_utc_midnight();
     assert!(user.decide(no_usage(), budget.today(tomorrow).used_ms, tomorrow).stt_allowed);
-    let (forwarded, _, event) = user.record_stt(&mut budget, RESTRICT_BUDGET_MS - 1, false, tomorrow);
+    let SttSplit { forwarded_ms: forwarded, event, .. } =
+        user.record_stt(&mut budget, RESTRICT_BUDGET_MS - 1, false, tomorrow);
     assert_eq!(forwarded, RESTRICT_BUDGET_MS - 1);
     assert!(event.is_none(), "1 ms short of the budget is not exhausted");
-    let (forwarded, held, event) = user.record_stt(&mut budget, 10, false, tomorrow.plus_ms(1));
+    let SttSplit { forwarded_ms: forwarded, held_back_ms: held, event } =
+        user.record_stt(&mut budget, 10, false, tomorrow.plus_ms(1));
     assert_eq!((forwarded, held), (1, 9));
     assert!(event.is_some());
     assert_eq!(budget.day, tomorrow.utc_day());

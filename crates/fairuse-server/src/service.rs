@@ -22,7 +22,7 @@ use fairuse_domain::store::{
     RateLimitStore, UsageMeterStore,
 };
 use fairuse_domain::time::{Clock, Timestamp};
-use fairuse_domain::windows::{RecordOutcome, UsageReport};
+use fairuse_domain::windows::{RecordOutcome, UsageReport, WindowTotals};
 use fairuse_domain::{InputError, StoreError};
 use futures_util::FutureExt;
 use serde::Serialize;
@@ -394,7 +394,7 @@ impl Service {
         &self,
         uid: &Uid,
         stt_ms: i64,
-        totals: Vec<i64>,
+        totals: WindowTotals,
         session: Option<String>,
         policy: &Policy,
         now: Timestamp,
@@ -410,7 +410,7 @@ impl Service {
         &self,
         uid: &Uid,
         stt_ms: i64,
-        totals: &[i64],
+        totals: &WindowTotals,
         policy: &Policy,
         now: Timestamp,
     ) -> ServiceResult<()> {
@@ -419,7 +419,7 @@ impl Service {
             return Ok(()); // counted; the exhaustion event waits until the durable store answers
         }
         let state = self.current_state_tripping(uid).await?;
-        let ceiling = totals.get(policy.ceiling_window()).is_some_and(|t| policy.at_ceiling(*t));
+        let ceiling = totals.at_ceiling(policy);
         let fwd = engine::forwarding(&state, uid.as_str(), ceiling, policy);
         if let Some(limit) = fwd.budget_limit_ms.or(fwd.recorded_budget_limit_ms)
             && used >= limit
@@ -427,8 +427,7 @@ impl Service {
         {
             self.update(uid, |s, ctx| {
                 let mut day = engine::BudgetDay { day: ctx.now.utc_day(), used_ms: used, exhausted_noted: false };
-                let (_, _, e) = engine::record_stt(s, &mut day, 0, &fwd, ctx);
-                Ok(e.into_iter().collect())
+                Ok(engine::record_stt(s, &mut day, 0, &fwd, ctx).event.into_iter().collect())
             })
             .await?;
         }
@@ -443,7 +442,7 @@ impl Service {
     async fn judge_if_over(
         &self,
         uid: &Uid,
-        totals: &[i64],
+        totals: &WindowTotals,
         session: Option<String>,
         policy: &Policy,
         now: Timestamp,
@@ -465,7 +464,7 @@ impl Service {
                 return Err(e.into());
             }
         };
-        let check = engine::check_caps(totals.to_vec(), state.plan_id(policy), policy);
+        let check = engine::check_caps(totals.clone(), state.plan_id(policy), policy);
         let AfterReport::Judge { due_at } = pipeline::after_report(&check, policy, now) else {
             return Ok(());
         };
@@ -566,7 +565,7 @@ impl Service {
             plan: policy.plan_name(plan).to_owned(),
             conversations: pipeline::select_conversations(stored, &policy, now),
             shape,
-            window_totals_ms: check.totals.clone(),
+            window_totals_ms: check.totals.as_slice().to_vec(),
             sessions,
         };
         let verdict: Result<Verdict, String> = match pipeline::judgement(&state, &input, &policy) {
@@ -666,7 +665,7 @@ impl Service {
             Ok(t) => t,
             Err(e) => {
                 degraded.push(format!("usage meter unavailable ({e}); caps not applied"));
-                vec![0; policy.windows.len()]
+                WindowTotals::zeros(&policy)
             }
         };
         let check = engine::check_caps(totals, state.plan_id(&policy), &policy);

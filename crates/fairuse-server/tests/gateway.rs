@@ -19,7 +19,7 @@ use fairuse_domain::stage::Stage;
 use fairuse_domain::store::{BudgetStore, MemoryStore, UsageMeterStore};
 use fairuse_domain::time::DurationMs;
 use fairuse_domain::time::{Clock, ManualClock, Timestamp};
-use fairuse_domain::windows::{RecordOutcome, UsageReport};
+use fairuse_domain::windows::{RecordOutcome, UsageReport, WindowTotals};
 use fairuse_server::gateway::{Gateway, GatewaySettings, MeterFactory, StreamMeter, Upstream};
 use fairuse_server::http::{AppState, HttpSettings, router};
 use fairuse_server::service::{Notifications, Service, Stores};
@@ -151,11 +151,11 @@ impl UsageMeterStore for CuttableMeter {
         reports: &[UsageReport],
         policy: &Policy,
         now: Timestamp,
-    ) -> Result<(Vec<RecordOutcome>, Vec<i64>), StoreError> {
+    ) -> Result<(Vec<RecordOutcome>, WindowTotals), StoreError> {
         self.down.check()?;
         self.inner.record_and_read(uid, reports, policy, now).await
     }
-    async fn read_totals(&self, uid: &Uid, policy: &Policy, now: Timestamp) -> Result<Vec<i64>, StoreError> {
+    async fn read_totals(&self, uid: &Uid, policy: &Policy, now: Timestamp) -> Result<WindowTotals, StoreError> {
         self.down.check()?;
         self.inner.read_totals(uid, policy, now).await
     }

@@ -362,6 +362,7 @@ async fn events_on_omis_admin_routes_carry_omis_trigger_names_and_fields() {
     use fairuse_domain::classifier::{ScriptedClassifier, UsageType};
     use fairuse_domain::engine;
     use fairuse_domain::ids::Uid;
+    use fairuse_domain::windows::WindowTotals;
     let app = app();
     let uid = Uid::parse("u1").unwrap();
     let (_, events) = app
@@ -369,7 +370,8 @@ async fn events_on_omis_admin_routes_carry_omis_trigger_names_and_fields() {
         .update(&uid, |s, ctx| {
             let plan = s.plan_id(ctx.policy);
             // Over the 72 h cap only: Omi names that trigger `3day`.
-            let check = engine::check_caps(vec![3_600_000, 9 * 3_600_000, 9 * 3_600_000], plan, ctx.policy);
+            let totals = WindowTotals::new(ctx.policy, vec![3_600_000, 9 * 3_600_000, 9 * 3_600_000]);
+            let check = engine::check_caps(totals, plan, ctx.policy);
             let trigger = check.trigger("soft_cap", plan, ctx.policy);
             Ok(engine::apply_verdict(
                 s,

@@ -6,7 +6,7 @@ use fairuse_domain::ids::{Lane, Uid};
 use fairuse_domain::policy::Policy;
 use fairuse_domain::store::UsageMeterStore;
 use fairuse_domain::time::{MS_PER_MINUTE, Timestamp};
-use fairuse_domain::windows::{RecordOutcome, SpeechAmount, UsageReport, UserMeter, recovery_at};
+use fairuse_domain::windows::{RecordOutcome, SpeechAmount, UsageReport, UserMeter, WindowTotals, recovery_at};
 
 use crate::support::{T0, check_prefix, days, hours, is_mine, uid};
 
@@ -52,7 +52,12 @@ impl<'a> Mirror<'a> {
     }
 
     /// Records through the store and the model; asserts outcomes and totals agree. Returns both.
-    async fn record(&mut self, step: &str, reports: &[UsageReport], now: Timestamp) -> (Vec<RecordOutcome>, Vec<i64>) {
+    async fn record(
+        &mut self,
+        step: &str,
+        reports: &[UsageReport],
+        now: Timestamp,
+    ) -> (Vec<RecordOutcome>, WindowTotals) {
         for r in reports {
             if let Err(e) = r.validate(&self.policy, now) {
                 panic!("{step}: the contract itself sent an invalid report: {e}");
@@ -74,7 +79,7 @@ impl<'a> Mirror<'a> {
         got
     }
 
-    async fn totals(&self, step: &str, now: Timestamp) -> Vec<i64> {
+    async fn totals(&self, step: &str, now: Timestamp) -> WindowTotals {
         let got = self
             .store
             .read_totals(&self.uid, &self.policy, now)

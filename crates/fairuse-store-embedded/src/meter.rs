@@ -20,7 +20,7 @@ use fairuse_domain::ids::{Lane, Uid};
 use fairuse_domain::policy::Policy;
 use fairuse_domain::store::UsageMeterStore;
 use fairuse_domain::time::{MS_PER_DAY, MS_PER_HOUR, MS_PER_MINUTE, Timestamp};
-use fairuse_domain::windows::{RecordOutcome, SpeechAmount, UsageReport, UserMeter, recovery_at};
+use fairuse_domain::windows::{RecordOutcome, SpeechAmount, UsageReport, UserMeter, WindowTotals, recovery_at};
 use rusqlite::Connection;
 
 use crate::error::{Effect, store_error};
@@ -350,7 +350,7 @@ impl UsageMeterStore for EmbeddedStore {
         reports: &[UsageReport],
         policy: &Policy,
         now: Timestamp,
-    ) -> Result<(Vec<RecordOutcome>, Vec<i64>), StoreError> {
+    ) -> Result<(Vec<RecordOutcome>, WindowTotals), StoreError> {
         let retention_ms = policy.metering.retention.ms();
         self.meters.note_retention(retention_ms);
         let slot = self.meters.slot(uid);
@@ -386,7 +386,7 @@ impl UsageMeterStore for EmbeddedStore {
         Ok((outcomes, totals))
     }
 
-    async fn read_totals(&self, uid: &Uid, policy: &Policy, now: Timestamp) -> Result<Vec<i64>, StoreError> {
+    async fn read_totals(&self, uid: &Uid, policy: &Policy, now: Timestamp) -> Result<WindowTotals, StoreError> {
         let retention_ms = policy.metering.retention.ms();
         self.meters.note_retention(retention_ms);
         self.with_meter(uid, retention_ms, now, |m| m.capped_totals(policy, now)).await

@@ -12,7 +12,7 @@ use fairuse_domain::ids::{Lane, Uid};
 use fairuse_domain::policy::Policy;
 use fairuse_domain::store::UsageMeterStore;
 use fairuse_domain::time::{MS_PER_HOUR, MS_PER_MINUTE, Timestamp};
-use fairuse_domain::windows::{RecordOutcome, SpeechAmount, UsageReport, UserMeter, recovery_at};
+use fairuse_domain::windows::{RecordOutcome, SpeechAmount, UsageReport, UserMeter, WindowTotals, recovery_at};
 
 use crate::RedisHotStore;
 use crate::error::{Effect, Failure};
@@ -49,7 +49,7 @@ impl RedisHotStore {
         uid: &Uid,
         policy: &Policy,
         now: Timestamp,
-    ) -> Result<(Vec<i64>, i64), StoreError> {
+    ) -> Result<(WindowTotals, i64), StoreError> {
         let keys = [self.layout.meter(uid)];
         let windows = policy.window_minutes();
         let mut args = Vec::with_capacity(2 + windows.len());
@@ -64,7 +64,7 @@ impl RedisHotStore {
             return Err(Self::failed(action, Effect::Read)(Failure::Reply(why)));
         }
         let cost = reply.pop().unwrap_or_default();
-        Ok((reply, cost))
+        Ok((WindowTotals::new(policy, reply), cost))
     }
 
     /// `(minute, ms)` of one lane (`None`: the capped lanes together) in `lo..=hi`, ascending,
@@ -144,7 +144,7 @@ impl RedisHotStore {
         reports: &[UsageReport],
         policy: &Policy,
         now: Timestamp,
-    ) -> Result<(Vec<RecordOutcome>, Vec<i64>, i64), StoreError> {
+    ) -> Result<(Vec<RecordOutcome>, WindowTotals, i64), StoreError> {
         let retention = policy.metering.retention.ms();
         let windows = policy.window_minutes();
         let mut keys = vec![self.layout.meter(uid)];
@@ -176,7 +176,7 @@ impl RedisHotStore {
             .chunks_exact(3)
             .map(|o| RecordOutcome { speech_added_ms: o[0], stt_added_ms: o[1], duplicate: o[2] == 1 })
             .collect();
-        Ok((outcomes, rest[..windows.len()].to_vec(), rest[windows.len()]))
+        Ok((outcomes, WindowTotals::new(policy, rest[..windows.len()].to_vec()), rest[windows.len()]))
     }
 }
 
@@ -188,11 +188,11 @@ impl UsageMeterStore for RedisHotStore {
         reports: &[UsageReport],
         policy: &Policy,
         now: Timestamp,
-    ) -> Result<(Vec<RecordOutcome>, Vec<i64>), StoreError> {
+    ) -> Result<(Vec<RecordOutcome>, WindowTotals), StoreError> {
         self.record_and_read_with_cost(uid, reports, policy, now).await.map(|(outcomes, totals, _)| (outcomes, totals))
     }
 
-    async fn read_totals(&self, uid: &Uid, policy: &Policy, now: Timestamp) -> Result<Vec<i64>, StoreError> {
+    async fn read_totals(&self, uid: &Uid, policy: &Policy, now: Timestamp) -> Result<WindowTotals, StoreError> {
         self.read_totals_with_cost(uid, policy, now).await.map(|(totals, _)| totals)
     }
 

@@ -19,7 +19,7 @@ use fairuse_domain::ids::{Lane, Uid};
 use fairuse_domain::policy::Policy;
 use fairuse_domain::store::UsageMeterStore;
 use fairuse_domain::time::{MS_PER_DAY, MS_PER_HOUR, MS_PER_MINUTE, Timestamp};
-use fairuse_domain::windows::{RecordOutcome, SpeechAmount, UsageReport, UserMeter, recovery_at};
+use fairuse_domain::windows::{RecordOutcome, SpeechAmount, UsageReport, UserMeter, WindowTotals, recovery_at};
 use fairuse_store_redis::{MeterLayoutCheck, MeterMigration, RedisHotStore, RedisOptions};
 use redis::AsyncCommands;
 use redis::aio::ConnectionLike;
@@ -83,7 +83,7 @@ impl OldMeter {
         reports: &[UsageReport],
         policy: &Policy,
         now: Timestamp,
-    ) -> (Vec<RecordOutcome>, Vec<i64>) {
+    ) -> (Vec<RecordOutcome>, WindowTotals) {
         let retention = policy.metering.retention.ms();
         let windows = policy.window_minutes();
         let mut keys = self.meter_keys(uid);
@@ -127,11 +127,11 @@ impl OldMeter {
             .chunks_exact(3)
             .map(|o| RecordOutcome { speech_added_ms: o[0], stt_added_ms: o[1], duplicate: o[2] == 1 })
             .collect();
-        (outcomes, rest[..windows.len()].to_vec())
+        (outcomes, WindowTotals::new(policy, rest[..windows.len()].to_vec()))
     }
 
     /// The old `read_totals`.
-    async fn totals(&self, conn: &mut impl ConnectionLike, uid: &Uid, policy: &Policy, now: Timestamp) -> Vec<i64> {
+    async fn totals(&self, conn: &mut impl ConnectionLike, uid: &Uid, policy: &Policy, now: Timestamp) -> WindowTotals {
         let windows = policy.window_minutes();
         let mut args = vec![now.millis().to_string(), windows.len().to_string()];
         args.extend(windows.iter().map(i64::to_string));
@@ -140,7 +140,7 @@ impl OldMeter {
         invocation.key(&self.meter_keys(uid)[..4]).arg(args);
         let mut reply: Vec<i64> = invocation.invoke_async(conn).await.expect("the old totals script runs");
         reply.pop();
-        reply
+        WindowTotals::new(policy, reply)
     }
 }
 

@@ -457,10 +457,9 @@ impl<'p, W: Write> Simulator<'p, W> {
             };
             let fwd = engine::forwarding(&user.state, &user.uid, ceiling_exceeded, policy);
             let mut ctx = Ctx { policy, now: t, uid: &user.uid, ids: &mut self.ids };
-            let (_, held, exhausted) =
-                engine::record_stt(&user.state, &mut user.budget, outcome.stt_added_ms, &fwd, &mut ctx);
-            self.stt_ms_saved += held;
-            events.extend(exhausted);
+            let split = engine::record_stt(&user.state, &mut user.budget, outcome.stt_added_ms, &fwd, &mut ctx);
+            self.stt_ms_saved += split.held_back_ms;
+            events.extend(split.event);
         }
         self.emit(u, &events)?;
         let session = line.session_id.as_deref().map(str::to_owned);
@@ -535,7 +534,7 @@ impl<'p, W: Write> Simulator<'p, W> {
                     plan: policy.plan_name(plan).to_owned(),
                     conversations: pipeline::select_conversations(user.conversations.clone(), policy, t),
                     shape: UsageShape::measure(&user.meter, lookback, t),
-                    window_totals_ms: check.totals.clone(),
+                    window_totals_ms: check.totals.as_slice().to_vec(),
                     sessions: pipeline::select_stream_sessions(
                         user.sessions.values().cloned(),
                         t.minus_ms(lookback),

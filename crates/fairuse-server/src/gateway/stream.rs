@@ -62,10 +62,18 @@ pub(super) struct Stream {
     last_upstream_send: tokio::time::Instant,
     /// A usage report still running after its timeout, with the totals it carries: no second
     /// report starts until it ends (a hanging store must not collect a pile of them).
-    report_in_flight: Option<(ReportTask, (i64, i64))>,
+    report_in_flight: Option<(ReportTask, SessionTotals)>,
     exhausted_sent: bool,
     /// The last totals reported, to skip reports that would change nothing.
-    reported: Option<(i64, i64)>,
+    reported: Option<SessionTotals>,
+}
+
+/// The cumulative totals of this stream's session that a usage report carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct SessionTotals {
+    speech_ms: i64,
+    /// Audio forwarded to the STT vendor.
+    stt_ms: i64,
 }
 
 enum Next {
@@ -379,16 +387,16 @@ impl Stream {
     /// Reports the cumulative totals of this session; idempotent, so a retry or a repeated
     /// flush never counts twice. A failure is logged: the next flush reports the same totals.
     async fn flush(&mut self) {
-        let totals = (self.meter.speech_ms(), self.stt_ms());
+        let totals = SessionTotals { speech_ms: self.meter.speech_ms(), stt_ms: self.stt_ms() };
         if self.reported == Some(totals) {
             return;
         }
         let report = UsageReport {
             lane: Lane::Realtime,
-            amount: SpeechAmount::Cumulative { session_id: self.session_id.clone(), total_ms: totals.0 },
+            amount: SpeechAmount::Cumulative { session_id: self.session_id.clone(), total_ms: totals.speech_ms },
             at: None,
             idempotency_key: None,
-            stt_ms: totals.1,
+            stt_ms: totals.stt_ms,
         };
         // A report still running from an earlier flush: let it finish first.
         if let Some((handle, _)) = &self.report_in_flight
@@ -417,7 +425,11 @@ impl Stream {
         }
     }
 
-    fn report_done(&mut self, done: Result<ServiceResult<UsageAccepted>, tokio::task::JoinError>, totals: (i64, i64)) {
+    fn report_done(
+        &mut self,
+        done: Result<ServiceResult<UsageAccepted>, tokio::task::JoinError>,
+        totals: SessionTotals,
+    ) {
         match done {
             Ok(Ok(_)) => self.reported = Some(totals),
             Ok(Err(e)) => {
@@ -503,7 +515,7 @@ impl Stream {
             return Lease::Off;
         }
         let policy = self.service.policy();
-        let unreported = self.reported.map_or(0, |r| r.1) != self.stt_ms();
+        let unreported = self.reported.map_or(0, |r| r.stt_ms) != self.stt_ms();
         let decision = if unreported {
             Err("the forwarded audio could not be reported".to_owned())
         } else {
