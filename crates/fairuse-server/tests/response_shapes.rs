@@ -18,6 +18,7 @@ use fairuse_domain::prints::AudioMatch;
 use fairuse_domain::stage::Stage;
 use fairuse_domain::time::Timestamp;
 use fairuse_domain::windows::RecordOutcome;
+use fairuse_server::error::{ErrorBody, ErrorDetail};
 use fairuse_server::http::types::{
     AdminCaseBody, AdminUserBody, AdminWhoamiBody, AppealResultBody, BudgetStatusBody, CaseStatusBody,
     ConversationsResultBody, DecisionBody, EnforcementStateBody, EventBody, ExemptSetBody, ExemptStatusBody,
@@ -383,4 +384,16 @@ fn exemption_bodies_keep_their_shape() {
         audit: Some(EventBody::from(&audit)),
     };
     assert_shape("exempt_cleared.json", &cleared);
+}
+
+#[test]
+fn error_body_keeps_its_shape() {
+    let input = ErrorDetail {
+        code: "invalid_request",
+        message: "reports[3].lane: unknown lane \"phone\"".into(),
+        field: Some("reports[3].lane".into()),
+    };
+    assert_shape("error.invalid_request.json", &ErrorBody { error: input });
+    let other = ErrorDetail { code: "not_found", message: "Case not found".into(), field: None };
+    assert_shape("error.not_found.json", &ErrorBody { error: other });
 }

@@ -9,6 +9,8 @@
 //! `Outcome`, `Recipe`, `EvidenceKind`) is reused as is: each serializes as one string, whose
 //! spelling the API documents as an enum and the stores share.
 //!
+//! Error answers are [`crate::error::ErrorBody`], beside the one table from errors to statuses.
+//!
 //! Imports only the domain and the service's own answer types; the handlers import this.
 
 use std::collections::BTreeMap;
