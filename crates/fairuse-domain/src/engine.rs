@@ -643,10 +643,6 @@ pub struct Decision {
     pub reasons: Vec<String>,
     pub shadow: bool,
     pub case_ref: Option<CaseRef>,
-    /// Set by the service when `stt_allowed` is false only because the budget store could not
-    /// be read (fail closed): a transient denial, not a spent budget. Not part of the API.
-    #[serde(skip)]
-    pub budget_unavailable: bool,
 }
 
 /// Decides for a state whose timers were already applied. `budget_used_ms` is today's forwarded
@@ -755,7 +751,6 @@ pub fn decide(
         reasons,
         shadow,
         case_ref: state.last_case_ref.clone(),
-        budget_unavailable: false,
     }
 }
 

@@ -379,19 +379,30 @@ pub enum Lease {
     Stop,
 }
 
+/// A decision as the service answers it: the domain's [`Decision`] and whether the stores could
+/// vouch for it. A transport flag for the gateway, kept out of [`Decision`] so that it never
+/// reaches the API or a stored record.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DecisionWithHealth {
+    pub decision: Decision,
+    /// `decision.stt_allowed` is false only because the budget store could not be read (fail
+    /// closed): a transient denial, not a spent budget.
+    pub budget_unavailable: bool,
+}
+
 /// The gateway's lease decision. `decision` is `None` when the forwarded audio could not be
 /// reported or the decision could not be read: a stream with a budget (`budgeted`, from the last
 /// decision) is held under `budget.fail_closed_when_store_down`, anyone else gets one more slice
 /// (fail open: no budget to overshoot). A decision denied only because the budget store did not
 /// answer holds rather than stops. A granted lease never exceeds the remaining budget (at least
 /// 1 ms, so the stream reports and asks again).
-pub fn lease(decision: Option<&Decision>, budgeted: bool, policy: &Policy) -> Lease {
+pub fn lease(decision: Option<&DecisionWithHealth>, budgeted: bool, policy: &Policy) -> Lease {
     let slice_ms = policy.budget.slice.ms().max(1);
     match decision {
         None if budgeted && policy.budget.fail_closed_when_store_down => Lease::Hold,
         None => Lease::Grant { ms: slice_ms },
-        Some(d) if !d.stt_allowed && d.budget_unavailable => Lease::Hold,
-        Some(d) if d.stt_allowed => {
+        Some(h) if !h.decision.stt_allowed && h.budget_unavailable => Lease::Hold,
+        Some(DecisionWithHealth { decision: d, .. }) if d.stt_allowed => {
             Lease::Grant { ms: d.stt_budget.as_ref().map_or(slice_ms, |b| slice_ms.min(b.remaining_ms.max(1))) }
         }
         Some(_) => Lease::Stop,
@@ -413,6 +424,7 @@ mod tests {
     use super::*;
     use crate::classifier::UsageShape;
     use crate::prints::AudioMatch;
+    use crate::stage::Stage;
     use crate::time::MS_PER_HOUR;
 
     fn session(id: &str, speech_min: i64, own_min: i64, other_min: i64) -> StreamSession {
@@ -526,5 +538,37 @@ mod tests {
         let job = rejudge_job("u", None, now);
         assert!(job.is_due_evaluation());
         assert_ne!(job.id, due_evaluation_job("u", None, now).id, "a pending due evaluation does not swallow it");
+    }
+
+    fn decision(stt_allowed: bool, remaining_ms: Option<i64>) -> Decision {
+        let now = Timestamp::from_millis(MS_PER_HOUR);
+        Decision {
+            stage: Stage::Restrict,
+            effective_stage: Stage::Restrict,
+            stt_allowed,
+            sync_allowed: true,
+            stt_model_tier: "standard".into(),
+            stt_budget: remaining_ms.map(|r| engine::budget_status(60_000, 60_000 - r, now)),
+            windows: Default::default(),
+            caps: Default::default(),
+            plan: "free".into(),
+            triggered: Vec::new(),
+            ceiling_exceeded: false,
+            retry_after_s: None,
+            reasons: Vec::new(),
+            shadow: false,
+            case_ref: None,
+        }
+    }
+
+    #[test]
+    fn a_denial_only_because_the_budget_store_is_down_holds_the_stream_and_a_spent_budget_stops_it() {
+        let policy = Policy::default();
+        let down = DecisionWithHealth { decision: decision(false, Some(60_000)), budget_unavailable: true };
+        assert_eq!(lease(Some(&down), true, &policy), Lease::Hold);
+        let spent = DecisionWithHealth { decision: decision(false, Some(0)), budget_unavailable: false };
+        assert_eq!(lease(Some(&spent), true, &policy), Lease::Stop);
+        let left = DecisionWithHealth { decision: decision(true, Some(1)), budget_unavailable: false };
+        assert_eq!(lease(Some(&left), true, &policy), Lease::Grant { ms: 1 }, "never more than the budget left");
     }
 }

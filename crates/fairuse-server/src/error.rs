@@ -5,7 +5,7 @@
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use fairuse_domain::{InputError, StoreError};
-use serde_json::json;
+use serde::Serialize;
 
 use crate::service::ServiceError;
 
@@ -53,6 +53,21 @@ impl ApiError {
     }
 }
 
+/// `Error` in `openapi.json`: every JSON error answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ErrorDetail {
+    pub code: &'static str,
+    pub message: String,
+    /// The field that is wrong, on input errors.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, code) = self.status_and_code();
@@ -67,10 +82,11 @@ impl IntoResponse for ApiError {
             let kind = if e.is_unknown() { "unknown" } else { "certain" };
             metrics::counter!("fairuse_store_errors_total", "op" => "request", "kind" => kind).increment(1);
         }
-        let mut body = json!({"error": {"code": code, "message": self.to_string()}});
-        if let ApiError::Input(e) = &self {
-            body["error"]["field"] = json!(e.field);
-        }
+        let field = match &self {
+            ApiError::Input(e) => Some(e.field.clone()),
+            _ => None,
+        };
+        let body = ErrorBody { error: ErrorDetail { code, message: self.to_string(), field } };
         let mut resp = (status, axum::Json(body)).into_response();
         if let ApiError::RateLimited { retry_after_s } = self
             && let Ok(v) = HeaderValue::from_str(&retry_after_s.max(1).to_string())

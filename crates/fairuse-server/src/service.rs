@@ -12,7 +12,7 @@ use arc_swap::ArcSwap;
 use fairuse_domain::classifier::{Classifier, ClassifierInput, Conversation, Verdict};
 use fairuse_domain::engine::{self, CapCheck, ClassifyGate, Ctx, Decision, EnforcementState, Event, Outcome};
 use fairuse_domain::ids::{CaseRef, IdSource, Lane, Uid};
-use fairuse_domain::pipeline::{self, AfterReport, Judgement};
+use fairuse_domain::pipeline::{self, AfterReport, DecisionWithHealth, Judgement};
 use fairuse_domain::policy::{Mode, Policy};
 use fairuse_domain::prints::{POSTING_LIMIT, Print, print_key};
 use fairuse_domain::sessions::{HashSample, StreamSession};
@@ -632,6 +632,12 @@ impl Service {
     /// The decision for the host before it forwards audio. Stores that fail make it fail open,
     /// except the STT budget of users already throttled or restricted (policy switch).
     pub async fn decision(&self, uid: &Uid) -> ServiceResult<Decision> {
+        self.decision_with_health(uid).await.map(|h| h.decision)
+    }
+
+    /// [`Self::decision`], and whether a denial is only the budget store failing closed: the
+    /// gateway holds such a stream rather than stopping it ([`pipeline::lease`]).
+    pub async fn decision_with_health(&self, uid: &Uid) -> ServiceResult<DecisionWithHealth> {
         let policy = self.policy();
         let now = self.now();
         let mut degraded = Vec::new();
@@ -677,16 +683,16 @@ impl Service {
         let mut d = engine::decide(&state, uid.as_str(), &check, used, &policy, now, &|w, cap| {
             recoveries.get(&(w, cap)).copied().flatten()
         });
-        if budget_down && d.stt_budget.is_some() && policy.budget.fail_closed_when_store_down {
+        let budget_unavailable = budget_down && d.stt_budget.is_some() && policy.budget.fail_closed_when_store_down;
+        if budget_unavailable {
             d.stt_allowed = false;
-            d.budget_unavailable = true;
             d.reasons.push("STT budget store unavailable; failing closed for this stage".into());
         }
         d.reasons.extend(degraded);
         let outcome = if d.stt_allowed { "allowed" } else { "denied" };
         metrics::counter!("fairuse_decisions_total", "outcome" => outcome, "stage" => d.effective_stage.as_str())
             .increment(1);
-        Ok(d)
+        Ok(DecisionWithHealth { decision: d, budget_unavailable })
     }
 
     async fn recoveries(

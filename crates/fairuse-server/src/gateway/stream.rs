@@ -519,7 +519,7 @@ impl Stream {
         let decision = if unreported {
             Err("the forwarded audio could not be reported".to_owned())
         } else {
-            let call = self.service.decision(&self.uid);
+            let call = self.service.decision_with_health(&self.uid);
             match tokio::time::timeout(self.settings().outbound_timeout, call).await {
                 Ok(Ok(d)) => Ok(d),
                 Ok(Err(e)) => Err(format!("decision failed: {e}")),
@@ -527,8 +527,8 @@ impl Stream {
             }
         };
         let action = pipeline::lease(decision.as_ref().ok(), self.budgeted, &policy);
-        if let Ok(d) = &decision {
-            self.budgeted = d.stt_budget.is_some();
+        if let Ok(h) = &decision {
+            self.budgeted = h.decision.stt_budget.is_some();
         }
         match (action, &decision) {
             (pipeline::Lease::Hold, Err(why)) => {
@@ -555,7 +555,7 @@ impl Stream {
                 return Lease::Granted;
             }
             pipeline::Lease::Stop => match decision {
-                Ok(d) => d,
+                Ok(h) => h.decision,
                 Err(_) => return Lease::Held, // unreachable: a stop needs a decision that denies
             },
         };

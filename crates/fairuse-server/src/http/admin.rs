@@ -8,15 +8,19 @@ use std::collections::BTreeMap;
 use axum::extract::{Query, State};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use fairuse_domain::engine::{EnforcementState, Outcome};
+use fairuse_domain::engine::Outcome;
 use fairuse_domain::stage::Stage;
 use fairuse_domain::time::Timestamp;
 use serde::Deserialize;
-use serde_json::{Value, json};
 
 use super::extract::{Admin, ApiPath, Operator, OptionalJson, uid_param};
-use super::omi::{omi, omi_event};
+use super::omi::omi;
 use super::state::AppState;
+use super::types::{
+    AdminCaseBody, AdminUserBody, AdminWhoamiBody, BudgetStatusBody, DecisionBody, EnforcementStateBody, EventBody,
+    ExemptSetBody, ExemptStatusBody, FlaggedListBody, FlaggedUserBody, OmiEventBody, ResetResultBody,
+    ResolveResultBody, SetStageResultBody, UsageSeriesBody,
+};
 use crate::error::{ApiError, ApiResult};
 use crate::service::ServiceError;
 
@@ -34,8 +38,8 @@ pub(crate) fn routes() -> Router<AppState> {
 }
 
 /// Who the presented admin key belongs to (any role): the dashboard's sign-in.
-async fn get_whoami(Admin(admin): Admin) -> Json<Value> {
-    Json(json!({"name": admin.name, "role": admin.role.as_str()}))
+async fn get_whoami(Admin(admin): Admin) -> Json<AdminWhoamiBody> {
+    Json(AdminWhoamiBody { name: admin.name, role: admin.role.as_str() })
 }
 
 #[derive(Deserialize)]
@@ -44,15 +48,11 @@ struct FlaggedQuery {
     limit: Option<String>,
 }
 
-fn flagged_row(uid: &str, s: &EnforcementState) -> Value {
-    json!({
-        "uid": uid, "stage": s.stage, "stage_until": s.stage_until, "manual": s.manual, "stage_since": s.stage_since,
-        "updated_at": s.updated_at, "last_case_ref": s.last_case_ref, "last_usage_type": s.last_usage_type,
-        "last_score": s.last_score, "plan": s.plan, "exempt": s.exempt,
-    })
-}
-
-async fn get_flagged(State(st): State<AppState>, _: Admin, Query(q): Query<FlaggedQuery>) -> ApiResult<Json<Value>> {
+async fn get_flagged(
+    State(st): State<AppState>,
+    _: Admin,
+    Query(q): Query<FlaggedQuery>,
+) -> ApiResult<Json<FlaggedListBody>> {
     let stage = match q.stage.as_deref().filter(|s| !s.is_empty()) {
         Some(s) => Some(Stage::parse(s)?),
         None => None,
@@ -71,50 +71,46 @@ async fn get_flagged(State(st): State<AppState>, _: Admin, Query(q): Query<Flagg
         },
     };
     let rows = st.service.flagged(stage, limit).await?;
-    let users: Vec<Value> = rows.iter().map(|(uid, s)| flagged_row(uid, s)).collect();
-    Ok(Json(json!({"users": users, "fair_use_enabled": st.service.policy().switches.enabled})))
+    let users = rows.iter().map(|(uid, s)| FlaggedUserBody::new(uid, s)).collect();
+    Ok(Json(FlaggedListBody { users, fair_use_enabled: st.service.policy().switches.enabled }))
 }
 
-async fn get_admin_user(State(st): State<AppState>, _: Admin, ApiPath(uid): ApiPath<String>) -> ApiResult<Json<Value>> {
+async fn get_admin_user(
+    State(st): State<AppState>,
+    _: Admin,
+    ApiPath(uid): ApiPath<String>,
+) -> ApiResult<Json<AdminUserBody>> {
     let uid = uid_param(&uid)?;
     let state = st.service.current_state(&uid).await?;
     let events = st.service.events(&uid, 50).await?;
     let decision = st.service.decision(&uid).await?;
     let usage = st.service.usage_series(&uid, 7).await?;
-    let current_speech_ms: BTreeMap<String, i64> = decision.windows.clone();
-    let events: Vec<Value> = events.iter().map(omi_event).collect();
-    Ok(Json(json!({
-        "uid": uid,
-        "state": state,
-        "events": events,
-        "windows": decision.windows,
-        "caps": decision.caps,
-        "ceiling_ms": st.service.policy().ceiling.limit.ms(),
-        "current_speech_ms": current_speech_ms,
-        "budget": decision.stt_budget,
-        "decision": decision,
-        "usage": {"unit": "unix_minute_and_ms", "lanes": usage},
-    })))
+    Ok(Json(AdminUserBody {
+        uid: uid.to_string(),
+        state: EnforcementStateBody::from(&state),
+        events: events.iter().map(OmiEventBody::from).collect(),
+        windows: decision.windows.clone(),
+        caps: decision.caps.clone(),
+        ceiling_ms: st.service.policy().ceiling.limit.ms(),
+        current_speech_ms: decision.windows.clone(),
+        budget: decision.stt_budget.as_ref().map(BudgetStatusBody::from),
+        decision: DecisionBody::from(&decision),
+        usage: UsageSeriesBody::new(usage),
+    }))
 }
 
 async fn get_admin_case(
     State(st): State<AppState>,
     _: Admin,
     ApiPath(case_ref): ApiPath<String>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<AdminCaseBody>> {
     let event = match st.service.case_event(&case_ref).await {
         Err(ServiceError::Input(_) | ServiceError::NotFound(_)) => {
             return Err(ApiError::NotFound(format!("Case {case_ref} not found")));
         }
         other => other?,
     };
-    // Omi's answer is the event's fields with `uid` and `event_id`; `event` is ours.
-    let mut body = omi_event(&event);
-    if let Some(obj) = body.as_object_mut() {
-        obj.insert("event_id".into(), json!(event.event_id));
-        obj.insert("event".into(), omi_event(&event));
-    }
-    Ok(Json(body))
+    Ok(Json(AdminCaseBody::from(&event)))
 }
 
 #[derive(Deserialize, Default)]
@@ -130,7 +126,7 @@ async fn post_resolve(
     ApiPath((uid, event_id)): ApiPath<(String, String)>,
     Query(q): Query<BTreeMap<String, String>>,
     OptionalJson(body): OptionalJson<ResolveIn>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<ResolveResultBody>> {
     let uid = uid_param(&uid)?;
     let outcome = body.outcome.or_else(|| q.get("outcome").cloned()).unwrap_or_else(|| "upheld".into());
     let outcome = match outcome.as_str() {
@@ -146,7 +142,7 @@ async fn post_resolve(
     };
     let notes = body.notes.or_else(|| q.get("notes").cloned()).unwrap_or_default();
     let (event, audit) = st.service.resolve(&uid, &event_id, outcome, notes, &admin.name).await?;
-    Ok(Json(json!({"status": "resolved", "event": event, "audit": audit})))
+    Ok(Json(ResolveResultBody { status: "resolved", event: EventBody::from(&event), audit: EventBody::from(&audit) }))
 }
 
 #[derive(Deserialize, Default)]
@@ -160,10 +156,14 @@ async fn post_reset(
     Operator(admin): Operator,
     ApiPath(uid): ApiPath<String>,
     OptionalJson(body): OptionalJson<ResetIn>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<ResetResultBody>> {
     let uid = uid_param(&uid)?;
     let (state, audit) = st.service.reset(&uid, &admin.name, body.reason).await?;
-    Ok(Json(json!({"status": "reset", "state": state, "audit": audit})))
+    Ok(Json(ResetResultBody {
+        status: "reset",
+        state: EnforcementStateBody::from(&state),
+        audit: EventBody::from(&audit),
+    }))
 }
 
 #[derive(Deserialize, Default)]
@@ -180,7 +180,7 @@ async fn post_set_stage(
     ApiPath(uid): ApiPath<String>,
     Query(q): Query<BTreeMap<String, String>>,
     OptionalJson(body): OptionalJson<SetStageIn>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<SetStageResultBody>> {
     let uid = uid_param(&uid)?;
     let stage = body
         .stage
@@ -195,35 +195,54 @@ async fn post_set_stage(
     };
     let reason = body.reason.or_else(|| q.get("reason").cloned());
     let (state, audit) = st.service.set_stage(&uid, stage, until, &admin.name, reason).await?;
-    Ok(Json(json!({"status": "updated", "stage": state.stage, "state": state, "audit": audit})))
+    Ok(Json(SetStageResultBody {
+        status: "updated",
+        stage: state.stage,
+        state: EnforcementStateBody::from(&state),
+        audit: EventBody::from(&audit),
+    }))
 }
 
-async fn get_exempt(State(st): State<AppState>, _: Admin, ApiPath(uid): ApiPath<String>) -> ApiResult<Json<Value>> {
+async fn get_exempt(
+    State(st): State<AppState>,
+    _: Admin,
+    ApiPath(uid): ApiPath<String>,
+) -> ApiResult<Json<ExemptStatusBody>> {
     let uid = uid_param(&uid)?;
     let state = st.service.current_state(&uid).await?;
     let in_config = st.service.policy().is_exempt_in_config(uid.as_str());
-    Ok(Json(json!({"uid": uid, "exempt": state.exempt || in_config, "dynamic": state.exempt, "in_config": in_config})))
+    Ok(Json(ExemptStatusBody {
+        uid: uid.to_string(),
+        exempt: state.exempt || in_config,
+        dynamic: state.exempt,
+        in_config,
+        audit: None,
+    }))
 }
 
 async fn put_exempt(
     State(st): State<AppState>,
     Operator(admin): Operator,
     ApiPath(uid): ApiPath<String>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<ExemptSetBody>> {
     let uid = uid_param(&uid)?;
     let (state, audit) = st.service.set_exempt(&uid, true, &admin.name).await?;
-    Ok(Json(json!({"uid": uid, "exempt": state.exempt, "audit": audit})))
+    Ok(Json(ExemptSetBody { uid: uid.to_string(), exempt: state.exempt, audit: EventBody::from(&audit) }))
 }
 
 async fn delete_exempt(
     State(st): State<AppState>,
     Operator(admin): Operator,
     ApiPath(uid): ApiPath<String>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<ExemptStatusBody>> {
     let uid = uid_param(&uid)?;
     let in_config = st.service.policy().is_exempt_in_config(uid.as_str());
     let (state, audit) = st.service.set_exempt(&uid, false, &admin.name).await?;
-    Ok(Json(
-        json!({"uid": uid, "exempt": state.exempt || in_config, "dynamic": state.exempt, "in_config": in_config, "audit": audit}),
-    ))
+    Ok(Json(ExemptStatusBody {
+        uid: uid.to_string(),
+        exempt: state.exempt || in_config,
+        dynamic: state.exempt,
+        in_config,
+        audit: Some(EventBody::from(&audit)),
+    }))
 }

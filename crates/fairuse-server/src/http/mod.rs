@@ -4,7 +4,8 @@
 //!
 //! - [`state`]: what every handler can reach ([`AppState`], [`HttpSettings`]).
 //! - [`extract`]: bodies, path parameters, and who is calling.
-//! - [`omi`]: Omi's route marker, its error shape and its event fields.
+//! - [`omi`]: Omi's route marker and its error shape.
+//! - [`types`]: the response bodies, apart from the domain types (Omi's event fields among them).
 //! - `request_metrics`: latency and count per route, for `/metrics`.
 //! - `service`, `user`, `admin`, `public`: the routes of one audience each (the app's backend
 //!   with a service key, end users with their token, admins with an admin key, anyone), each
@@ -13,7 +14,7 @@
 //!   [`crate::dashboard::routes`] (`/admin/`).
 //!
 //! Imports point one way: the audience modules, the gateway and the dashboard import `state`,
-//! `extract` and `omi`, which import none of them; only `app` knows them all.
+//! `extract`, `omi` and `types`, which import none of them; only `app` knows them all.
 
 mod admin;
 mod app;
@@ -23,12 +24,13 @@ mod public;
 mod request_metrics;
 mod service;
 pub mod state;
+pub mod types;
 mod user;
 
 pub use app::router;
 pub use extract::{
     Admin, ApiPath, JsonBody, MAX_BODY_BYTES, Operator, OptionalJson, PeerAddr, ServiceCaller, User, parse_json,
 };
-pub use omi::{OmiRoute, event_json, omi_event};
+pub use omi::OmiRoute;
 pub use public::OPENAPI_JSON;
 pub use state::{AppState, HttpSettings, futures_ready};

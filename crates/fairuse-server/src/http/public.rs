@@ -11,11 +11,11 @@ use axum::routing::get;
 use axum::{Json, Router};
 use fairuse_domain::ids::Uid;
 use fairuse_domain::policy::MessageContext;
-use serde_json::{Value, json};
 
 use super::extract::{ApiPath, PeerAddr};
 use super::omi::omi;
 use super::state::AppState;
+use super::types::{CaseStatusBody, ProbeBody};
 use crate::error::{ApiError, ApiResult};
 use crate::service::ServiceError;
 
@@ -23,7 +23,7 @@ use crate::service::ServiceError;
 pub(crate) fn routes() -> Router<AppState> {
     Router::new()
         .route("/v1/fair-use/case/{case_ref}/status", omi(get(get_case_status)))
-        .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
+        .route("/healthz", get(|| async { Json(ProbeBody { status: "ok" }) }))
         .route("/readyz", get(get_readyz))
         .route("/metrics", get(get_metrics))
         .route("/openapi.json", get(get_openapi))
@@ -46,7 +46,7 @@ async fn get_case_status(
     headers: HeaderMap,
     PeerAddr(peer): PeerAddr,
     ApiPath(case_ref): ApiPath<String>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<CaseStatusBody>> {
     let key = client_key(&st, &headers, peer);
     st.service.case_lookup_allowed(&key, st.settings.case_lookups_per_minute).await?;
     // Omi answers 404 "Case not found" for a reference that is malformed as for one that is not
@@ -66,20 +66,20 @@ async fn get_case_status(
         None => policy.messages.none.clone(),
     };
     let updated_at = event.resolution.as_ref().map(|r| r.resolved_at).unwrap_or(event.created_at);
-    Ok(Json(json!({
-        "case_ref": event.case_ref,
-        "stage": state.stage,
-        "message": message,
-        "created_at": event.created_at,
-        "updated_at": updated_at,
-        "support_contact": policy.messages.support_contact,
-        "support_email": policy.messages.support_contact,
-    })))
+    Ok(Json(CaseStatusBody {
+        case_ref: event.case_ref,
+        stage: state.stage,
+        message,
+        created_at: event.created_at,
+        updated_at,
+        support_contact: policy.messages.support_contact.clone(),
+        support_email: policy.messages.support_contact.clone(),
+    }))
 }
 
 async fn get_readyz(State(st): State<AppState>) -> Response {
     match (st.ready)().await {
-        Ok(()) => Json(json!({"status": "ready"})).into_response(),
+        Ok(()) => Json(ProbeBody { status: "ready" }).into_response(),
         Err(e) => ApiError::Unavailable(format!("stores not reachable: {e}")).into_response(),
     }
 }

@@ -2,7 +2,6 @@
 //! and a user's decision, plan and conversations.
 
 use axum::extract::State;
-use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use fairuse_domain::classifier::Conversation;
@@ -10,10 +9,11 @@ use fairuse_domain::ids::{Lane, Uid};
 use fairuse_domain::time::Timestamp;
 use fairuse_domain::windows::{SpeechAmount, UsageReport};
 use serde::Deserialize;
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use super::extract::{ApiPath, JsonBody, ServiceCaller, parse_json, uid_param};
 use super::state::AppState;
+use super::types::{ConversationsResultBody, DecisionBody, PlanResultBody, UsageAcceptedBody};
 use crate::error::{ApiError, ApiResult};
 
 /// The backend's routes, for [`router`](super::router) to merge.
@@ -108,7 +108,7 @@ async fn post_usage(
     State(st): State<AppState>,
     _: ServiceCaller,
     JsonBody(body): JsonBody<UsageBody>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<UsageAcceptedBody>> {
     let batch = matches!(body, UsageBody::Batch(_));
     let raw = match body {
         UsageBody::Batch(UsageBatch { reports }) => {
@@ -128,19 +128,19 @@ async fn post_usage(
         reports.push(usage_report(v).map_err(|e| if batch { index_error(e, "reports", i) } else { e })?);
     }
     let accepted = st.service.record_usage(reports).await?;
-    Ok(Json(serde_json::to_value(accepted).unwrap_or_default()))
+    Ok(Json(UsageAcceptedBody::from(&accepted)))
 }
 
 async fn get_decision(
     State(st): State<AppState>,
     _: ServiceCaller,
     ApiPath(uid): ApiPath<String>,
-) -> ApiResult<Response> {
+) -> ApiResult<Json<DecisionBody>> {
     let uid = uid_param(&uid)?;
     let d = st.service.decision(&uid).await?;
-    // Serialized straight from the struct: going through a `serde_json::Value` first built and
+    // Serialized straight from a struct: going through a `serde_json::Value` first built and
     // sorted a map per request, a tenth of the decision's CPU under load.
-    Ok(Json(d).into_response())
+    Ok(Json(DecisionBody::from(&d)))
 }
 
 #[derive(Deserialize)]
@@ -156,12 +156,10 @@ async fn put_plan(
     _: ServiceCaller,
     ApiPath(uid): ApiPath<String>,
     JsonBody(body): JsonBody<PlanIn>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<PlanResultBody>> {
     let uid = uid_param(&uid)?;
     let state = st.service.set_plan(&uid, &body.plan, body.credits_exhausted).await?;
-    Ok(Json(
-        json!({"uid": uid, "plan": state.plan, "credits_exhausted": state.credits_exhausted, "stage": state.stage}),
-    ))
+    Ok(Json(PlanResultBody::new(uid.as_str(), &state)))
 }
 
 #[derive(Deserialize)]
@@ -176,7 +174,7 @@ async fn post_conversations(
     _: ServiceCaller,
     ApiPath(uid): ApiPath<String>,
     JsonBody(body): JsonBody<ConversationsBody>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<ConversationsResultBody>> {
     let uid = uid_param(&uid)?;
     let many = matches!(body, ConversationsBody::Many { .. });
     let raw = match body {
@@ -197,5 +195,5 @@ async fn post_conversations(
     for c in &parsed {
         st.service.upsert_conversation(&uid, c).await?;
     }
-    Ok(Json(json!({"uid": uid, "upserted": parsed.len()})))
+    Ok(Json(ConversationsResultBody { uid: uid.to_string(), upserted: parsed.len() }))
 }
