@@ -7,8 +7,13 @@
 //! applied as the clock passes them; budgets), so a backtest shows what the service would have
 //! done. The service performs the same calls around its stores; `tests/replay.rs` replays one trace
 //! through both and compares every event. The output is a function of the trace and the policy.
+//!
+//! The input and output lines are in [`lines`]; the rest stays in one file (a little under 700
+//! lines) because it is one state machine: the [`Simulator`]'s steps share its users, clock,
+//! timers and due evaluations.
 
-use std::borrow::Cow;
+mod lines;
+
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap, HashMap};
 use std::io::{BufRead, Write};
@@ -22,15 +27,16 @@ use fairuse_domain::pipeline::{self, AfterReport, Judgement};
 use fairuse_domain::policy::Policy;
 use fairuse_domain::sessions::StreamSession;
 
-use crate::heard::{AudioSegment, Hearing};
+use crate::heard::Hearing;
 use fairuse_domain::stage::Stage;
 use fairuse_domain::store::Job;
 use fairuse_domain::time::Timestamp;
 use fairuse_domain::windows::{SpeechAmount, UsageReport, UserMeter};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 pub use crate::verdict_log::VerdictRecord;
 use crate::verdict_log::{VERDICT_LOG_TITLES, describe_conversation};
+use lines::*;
 
 /// Which classifier the simulation asks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -49,57 +55,6 @@ pub enum SimError {
     Read(std::io::Error),
     #[error("writing the output: {0}")]
     Write(std::io::Error),
-}
-
-/// One trace line; every field any line type may carry. Unknown fields are refused so a typo in a
-/// hand-written trace is an error, not a silently different simulation.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct TraceLine<'a> {
-    #[serde(borrow)]
-    t: Cow<'a, str>,
-    #[serde(rename = "type", borrow)]
-    kind: Cow<'a, str>,
-    #[serde(borrow, default)]
-    uid: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
-    lane: Option<Cow<'a, str>>,
-    #[serde(default)]
-    speech_ms: Option<i64>,
-    #[serde(default)]
-    stt_ms: Option<i64>,
-    #[serde(borrow, default)]
-    session_id: Option<Cow<'a, str>>,
-    #[serde(default)]
-    cumulative_speech_ms: Option<i64>,
-    #[serde(borrow, default)]
-    at: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
-    idempotency_key: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
-    plan: Option<Cow<'a, str>>,
-    #[serde(default)]
-    credits_exhausted: Option<bool>,
-    #[serde(default)]
-    conversation: Option<Conversation>,
-    #[serde(default)]
-    session: Option<StreamSession>,
-    /// On a `stream_session` line: what the stream heard since its last line, for the print
-    /// index ([`crate::heard`]).
-    #[serde(default)]
-    audio: Option<Vec<AudioSegment>>,
-    #[serde(default)]
-    misuse_score: Option<f64>,
-    #[serde(borrow, default)]
-    usage_type: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
-    action: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
-    stage: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
-    until: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
-    reason: Option<Cow<'a, str>>,
 }
 
 #[derive(Default)]
@@ -130,32 +85,6 @@ struct SimUser {
     cap_headroom: i64,
     /// The user's first usage report, for the verdict log's hours.
     first_usage: Option<Timestamp>,
-}
-
-#[derive(Serialize)]
-struct OutLine<'a> {
-    t: String,
-    #[serde(rename = "type")]
-    kind: &'a str,
-    uid: &'a str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    misuse_score: Option<f64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    usage_type: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    qualifies: Option<bool>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    from: Option<Stage>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    to: Option<Stage>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    case_ref: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    used_ms: Option<i64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    limit_ms: Option<i64>,
-    #[serde(skip_serializing_if = "std::ops::Not::not")]
-    shadow: bool,
 }
 
 /// The closing line.
@@ -205,10 +134,6 @@ pub struct Simulator<'p, W: Write> {
     runs_per_user: HashMap<usize, u32>,
     /// The print index and duplicate trackers of the streams the trace describes.
     hearing: Hearing,
-}
-
-fn err(line: u64, message: impl Into<String>) -> SimError {
-    SimError::Line { line, message: message.into() }
 }
 
 impl<'p, W: Write> Simulator<'p, W> {
@@ -750,26 +675,4 @@ impl<'p, W: Write> Simulator<'p, W> {
         self.out.flush().map_err(SimError::Write)?;
         Ok(summary)
     }
-}
-
-/// A bad line's error, naming the field when there is one. Only the failure path pays for the
-/// second, path-tracking parse.
-fn describe_json_error(text: &str, e: serde_json::Error) -> String {
-    let de = &mut serde_json::Deserializer::from_str(text);
-    match serde_path_to_error::deserialize::<_, TraceLine<'_>>(de) {
-        Err(pe) => {
-            let path = pe.path().to_string();
-            if path == "." || path == "?" {
-                format!("not a trace line: {}", pe.into_inner())
-            } else {
-                format!("{path}: {}", pe.into_inner())
-            }
-        }
-        Ok(_) => format!("not a trace line: {e}"),
-    }
-}
-
-fn write_line<W: Write, T: Serialize>(out: &mut W, line: &T) -> Result<(), SimError> {
-    serde_json::to_writer(&mut *out, line).map_err(|e| SimError::Write(std::io::Error::other(e)))?;
-    out.write_all(b"\n").map_err(SimError::Write)
 }
