@@ -37,7 +37,7 @@ mod usage;
 
 use caches::{Breaker, KnownStages, RecentEvaluations};
 pub use classifier::{MAX_CLASSIFIER_JOB_ATTEMPTS, classifier_lock_key};
-pub use usage::UsageAccepted;
+pub use usage::{UsageAccepted, UserReport};
 
 /// Why a [`Service`] operation failed, in the service's terms: no HTTP status here. The one
 /// mapping to the HTTP table is `From<ServiceError> for ApiError` in `error.rs`.

@@ -10,7 +10,7 @@ use fairuse_domain::pipeline::{self, AfterReport};
 use fairuse_domain::policy::Policy;
 use fairuse_domain::store::Job;
 use fairuse_domain::time::Timestamp;
-use fairuse_domain::windows::{RecordOutcome, UsageReport, WindowTotals};
+use fairuse_domain::windows::{RecordOutcome, SpeechAmount, UsageReport, WindowTotals};
 use serde::Serialize;
 
 use super::classifier::eval_key;
@@ -25,33 +25,59 @@ pub struct UsageAccepted {
     pub results: Vec<RecordOutcome>,
 }
 
+/// One user's usage report, as [`Service::record_usage`] takes it. The session a classifier job
+/// cites is the report's own: a streaming report (`SpeechAmount::Cumulative`) names it, a delta
+/// names none.
+#[derive(Debug, Clone)]
+pub struct UserReport {
+    pub uid: Uid,
+    pub report: UsageReport,
+}
+
+/// One user's reports from a request, in order, and the position of each in the request.
+#[derive(Default)]
+struct UserBatch {
+    positions: Vec<usize>,
+    reports: Vec<UsageReport>,
+}
+
+/// The streaming session a report counts towards, if it is a session's running total.
+fn stream_session(report: &UsageReport) -> Option<String> {
+    match &report.amount {
+        SpeechAmount::Cumulative { session_id, .. } => Some(session_id.clone()),
+        SpeechAmount::Delta(_) => None,
+    }
+}
+
 impl Service {
     /// Records validated reports; evaluates each user at most once per check interval.
-    pub async fn record_usage(&self, reports: Vec<(Uid, UsageReport, Option<String>)>) -> ServiceResult<UsageAccepted> {
+    pub async fn record_usage(&self, reports: Vec<UserReport>) -> ServiceResult<UsageAccepted> {
         let policy = self.policy();
         if !policy.switches.enabled {
             return Ok(UsageAccepted { accepted: reports.len(), duplicates: 0, metered: false, results: vec![] });
         }
         let now = self.now();
-        for (i, (_, r, _)) in reports.iter().enumerate() {
-            r.validate(&policy, now).map_err(|e| if reports.len() > 1 { e.at_index("reports", i) } else { e })?;
+        let total = reports.len();
+        for (i, r) in reports.iter().enumerate() {
+            r.report.validate(&policy, now).map_err(|e| if total > 1 { e.at_index("reports", i) } else { e })?;
         }
         // Group by user, keeping each user's reports in order.
-        let mut by_user: BTreeMap<Uid, Vec<(usize, UsageReport, Option<String>)>> = BTreeMap::new();
-        for (i, (uid, r, session)) in reports.into_iter().enumerate() {
-            by_user.entry(uid).or_default().push((i, r, session));
+        let mut by_user: BTreeMap<Uid, UserBatch> = BTreeMap::new();
+        for (i, UserReport { uid, report }) in reports.into_iter().enumerate() {
+            let batch = by_user.entry(uid).or_default();
+            batch.positions.push(i);
+            batch.reports.push(report);
         }
-        let total = by_user.values().map(Vec::len).sum();
         let mut results = vec![RecordOutcome::default(); total];
-        for (uid, items) in by_user {
-            let batch: Vec<UsageReport> = items.iter().map(|(_, r, _)| r.clone()).collect();
-            let (outcomes, totals) = self.stores.meter.record_and_read(&uid, &batch, &policy, now).await?;
-            metrics::counter!("fairuse_usage_reports_total").increment(batch.len() as u64);
+        for (uid, batch) in by_user {
+            let (outcomes, totals) = self.stores.meter.record_and_read(&uid, &batch.reports, &policy, now).await?;
+            metrics::counter!("fairuse_usage_reports_total").increment(batch.reports.len() as u64);
             let stt: i64 = outcomes.iter().map(|o| o.stt_added_ms).sum();
-            for ((i, _, _), o) in items.iter().zip(&outcomes) {
-                results[*i] = *o;
+            for (&i, o) in batch.positions.iter().zip(&outcomes) {
+                results[i] = *o;
             }
-            let session = items.iter().rev().find_map(|(_, _, s)| s.clone());
+            // The user's latest streaming session, for a classifier job to cite.
+            let session = batch.reports.iter().rev().find_map(stream_session);
             // Metering is acknowledged; what follows must not fail the request (fail open).
             if let Err(e) = self.after_usage(&uid, stt, totals, session, &policy, now).await {
                 tracing::warn!(%uid, error = %e, "evaluation after usage failed; metering was recorded");
