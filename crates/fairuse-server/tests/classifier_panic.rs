@@ -19,7 +19,7 @@ use fairuse_domain::stage::Stage;
 use fairuse_domain::store::{EnforcementStore, LockStore, MemoryStore};
 use fairuse_domain::time::{MS_PER_MINUTE, ManualClock, Timestamp};
 use fairuse_domain::windows::UsageReport;
-use fairuse_server::service::{Notifications, Service, Stores, classifier_lock_key};
+use fairuse_server::service::{Notifications, Service, Stores, UserReport, classifier_lock_key};
 use fairuse_server::workers::spawn_classifier_worker;
 
 const T0: i64 = 1_774_000_000_000;
@@ -87,7 +87,7 @@ async fn heard_then_over_cap(svc: &Service, u: &str) {
     };
     svc.upsert_conversation(&uid(u), &c).await.unwrap();
     let report = UsageReport { stt_ms: 0, ..UsageReport::delta(Lane::Realtime, 3 * 3_600_000) };
-    svc.record_usage(vec![(uid(u), report, None)]).await.unwrap();
+    svc.record_usage(vec![UserReport { uid: uid(u), report }]).await.unwrap();
 }
 
 /// Waits (up to 10 s) until `done` holds.

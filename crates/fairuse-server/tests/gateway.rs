@@ -22,7 +22,7 @@ use fairuse_domain::time::{Clock, ManualClock, Timestamp};
 use fairuse_domain::windows::{RecordOutcome, UsageReport, WindowTotals};
 use fairuse_server::gateway::{Gateway, GatewaySettings, MeterFactory, StreamMeter, Upstream};
 use fairuse_server::http::{AppState, HttpSettings, router};
-use fairuse_server::service::{Notifications, Service, Stores};
+use fairuse_server::service::{Notifications, Service, Stores, UserReport};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
@@ -919,7 +919,7 @@ async fn a_user_whose_budget_is_already_spent_gets_the_event_at_once_and_nothing
         stt_ms: 2_000,
         ..fairuse_domain::windows::UsageReport::delta(fairuse_domain::ids::Lane::Realtime, 0)
     };
-    app.service.record_usage(vec![(uid("hal"), spent, None)]).await.unwrap();
+    app.service.record_usage(vec![UserReport { uid: uid("hal"), report: spent }]).await.unwrap();
     let mut ws = connect(&app, "hal").await;
     let (_, v) = next_json(&mut ws).await.unwrap();
     assert_eq!((v["type"].as_str(), v["event"].as_str()), (Some("FairUse"), Some("stt_budget_exhausted")));

@@ -17,7 +17,7 @@ use fairuse_domain::store::{BudgetStore, ConversationStore, EnforcementStore, Lo
 use fairuse_domain::time::{MS_PER_DAY, MS_PER_MINUTE, ManualClock, Timestamp};
 use fairuse_domain::windows::UsageReport;
 use fairuse_server::service::{
-    MAX_CLASSIFIER_JOB_ATTEMPTS, Notifications, Service, ServiceError, Stores, classifier_lock_key,
+    MAX_CLASSIFIER_JOB_ATTEMPTS, Notifications, Service, ServiceError, Stores, UserReport, classifier_lock_key,
 };
 
 struct Fixed(Result<Verdict, ClassifierError>);
@@ -92,8 +92,11 @@ fn uid(s: &str) -> Uid {
 }
 
 /// Three hours of speech in one report (over the 2 h daily cap of the default free plan).
-fn over_cap(u: &str) -> Vec<(Uid, UsageReport, Option<String>)> {
-    vec![(uid(u), UsageReport { stt_ms: 0, ..UsageReport::delta(Lane::Realtime, 3 * 3_600_000) }, None)]
+fn over_cap(u: &str) -> Vec<UserReport> {
+    vec![UserReport {
+        uid: uid(u),
+        report: UsageReport { stt_ms: 0, ..UsageReport::delta(Lane::Realtime, 3 * 3_600_000) },
+    }]
 }
 
 /// Runs the jobs due now (classifier runs and due evaluations) and returns how many classifier
@@ -210,8 +213,12 @@ async fn shadow_mode_records_the_escalation_but_queues_no_webhook() {
 async fn a_restricted_user_over_budget_gets_one_budget_event_a_day_and_a_denied_decision() {
     let (svc, store, clock) = service(Policy::default(), Ok(ScriptedClassifier::scripted(0.1, UsageType::None)), true);
     svc.set_stage(&uid("fay"), Stage::Restrict, None, "ops", None).await.unwrap();
-    let stt =
-        |ms: i64| vec![(uid("fay"), UsageReport { stt_ms: ms, ..UsageReport::delta(Lane::Realtime, 1000) }, None)];
+    let stt = |ms: i64| {
+        vec![UserReport {
+            uid: uid("fay"),
+            report: UsageReport { stt_ms: ms, ..UsageReport::delta(Lane::Realtime, 1000) },
+        }]
+    };
     svc.record_usage(stt(20 * 60_000)).await.unwrap();
     assert!(svc.decision(&uid("fay")).await.unwrap().stt_allowed);
     svc.record_usage(stt(10 * 60_000)).await.unwrap();
@@ -418,8 +425,8 @@ fn flaky_budget_service(failures: Vec<StoreError>) -> (Arc<Service>, Arc<FlakyBu
     (svc, budget.unwrap())
 }
 
-fn forwarded(u: &str, stt_ms: i64) -> Vec<(Uid, UsageReport, Option<String>)> {
-    vec![(uid(u), UsageReport { stt_ms, ..UsageReport::delta(Lane::Realtime, 1_000) }, None)]
+fn forwarded(u: &str, stt_ms: i64) -> Vec<UserReport> {
+    vec![UserReport { uid: uid(u), report: UsageReport { stt_ms, ..UsageReport::delta(Lane::Realtime, 1_000) } }]
 }
 
 #[tokio::test]
@@ -442,8 +449,8 @@ async fn forwarded_audio_reaches_the_budget_through_a_brief_outage_but_an_unknow
     assert_eq!(budget.used(&uid("dee"), svc.now().utc_day()).await.unwrap(), 2_000);
 }
 
-fn speech(u: &str, ms: i64) -> Vec<(Uid, UsageReport, Option<String>)> {
-    vec![(uid(u), UsageReport { stt_ms: 0, ..UsageReport::delta(Lane::Realtime, ms) }, None)]
+fn speech(u: &str, ms: i64) -> Vec<UserReport> {
+    vec![UserReport { uid: uid(u), report: UsageReport { stt_ms: 0, ..UsageReport::delta(Lane::Realtime, ms) } }]
 }
 
 fn classified(events: &[fairuse_domain::engine::Event]) -> usize {

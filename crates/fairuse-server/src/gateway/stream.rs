@@ -20,7 +20,7 @@ use super::meter::StreamMeter;
 use super::protocol::{Control, Format, error_message, parse_control};
 use super::upstream::{UpstreamSocket, connect_upstream, next_upstream, send_upstream, stop_upstream};
 use super::{Gateway, GatewaySettings, MAX_PENDING_HASHES, Upstream};
-use crate::service::{Service, ServiceResult, UsageAccepted};
+use crate::service::{Service, ServiceResult, UsageAccepted, UserReport};
 
 /// One stream's state.
 pub(super) struct Stream {
@@ -414,7 +414,7 @@ impl Stream {
         // budget update: a slow report still completes (and is collected by a later flush), and a
         // repeat of the same cumulative totals is then a duplicate that adds nothing.
         let service = self.service.clone();
-        let items = vec![(self.uid.clone(), report, Some(self.session_id.clone()))];
+        let items = vec![UserReport { uid: self.uid.clone(), report }];
         let mut handle = tokio::spawn(async move { service.record_usage(items).await });
         match tokio::time::timeout(self.settings().outbound_timeout, &mut handle).await {
             Ok(done) => self.report_done(done, totals),

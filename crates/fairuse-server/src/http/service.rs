@@ -15,6 +15,7 @@ use super::extract::{ApiPath, JsonBody, ServiceCaller, parse_json, uid_param};
 use super::state::AppState;
 use super::types::{ConversationsResultBody, DecisionBody, PlanResultBody, UsageAcceptedBody};
 use crate::error::{ApiError, ApiResult};
+use crate::service::UserReport;
 
 /// The backend's routes, for [`router`](super::router) to merge.
 pub(crate) fn routes() -> Router<AppState> {
@@ -67,7 +68,7 @@ fn index_error(e: ApiError, list: &str, i: usize) -> ApiError {
     }
 }
 
-fn usage_report(raw: Value) -> ApiResult<(Uid, UsageReport, Option<String>)> {
+fn usage_report(raw: Value) -> ApiResult<UserReport> {
     let r: UsageIn = parse_json(raw.to_string().as_bytes())?;
     let uid = Uid::parse(&r.uid)?;
     let lane = Lane::parse(&r.lane)?;
@@ -96,12 +97,8 @@ fn usage_report(raw: Value) -> ApiResult<(Uid, UsageReport, Option<String>)> {
         Some(a) => Some(Timestamp::parse_rfc3339(a).map_err(|e| fairuse_domain::InputError::new("at", e.to_string()))?),
         None => None,
     };
-    let session = r.session_id.clone();
-    Ok((
-        uid,
-        UsageReport { lane, amount, at, idempotency_key: r.idempotency_key, stt_ms: r.stt_ms.unwrap_or(0) },
-        session,
-    ))
+    let report = UsageReport { lane, amount, at, idempotency_key: r.idempotency_key, stt_ms: r.stt_ms.unwrap_or(0) };
+    Ok(UserReport { uid, report })
 }
 
 async fn post_usage(
