@@ -1,7 +1,8 @@
 //! Store ports: what the service needs from its hot store (buckets, budgets, locks, rate limits)
 //! and its durable store (state, events, conversations and stream sessions). The in-memory
-//! reference implementation, used by tests and by the library mode, is in [`memory`]; the
-//! embedded, Redis and PostgreSQL adapters implement the same traits in their own crates.
+//! reference implementation, used by tests and by the library mode, is [`MemoryStore`]
+//! (`store/memory.rs`); the embedded, Redis and PostgreSQL adapters implement the same traits in
+//! their own crates.
 
 use async_trait::async_trait;
 
