@@ -1,6 +1,7 @@
 //! The classifier port: what heavy usage *is*. The input and verdict types and the port live
-//! here; the recipe rules of SPEC section 3 in [`recipes`], and the two offline implementations in
-//! [`scripted`] (the simulator's) and [`heuristic`] (the default).
+//! here; the recipe rules of SPEC section 3 ([`select_recipes`]), and the two offline
+//! implementations, [`ScriptedClassifier`] (the simulator's) and [`HeuristicClassifier`] (the
+//! default).
 
 use std::collections::{BTreeMap, BTreeSet};
 
