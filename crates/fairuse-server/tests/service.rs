@@ -15,7 +15,7 @@ use fairuse_domain::sessions::StreamSession;
 use fairuse_domain::stage::Stage;
 use fairuse_domain::store::{BudgetStore, ConversationStore, EnforcementStore, LockStore, MemoryStore, OutboxStore};
 use fairuse_domain::time::{MS_PER_DAY, MS_PER_MINUTE, ManualClock, Timestamp};
-use fairuse_domain::windows::UsageReport;
+use fairuse_domain::windows::{SpeechAmount, UsageReport};
 use fairuse_server::service::{
     MAX_CLASSIFIER_JOB_ATTEMPTS, Notifications, Service, ServiceError, Stores, UserReport, classifier_lock_key,
 };
@@ -637,4 +637,33 @@ async fn a_verdict_that_does_not_qualify_holds_the_lock_for_the_recheck_and_a_qu
         assert_eq!(run_jobs(&svc).await, 1, "score {score}: judged again after {hold} ms");
         assert_eq!(classified(&store.events(&uid("ro"), 10).await.unwrap()), 2);
     }
+}
+
+#[tokio::test]
+async fn the_stream_session_whose_running_total_crosses_a_cap_is_named_on_the_classified_event() {
+    let (svc, store, _) =
+        service(Policy::default(), Ok(ScriptedClassifier::scripted(0.9, UsageType::Audiobook)), false);
+    heard(&svc, "sam").await;
+    let cumulative = |total_ms: i64| UserReport {
+        uid: uid("sam"),
+        report: UsageReport {
+            lane: Lane::Realtime,
+            amount: SpeechAmount::Cumulative { session_id: "stream-7".into(), total_ms },
+            at: None,
+            idempotency_key: None,
+            stt_ms: 0,
+        },
+    };
+    svc.record_usage(vec![cumulative(3 * 3_600_000)]).await.unwrap();
+    assert_eq!(run_jobs(&svc).await, 1);
+    let events = store.events(&uid("sam"), 10).await.unwrap();
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0].kind, EventKind::Classified);
+    assert_eq!(events[0].session_id.as_deref(), Some("stream-7"), "the session of the report that crossed");
+
+    // A plain delta report names no session.
+    heard(&svc, "dee").await;
+    svc.record_usage(over_cap("dee")).await.unwrap();
+    assert_eq!(run_jobs(&svc).await, 1);
+    assert_eq!(store.events(&uid("dee"), 10).await.unwrap()[0].session_id, None);
 }
