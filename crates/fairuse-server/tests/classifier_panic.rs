@@ -5,24 +5,25 @@
 //! This test has a binary of its own, with the subscriber installed globally before anything logs
 //! (see `request_span.rs` for why `set_default` in a shared binary is unreliable).
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use fairuse_domain::classifier::{
-    Classifier, ClassifierError, ClassifierInput, Conversation, Evidence, ScriptedClassifier, UsageType, Verdict,
+    Classifier, ClassifierError, ClassifierInput, Evidence, ScriptedClassifier, UsageType, Verdict,
 };
 use fairuse_domain::engine::EventKind;
-use fairuse_domain::ids::{Lane, Uid};
+use fairuse_domain::ids::Lane;
 use fairuse_domain::policy::Policy;
 use fairuse_domain::stage::Stage;
 use fairuse_domain::store::{EnforcementStore, LockStore, MemoryStore};
-use fairuse_domain::time::{MS_PER_MINUTE, ManualClock, Timestamp};
+use fairuse_domain::time::{ManualClock, Timestamp};
 use fairuse_domain::windows::UsageReport;
 use fairuse_server::service::{Notifications, Service, Stores, UserReport, classifier_lock_key};
 use fairuse_server::workers::spawn_classifier_worker;
 
-const T0: i64 = 1_774_000_000_000;
+mod support;
+use support::{Captured, T0, heard, uid};
 
 /// Panics when asked about `victim`; otherwise a qualifying verdict citing what it was shown.
 struct PanicsFor(&'static str);
@@ -48,44 +49,8 @@ impl Classifier for PanicsFor {
     }
 }
 
-/// Collects what the subscriber writes.
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl std::io::Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl Captured {
-    fn text(&self) -> String {
-        String::from_utf8(self.0.lock().unwrap().clone()).unwrap()
-    }
-}
-
-fn uid(s: &str) -> Uid {
-    Uid::parse(s).unwrap()
-}
-
 async fn heard_then_over_cap(svc: &Service, u: &str) {
-    let end = svc.now().minus_ms(MS_PER_MINUTE);
-    let c = Conversation {
-        conversation_id: format!("{u}-c1"),
-        title: "The Long Road - Chapter 3".into(),
-        overview: "The narrator reads the third chapter.".into(),
-        category: "entertainment".into(),
-        started_at: end.minus_ms(60 * MS_PER_MINUTE),
-        finished_at: end,
-        source: "omi".into(),
-        speaker_count: Some(1),
-        word_count: None,
-    };
-    svc.upsert_conversation(&uid(u), &c).await.unwrap();
+    heard(svc, u).await;
     let report = UsageReport { stt_ms: 0, ..UsageReport::delta(Lane::Realtime, 3 * 3_600_000) };
     svc.record_usage(vec![UserReport { uid: uid(u), report }]).await.unwrap();
 }

@@ -6,7 +6,7 @@
 //! a subscriber set with `set_default` (it made CI fail once).
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
@@ -19,19 +19,8 @@ use fairuse_server::service::{Notifications, Service, Stores};
 use serde_json::Value;
 use tower::ServiceExt;
 
-/// Collects what the subscriber writes.
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl std::io::Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
+mod support;
+use support::Captured;
 
 #[tokio::test]
 async fn what_a_request_logs_is_inside_a_request_span_naming_its_route_and_status() {
@@ -68,7 +57,7 @@ async fn what_a_request_logs_is_inside_a_request_span_naming_its_route_and_statu
     let resp = app.oneshot(req).await.unwrap();
     assert_eq!(resp.status(), StatusCode::SERVICE_UNAVAILABLE);
 
-    let text = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    let text = captured.text();
     let line = text.lines().find(|l| l.contains("request failed")).unwrap_or_else(|| panic!("no log line: {text}"));
     let v: Value = serde_json::from_str(line).unwrap();
     assert_eq!(v["span"]["name"], "request", "{v}");

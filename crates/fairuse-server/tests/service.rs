@@ -39,7 +39,8 @@ impl Classifier for Fixed {
     }
 }
 
-const T0: i64 = 1_774_000_000_000; // 2026-03-20T09:46:40Z
+mod support;
+use support::{T0, heard, uid};
 
 /// Remembers every input it was asked about; answers "not misuse".
 #[derive(Default)]
@@ -87,10 +88,6 @@ fn service_custom(
     (svc, store, clock)
 }
 
-fn uid(s: &str) -> Uid {
-    Uid::parse(s).unwrap()
-}
-
 /// Three hours of speech in one report (over the 2 h daily cap of the default free plan).
 fn over_cap(u: &str) -> Vec<UserReport> {
     vec![UserReport {
@@ -107,23 +104,6 @@ async fn run_jobs(svc: &Service) -> usize {
         svc.run_job(j).await.unwrap();
     }
     jobs.iter().filter(|j| !j.is_due_evaluation()).count()
-}
-
-/// A conversation of `u` that ended a minute before now: something a verdict can cite.
-async fn heard(svc: &Service, u: &str) {
-    let end = svc.now().minus_ms(MS_PER_MINUTE);
-    let c = Conversation {
-        conversation_id: format!("{u}-c1"),
-        title: "The Long Road - Chapter 3".into(),
-        overview: "The narrator reads the third chapter.".into(),
-        category: "entertainment".into(),
-        started_at: end.minus_ms(60 * MS_PER_MINUTE),
-        finished_at: end,
-        source: "omi".into(),
-        speaker_count: Some(1),
-        word_count: None,
-    };
-    svc.upsert_conversation(&uid(u), &c).await.unwrap();
 }
 
 #[tokio::test]
