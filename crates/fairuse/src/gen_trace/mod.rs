@@ -58,7 +58,7 @@ mod model;
 mod plan;
 mod progress;
 mod render;
-mod rng;
+pub(crate) mod rng;
 #[cfg(test)]
 mod tests;
 
