@@ -324,19 +324,24 @@ pub fn apply_job_verdict(
     engine::apply_verdict(state, verdict, Some(trigger), job.session_id.clone(), ctx)
 }
 
-/// How long, from the verdict, the classifier lock stays held: the cooldown after a qualifying
-/// verdict, the re-check after one that does not, the shorter close re-check after one that
-/// missed the line narrowly ([`crate::policy::ClassifierPolicy::hold_after_score`]), and the
-/// close re-check too when the user's sessions already repeat earlier audio but not yet enough
-/// to qualify: duplicate audio only grows while the user keeps playing, and live talk has none,
-/// so honest users keep the full re-check.
+/// How long, from the verdict, the classifier lock stays held: after a qualifying verdict the
+/// cooldown, or the shorter fingerprint cooldown when the verdict was measured
+/// ([`crate::policy::Policy::hold_after_qualifying`]); the re-check after one that does not
+/// qualify; the shorter close re-check after one that missed the line narrowly
+/// ([`crate::policy::ClassifierPolicy::hold_after_score`]), and the close re-check too when the
+/// user's sessions already repeat earlier audio but not yet enough to qualify: duplicate audio
+/// only grows while the user keeps playing, and live talk has none, so honest users keep the full
+/// re-check.
 /// The lock is taken for the whole cooldown before the run, so a run that fails or takes long is
 /// never repeated by another replica meanwhile.
 /// `repeating` is [`repeats_earlier_audio`] of the run's input.
 pub fn lock_hold(verdict: &Verdict, repeating: bool, policy: &Policy) -> crate::time::DurationMs {
-    let hold = policy.classifier.hold_after_score(verdict.misuse_score);
     let c = &policy.classifier;
-    if verdict.misuse_score >= c.qualify_score || !repeating {
+    if verdict.misuse_score >= c.qualify_score {
+        return policy.hold_after_qualifying(verdict.is_measured());
+    }
+    let hold = c.hold_after_score(verdict.misuse_score);
+    if !repeating {
         return hold;
     }
     let close = c.recheck_close.unwrap_or(crate::policy::DEFAULT_RECHECK_CLOSE);
@@ -348,18 +353,18 @@ pub fn lock_hold(verdict: &Verdict, repeating: bool, policy: &Policy) -> crate::
 pub const REJUDGE_GRACE_MS: i64 = 60_000;
 
 /// When a user on the ladder is judged again though no further report comes: the end of the
-/// cooldown after their latest qualifying verdict (plus [`REJUDGE_GRACE_MS`]), if that is still
-/// ahead. The caller asks this when a report over a cap finds the user cooling down, and queues a
-/// due evaluation for the instant; when it runs, the usual gate decides (a cap still triggered,
-/// not restricted, not exempt).
+/// cooldown after their latest qualifying verdict (the fingerprint cooldown after a measured one;
+/// plus [`REJUDGE_GRACE_MS`]), if that is still ahead. The caller asks this when a report over a
+/// cap finds the user cooling down, and queues a due evaluation for the instant; when it runs,
+/// the usual gate decides (a cap still triggered, not restricted, not exempt).
 ///
 /// Without it the ladder moved only when reports came after each cooldown, so a user who plays
 /// media all night but not by day took a night per verdict (four nights to `restrict`) instead of
 /// the cooldowns the policy states. Users with no qualifying verdict are not affected: they are
 /// judged when they report, as before.
 pub fn rejudge_at(state: &EnforcementState, policy: &Policy, now: Timestamp) -> Option<Timestamp> {
-    let last = state.qualifying.iter().filter(|r| !r.overturned).map(|r| r.at).max()?;
-    let at = last.plus_ms(policy.classifier.hold_after(true).ms() + REJUDGE_GRACE_MS);
+    let last = state.qualifying.iter().filter(|r| !r.overturned).max_by_key(|r| r.at)?;
+    let at = last.at.plus_ms(policy.hold_after_qualifying(last.measured).ms() + REJUDGE_GRACE_MS);
     (at > now).then_some(at)
 }
 
@@ -522,6 +527,7 @@ mod tests {
             at: Timestamp::from_millis(hour * MS_PER_HOUR),
             overturned,
             usage_type: UsageType::Audiobook,
+            measured: false,
         };
         let mut state = EnforcementState::default();
         let now = Timestamp::from_millis(5 * MS_PER_HOUR);
@@ -538,6 +544,43 @@ mod tests {
         let job = rejudge_job("u", None, now);
         assert!(job.is_due_evaluation());
         assert_ne!(job.id, due_evaluation_job("u", None, now).id, "a pending due evaluation does not swallow it");
+    }
+
+    #[test]
+    fn a_verdict_measured_on_duplicate_audio_spaces_the_ladder_by_the_fingerprint_cooldown() {
+        use crate::engine::VerdictRecord;
+        use crate::time::DurationMs;
+        let policy = Policy::default();
+        let i = input(300, vec![session("s1", 150, 0, 90), session("s2", 150, 20, 0)]);
+        let measured = duplicate_audio_verdict(&i, &policy).expect("qualifies on duplicate audio");
+        assert!(measured.is_measured());
+        assert_eq!(lock_hold(&measured, true, &policy), DurationMs::hours(6));
+        // An inference that qualifies keeps the classifier's cooldown, even if it also cites a
+        // session that repeats: only a verdict that rests wholly on duplicate audio is measured.
+        let conversation = Evidence::conversation("c1", "Chapter 4", "read aloud");
+        let inferred = Verdict { evidence: vec![conversation.clone()], model: "m".into(), ..measured.clone() };
+        assert!(!inferred.is_measured());
+        assert_eq!(lock_hold(&inferred, true, &policy), DurationMs::hours(12));
+        let mixed = Verdict { evidence: vec![measured.evidence[0].clone(), conversation], ..measured.clone() };
+        assert!(!mixed.is_measured());
+        assert_eq!(lock_hold(&mixed, true, &policy), DurationMs::hours(12));
+        assert!(!Verdict::no_evidence().is_measured(), "citing nothing is not a measurement");
+        // A verdict under the line keeps the re-check whatever it cites.
+        let under = Verdict { misuse_score: 0.2, ..measured.clone() };
+        assert_eq!(lock_hold(&under, true, &policy), DurationMs::hours(1), "close re-check: audio repeats");
+
+        // The ladder records what kind of verdict it was, and the re-judgement follows it.
+        let mut state = EnforcementState::default();
+        let mut ids = crate::ids::SequentialIds::new(1);
+        let at = Timestamp::from_millis(10 * MS_PER_HOUR);
+        let mut ctx = Ctx { policy: &policy, now: at, uid: "u", ids: &mut ids };
+        crate::engine::apply_verdict(&mut state, measured, None, None, &mut ctx);
+        assert_eq!(state.stage, Stage::Warning);
+        assert!(state.qualifying[0].measured);
+        let due = rejudge_at(&state, &policy, at).expect("queued");
+        assert_eq!(due, at.plus_ms(6 * MS_PER_HOUR + REJUDGE_GRACE_MS));
+        state.qualifying[0] = VerdictRecord { measured: false, ..state.qualifying[0].clone() };
+        assert_eq!(rejudge_at(&state, &policy, at), Some(at.plus_ms(12 * MS_PER_HOUR + REJUDGE_GRACE_MS)));
     }
 
     fn decision(stt_allowed: bool, remaining_ms: Option<i64>) -> Decision {

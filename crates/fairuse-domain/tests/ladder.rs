@@ -177,6 +177,7 @@ fn state_with_prior(stage: Stage, prior: usize, now: Timestamp) -> EnforcementSt
                 at: now.minus_ms(hours(i as i64 + 1)),
                 overturned: false,
                 usage_type: UsageType::Audiobook,
+                measured: false,
             })
             .collect(),
         ..EnforcementState::default()

@@ -99,6 +99,7 @@ fn state() -> EnforcementState {
             at: at("2025-03-01T09:30:00Z"),
             overturned: false,
             usage_type: UsageType::Audiobook,
+            measured: false,
         }],
         last_case_ref: Some(case_ref("FU-00000000002A")),
         last_usage_type: Some(UsageType::Audiobook),

@@ -131,6 +131,7 @@ pub(crate) fn state(stage: Stage, since: Option<Timestamp>, until: Option<Timest
             at: T0.minus_ms(days(1)),
             overturned: false,
             usage_type: UsageType::Podcast,
+            measured: false,
         }],
         last_case_ref: Some(CaseRef::from_bits(0xABC)),
         last_usage_type: Some(UsageType::Podcast),

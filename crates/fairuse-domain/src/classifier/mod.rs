@@ -253,6 +253,14 @@ impl Verdict {
         self
     }
 
+    /// A measurement rather than an inference: everything the verdict cites is duplicate audio
+    /// (sessions repeating audio heard earlier, which only the gateway's fingerprints produce and
+    /// [`crate::pipeline::admit`] checks against the sessions that really repeat). The ladder
+    /// moves faster on it ([`crate::policy::Policy::hold_after_qualifying`]).
+    pub fn is_measured(&self) -> bool {
+        !self.evidence.is_empty() && self.evidence.iter().all(|e| e.kind == EvidenceKind::DuplicateAudio)
+    }
+
     /// The verdict a free-plan user with no credits left gets without a model call.
     pub fn free_exhausted() -> Verdict {
         Verdict {

@@ -76,6 +76,7 @@ pub fn apply_verdict(
             at: now,
             overturned: false,
             usage_type: verdict.usage_type,
+            measured: verdict.is_measured(),
         });
     }
     state.last_usage_type = Some(verdict.usage_type);

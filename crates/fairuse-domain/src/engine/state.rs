@@ -18,6 +18,10 @@ pub struct VerdictRecord {
     /// Free-exhausted verdicts are about credits, not abuse: an upgrade removes them.
     #[serde(default)]
     pub usage_type: UsageType,
+    /// The verdict was measured (duplicate audio), so the ladder's next step comes after the
+    /// shorter `[fingerprint] cooldown`. Absent in records stored before it existed: inferred.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub measured: bool,
 }
 
 /// A user's enforcement state: the durable part of fair use.

@@ -183,7 +183,15 @@ pub struct FingerprintPolicy {
     pub qualify_minutes: u32,
     /// ...and that is at least this share of the user's speech in the lookback.
     pub qualify_share: f64,
+    /// After a verdict that duplicate audio qualified, the user is judged again after this instead
+    /// of `[classifier] cooldown` (absent: [`DEFAULT_MEASURED_COOLDOWN`], never more than the
+    /// cooldown). See [`Policy::hold_after_qualifying`].
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cooldown: Option<DurationMs>,
 }
+
+/// The cooldown after a verdict duplicate audio qualified, when a policy file does not set one.
+pub const DEFAULT_MEASURED_COOLDOWN: DurationMs = DurationMs::hours(6);
 
 impl Default for FingerprintPolicy {
     fn default() -> Self {
@@ -192,6 +200,7 @@ impl Default for FingerprintPolicy {
             retention: DurationMs(8 * crate::time::MS_PER_DAY),
             qualify_minutes: 60,
             qualify_share: 0.25,
+            cooldown: None,
         }
     }
 }
@@ -285,6 +294,25 @@ impl Default for Policy {
 }
 
 impl Policy {
+    /// How long the classifier lock is held after a qualifying verdict, and so how far apart the
+    /// ladder's steps are: the classifier's cooldown, or the shorter `[fingerprint] cooldown` when
+    /// the verdict was measured (duplicate audio: [`crate::classifier::Verdict::is_measured`]).
+    ///
+    /// The ladder spaces its steps so that an inference from titles and usage shape gets several
+    /// looks, hours apart, before it throttles or restricts anyone. Time-shifted duplicate audio is
+    /// not an inference: live conversation never happens twice, and waiting does not make the
+    /// measurement more certain. The user still goes through every stage, warned before throttled
+    /// and throttled before restricted, with each stage's notice; only the wait between them is
+    /// shorter (warning to restrict in 18 h instead of 36 h with the defaults).
+    pub fn hold_after_qualifying(&self, measured: bool) -> DurationMs {
+        let cooldown = self.classifier.cooldown;
+        if !measured {
+            return cooldown;
+        }
+        let measured = self.fingerprint.cooldown.unwrap_or(DEFAULT_MEASURED_COOLDOWN);
+        if measured.ms() < cooldown.ms() { measured } else { cooldown }
+    }
+
     pub fn plan(&self, name: &str) -> Option<PlanId> {
         self.compiled.plan_index.get(name).copied().map(PlanId)
     }
@@ -384,6 +412,26 @@ mod tests {
         assert_eq!(p.stages.throttle.stt_daily_budget, Some(DurationMs::hours(4)));
         assert_eq!(p.stages.restrict.stt_daily_budget, Some(DurationMs::minutes(30)));
         assert_eq!(p.stages.warning.stt_daily_budget, None);
+    }
+
+    #[test]
+    fn a_measured_verdict_holds_6h_by_default_never_more_than_the_cooldown_and_a_bad_value_names_the_key() {
+        let p = Policy::default();
+        assert_eq!(p.hold_after_qualifying(false), DurationMs::hours(12));
+        assert_eq!(p.hold_after_qualifying(true), DurationMs::hours(6));
+        let short = DEFAULT_POLICY_TOML.replace("cooldown = \"12h\"", "cooldown = \"4h\"");
+        let p = Policy::from_toml_str(&short).expect("a short cooldown");
+        assert_eq!(p.hold_after_qualifying(true), DurationMs::hours(4), "never more than the cooldown");
+        let set = DEFAULT_POLICY_TOML.replace("qualify_share = 0.25", "qualify_share = 0.25\ncooldown = \"2h\"");
+        let p = Policy::from_toml_str(&set).expect("a fingerprint cooldown");
+        assert_eq!(p.hold_after_qualifying(true), DurationMs::hours(2));
+        assert_eq!(p.hold_after_qualifying(false), DurationMs::hours(12));
+        for (value, why) in [("13h", "must not exceed classifier.cooldown"), ("0s", "must be positive")] {
+            let bad = DEFAULT_POLICY_TOML
+                .replace("qualify_share = 0.25", &format!("qualify_share = 0.25\ncooldown = \"{value}\""));
+            let err = Policy::from_toml_str(&bad).expect_err(value).to_string();
+            assert!(err.contains("fingerprint.cooldown") && err.contains(why), "{value}: {err}");
+        }
     }
 
     #[test]

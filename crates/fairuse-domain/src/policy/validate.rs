@@ -43,6 +43,14 @@ impl Policy {
         if f.qualify_minutes == 0 {
             return Err(invalid("fingerprint.qualify_minutes", "must be at least 1"));
         }
+        if let Some(c) = f.cooldown {
+            if c.ms() <= 0 {
+                return Err(invalid("fingerprint.cooldown", "must be positive"));
+            }
+            if c.ms() > self.classifier.cooldown.ms() {
+                return Err(invalid("fingerprint.cooldown", "must not exceed classifier.cooldown"));
+            }
+        }
         if m.check_interval.ms() <= 0 {
             return Err(invalid("metering.check_interval", "must be positive"));
         }
