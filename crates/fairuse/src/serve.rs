@@ -396,8 +396,9 @@ async fn connect_postgres(s: &StoreSection) -> anyhow::Result<Arc<PostgresStore>
     Ok(Arc::new(store))
 }
 
-/// Which backend serves each role. With the embedded store open, it serves every role Redis
-/// and PostgreSQL do not take over (the print index included).
+/// Which backend serves each role. Redis takes the hot roles, PostgreSQL the durable ones (the
+/// print index included: it is durable data, kept for the retention and shared by replicas); the
+/// embedded store, when open, serves whatever is left.
 fn assign_roles(
     embedded: &Option<Arc<EmbeddedStore>>,
     redis: &Option<Arc<RedisHotStore>>,
@@ -433,6 +434,7 @@ fn assign_roles(
         stores.conversations = p.clone();
         stores.outbox = p.clone();
         stores.jobs = p.clone();
+        stores.prints = p.clone();
     }
     Ok(stores)
 }
@@ -562,4 +564,54 @@ fn init_logging(format: &str) {
     let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
     // A second call (tests) finds a subscriber already set; that is fine.
     let _ = if format == "json" { builder.json().try_init() } else { builder.try_init() };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The data pointer of an `Arc`, whatever trait object it is seen through.
+    fn addr<T: ?Sized>(a: &Arc<T>) -> *const () {
+        Arc::as_ptr(a).cast::<()>()
+    }
+
+    /// PostgreSQL without Redis (one replica): every durable role, the print index included, is in
+    /// PostgreSQL; only the hot roles stay in the data directory.
+    #[tokio::test]
+    async fn with_postgresql_alone_every_durable_role_and_the_print_index_are_in_postgresql() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
+        let schema = format!("fu_test_roles_{}_{nanos}", std::process::id());
+        let url = "postgres://postgres@127.0.0.1:5432/test";
+        let mut config = Config::default();
+        config.server.data_dir = dir.path().to_owned();
+        config.store.database_url = url.into();
+        config.store.database_schema = schema.clone();
+        let built = build_stores(&config).await.unwrap_or_else(|e| {
+            panic!(
+                "PostgreSQL is not reachable at {url}; start it with: \
+                 pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start ({e:#})"
+            )
+        });
+        let (s, embedded) = (&built.stores, built.embedded.as_ref().expect("hot roles stay embedded"));
+        let durable = addr(&s.durable);
+        assert_ne!(durable, addr(embedded), "the durable store is PostgreSQL");
+        for (role, at) in [
+            ("conversations", addr(&s.conversations)),
+            ("outbox", addr(&s.outbox)),
+            ("jobs", addr(&s.jobs)),
+            ("prints", addr(&s.prints)),
+        ] {
+            assert_eq!(at, durable, "{role} is in PostgreSQL");
+        }
+        for (role, at) in [("meter", addr(&s.meter)), ("budget", addr(&s.budget)), ("locks", addr(&s.locks))] {
+            assert_eq!(at, addr(embedded), "{role} stays embedded");
+        }
+        use sqlx::Connection;
+        if let Ok(mut conn) = sqlx::PgConnection::connect(url).await {
+            // `schema` is letters, digits and underscores only.
+            let drop = format!("DROP SCHEMA IF EXISTS {schema} CASCADE");
+            let _ = sqlx::query(sqlx::AssertSqlSafe(drop)).execute(&mut conn).await;
+        }
+    }
 }
