@@ -3,6 +3,7 @@
 //! it is about (`reports[1].lane`), or `body` when it is about the body as a whole. A host must
 //! never believe a report was stored when part of its body was dropped.
 
+use std::borrow::Cow;
 use std::cell::RefCell;
 use std::collections::HashSet;
 use std::fmt;
@@ -15,6 +16,27 @@ pub const BODY_FIELD: &str = "body";
 
 /// Parses one JSON value of type `T` from `bytes`, strictly (see the module documentation).
 pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, InputError> {
+    // Most bodies are valid: the fast pass answers them without tracking where it is. Anything
+    // it refuses is parsed again by the tracking pass, whose error names the field.
+    match try_parse(bytes) {
+        Some(value) => Ok(value),
+        None => parse_tracked(bytes),
+    }
+}
+
+/// [`parse`] when `bytes` is valid, and `None` (without saying why) when it is not: the typed
+/// pass without path tracking, the end of the text, and the repeated-key check. A body this
+/// accepts is one [`parse`] accepts, with the same value.
+pub fn try_parse<T: DeserializeOwned>(bytes: &[u8]) -> Option<T> {
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let value = T::deserialize(&mut de).ok()?;
+    de.end().ok()?;
+    duplicate_key(bytes).is_none().then_some(value)
+}
+
+/// [`parse`] with every error named by its field (serde_path_to_error records the path of each
+/// value it passes, which costs a key copy per field: only for bodies the fast pass refused).
+fn parse_tracked<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, InputError> {
     let mut de = serde_json::Deserializer::from_slice(bytes);
     let value = serde_path_to_error::deserialize(&mut de).map_err(|e| {
         let path = e.path().to_string();
@@ -55,20 +77,48 @@ pub fn duplicate_key(bytes: &[u8]) -> Option<String> {
     let mut de = serde_json::Deserializer::from_slice(bytes);
     // An error here is either the duplicate (recorded in `found`) or a limit of the checker that
     // the typed pass did not hit; in the latter case there is no duplicate to report.
-    let _ = UniqueKeys { path: String::new(), found: &found }.deserialize(&mut de);
+    let _ = UniqueKeys { at: At::Root, found: &found }.deserialize(&mut de);
     found.into_inner()
 }
 
-/// Visits any JSON value and fails at the first object that repeats a key, recording its path.
-struct UniqueKeys<'a> {
-    path: String,
-    found: &'a RefCell<Option<String>>,
+/// Where a value is in the text: its path is only written out when a duplicate is found there,
+/// so checking a body that has none allocates nothing but its objects' key lists.
+#[derive(Clone, Copy)]
+enum At<'a> {
+    Root,
+    Key(&'a At<'a>, &'a str),
+    Index(&'a At<'a>, usize),
 }
 
-impl UniqueKeys<'_> {
-    fn child(&self, segment: &str) -> String {
-        if self.path.is_empty() { segment.to_owned() } else { format!("{}.{segment}", self.path) }
+impl At<'_> {
+    /// `a.b[2].c`: keys joined by dots, indexes in brackets, the root empty.
+    fn write(&self, out: &mut String) {
+        match self {
+            At::Root => {}
+            At::Key(parent, key) => {
+                parent.write(out);
+                if !out.is_empty() {
+                    out.push('.');
+                }
+                out.push_str(key);
+            }
+            At::Index(parent, i) => {
+                parent.write(out);
+                out.push('[');
+                out.push_str(&i.to_string());
+                out.push(']');
+            }
+        }
     }
+}
+
+/// Objects with more keys than this are checked with a hash set, smaller ones by a scan.
+const SCAN_KEYS: usize = 16;
+
+/// Visits any JSON value and fails at the first object that repeats a key, recording its path.
+struct UniqueKeys<'a> {
+    at: At<'a>,
+    found: &'a RefCell<Option<String>>,
 }
 
 impl<'de> DeserializeSeed<'de> for UniqueKeys<'_> {
@@ -107,8 +157,7 @@ impl<'de> Visitor<'de> for UniqueKeys<'_> {
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
         let mut i = 0;
         loop {
-            let path = format!("{}[{i}]", self.path);
-            if seq.next_element_seed(UniqueKeys { path, found: self.found })?.is_none() {
+            if seq.next_element_seed(UniqueKeys { at: At::Index(&self.at, i), found: self.found })?.is_none() {
                 return Ok(());
             }
             i += 1;
@@ -116,16 +165,61 @@ impl<'de> Visitor<'de> for UniqueKeys<'_> {
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
-        let mut seen = HashSet::new();
-        while let Some(key) = map.next_key::<String>()? {
-            let path = self.child(&key);
-            if !seen.insert(key) {
+        // Keys are compared unescaped, borrowed from the text when they have no escapes.
+        let mut scanned: Vec<Cow<'de, str>> = Vec::new();
+        let mut hashed: Option<HashSet<Cow<'de, str>>> = None;
+        while let Some(key) = map.next_key_seed(Key)? {
+            let repeated = match &hashed {
+                Some(set) => set.contains(&key),
+                None => scanned.contains(&key),
+            };
+            if repeated {
+                let mut path = String::new();
+                At::Key(&self.at, &key).write(&mut path);
                 *self.found.borrow_mut() = Some(path);
                 return Err(A::Error::custom("duplicate key"));
             }
-            map.next_value_seed(UniqueKeys { path, found: self.found })?;
+            map.next_value_seed(UniqueKeys { at: At::Key(&self.at, &key), found: self.found })?;
+            match &mut hashed {
+                Some(set) => {
+                    set.insert(key);
+                }
+                None => {
+                    scanned.push(key);
+                    if scanned.len() > SCAN_KEYS {
+                        hashed = Some(scanned.drain(..).collect());
+                    }
+                }
+            }
         }
         Ok(())
+    }
+}
+
+/// An object key as text, borrowed from the input when it needs no unescaping.
+struct Key;
+
+impl<'de> DeserializeSeed<'de> for Key {
+    type Value = Cow<'de, str>;
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Cow<'de, str>, D::Error> {
+        d.deserialize_str(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Key {
+    type Value = Cow<'de, str>;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("an object key")
+    }
+    fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Cow<'de, str>, E> {
+        Ok(Cow::Borrowed(v))
+    }
+    fn visit_str<E>(self, v: &str) -> Result<Cow<'de, str>, E> {
+        Ok(Cow::Owned(v.to_owned()))
+    }
+    fn visit_string<E>(self, v: String) -> Result<Cow<'de, str>, E> {
+        Ok(Cow::Owned(v))
     }
 }
 

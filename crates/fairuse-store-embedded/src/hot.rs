@@ -37,39 +37,46 @@ struct BudgetDay {
     exhausted_noted: bool,
 }
 
-/// Each (user, UTC day) budget row the process has seen, absent rows included (as zero).
+/// Each (user, UTC day) budget row the process has seen, absent rows included (as zero). Kept by
+/// day, then user, so a lookup borrows the uid instead of building a key.
 #[derive(Default)]
 pub(crate) struct BudgetCache {
-    days: Mutex<HashMap<(Uid, i64), BudgetDay>>,
+    days: Mutex<HashMap<i64, HashMap<Uid, BudgetDay>>>,
 }
 
 impl BudgetCache {
-    fn map(&self) -> MutexGuard<'_, HashMap<(Uid, i64), BudgetDay>> {
+    fn map(&self) -> MutexGuard<'_, HashMap<i64, HashMap<Uid, BudgetDay>>> {
         // Every critical section is one map operation: poisoning carries no information.
         self.days.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     fn get(&self, uid: &Uid, day: i64) -> Option<BudgetDay> {
-        // The key is built for the lookup; a uid is at most 128 bytes.
-        self.map().get(&(uid.clone(), day)).copied()
+        self.map().get(&day)?.get(uid).copied()
     }
 
     /// Only on the writer thread, so puts happen in commit order.
     fn put(&self, uid: Uid, day: i64, value: BudgetDay) {
-        self.map().insert((uid, day), value);
+        self.map().entry(day).or_default().insert(uid, value);
     }
 
     pub(crate) fn clear(&self) {
         self.map().clear();
     }
 
-    /// Drops days before yesterday (UTC): decisions read today's. Returns how many.
+    /// Drops days before yesterday (UTC): decisions read today's. Returns how many (user, day)
+    /// entries went.
     pub(crate) fn evict_old(&self, now: Timestamp) -> u64 {
         let mut map = self.map();
-        let before = map.len();
         let yesterday = now.utc_day() - 1;
-        map.retain(|(_, day), _| *day >= yesterday);
-        (before - map.len()) as u64
+        let mut evicted = 0;
+        map.retain(|day, users| {
+            let keep = *day >= yesterday;
+            if !keep {
+                evicted += users.len() as u64;
+            }
+            keep
+        });
+        evicted
     }
 }
 

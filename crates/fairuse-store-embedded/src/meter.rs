@@ -70,7 +70,12 @@ impl MeterCache {
     }
 
     fn slot(&self, uid: &Uid) -> Arc<tokio::sync::Mutex<Slot>> {
-        self.map().entry(uid.clone()).or_default().clone()
+        let mut map = self.map();
+        // A known user's slot is found by the borrowed uid: no key is built for it.
+        if let Some(slot) = map.get(uid) {
+            return Arc::clone(slot);
+        }
+        Arc::clone(map.entry(uid.clone()).or_default())
     }
 
     /// Distrusts every cached meter: called when a commit failed, since a meter loaded inside

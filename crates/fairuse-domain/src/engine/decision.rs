@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{BudgetStatus, CapCheck, EnforcementState, budget_status};
 use crate::ids::CaseRef;
-use crate::policy::{Mode, Policy};
+use crate::policy::{Mode, Policy, WindowDef};
 use crate::stage::Stage;
 use crate::time::Timestamp;
 
@@ -141,8 +141,8 @@ pub fn decide(
         sync_allowed: !sync_blocked && !ceiling_enforced,
         stt_model_tier: stage_policy.map_or("standard", |s| s.stt_model_tier.as_str()).to_owned(),
         stt_budget: budget,
-        windows: policy.windows.iter().zip(&check.totals).map(|(w, t)| (format!("{}_ms", w.name), *t)).collect(),
-        caps: policy.windows.iter().zip(caps).filter_map(|(w, c)| c.map(|c| (format!("{}_ms", w.name), c))).collect(),
+        windows: by_window_key(policy.windows.iter().zip(&check.totals).map(|(w, t)| (w, *t))),
+        caps: by_window_key(policy.windows.iter().zip(caps).filter_map(|(w, c)| c.map(|c| (w, c)))),
         plan: policy.plan_name(plan).to_owned(),
         triggered,
         ceiling_exceeded: check.ceiling_exceeded && not_enforced.is_none(),
@@ -151,6 +151,19 @@ pub fn decide(
         shadow,
         case_ref: state.last_case_ref.clone(),
     }
+}
+
+/// `{"daily_ms": ...}`: values keyed by their window's name with `_ms`. Built key by key, without
+/// `format!` or the sorted copy `collect` makes: a decision builds two of these on every request.
+fn by_window_key<'a>(values: impl Iterator<Item = (&'a WindowDef, i64)>) -> BTreeMap<String, i64> {
+    let mut out = BTreeMap::new();
+    for (w, v) in values {
+        let mut key = String::with_capacity(w.name.len() + 3);
+        key.push_str(&w.name);
+        key.push_str("_ms");
+        out.insert(key, v);
+    }
+    out
 }
 
 /// What may reach the STT vendor right now: the part of [`decide`] the audio path needs on every

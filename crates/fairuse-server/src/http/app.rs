@@ -7,7 +7,7 @@ use axum::extract::DefaultBodyLimit;
 use axum::middleware;
 
 use super::extract::MAX_BODY_BYTES;
-use super::request_metrics::track_requests;
+use super::request_metrics::{RequestMetrics, track_requests};
 use super::state::AppState;
 use super::{admin, public, service, user};
 use crate::error::ApiError;
@@ -24,6 +24,6 @@ pub fn router(state: AppState) -> Router {
         .merge(crate::dashboard::routes())
         .fallback(|| async { ApiError::NotFound("no such route".into()) })
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
-        .layer(middleware::from_fn(track_requests))
+        .layer(middleware::from_fn_with_state(RequestMetrics::default(), track_requests))
         .with_state(state)
 }

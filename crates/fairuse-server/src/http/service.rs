@@ -11,7 +11,7 @@ use fairuse_domain::windows::{SpeechAmount, UsageReport};
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::extract::{ApiPath, JsonBody, ServiceCaller, parse_json, uid_param};
+use super::extract::{ApiPath, BodyBytes, JsonBody, ServiceCaller, parse_json, uid_param};
 use super::state::AppState;
 use super::types::{ConversationsResultBody, DecisionBody, PlanResultBody, UsageAcceptedBody};
 use crate::error::{ApiError, ApiResult};
@@ -69,7 +69,10 @@ fn index_error(e: ApiError, list: &str, i: usize) -> ApiError {
 }
 
 fn usage_report(raw: Value) -> ApiResult<UserReport> {
-    let r: UsageIn = parse_json(raw.to_string().as_bytes())?;
+    usage_report_of(parse_json(raw.to_string().as_bytes())?)
+}
+
+fn usage_report_of(r: UsageIn) -> ApiResult<UserReport> {
     let uid = Uid::parse(&r.uid)?;
     let lane = Lane::parse(&r.lane)?;
     let amount = match (r.speech_ms, &r.session_id, r.cumulative_speech_ms) {
@@ -104,8 +107,15 @@ fn usage_report(raw: Value) -> ApiResult<UserReport> {
 async fn post_usage(
     State(st): State<AppState>,
     _: ServiceCaller,
-    JsonBody(body): JsonBody<UsageBody>,
+    BodyBytes(bytes): BodyBytes,
 ) -> ApiResult<Json<UsageAcceptedBody>> {
+    // One report, the usual body, is read straight into its fields. Any other body (a batch, or
+    // one that is not valid) takes the general path, which also names what is wrong.
+    if let Some(one) = crate::strict_json::try_parse::<UsageIn>(&bytes) {
+        let accepted = st.service.record_usage(vec![usage_report_of(one)?]).await?;
+        return Ok(Json(UsageAcceptedBody::from(&accepted)));
+    }
+    let body: UsageBody = parse_json(&bytes)?;
     let batch = matches!(body, UsageBody::Batch(_));
     let raw = match body {
         UsageBody::Batch(UsageBatch { reports }) => {
@@ -137,7 +147,7 @@ async fn get_decision(
     let d = st.service.decision(&uid).await?;
     // Serialized straight from a struct: going through a `serde_json::Value` first built and
     // sorted a map per request, a tenth of the decision's CPU under load.
-    Ok(Json(DecisionBody::from(&d)))
+    Ok(Json(DecisionBody::from(d)))
 }
 
 #[derive(Deserialize)]

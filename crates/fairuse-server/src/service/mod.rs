@@ -135,6 +135,8 @@ pub struct Service {
     /// The last stage this process read for each user, so budgets of throttled and restricted
     /// users still apply while the durable store is unavailable.
     known_stages: KnownStages,
+    /// The decision counter's handles, one per outcome and stage.
+    decision_counters: decision::DecisionCounters,
 }
 
 const MAX_COMMIT_ATTEMPTS: usize = 6;
@@ -162,6 +164,7 @@ impl Service {
             recent_evaluations: RecentEvaluations::default(),
             durable_breaker: Breaker::default(),
             known_stages: KnownStages::default(),
+            decision_counters: decision::DecisionCounters::default(),
         }
     }
 

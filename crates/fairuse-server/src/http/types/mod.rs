@@ -74,22 +74,30 @@ pub struct DecisionBody {
 
 impl From<&Decision> for DecisionBody {
     fn from(d: &Decision) -> Self {
+        DecisionBody::from(d.clone())
+    }
+}
+
+/// The decision route answers with the decision it just made: moved, not copied (the copy was
+/// the strings and both maps of every decision again).
+impl From<Decision> for DecisionBody {
+    fn from(d: Decision) -> Self {
         DecisionBody {
             stage: d.stage,
             effective_stage: d.effective_stage,
             stt_allowed: d.stt_allowed,
             sync_allowed: d.sync_allowed,
-            stt_model_tier: d.stt_model_tier.clone(),
+            stt_model_tier: d.stt_model_tier,
             stt_budget: d.stt_budget.as_ref().map(BudgetStatusBody::from),
-            windows: d.windows.clone(),
-            caps: d.caps.clone(),
-            plan: d.plan.clone(),
-            triggered: d.triggered.clone(),
+            windows: d.windows,
+            caps: d.caps,
+            plan: d.plan,
+            triggered: d.triggered,
             ceiling_exceeded: d.ceiling_exceeded,
             retry_after_s: d.retry_after_s,
-            reasons: d.reasons.clone(),
+            reasons: d.reasons,
             shadow: d.shadow,
-            case_ref: d.case_ref.clone(),
+            case_ref: d.case_ref,
         }
     }
 }
