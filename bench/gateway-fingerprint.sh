@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The gateway's per-stream cost with fingerprints off and on, in one run: `fairuse serve` under the
-# same load as bench/gateway.sh, once with the shipped default policy (`[fingerprint] enabled = false`)
-# and once with it turned on, alternating for `rounds` rounds at fixed stream counts.
+# same load as bench/gateway.sh, once with the shipped default policy (`[fingerprint] enabled = true`)
+# and once with it turned off, alternating for `rounds` rounds at fixed stream counts.
 # Usage: bash bench/gateway-fingerprint.sh [rounds, default 2] [stream counts, default 100,200] [seconds, default 20]
 # Writes bench/results/gateway-fingerprint.md.
 set -euo pipefail
@@ -19,10 +19,10 @@ cargo build --release -q -p fairuse --example gateway_load
 dir=$(mktemp -d)
 trap 'rm -rf "$dir"' EXIT
 policy=crates/fairuse-domain/default-policy.toml
-grep -q '^enabled = false .*fingerprints' "$policy" || { echo "bench: $policy has no [fingerprint] enabled = false line" >&2; exit 1; }
-cp "$policy" "$dir/off.toml"
-sed 's/^enabled = false\( .*fingerprints\)/enabled = true\1/' "$policy" >"$dir/on.toml"
-grep -q '^enabled = true .*fingerprints' "$dir/on.toml" || { echo "bench: could not turn fingerprints on" >&2; exit 1; }
+grep -q '^enabled = true .*fingerprints' "$policy" || { echo "bench: $policy has no [fingerprint] enabled = true line" >&2; exit 1; }
+cp "$policy" "$dir/on.toml"
+sed 's/^enabled = true\( .*fingerprints\)/enabled = false\1/' "$policy" >"$dir/off.toml"
+grep -q '^enabled = false .*fingerprints' "$dir/off.toml" || { echo "bench: could not turn fingerprints off" >&2; exit 1; }
 
 load=$(cut -d' ' -f1-3 /proc/loadavg)
 started=$(date -u '+%Y-%m-%d %H:%M UTC')
@@ -48,7 +48,7 @@ mkdir -p bench/results
   echo
   echo "\`bash bench/gateway-fingerprint.sh $rounds $streams $secs\`, $started, $(nproc) cores ($(sed -n 's/^model name\s*: //p' /proc/cpuinfo | head -n1)), load average $load at the start; $(rustc --version | cut -d' ' -f1-2)."
   echo
-  echo "The load of \`bench/gateway.sh\` (\`crates/fairuse/examples/gateway_load.rs\`: N real-time 16 kHz mono streams of \`crates/fairuse-vad/tests/fixtures/speech_16k.wav\`, 20 ms frames, through a release \`fairuse serve\` to a fake upstream) at fixed N, with the server's policy (\`gateway_load --policy\`, \`FAIRUSE_POLICY\`) set to the shipped default (\`[fingerprint] enabled = false\`, **off**) and to it with \`enabled = true\` (**on**), alternating, $rounds rounds. *Server CPU ms per stream-s* is the server process's user + system CPU over the sending window per stream-second; the fingerprint's share is (on − off) / on."
+  echo "The load of \`bench/gateway.sh\` (\`crates/fairuse/examples/gateway_load.rs\`: N real-time 16 kHz mono streams of \`crates/fairuse-vad/tests/fixtures/speech_16k.wav\`, 20 ms frames, through a release \`fairuse serve\` to a fake upstream) at fixed N, with the server's policy (\`gateway_load --policy\`, \`FAIRUSE_POLICY\`) set to the shipped default with \`[fingerprint] enabled = false\` (**off**) and to the shipped default (**on**), alternating, $rounds rounds. *Server CPU ms per stream-s* is the server process's user + system CPU over the sending window per stream-second; the fingerprint's share is (on − off) / on."
   echo
   echo "| round | fingerprints | streams | server CPU ms per stream-s | server RSS MiB | added p50 / p99 ms | late frames | machine CPU (cores) | sustained |"
   echo "|---:|---|---:|---:|---:|---|---:|---:|---|"
