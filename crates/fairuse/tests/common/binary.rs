@@ -113,12 +113,17 @@ impl ServeProcess {
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
             for line in BufReader::new(pipe).lines().map_while(Result::ok) {
-                if let Some(url) = line.strip_prefix(LISTENING) {
-                    tx.send(url.trim().to_owned()).ok();
+                // Kept before the listening line is announced: `printed` right after the start
+                // must see it (announcing first let a reader find no line at all and return).
+                let url = line.strip_prefix(LISTENING).map(|u| u.trim().to_owned());
+                {
+                    let mut p = printed.lock().unwrap();
+                    p.lines.push(line);
+                    p.last = Some(Instant::now());
                 }
-                let mut p = printed.lock().unwrap();
-                p.lines.push(line);
-                p.last = Some(Instant::now());
+                if let Some(url) = url {
+                    tx.send(url).ok();
+                }
             }
         });
 
