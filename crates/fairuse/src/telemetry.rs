@@ -20,6 +20,10 @@ pub const COUNTERS: &[(&str, &str)] = &[
     ("fairuse_stream_sessions_recorded_total", "Gateway stream session snapshots stored, by closed."),
     ("fairuse_print_codes_indexed_total", "Sampled fingerprint codes added to the print index."),
     ("fairuse_gateway_print_batches_dropped_total", "Fingerprint batches the print index could not take (dropped)."),
+    (
+        "fairuse_gateway_prints_abandoned_total",
+        "Gateway streams that stopped fingerprinting: the fingerprint threads were a minute behind.",
+    ),
     ("fairuse_gateway_leases_total", "STT budget slices leased by the gateway."),
     ("fairuse_gateway_leases_held_total", "Gateway streams held because the budget store did not answer."),
     ("fairuse_gateway_budget_stops_total", "Gateway streams stopped because the STT budget ran out."),
@@ -68,6 +72,7 @@ const ZERO_COUNTERS: &[(&str, &[(&str, &str)])] = &[
     ("fairuse_gateway_budget_stops_total", &[]),
     ("fairuse_print_codes_indexed_total", &[]),
     ("fairuse_gateway_print_batches_dropped_total", &[]),
+    ("fairuse_gateway_prints_abandoned_total", &[]),
     ("fairuse_budget_unrecorded_ms_total", &[]),
     ("fairuse_policy_reloads_total", &[("outcome", "ok")]),
     ("fairuse_policy_reloads_total", &[("outcome", "refused")]),

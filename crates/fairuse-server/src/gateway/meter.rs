@@ -15,6 +15,15 @@ pub trait StreamMeter: Send {
     /// Appends the sampled fingerprint codes of this stream's speech completed since the last
     /// call (policy `[fingerprint]`). A meter that does not fingerprint appends nothing.
     fn take_hashes(&mut self, _out: &mut Vec<HashSample>) {}
+    /// Hands the fingerprint whatever audio the meter still holds back for a fuller batch (the
+    /// stream is ending); its codes come through [`take_hashes`](Self::take_hashes) once
+    /// [`prints_pending`](Self::prints_pending) is false.
+    fn flush_prints(&mut self) {}
+    /// Whether audio handed to the fingerprint has not come back as codes yet (a meter may
+    /// fingerprint off the frame path).
+    fn prints_pending(&self) -> bool {
+        false
+    }
 }
 
 /// Makes one [`StreamMeter`] per stream.

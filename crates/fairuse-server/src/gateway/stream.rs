@@ -260,6 +260,7 @@ impl Stream {
             self.report_done(done, carried);
         }
         self.flush().await;
+        self.settle_prints().await;
         self.index_prints().await;
         self.record_session(true);
         metrics::gauge!("fairuse_gateway_streams").decrement(1.0);
@@ -444,6 +445,22 @@ impl Stream {
     /// off the audio path: the summary is for the classifier, and a slow store must not stall the
     /// stream. Stores keep the most advanced snapshot, so writes landing out of order are
     /// harmless; an unchanged snapshot and an empty stream are not written.
+    /// At the end of a stream: hands the meter's last audio to the fingerprint and waits (at
+    /// most the outbound timeout) for the codes still being computed off the frame path, so the
+    /// last seconds of a session are looked up too. A real-time stream leaves one short batch; a
+    /// client that sent faster than real time may leave more.
+    async fn settle_prints(&mut self) {
+        if self.duplicates.is_none() {
+            return;
+        }
+        let deadline = tokio::time::Instant::now() + self.settings().outbound_timeout;
+        self.meter.flush_prints();
+        while self.meter.prints_pending() && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(2)).await;
+            self.meter.flush_prints();
+        }
+    }
+
     /// Looks the codes sampled since the last call up in the print index, then adds them, and
     /// feeds what they found to the stream's duplicate tracker. A batch the index cannot take is
     /// dropped (logged and counted): the stream and its metering go on either way.

@@ -1,17 +1,22 @@
 //! Speech metering for the streaming gateway: the Silero VAD of `fairuse-vad` behind the
 //! server's per-stream meter port, with the acoustic fingerprint of `fairuse-fingerprint` fed the
 //! same samples and the VAD's verdicts when the policy's `[fingerprint]` is on. Only the
-//! composition root knows these crates.
+//! composition root knows these crates. The fingerprint itself runs off the frame path
+//! ([`prints`]).
+
+mod prints;
 
 use fairuse_domain::sessions::HashSample;
 use fairuse_fingerprint::FingerprintStream;
 use fairuse_server::gateway::{MeterFactory, StreamMeter};
 use fairuse_vad::SpeechMeter;
 
+use prints::OffPathPrint;
+
 /// Makes one VAD meter per stream (each with its own recurrent state).
 pub struct VadMeters;
 
-struct VadStream(SpeechMeter, Option<FingerprintStream>);
+struct VadStream(SpeechMeter, Option<OffPathPrint>);
 
 impl StreamMeter for VadStream {
     fn push(&mut self, pcm: &[i16], on_window: &mut dyn FnMut(bool)) {
@@ -25,18 +30,26 @@ impl StreamMeter for VadStream {
                     print.mark_window(is_speech);
                     on_window(is_speech)
                 });
+                print.poll(false);
             }
         }
     }
 
     fn take_hashes(&mut self, out: &mut Vec<HashSample>) {
         if let Some(print) = &mut self.1 {
-            print.take_speech_codes(|offset_ms, code| {
-                if fairuse_fingerprint::is_sampled(code) {
-                    out.push(HashSample { offset_ms: i64::try_from(offset_ms).unwrap_or(i64::MAX), code });
-                }
-            });
+            print.poll(false);
+            print.take(out);
         }
+    }
+
+    fn flush_prints(&mut self) {
+        if let Some(print) = &mut self.1 {
+            print.poll(true);
+        }
+    }
+
+    fn prints_pending(&self) -> bool {
+        self.1.as_ref().is_some_and(OffPathPrint::pending)
     }
 
     fn window_ms(&self) -> i64 {
@@ -69,7 +82,7 @@ impl MeterFactory for VadMeters {
         // FingerprintStream::new accepts the same rates and channel counts as SpeechMeter::new.
         let meter = SpeechMeter::new(sample_rate, channels).expect("format validated by the gateway");
         let print = FingerprintStream::new(sample_rate, channels).expect("format validated by the gateway");
-        Box::new(VadStream(meter, Some(print)))
+        Box::new(VadStream(meter, Some(OffPathPrint::new(print, sample_rate, channels))))
     }
 }
 
@@ -94,7 +107,20 @@ mod tests {
             meter.push(frame, &mut |_| windows += 1);
             meter.take_hashes(&mut hashes);
         }
+        settle(meter, &mut hashes);
         (hashes, windows)
+    }
+
+    /// Hands the meter's last audio to the fingerprint and waits for what it computes.
+    fn settle(meter: &mut dyn StreamMeter, hashes: &mut Vec<HashSample>) {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        meter.flush_prints();
+        while meter.prints_pending() {
+            assert!(std::time::Instant::now() < deadline, "the fingerprint pool never answered");
+            std::thread::sleep(std::time::Duration::from_millis(1));
+            meter.flush_prints();
+        }
+        meter.take_hashes(hashes);
     }
 
     #[test]
