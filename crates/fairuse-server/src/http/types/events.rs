@@ -316,11 +316,19 @@ pub struct VerdictRecordBody {
     pub at: Timestamp,
     pub overturned: bool,
     pub usage_type: UsageType,
+    /// Measured on duplicate audio: the ladder's next step comes after `[fingerprint] cooldown`.
+    pub measured: bool,
 }
 
 impl From<&VerdictRecord> for VerdictRecordBody {
     fn from(v: &VerdictRecord) -> Self {
-        VerdictRecordBody { event_id: v.event_id.clone(), at: v.at, overturned: v.overturned, usage_type: v.usage_type }
+        VerdictRecordBody {
+            event_id: v.event_id.clone(),
+            at: v.at,
+            overturned: v.overturned,
+            usage_type: v.usage_type,
+            measured: v.measured,
+        }
     }
 }
 
