@@ -9,6 +9,8 @@
 //! never holds more jobs than there are streams. What a stream gathers while its job runs goes in
 //! the next one. A stream whose backlog outgrows [`MAX_BACKLOG_MS`] (the pool is far behind, or
 //! its job panicked) stops fingerprinting, logged and counted; metering never depends on it.
+//! The threads run at a lower priority than the rest of the process ([`NICE`]): when the cores
+//! are full, metering and forwarding go first and the fingerprint falls behind.
 
 use std::sync::mpsc::{self, Receiver, Sender, SyncSender};
 use std::sync::{Arc, Mutex, OnceLock};
@@ -40,6 +42,10 @@ struct Done {
     windows: Vec<bool>,
 }
 
+/// The nice value of the fingerprint threads (the process's own is usually 0): the scheduler
+/// gives them the cores the stream tasks leave.
+const NICE: i32 = 10;
+
 /// The threads that run the jobs, one per core, started with the first fingerprinting stream.
 struct Pool {
     jobs: Sender<Job>,
@@ -62,7 +68,17 @@ fn pool() -> &'static Pool {
     })
 }
 
+/// Lowers the calling thread's priority to [`NICE`]. On Linux a thread's nice value is its own
+/// (setpriority on a thread id), so the rest of the process keeps its priority.
+fn lower_priority() {
+    #[cfg(target_os = "linux")]
+    if let Err(e) = rustix::process::setpriority_process(Some(rustix::thread::gettid()), NICE) {
+        tracing::warn!(error = %e, "could not lower the fingerprint thread's priority");
+    }
+}
+
 fn work(queue: &Mutex<Receiver<Job>>) {
+    lower_priority();
     loop {
         // The lock is held only to take one job; a poisoned lock still holds a good receiver.
         let job = match queue.lock().unwrap_or_else(|e| e.into_inner()).recv() {
@@ -258,6 +274,30 @@ mod tests {
         off.take(&mut got);
         assert!(expected.len() > 50, "{} codes", expected.len());
         assert_eq!(got, expected);
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn the_fingerprint_threads_run_at_a_lower_priority() {
+        pool();
+        // /proc/self/task/<tid>/stat: "tid (comm) state ..."; the nice value is field 19.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            let mut nice = Vec::new();
+            for task in std::fs::read_dir("/proc/self/task").unwrap().flatten() {
+                let stat = std::fs::read_to_string(task.path().join("stat")).unwrap_or_default();
+                let Some((comm, rest)) = stat.split_once(") ") else { continue };
+                if comm.ends_with("(fairuse-prints") || comm.contains("(fairuse-prints-") {
+                    nice.push(rest.split(' ').nth(16).unwrap().parse::<i32>().unwrap());
+                }
+            }
+            let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+            if nice.len() == threads && nice.iter().all(|&n| n == NICE) {
+                break;
+            }
+            assert!(std::time::Instant::now() < deadline, "fingerprint threads' nice values: {nice:?}");
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
     }
 
     #[test]
