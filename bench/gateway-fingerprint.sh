@@ -32,10 +32,10 @@ for round in $(seq 1 "$rounds"); do
     report=$(./target/release/examples/gateway_load --fairuse target/release/fairuse --policy "$dir/$mode.toml" \
       --wav crates/fairuse-vad/tests/fixtures/speech_16k.wav --streams "$streams" --seconds "$secs" --refine 0 --no-stop)
     # Table rows: | streams | direct | gateway | added | arrived | dropped | late | CPU | CPU ms per stream-s | RSS | ...
-    while IFS='|' read -r _ n _ gw added _ _ late cores per_stream rss _ machine sustained _; do
+    while IFS='|' read -r _ n _ gw added _ _ late cores per_stream rss _ machine sustained gaveup _; do
       n=$(xargs <<<"$n")
       [[ $n =~ ^[0-9]+$ ]] || continue
-      rows+=("$round|$mode|$n|$(xargs <<<"$per_stream")|$(xargs <<<"$rss")|$(xargs <<<"$added")|$(xargs <<<"$late")|$(xargs <<<"$machine")|$(xargs <<<"$sustained")")
+      rows+=("$round|$mode|$n|$(xargs <<<"$per_stream")|$(xargs <<<"$rss")|$(xargs <<<"$added")|$(xargs <<<"$late")|$(xargs <<<"$machine")|$(xargs <<<"$sustained")|$(xargs <<<"$gaveup")")
       echo "round $round $mode: $n streams, $(xargs <<<"$per_stream") ms per stream-s, RSS $(xargs <<<"$rss") MiB, sustained $(xargs <<<"$sustained")" >&2
     done < <(grep '^|' <<<"$report")
   done
@@ -48,10 +48,10 @@ mkdir -p bench/results
   echo
   echo "\`bash bench/gateway-fingerprint.sh $rounds $streams $secs\`, $started, $(nproc) cores ($(sed -n 's/^model name\s*: //p' /proc/cpuinfo | head -n1)), load average $load at the start; $(rustc --version | cut -d' ' -f1-2)."
   echo
-  echo "The load of \`bench/gateway.sh\` (\`crates/fairuse/examples/gateway_load.rs\`: N real-time 16 kHz mono streams of \`crates/fairuse-vad/tests/fixtures/speech_16k.wav\`, 20 ms frames, through a release \`fairuse serve\` to a fake upstream) at fixed N, with the server's policy (\`gateway_load --policy\`, \`FAIRUSE_POLICY\`) set to the shipped default with \`[fingerprint] enabled = false\` (**off**) and to the shipped default (**on**), alternating, $rounds rounds. *Server CPU ms per stream-s* is the server process's user + system CPU over the sending window per stream-second; the fingerprint's share is (on − off) / on."
+  echo "The load of \`bench/gateway.sh\` (\`crates/fairuse/examples/gateway_load.rs\`: N real-time 16 kHz mono streams of \`crates/fairuse-vad/tests/fixtures/speech_16k.wav\`, 20 ms frames, through a release \`fairuse serve\` to a fake upstream) at fixed N, with the server's policy (\`gateway_load --policy\`, \`FAIRUSE_POLICY\`) set to the shipped default with \`[fingerprint] enabled = false\` (**off**) and to the shipped default (**on**), alternating, $rounds rounds. *Server CPU ms per stream-s* is the server process's user + system CPU over the sending window per stream-second; the fingerprint's share is (on − off) / on. The fingerprint runs off the frame path, on threads at nice 10; a stream whose fingerprint falls a minute behind gives it up (*streams that gave up*, from the server's \`fairuse_gateway_prints_abandoned_total\`), so a run where streams gave up measured less than the whole fingerprint cost."
   echo
-  echo "| round | fingerprints | streams | server CPU ms per stream-s | server RSS MiB | added p50 / p99 ms | late frames | machine CPU (cores) | sustained |"
-  echo "|---:|---|---:|---:|---:|---|---:|---:|---|"
+  echo "| round | fingerprints | streams | server CPU ms per stream-s | server RSS MiB | added p50 / p99 ms | late frames | machine CPU (cores) | sustained | streams that gave up fingerprinting |"
+  echo "|---:|---|---:|---:|---:|---|---:|---:|---|---:|"
   for r in "${rows[@]}"; do echo "| ${r//|/ | } |"; done
   echo
   for n in ${streams//,/ }; do

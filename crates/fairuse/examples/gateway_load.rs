@@ -419,6 +419,20 @@ impl Bench {
         result
     }
 
+    /// `fairuse_gateway_prints_abandoned_total` from the server's `/metrics` (0 until a stream
+    /// gives fingerprinting up: the counter is rendered from its first increment).
+    async fn prints_abandoned(&self) -> u64 {
+        let url = format!("{}/metrics", self.server.base());
+        let text = match reqwest::get(&url).await {
+            Ok(r) => r.text().await.unwrap_or_default(),
+            Err(e) => panic!("{url}: {e}"),
+        };
+        text.lines()
+            .find_map(|l| l.strip_prefix("fairuse_gateway_prints_abandoned_total "))
+            .and_then(|v| v.trim().parse::<f64>().ok())
+            .map_or(0, |v| v as u64)
+    }
+
     /// The direct baseline and the gateway run for `n` streams; prints the table row and
     /// returns whether the gateway sustained them.
     async fn step(&self, n: usize) -> bool {
@@ -426,7 +440,9 @@ impl Bench {
         let direct = self.run(Mode::Direct, n).await;
         tokio::time::sleep(Duration::from_secs(2)).await;
         eprintln!("{n} streams: through the gateway...");
+        let abandoned_before = self.prints_abandoned().await;
         let gw = self.run(Mode::Gateway, n).await;
+        let abandoned = self.prints_abandoned().await.saturating_sub(abandoned_before);
         tokio::time::sleep(Duration::from_secs(2)).await;
         let verdict = match (gw.sustained(), direct.sustained()) {
             (true, _) => "yes",
@@ -434,7 +450,7 @@ impl Bench {
             (false, false) => "**no** (nor the direct baseline)",
         };
         println!(
-            "| {n} | {:.2} / {:.2} / {:.1} | {:.2} / {:.2} / {:.1} | {:+.2} / {:+.2} | {} / {} | {} | {} | {:.2} | {:.2} | {:.0} | {:.2} | {:.2} | {verdict} |",
+            "| {n} | {:.2} / {:.2} / {:.1} | {:.2} / {:.2} / {:.1} | {:+.2} / {:+.2} | {} / {} | {} | {} | {:.2} | {:.2} | {:.0} | {:.2} | {:.2} | {verdict} | {abandoned} |",
             direct.pct_ms(0.5),
             direct.pct_ms(0.99),
             direct.pct_ms(1.0),
@@ -487,10 +503,10 @@ fn main() {
         println!(
             "| streams | direct p50 / p99 / max ms | gateway p50 / p99 / max ms | added p50 / p99 ms | \
              gateway frames arrived | dropped | late > {} s | server CPU (cores) | server CPU ms per stream-s | \
-             server RSS MiB | load tool CPU (cores) | machine CPU (cores) | sustained |",
+             server RSS MiB | load tool CPU (cores) | machine CPU (cores) | sustained | streams that gave up fingerprinting |",
             bench.args.late_ms as f64 / 1000.0
         );
-        println!("|---:|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|");
+        println!("|---:|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|");
         let mut best: Option<usize> = None;
         let mut first_failed: Option<usize> = None;
         for &n in &bench.args.streams {
