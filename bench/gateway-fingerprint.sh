@@ -3,6 +3,9 @@
 # same load as bench/gateway.sh, once with the shipped default policy (`[fingerprint] enabled = true`)
 # and once with it turned off, alternating for `rounds` rounds at fixed stream counts.
 # Usage: bash bench/gateway-fingerprint.sh [rounds, default 2] [stream counts, default 100,200] [seconds, default 20]
+# RAMP=600,800,1000,1200,1400 also runs, for each setting (off, on, alternating, RAMP_ROUNDS
+# rounds, default 1), the gateway.sh ramp over those counts with two bisection steps: the streams
+# sustained with fingerprints off and on (the issue's "may drop by at most 20%").
 # Writes bench/results/gateway-fingerprint.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -41,6 +44,26 @@ for round in $(seq 1 "$rounds"); do
   done
 done
 
+ramp_rows=()
+ramp=${RAMP:-}
+ramp_rounds=${RAMP_ROUNDS:-1}
+if [[ -n $ramp ]]; then
+  [[ $ramp =~ ^[0-9]+(,[0-9]+)*$ ]] || { echo "bench: RAMP is like 600,800,1000, got '$ramp'" >&2; exit 2; }
+  [[ $ramp_rounds =~ ^[1-9][0-9]*$ ]] || { echo "bench: RAMP_ROUNDS must be a positive integer, got '$ramp_rounds'" >&2; exit 2; }
+  for round in $(seq 1 "$ramp_rounds"); do
+    for mode in off on; do
+      report=$(./target/release/examples/gateway_load --fairuse target/release/fairuse --policy "$dir/$mode.toml" \
+        --wav crates/fairuse-vad/tests/fixtures/speech_16k.wav --streams "$ramp" --seconds "$secs" --refine 2)
+      best=$(sed -n 's/^sustained_streams=//p' <<<"$report")
+      # The row of the largest sustained count: its CPU and the streams that gave fingerprinting up.
+      row=$(grep "^| $best |" <<<"$report" | tail -n1 || true)
+      IFS='|' read -r _ _ _ _ added _ _ _ cores _ _ _ machine _ gaveup _ <<<"$row"
+      ramp_rows+=("$round|$mode|$best|$(xargs <<<"$added")|$(xargs <<<"$cores")|$(xargs <<<"$machine")|$(xargs <<<"${gaveup:-}")")
+      echo "ramp round $round $mode: sustained $best streams" >&2
+    done
+  done
+fi
+
 median() { printf '%s\n' "$@" | sort -g | awk '{v[NR]=$1} END {print (NR % 2) ? v[(NR+1)/2] : (v[NR/2]+v[NR/2+1])/2}'; }
 mkdir -p bench/results
 {
@@ -64,6 +87,24 @@ mkdir -p bench/results
     mo=$(median "${off[@]}"); mn=$(median "${on[@]}")
     echo "- $n streams: off $mo, on $mn ms per stream-s (medians): fingerprints are **$(awk -v a="$mo" -v b="$mn" 'BEGIN { printf "%.0f%%", 100 * (b - a) / b }')** of the per-stream CPU with them on; RSS $(median "${off_rss[@]}") → $(median "${on_rss[@]}") MiB."
   done
+  if [[ ${#ramp_rows[@]} -gt 0 ]]; then
+    echo
+    echo "## Streams sustained"
+    echo
+    echo "\`RAMP=$ramp RAMP_ROUNDS=$ramp_rounds\`: the ramp of \`bench/gateway.sh\` over $ramp streams ($secs s each, stopping at the first count not sustained, then two bisection steps), with fingerprints off and on, alternating. The other columns are those of the largest sustained count."
+    echo
+    echo "| round | fingerprints | streams sustained | added p50 / p99 ms | server CPU (cores) | machine CPU (cores) | streams that gave up fingerprinting |"
+    echo "|---:|---|---:|---|---:|---:|---:|"
+    for r in "${ramp_rows[@]}"; do echo "| ${r//|/ | } |"; done
+    echo
+    off=() on=()
+    for r in "${ramp_rows[@]}"; do
+      IFS='|' read -r _ mode best _ <<<"$r"
+      if [[ $mode == off ]]; then off+=("$best"); else on+=("$best"); fi
+    done
+    mo=$(median "${off[@]}"); mn=$(median "${on[@]}")
+    echo "- Sustained (medians): off $mo, on $mn streams: **$(awk -v a="$mo" -v b="$mn" 'BEGIN { printf "%+.0f%%", 100 * (b - a) / a }')** with fingerprints on."
+  fi
   echo
   echo "The machine is shared with other work; the off and on runs alternate so both see it alike."
 } | tee bench/results/gateway-fingerprint.md
