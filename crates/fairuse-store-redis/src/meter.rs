@@ -257,10 +257,9 @@ impl UsageMeterStore for RedisHotStore {
         uids.dedup();
         let mut out = Vec::with_capacity(uids.len());
         for uid in uids {
-            let mut newest = redis::cmd("HMGET");
-            newest.arg(self.layout.meter(&uid)).arg("hz").arg("ma");
+            let keys = [self.layout.meter(&uid)];
             let (horizon, newest): (Option<i64>, Option<i64>) =
-                self.conn.query(&newest).await.map_err(Self::failed(ACTION, Effect::Read))?;
+                self.conn.eval(&self.scripts.newest, &keys, &[]).await.map_err(Self::failed(ACTION, Effect::Read))?;
             if let (Some(horizon), Some(newest)) = (horizon, newest)
                 && newest >= from_minute.max(horizon)
             {

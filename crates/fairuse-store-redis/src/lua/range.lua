@@ -5,8 +5,9 @@
 local lo = tonumber(ARGV[1])
 local hi = tonumber(ARGV[2])
 local prefix = ARGV[3]
-local state = redis.call('HMGET', KEYS[1], 'hz', prefix == '' and 'mx' or 'ma')
-local horizon, newest = tonumber(state[1]), tonumber(state[2])
+local reply = redis.call('HMGET', KEYS[1], 's', 'hz')
+local st = load_state(KEYS[1], reply[1], reply[2] and true, {})
+local horizon, newest = st[1] or nil, st[prefix == '' and 3 or 4] or nil
 local out = {}
 if not horizon or not newest then
   return out
