@@ -345,8 +345,8 @@ async fn the_cost_of_a_report_and_a_check_does_not_grow_with_active_minutes() {
         assert_eq!(cost, 5, "{active} active minutes: a check at the last report's minute reads the state only");
         // A live stream: one report a minute for two hours (the horizon passes two hours, so the
         // sweep runs twice). Each report reads the state (and the old-layout marker), the minute
-        // that left each window, the four fields it adds to and, when the horizon enters a new
-        // hour, two hour markers.
+        // that left each window, the three fields it adds to (the minute, its hour and its day)
+        // and, when the horizon enters a new hour, two hour markers.
         let mut costs = Vec::new();
         for minute in 1..=120 {
             let at = now.plus_ms(minute * MS_PER_MINUTE + 17_000);
@@ -368,7 +368,7 @@ async fn the_cost_of_a_report_and_a_check_does_not_grow_with_active_minutes() {
         per_size.push(costs);
     }
     assert!(per_size.iter().all(|c| *c == per_size[0]), "the same cost at 10, 1,440 and 10,080 active minutes");
-    assert!(per_size[0].iter().all(|&c| c <= 2 + 3 + 4 + 2), "at most 11 fields per report: {:?}", per_size[0]);
+    assert!(per_size[0].iter().all(|&c| c <= 2 + 3 + 3 + 2), "at most 10 fields per report: {:?}", per_size[0]);
     purge(&[STANDALONE], STANDALONE_DOWN, &prefix).await;
 }
 
@@ -448,7 +448,8 @@ async fn old_buckets_are_swept_by_whole_hours_a_bounded_number_per_call_and_idle
     let mut model = load_minutes(&store, &user, &policy, 11_520, start).await;
     let (kinds, _) = meter_fields(&conn, &key).await;
     assert_eq!(kinds["m"], 11_520, "{kinds:?}");
-    assert_eq!(kinds["r"] + kinds["f"], 11_520, "{kinds:?}");
+    assert_eq!(kinds["f"], 11_520 / 3, "{kinds:?}");
+    assert!(!kinds.contains_key("r"), "realtime minutes are the capped ones minus sync_fresh's: {kinds:?}");
     let ttl: i64 = conn.clone().pttl(&key).await.expect("PTTL");
     assert!(ttl > retention && ttl <= retention + 2 * 3_600_000, "the meter expires after the retention: {ttl}");
 

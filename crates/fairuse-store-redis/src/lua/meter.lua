@@ -9,7 +9,9 @@
 --     ex          the caller's `now` (ms) when the key's expiry was last set
 --     M lo hi t   the capped total t of minutes lo..hi, the running sum of the window of M minutes
 --   <m>         capped ms (realtime + sync_fresh) of minute m; h<h> of hour h; d<d> of UTC day d
---   r<m> f<m> b<m> c<m>   ms of minute m in the realtime, sync_fresh, sync_backfill, custom_stt lane
+--   f<m> b<m> c<m>   ms of minute m in the sync_fresh, sync_backfill, custom_stt lane; the
+--               realtime lane's is <m> minus f<m> (speech is never negative). Earlier scripts
+--               also wrote it as r<m>; those fields are ignored and go with their hour's sweep.
 --   u<h>        uncapped ms of hour h (so pruning knows which hours hold uncapped minutes)
 --
 -- The state is one field, read and written once per call and decoded by C (cmsgpack), because

@@ -5,10 +5,13 @@
 --
 -- KEYS: 1 the meter hash, then the idempotency and session keys of the reports.
 -- ARGV: now_ms, retention_ms, gc_ttl_ms (idempotency and session keys), meter_ttl_ms,
---       expiry_refresh_ms, sweep_look_hours, sweep_active_hours, window count W, W window lengths in minutes, then 7 values
---       per report: lane index (0..3), capped (1/0), speech ms (a delta or a session's
---       cumulative total), stt ms, minute of `at` ('' = now), idempotency key index (0 = none),
---       session key index (0 = a delta report).
+--       expiry_refresh_ms, sweep_look_hours, sweep_active_hours, window count W, W window lengths
+--       in minutes, W minutes that left the windows since the minute before now's (now's minute
+--       - length), then 9 values per report: lane index (0..3), capped (1/0), speech ms (a delta
+--       or a session's cumulative total), stt ms, its minute (of `at`, else of now), that
+--       minute's hour and UTC day, idempotency key index (0 = none), session key index (0 = a
+--       delta report). The caller spells the minute, hour and day numbers out: formatting
+--       numbers is a good part of a script's cost in Redis's Lua, and nothing of the client's.
 -- Reply: 3 integers per report (speech added, stt added, duplicate 1/0), W totals, fields read.
 --
 -- In the common case this runs two commands: one HMGET of the state, the fields the reports add to
@@ -19,7 +22,8 @@
 -- by whole hours once the horizon has passed them (per call the sweep looks at most at
 -- `sweep_look_hours` hours and deletes at most `sweep_active_hours` hours holding speech), so
 -- neither is paid per report.
-local LANES = { 'r', 'f', 'b', 'c' }
+-- The realtime lane keeps no minute field of its own: it is the capped minute minus sync_fresh's.
+local LANES = { false, 'f', 'b', 'c' }
 local key = KEYS[1]
 local now = tonumber(ARGV[1])
 local retention = tonumber(ARGV[2])
@@ -39,14 +43,13 @@ local oldest_kept = now_min - math.floor(retention / 60000) + 1
 -- Pass 1: idempotency keys and sessions decide what each report adds.
 local out, writes = {}, {}
 local wrote = false
-for b = 9 + nwin, #ARGV - 6, 7 do
+for b = 9 + 2 * nwin, #ARGV - 8, 9 do
   local lane = tonumber(ARGV[b]) + 1
   local capped = ARGV[b + 1] == '1'
   local amount = tonumber(ARGV[b + 2])
   local stt = tonumber(ARGV[b + 3])
-  local at = ARGV[b + 4]
-  local idem = tonumber(ARGV[b + 5])
-  local sess = tonumber(ARGV[b + 6])
+  local idem = tonumber(ARGV[b + 7])
+  local sess = tonumber(ARGV[b + 8])
   local duplicate = false
   if idem > 0 then
     -- The value is when the key was first seen, by the caller's clock: the domain forgets a key
@@ -80,18 +83,16 @@ for b = 9 + nwin, #ARGV - 6, 7 do
       redis.call('SET', KEYS[sess],
         string.format('%d %d %d', math.max(max_speech, amount), math.max(max_stt, stt), now), 'PX', gc_ttl)
     end
-    local minute = now_min
-    if at ~= '' then
-      minute = tonumber(at)
-    end
     if speech ~= 0 then
-      local name = fmt(minute)
-      local hour = 'u' .. fmt(math.floor(minute / 60))
-      local day = false
-      if capped then
-        hour, day = 'h' .. fmt(math.floor(minute / 60)), 'd' .. fmt(math.floor(minute / 1440))
+      local name = ARGV[b + 4]
+      local lane_field, hour, day = false, 'u' .. ARGV[b + 5], false
+      if LANES[lane] then
+        lane_field = LANES[lane] .. name
       end
-      writes[#writes + 1] = { lane, capped, minute, speech, LANES[lane] .. name, name, hour, day }
+      if capped then
+        hour, day = 'h' .. ARGV[b + 5], 'd' .. ARGV[b + 6]
+      end
+      writes[#writes + 1] = { lane, capped, tonumber(name), speech, lane_field, name, hour, day }
     end
     out[#out + 1] = speech
     out[#out + 1] = stt_added
@@ -114,7 +115,7 @@ for i = 1, #writes do
   end
 end
 for w = 1, nwin do
-  local field = fmt(now_min - windows[w])
+  local field = ARGV[8 + nwin + w]
   if known[field] == nil then
     known[field] = false
     first[#first + 1] = field
@@ -181,7 +182,9 @@ for i = 1, #writes do
   local wr = writes[i]
   local capped, minute, speech = wr[2], wr[3], wr[4]
   if minute >= hz then
-    add(wr[5], speech)
+    if wr[5] then
+      add(wr[5], speech)
+    end
     add(wr[7], speech)
     if capped then
       add(wr[6], speech)
@@ -249,7 +252,7 @@ if sweep_to >= sweep_from then
         local name = fmt(m)
         if capped_hour then
           doomed[#doomed + 1] = name
-          doomed[#doomed + 1] = 'r' .. name
+          doomed[#doomed + 1] = 'r' .. name -- written by earlier scripts
           doomed[#doomed + 1] = 'f' .. name
         end
         if uncapped_hour then

@@ -1,7 +1,8 @@
 -- read_totals: the capped window totals at `now`, read-only: the running sums of meter.lua moved
 -- to `now` without storing them (usually nothing beyond one HMGET of the state and of the minute
 -- that left each window since a call a minute ago).
--- KEYS: 1 the meter hash. ARGV: now_ms, window count W, W window lengths in minutes.
+-- KEYS: 1 the meter hash. ARGV: now_ms, window count W, W window lengths in minutes, W minutes
+-- that left the windows since the minute before now's (now's minute - length; see record.lua).
 -- Reply: W totals, then the number of hash fields read.
 local key = KEYS[1]
 local now_min = math.floor(tonumber(ARGV[1]) / 60000)
@@ -9,7 +10,7 @@ local nwin = tonumber(ARGV[2])
 local windows, first, known = {}, { 's', 'hz' }, {}
 for i = 1, nwin do
   windows[i] = tonumber(ARGV[2 + i])
-  local field = fmt(now_min - windows[i])
+  local field = ARGV[2 + nwin + i]
   if known[field] == nil then
     known[field] = false
     first[#first + 1] = field
