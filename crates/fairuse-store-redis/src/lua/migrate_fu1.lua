@@ -26,7 +26,9 @@
 -- store answers every read as the old one would have. Expiry: the hash lives as long as the
 -- longest-lived of the old keys and its own (each record refreshed those to the retention past the
 -- user's last report); `ex` is left alone, so the next report sets the usual expiry.
-local OLD_LANES = { 'r', 'f', 'b', 'c' } -- KEYS[6..9], in `Lane::ALL` order
+-- KEYS[6..9], in `Lane::ALL` order. The realtime lane keeps no field of its own (meter.lua): its
+-- minutes are already in the capped minutes, less sync_fresh's.
+local OLD_LANES = { false, 'f', 'b', 'c' }
 local key = KEYS[1]
 local now_min = math.floor(tonumber(ARGV[1]) / 60000)
 local retention_min = math.floor(tonumber(ARGV[2]) / 60000)
@@ -92,7 +94,9 @@ for lane = 1, 4 do
     local minute, ms = tonumber(fields[i]), tonumber(fields[i + 1])
     if minute and ms then
       if minute >= hz then
-        add(OLD_LANES[lane] .. fmt(minute), ms)
+        if OLD_LANES[lane] then
+          add(OLD_LANES[lane] .. fmt(minute), ms)
+        end
         if lane > 2 then
           -- Uncapped lanes: the hour marker record.lua keeps for the sweep.
           add('u' .. fmt(math.floor(minute / 60)), ms)
