@@ -52,10 +52,11 @@ impl RedisHotStore {
     ) -> Result<(WindowTotals, i64), StoreError> {
         let keys = [self.layout.meter(uid)];
         let windows = policy.window_minutes();
-        let mut args = Vec::with_capacity(2 + windows.len());
+        let mut args = Vec::with_capacity(2 + 2 * windows.len());
         args.push(now.millis().to_string());
         args.push(windows.len().to_string());
         args.extend(windows.iter().map(i64::to_string));
+        args.extend(windows.iter().map(|w| now.minute().saturating_sub(*w).to_string()));
         let action = "read window totals";
         let mut reply: Vec<i64> =
             self.conn.eval(&self.scripts.totals, &keys, &args).await.map_err(Self::failed(action, Effect::Read))?;
@@ -109,8 +110,17 @@ fn lane_letter(lane: Lane) -> &'static str {
     }
 }
 
-/// Appends one report's 7 script arguments (and its idempotency and session keys to `keys`).
-fn pack_report(store: &RedisHotStore, uid: &Uid, report: &UsageReport, keys: &mut Vec<String>, args: &mut Vec<String>) {
+/// Appends one report's 9 script arguments (and its idempotency and session keys to `keys`). The
+/// minute, hour and day are spelled out here because formatting numbers in the script is a good
+/// part of its cost in Redis.
+fn pack_report(
+    store: &RedisHotStore,
+    uid: &Uid,
+    report: &UsageReport,
+    now: Timestamp,
+    keys: &mut Vec<String>,
+    args: &mut Vec<String>,
+) {
     let (amount, session_key) = match &report.amount {
         SpeechAmount::Delta(ms) => (*ms, 0),
         SpeechAmount::Cumulative { session_id, total_ms } => {
@@ -129,7 +139,10 @@ fn pack_report(store: &RedisHotStore, uid: &Uid, report: &UsageReport, keys: &mu
     args.push(if report.lane.is_capped() { "1" } else { "0" }.to_owned());
     args.push(amount.to_string());
     args.push(report.stt_ms.to_string());
-    args.push(report.at.map(|at| at.minute().to_string()).unwrap_or_default());
+    let minute = report.at.unwrap_or(now).minute();
+    args.push(minute.to_string());
+    args.push(minute.div_euclid(60).to_string());
+    args.push(minute.div_euclid(1_440).to_string());
     args.push(idempotency_key.to_string());
     args.push(session_key.to_string());
 }
@@ -149,7 +162,7 @@ impl RedisHotStore {
         let windows = policy.window_minutes();
         let mut keys = vec![self.layout.meter(uid)];
         let gc_ttl = retention.saturating_add(GC_GRACE_MS);
-        let mut args = Vec::with_capacity(8 + windows.len() + 7 * reports.len());
+        let mut args = Vec::with_capacity(8 + 2 * windows.len() + 9 * reports.len());
         args.push(now.millis().to_string());
         args.push(retention.to_string());
         args.push(gc_ttl.to_string());
@@ -159,8 +172,9 @@ impl RedisHotStore {
         args.push(SWEEP_ACTIVE_HOURS.to_string());
         args.push(windows.len().to_string());
         args.extend(windows.iter().map(i64::to_string));
+        args.extend(windows.iter().map(|w| now.minute().saturating_sub(*w).to_string()));
         for report in reports {
-            pack_report(self, uid, report, &mut keys, &mut args);
+            pack_report(self, uid, report, now, &mut keys, &mut args);
         }
         let action = "record usage";
         let reply: Vec<i64> =
@@ -257,10 +271,9 @@ impl UsageMeterStore for RedisHotStore {
         uids.dedup();
         let mut out = Vec::with_capacity(uids.len());
         for uid in uids {
-            let mut newest = redis::cmd("HMGET");
-            newest.arg(self.layout.meter(&uid)).arg("hz").arg("ma");
+            let keys = [self.layout.meter(&uid)];
             let (horizon, newest): (Option<i64>, Option<i64>) =
-                self.conn.query(&newest).await.map_err(Self::failed(ACTION, Effect::Read))?;
+                self.conn.eval(&self.scripts.newest, &keys, &[]).await.map_err(Self::failed(ACTION, Effect::Read))?;
             if let (Some(horizon), Some(newest)) = (horizon, newest)
                 && newest >= from_minute.max(horizon)
             {

@@ -29,6 +29,7 @@ pub(crate) struct Scripts {
     pub(crate) record: LuaScript,
     pub(crate) totals: LuaScript,
     pub(crate) range: LuaScript,
+    pub(crate) newest: LuaScript,
     pub(crate) migrate_fu1: LuaScript,
     pub(crate) lock_acquire: LuaScript,
     pub(crate) lock_release: LuaScript,
@@ -44,6 +45,7 @@ impl Scripts {
             record: LuaScript::new("record", concat!(include_str!("lua/meter.lua"), include_str!("lua/record.lua"))),
             totals: LuaScript::new("totals", concat!(include_str!("lua/meter.lua"), include_str!("lua/totals.lua"))),
             range: LuaScript::new("range", concat!(include_str!("lua/meter.lua"), include_str!("lua/range.lua"))),
+            newest: LuaScript::new("newest", concat!(include_str!("lua/meter.lua"), include_str!("lua/newest.lua"))),
             migrate_fu1: LuaScript::new(
                 "migrate_fu1",
                 concat!(include_str!("lua/meter.lua"), include_str!("lua/migrate_fu1.lua")),

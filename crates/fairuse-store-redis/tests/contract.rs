@@ -341,10 +341,12 @@ async fn the_cost_of_a_report_and_a_check_does_not_grow_with_active_minutes() {
         let mut model = load_minutes(&store, &user, &policy, active, now).await;
         let (totals, cost) = store.read_totals_with_cost(&user, &policy, now).await.expect("read_totals_with_cost");
         assert_eq!(totals, model.capped_totals(&policy, now), "{active} active minutes: totals");
-        assert_eq!(cost, 6, "{active} active minutes: a check at the last report's minute reads the state only");
+        // The state, the old-layout marker and the minute that left each window since a minute ago.
+        assert_eq!(cost, 5, "{active} active minutes: a check at the last report's minute reads the state only");
         // A live stream: one report a minute for two hours (the horizon passes two hours, so the
-        // sweep runs twice). Each report reads the state, the minute that left each window, the
-        // four fields it adds to and, when the horizon enters a new hour, two hour markers.
+        // sweep runs twice). Each report reads the state (and the old-layout marker), the minute
+        // that left each window, the three fields it adds to (the minute, its hour and its day)
+        // and, when the horizon enters a new hour, two hour markers.
         let mut costs = Vec::new();
         for minute in 1..=120 {
             let at = now.plus_ms(minute * MS_PER_MINUTE + 17_000);
@@ -361,12 +363,12 @@ async fn the_cost_of_a_report_and_a_check_does_not_grow_with_active_minutes() {
             .read_totals_with_cost(&user, &policy, now.plus_ms(121 * MS_PER_MINUTE))
             .await
             .expect("read_totals_with_cost");
-        assert_eq!(cost, 6 + 3, "a check a minute after the last report reads one field per window");
+        assert_eq!(cost, 5, "a check a minute after the last report reads one field per window, in the same HMGET");
         eprintln!("{active:>6} active minutes: fields read per report {:?}", costs.iter().collect::<BTreeSet<_>>());
         per_size.push(costs);
     }
     assert!(per_size.iter().all(|c| *c == per_size[0]), "the same cost at 10, 1,440 and 10,080 active minutes");
-    assert!(per_size[0].iter().all(|&c| c <= 9 + 3 + 4 + 2), "at most 18 fields per report: {:?}", per_size[0]);
+    assert!(per_size[0].iter().all(|&c| c <= 2 + 3 + 3 + 2), "at most 10 fields per report: {:?}", per_size[0]);
     purge(&[STANDALONE], STANDALONE_DOWN, &prefix).await;
 }
 
@@ -426,6 +428,12 @@ async fn meter_fields(conn: &redis::aio::MultiplexedConnection, key: &str) -> (B
     (kinds, oldest)
 }
 
+/// The horizon and the prune mark of a meter hash (`hz` and `pm` of the state field `s`).
+async fn horizon_and_prune_mark(conn: &redis::aio::MultiplexedConnection, key: &str) -> (i64, i64) {
+    let state = "local s = { cmsgpack.unpack(redis.call('HGET', KEYS[1], 's')) } return { s[1], s[2] }";
+    redis::cmd("EVAL").arg(state).arg(1).arg(key).query_async(&mut conn.clone()).await.expect("EVAL of the state")
+}
+
 #[tokio::test]
 async fn old_buckets_are_swept_by_whole_hours_a_bounded_number_per_call_and_idle_users_start_afresh() {
     let (store, prefix) = standalone("prune").await;
@@ -440,7 +448,8 @@ async fn old_buckets_are_swept_by_whole_hours_a_bounded_number_per_call_and_idle
     let mut model = load_minutes(&store, &user, &policy, 11_520, start).await;
     let (kinds, _) = meter_fields(&conn, &key).await;
     assert_eq!(kinds["m"], 11_520, "{kinds:?}");
-    assert_eq!(kinds["r"] + kinds["f"], 11_520, "{kinds:?}");
+    assert_eq!(kinds["f"], 11_520 / 3, "{kinds:?}");
+    assert!(!kinds.contains_key("r"), "realtime minutes are the capped ones minus sync_fresh's: {kinds:?}");
     let ttl: i64 = conn.clone().pttl(&key).await.expect("PTTL");
     assert!(ttl > retention && ttl <= retention + 2 * 3_600_000, "the meter expires after the retention: {ttl}");
 
@@ -461,8 +470,7 @@ async fn old_buckets_are_swept_by_whole_hours_a_bounded_number_per_call_and_idle
         assert!(previous - now_fields <= 6 * 60, "at most six hours swept per call: {previous} -> {now_fields}");
         previous = now_fields;
         calls += 1;
-        let (horizon, pruned): (i64, i64) =
-            redis::cmd("HMGET").arg(&key).arg("hz").arg("pm").query_async(&mut conn.clone()).await.expect("HMGET");
+        let (horizon, pruned) = horizon_and_prune_mark(&conn, &key).await;
         assert!(oldest.unwrap_or(i64::MAX) >= pruned, "no minute field below the prune mark");
         if pruned == horizon.div_euclid(60) * 60 {
             assert_eq!(oldest, Some(pruned), "the sweep stops at the horizon's hour");
@@ -476,8 +484,7 @@ async fn old_buckets_are_swept_by_whole_hours_a_bounded_number_per_call_and_idle
     // horizon's hour below it, until the next sweep.
     let kept = model.lane(Lane::Realtime).minutes().chain(model.lane(Lane::SyncFresh).minutes());
     let kept = kept.map(|(m, _)| m).collect::<BTreeSet<_>>().len() as i64;
-    let (horizon, pruned): (i64, i64) =
-        redis::cmd("HMGET").arg(&key).arg("hz").arg("pm").query_async(&mut conn.clone()).await.expect("HMGET");
+    let (horizon, pruned) = horizon_and_prune_mark(&conn, &key).await;
     assert_eq!(previous, kept + horizon - pruned, "exactly the minutes from the prune mark on are left");
 
     // Silent for longer than the retention: everything is below the horizon, and one report
@@ -491,10 +498,10 @@ async fn old_buckets_are_swept_by_whole_hours_a_bounded_number_per_call_and_idle
     assert_eq!(totals, model.capped_totals(&policy, later));
     let (kinds, oldest) = meter_fields(&conn, &key).await;
     assert_eq!(oldest, Some(later.minute()), "only the new minute is left: {kinds:?}");
-    for (kind, count) in [("m", 1), ("f", 1), ("h", 1), ("d", 1), ("window", 3)] {
+    for (kind, count) in [("m", 1), ("f", 1), ("h", 1), ("d", 1), ("state", 1)] {
         assert_eq!(kinds.get(kind).copied().unwrap_or(0), count, "{kind} fields after a fresh start: {kinds:?}");
     }
-    assert!(!kinds.contains_key("r"), "{kinds:?}");
+    assert!(!kinds.contains_key("r") && !kinds.contains_key("window"), "{kinds:?}");
     let ttl: i64 = conn.clone().pttl(&key).await.expect("PTTL");
     assert!(ttl > retention, "a fresh start sets the expiry again: {ttl}");
     purge(&[STANDALONE], STANDALONE_DOWN, &prefix).await;

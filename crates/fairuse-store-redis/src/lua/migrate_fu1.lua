@@ -26,7 +26,9 @@
 -- store answers every read as the old one would have. Expiry: the hash lives as long as the
 -- longest-lived of the old keys and its own (each record refreshed those to the retention past the
 -- user's last report); `ex` is left alone, so the next report sets the usual expiry.
-local OLD_LANES = { 'r', 'f', 'b', 'c' } -- KEYS[6..9], in `Lane::ALL` order
+-- KEYS[6..9], in `Lane::ALL` order. The realtime lane keeps no field of its own (meter.lua): its
+-- minutes are already in the capped minutes, less sync_fresh's.
+local OLD_LANES = { false, 'f', 'b', 'c' }
 local key = KEYS[1]
 local now_min = math.floor(tonumber(ARGV[1]) / 60000)
 local retention_min = math.floor(tonumber(ARGV[2]) / 60000)
@@ -43,9 +45,11 @@ if old_keys == 0 then
 end
 
 local old = redis.call('HMGET', KEYS[2], 'hz')
-local cur = redis.call('HMGET', key, 'hz', 'pm', 'mx', 'ma', 'v')
-local old_hz, hz, pm, mx, ma, v = tonumber(old[1]), tonumber(cur[1]), tonumber(cur[2]), tonumber(cur[3]),
-  tonumber(cur[4]), cur[5]
+local cur = redis.call('HMGET', key, 's', 'hz')
+local cur_old = cur[2] and true
+local st = load_state(key, cur[1], cur_old, windows)
+local old_hz, hz, pm, mx, ma, ex = tonumber(old[1]), st[1] or nil, st[2] or nil, st[3] or nil, st[4] or nil,
+  st[5] or nil
 local merged = redis.call('EXISTS', key)
 if old_hz and (not hz or old_hz > hz) then
   hz = old_hz
@@ -90,7 +94,9 @@ for lane = 1, 4 do
     local minute, ms = tonumber(fields[i]), tonumber(fields[i + 1])
     if minute and ms then
       if minute >= hz then
-        add(OLD_LANES[lane] .. fmt(minute), ms)
+        if OLD_LANES[lane] then
+          add(OLD_LANES[lane] .. fmt(minute), ms)
+        end
         if lane > 2 then
           -- Uncapped lanes: the hour marker record.lua keeps for the sweep.
           add('u' .. fmt(math.floor(minute / 60)), ms)
@@ -106,16 +112,7 @@ for lane = 1, 4 do
   end
 end
 
-local version = fmt((tonumber(v) or 0) + 1)
-local set = { 'hz', fmt(hz), 'pm', fmt(pm or hz), 'v', version }
-if mx then
-  set[#set + 1] = 'mx'
-  set[#set + 1] = fmt(mx)
-end
-if ma then
-  set[#set + 1] = 'ma'
-  set[#set + 1] = fmt(ma)
-end
+local set = {}
 local existing = {}
 if #order > 0 then
   existing = hcall('HMGET', key, order)
@@ -132,26 +129,32 @@ for k = 2, 9 do
     ttl = t
   end
 end
-hcall('HSET', key, set)
-
--- The running window sums at `now`, as record.lua stores them after a call (the new version makes
--- any sum of the hash from before the merge invalid, so they are cut afresh here).
-if nwin > 0 then
-  local names, signs = {}, {}
-  local plans = plan_windows(windows, {}, version, now_min, hz, mx, names, signs)
-  local values = {}
-  if #names > 0 then
-    values = hcall('HMGET', key, names)
-  end
-  local totals = window_totals(plans, values, signs)
-  local sums = {}
-  for w = 1, nwin do
-    local p = plans[w]
-    sums[#sums + 1] = 'w' .. fmt(windows[w])
-    sums[#sums + 1] = string.format('%d %d %d %s', p[1], p[2], totals[w], version)
-  end
-  redis.call('HSET', key, unpack(sums))
+if #set > 0 then
+  hcall('HSET', key, set)
 end
+if cur_old then
+  -- The state of earlier fu2 scripts (merged into `st` above) now lives in `s` alone.
+  hcall('HDEL', key, old_state_names(windows))
+end
+
+-- The state with the running window sums at `now`, as record.lua stores them after a call (cut
+-- afresh: the buckets were just added to).
+local names, signs = {}, {}
+local plans = plan_windows(windows, {}, now_min, hz, mx, names, signs)
+local values = {}
+if #names > 0 then
+  values = hcall('HMGET', key, names)
+end
+local totals = window_totals(plans, values, signs)
+local state = { hz, pm or hz, mx or false, ma or false, ex or false }
+for w = 1, nwin do
+  local p = plans[w]
+  state[#state + 1] = windows[w]
+  state[#state + 1] = p[1]
+  state[#state + 1] = p[2]
+  state[#state + 1] = totals[w]
+end
+redis.call('HSET', key, 's', cmsgpack.pack(unpack(state)))
 
 if ttl < 1 then
   ttl = meter_ttl

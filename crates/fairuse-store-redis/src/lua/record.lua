@@ -5,19 +5,25 @@
 --
 -- KEYS: 1 the meter hash, then the idempotency and session keys of the reports.
 -- ARGV: now_ms, retention_ms, gc_ttl_ms (idempotency and session keys), meter_ttl_ms,
---       expiry_refresh_ms, sweep_look_hours, sweep_active_hours, window count W, W window lengths in minutes, then 7 values
---       per report: lane index (0..3), capped (1/0), speech ms (a delta or a session's
---       cumulative total), stt ms, minute of `at` ('' = now), idempotency key index (0 = none),
---       session key index (0 = a delta report).
+--       expiry_refresh_ms, sweep_look_hours, sweep_active_hours, window count W, W window lengths
+--       in minutes, W minutes that left the windows since the minute before now's (now's minute
+--       - length), then 9 values per report: lane index (0..3), capped (1/0), speech ms (a delta
+--       or a session's cumulative total), stt ms, its minute (of `at`, else of now), that
+--       minute's hour and UTC day, idempotency key index (0 = none), session key index (0 = a
+--       delta report). The caller spells the minute, hour and day numbers out: formatting
+--       numbers is a good part of a script's cost in Redis's Lua, and nothing of the client's.
 -- Reply: 3 integers per report (speech added, stt added, duplicate 1/0), W totals, fields read.
 --
--- In the common case this runs three commands: HMGET of the state, HMGET of the fields that
--- entered or left the windows and of the fields it adds to, and one HSET. Expiry is refreshed
+-- In the common case this runs two commands: one HMGET of the state, the fields the reports add to
+-- and the minute that left each window since a report a minute ago, and one HSET. A second HMGET
+-- reads what that guess missed (a pause, a new window length) and, once an hour, the sweep's
+-- markers. Expiry is refreshed
 -- once per `expiry_refresh_ms` of the caller's clock, and fields below the horizon are deleted
 -- by whole hours once the horizon has passed them (per call the sweep looks at most at
 -- `sweep_look_hours` hours and deletes at most `sweep_active_hours` hours holding speech), so
 -- neither is paid per report.
-local LANES = { 'r', 'f', 'b', 'c' }
+-- The realtime lane keeps no minute field of its own: it is the capped minute minus sync_fresh's.
+local LANES = { false, 'f', 'b', 'c' }
 local key = KEYS[1]
 local now = tonumber(ARGV[1])
 local retention = tonumber(ARGV[2])
@@ -27,33 +33,23 @@ local refresh = tonumber(ARGV[5])
 local sweep_look = tonumber(ARGV[6])
 local sweep_active = tonumber(ARGV[7])
 local nwin = tonumber(ARGV[8])
-local windows, state_names = {}, { 'hz', 'pm', 'mx', 'ma', 'ex', 'v' }
+local windows = {}
 for i = 1, nwin do
   windows[i] = tonumber(ARGV[8 + i])
-  state_names[6 + i] = 'w' .. ARGV[8 + i]
 end
 local now_min = math.floor(now / 60000)
 local oldest_kept = now_min - math.floor(retention / 60000) + 1
-local state = redis.call('HMGET', key, unpack(state_names))
-local hz, pm, mx, ma, ex, v =
-  tonumber(state[1]), tonumber(state[2]), tonumber(state[3]), tonumber(state[4]), tonumber(state[5]), state[6]
-local states = {}
-for i = 1, nwin do
-  states[i] = state[6 + i]
-end
-local read = #state_names
 
 -- Pass 1: idempotency keys and sessions decide what each report adds.
 local out, writes = {}, {}
 local wrote = false
-for b = 9 + nwin, #ARGV - 6, 7 do
+for b = 9 + 2 * nwin, #ARGV - 8, 9 do
   local lane = tonumber(ARGV[b]) + 1
   local capped = ARGV[b + 1] == '1'
   local amount = tonumber(ARGV[b + 2])
   local stt = tonumber(ARGV[b + 3])
-  local at = ARGV[b + 4]
-  local idem = tonumber(ARGV[b + 5])
-  local sess = tonumber(ARGV[b + 6])
+  local idem = tonumber(ARGV[b + 7])
+  local sess = tonumber(ARGV[b + 8])
   local duplicate = false
   if idem > 0 then
     -- The value is when the key was first seen, by the caller's clock: the domain forgets a key
@@ -87,12 +83,16 @@ for b = 9 + nwin, #ARGV - 6, 7 do
       redis.call('SET', KEYS[sess],
         string.format('%d %d %d', math.max(max_speech, amount), math.max(max_stt, stt), now), 'PX', gc_ttl)
     end
-    local minute = now_min
-    if at ~= '' then
-      minute = tonumber(at)
-    end
     if speech ~= 0 then
-      writes[#writes + 1] = { lane, capped, minute, speech }
+      local name = ARGV[b + 4]
+      local lane_field, hour, day = false, 'u' .. ARGV[b + 5], false
+      if LANES[lane] then
+        lane_field = LANES[lane] .. name
+      end
+      if capped then
+        hour, day = 'h' .. ARGV[b + 5], 'd' .. ARGV[b + 6]
+      end
+      writes[#writes + 1] = { lane, capped, tonumber(name), speech, lane_field, name, hour, day }
     end
     out[#out + 1] = speech
     out[#out + 1] = stt_added
@@ -101,19 +101,48 @@ for b = 9 + nwin, #ARGV - 6, 7 do
   end
 end
 
+-- One HMGET: the state, the marker of the old state fields, the fields the reports add to and,
+-- guessing that the previous call was a minute ago, the minute that left each window since.
+local first, known = { 's', 'hz' }, {}
+for i = 1, #writes do
+  local wr = writes[i]
+  for j = 5, 8 do
+    local field = wr[j]
+    if field and known[field] == nil then
+      known[field] = false
+      first[#first + 1] = field
+    end
+  end
+end
+for w = 1, nwin do
+  local field = ARGV[8 + nwin + w]
+  if known[field] == nil then
+    known[field] = false
+    first[#first + 1] = field
+  end
+end
+local reply = hcall('HMGET', key, first)
+for i = 3, #first do
+  known[first[i]] = reply[i]
+end
+local old = reply[2] and true
+local st = load_state(key, reply[1], old, windows)
+local hz, pm, mx, ma, ex = st[1] or nil, st[2] or nil, st[3] or nil, st[4] or nil, st[5] or nil
+local read = #first
+if old then
+  read = read + 6 + nwin
+end
+
 if not wrote then
   -- Nothing recorded, so nothing moves (not even the horizon): the totals at `now`, read-only.
   local names, signs = {}, {}
-  local plans = plan_windows(windows, states, v, now_min, hz, mx, names, signs)
-  local values = {}
-  if #names > 0 then
-    values = hcall('HMGET', key, names)
-  end
+  local plans = plan_windows(windows, st, now_min, hz, mx, names, signs)
+  local values, fetched = fetch(key, names, known)
   local totals = window_totals(plans, values, signs)
   for w = 1, nwin do
     out[#out + 1] = totals[w]
   end
-  out[#out + 1] = read + #names
+  out[#out + 1] = read + fetched
   return out
 end
 
@@ -129,16 +158,16 @@ if ma and ma < hz then
   -- Everything the user had is below the horizon (back after more than the retention): start
   -- afresh instead of sweeping it hour by hour.
   redis.call('DEL', key)
-  pm, mx, ma, ex, v, states = nil, nil, nil, nil, nil, {}
+  pm, mx, ma, ex, st, known, old = nil, nil, nil, nil, {}, {}, false
 end
 if not pm then
   pm = hz
 end
 
--- Pass 2: one HMGET for the fields that entered or left the windows, the fields written, and
--- the markers of the hours the sweep looks at.
+-- Pass 2: the fields that entered or left the windows and the markers of the hours the sweep
+-- looks at, read unless the first HMGET already did.
 local names, signs = {}, {}
-local plans = plan_windows(windows, states, v, now_min, hz, mx, names, signs)
+local plans = plan_windows(windows, st, now_min, hz, mx, names, signs)
 local adds, order = {}, {}
 local function add(field, ms)
   if adds[field] then
@@ -150,19 +179,19 @@ local function add(field, ms)
 end
 local new_mx, new_ma = mx, ma
 for i = 1, #writes do
-  local lane, capped, minute, speech = writes[i][1], writes[i][2], writes[i][3], writes[i][4]
+  local wr = writes[i]
+  local capped, minute, speech = wr[2], wr[3], wr[4]
   if minute >= hz then
-    add(LANES[lane] .. fmt(minute), speech)
-    local hour = math.floor(minute / 60)
+    if wr[5] then
+      add(wr[5], speech)
+    end
+    add(wr[7], speech)
     if capped then
-      add(fmt(minute), speech)
-      add('h' .. fmt(hour), speech)
-      add('d' .. fmt(math.floor(minute / 1440)), speech)
+      add(wr[6], speech)
+      add(wr[8], speech)
       if not new_mx or minute > new_mx then
         new_mx = minute
       end
-    else
-      add('u' .. fmt(hour), speech)
     end
     if not new_ma or minute > new_ma then
       new_ma = minute
@@ -170,10 +199,6 @@ for i = 1, #writes do
   else
     writes[i] = false
   end
-end
-local first_add = #names + 1
-for i = 1, #order do
-  names[#names + 1] = order[i]
 end
 local sweep_from, sweep_to = math.floor(pm / 60), math.floor(hz / 60) - 1
 if sweep_to > sweep_from + sweep_look - 1 then
@@ -184,11 +209,8 @@ for h = sweep_from, sweep_to do
   names[#names + 1] = 'h' .. fmt(h)
   names[#names + 1] = 'u' .. fmt(h)
 end
-local values = {}
-if #names > 0 then
-  values = hcall('HMGET', key, names)
-end
-read = read + #names
+local values, fetched = fetch(key, names, known)
+read = read + fetched
 
 local totals = window_totals(plans, values, signs)
 for i = 1, #writes do
@@ -202,25 +224,12 @@ for i = 1, #writes do
   end
 end
 
-local version = fmt((tonumber(v) or 0) + 1)
-local set = { 'hz', fmt(hz), 'v', version }
-if new_mx then
-  set[#set + 1] = 'mx'
-  set[#set + 1] = fmt(new_mx)
-end
-if new_ma then
-  set[#set + 1] = 'ma'
-  set[#set + 1] = fmt(new_ma)
-end
-for w = 1, nwin do
-  local p = plans[w]
-  set[#set + 1] = state_names[6 + w]
-  set[#set + 1] = string.format('%d %d %d %s', p[1], p[2], totals[w], version)
-end
+-- set[2] is the state, packed once the sweep and the expiry have had their say.
+local set = { 's', false }
 for i = 1, #order do
   local field = order[i]
   set[#set + 1] = field
-  set[#set + 1] = fmt(tonumber(values[first_add + i - 1] or 0) + adds[field])
+  set[#set + 1] = fmt(tonumber(known[field] or 0) + adds[field])
 end
 
 -- The sweep: whole hours below the horizon, oldest first; an hour without a marker holds no
@@ -243,7 +252,7 @@ if sweep_to >= sweep_from then
         local name = fmt(m)
         if capped_hour then
           doomed[#doomed + 1] = name
-          doomed[#doomed + 1] = 'r' .. name
+          doomed[#doomed + 1] = 'r' .. name -- written by earlier scripts
           doomed[#doomed + 1] = 'f' .. name
         end
         if uncapped_hour then
@@ -265,17 +274,27 @@ if sweep_to >= sweep_from then
     hcall('HDEL', key, doomed)
   end
 end
-set[#set + 1] = 'pm'
-set[#set + 1] = fmt(pm)
+if old then
+  -- The state now lives in `s` alone.
+  hcall('HDEL', key, old_state_names(windows))
+end
 
 -- Expiry: a user idle for longer than the retention has nothing left in any window, so Redis may
 -- drop the hash. The TTL covers the retention, a grace for clock skew and the refresh period, so
 -- setting it once per period keeps it at least the retention past the last report.
 local expire = not ex or now - ex >= refresh or now < ex
 if expire then
-  set[#set + 1] = 'ex'
-  set[#set + 1] = ARGV[1]
+  ex = now
 end
+local state = { hz, pm, new_mx or false, new_ma or false, ex or false }
+for w = 1, nwin do
+  local p = plans[w]
+  state[#state + 1] = windows[w]
+  state[#state + 1] = p[1]
+  state[#state + 1] = p[2]
+  state[#state + 1] = totals[w]
+end
+set[2] = cmsgpack.pack(unpack(state))
 hcall('HSET', key, set)
 if expire then
   redis.call('PEXPIRE', key, meter_ttl)
