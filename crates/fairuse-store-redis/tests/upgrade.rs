@@ -45,6 +45,30 @@ async fn store(prefix: &str) -> RedisHotStore {
     RedisHotStore::connect(STANDALONE, opts).await.unwrap_or_else(|e| panic!("{DOWN}\n(connect failed: {e})"))
 }
 
+/// One test's user, on a key prefix of its own, with a plain connection to look into the hash.
+struct Case {
+    prefix: String,
+    store: RedisHotStore,
+    conn: redis::aio::MultiplexedConnection,
+    policy: Policy,
+    retention: i64,
+    uid: Uid,
+    /// The user's meter hash.
+    key: String,
+}
+
+async fn case(tag: &str) -> Case {
+    let prefix = unique(tag);
+    let store = store(&prefix).await;
+    let client = redis::Client::open(STANDALONE).expect("a valid url");
+    let conn = client.get_multiplexed_async_connection().await.unwrap_or_else(|e| panic!("{DOWN}\n({e})"));
+    let policy = Policy::default();
+    let retention = policy.metering.retention.ms();
+    let uid = Uid::parse(&format!("{prefix}.user")).expect("a valid uid");
+    let key = store.layout().meter(&uid);
+    Case { prefix, store, conn, policy, retention, uid, key }
+}
+
 /// The previous `record_and_read` (same keys and arguments as the store's, `src/meter.rs`); its
 /// reply is not looked at: only what it leaves in the hash.
 async fn old_record(
@@ -131,14 +155,7 @@ async fn assert_reads_match(store: &RedisHotStore, uid: &Uid, model: &UserMeter,
 
 #[tokio::test]
 async fn a_meter_of_the_previous_state_fields_is_read_as_is_and_upgraded_by_the_next_report() {
-    let prefix = unique("lazy");
-    let store = store(&prefix).await;
-    let client = redis::Client::open(STANDALONE).expect("a valid url");
-    let mut conn = client.get_multiplexed_async_connection().await.unwrap_or_else(|e| panic!("{DOWN}\n({e})"));
-    let policy = Policy::default();
-    let retention = policy.metering.retention.ms();
-    let uid = Uid::parse(&format!("{prefix}.user")).expect("a valid uid");
-    let key = store.layout().meter(&uid);
+    let Case { prefix, store, mut conn, policy, retention, uid, key } = case("lazy").await;
 
     // Four days of random traffic through the previous script.
     let mut rng = Rng(0x5EED_0012);
@@ -196,14 +213,7 @@ async fn a_meter_of_the_previous_state_fields_is_read_as_is_and_upgraded_by_the_
 
 #[tokio::test]
 async fn reports_the_previous_script_records_after_the_upgrade_still_count() {
-    let prefix = unique("mixed");
-    let store = store(&prefix).await;
-    let client = redis::Client::open(STANDALONE).expect("a valid url");
-    let mut conn = client.get_multiplexed_async_connection().await.unwrap_or_else(|e| panic!("{DOWN}\n({e})"));
-    let policy = Policy::default();
-    let retention = policy.metering.retention.ms();
-    let uid = Uid::parse(&format!("{prefix}.user")).expect("a valid uid");
-    let key = store.layout().meter(&uid);
+    let Case { prefix, store, mut conn, policy, retention, uid, key } = case("mixed").await;
 
     // Old and new replicas taking turns on one user, as during a rolling upgrade.
     let mut rng = Rng(0x5EED_0013);
