@@ -196,6 +196,20 @@ local function load_state(key, packed, old, windows)
   return sums
 end
 
+-- The state field `s` (see the top): hz, pm, mx, ma, ex (false when unset), then each window's
+-- length, first and last minute and total.
+local function pack_state(hz, pm, mx, ma, ex, windows, plans, totals)
+  local state = { hz, pm, mx or false, ma or false, ex or false }
+  for w = 1, #windows do
+    local p = plans[w]
+    state[#state + 1] = windows[w]
+    state[#state + 1] = p[1]
+    state[#state + 1] = p[2]
+    state[#state + 1] = totals[w]
+  end
+  return cmsgpack.pack(unpack(state))
+end
+
 -- The values of `names` (a reply of HMGET), taking those already read from `known` (name -> value,
 -- false = absent) and reading the rest with one HMGET. Also returns how many fields it read.
 local function fetch(key, names, known)

@@ -146,15 +146,7 @@ if #names > 0 then
   values = hcall('HMGET', key, names)
 end
 local totals = window_totals(plans, values, signs)
-local state = { hz, pm or hz, mx or false, ma or false, ex or false }
-for w = 1, nwin do
-  local p = plans[w]
-  state[#state + 1] = windows[w]
-  state[#state + 1] = p[1]
-  state[#state + 1] = p[2]
-  state[#state + 1] = totals[w]
-end
-redis.call('HSET', key, 's', cmsgpack.pack(unpack(state)))
+redis.call('HSET', key, 's', pack_state(hz, pm or hz, mx, ma, ex, windows, plans, totals))
 
 if ttl < 1 then
   ttl = meter_ttl

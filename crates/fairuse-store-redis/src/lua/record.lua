@@ -286,15 +286,7 @@ local expire = not ex or now - ex >= refresh or now < ex
 if expire then
   ex = now
 end
-local state = { hz, pm, new_mx or false, new_ma or false, ex or false }
-for w = 1, nwin do
-  local p = plans[w]
-  state[#state + 1] = windows[w]
-  state[#state + 1] = p[1]
-  state[#state + 1] = p[2]
-  state[#state + 1] = totals[w]
-end
-set[2] = cmsgpack.pack(unpack(state))
+set[2] = pack_state(hz, pm, new_mx, new_ma, ex, windows, plans, totals)
 hcall('HSET', key, set)
 if expire then
   redis.call('PEXPIRE', key, meter_ttl)
