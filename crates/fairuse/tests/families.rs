@@ -51,11 +51,12 @@ fn every_family_file_parses_and_both_sets_hold_abusers_and_honest_families() {
             f.languages.values().map(|l| l.summaries.len() + l.media_titles.len() + l.neutral_titles.len()).sum();
         assert!(titles >= 24, "{}: only {titles} titles", f.name);
         if f.kind == Kind::Abuser {
-            assert!(f.daily_hours[0] >= 16.0 && f.daily_hours[1] <= 22.0, "{}", f.name);
-            assert!(f.density[0] >= 0.75 && f.density[1] <= 0.95, "{}", f.name);
+            assert!(f.daily_hours[0] >= 15.0 && f.daily_hours[1] <= 22.0, "{}", f.name);
+            assert!(f.density[0] >= 0.6 && f.density[1] <= 0.96, "{}", f.name);
             assert!(f.usage_type.is_some(), "{}: abusers name the usage type a right verdict gives", f.name);
         } else {
-            assert!(f.density[0] >= 0.3 && f.density[1] <= 0.6, "{}", f.name);
+            // An auctioneer or a dubbing actor is as dense as a recording; honest density is a job's.
+            assert!(f.density[0] >= 0.15 && f.density[1] <= 0.95, "{}", f.name);
             assert!(f.speakers[1] >= 2, "{}: honest families talk with people", f.name);
         }
         languages.extend(f.languages.keys().cloned());
@@ -141,20 +142,20 @@ fn the_trace_simulates_in_time_order_and_conversations_come_after_they_finish() 
         assert_eq!(l["set"].as_str(), Some(f.set.as_str()));
         assert!(uid.starts_with(&format!("{}-", f.name)));
         assert!(labelled.insert(uid.to_owned()), "{uid} labelled twice");
-        // Abusers stream from the first hour and far above the caps; honest users talk at a
-        // conversational density for hours.
+        // Abusers stream from the first hour and far above the caps; honest users speak for hours,
+        // at their job's density (an auctioneer's is a recording's).
         let (first, speech, lines) = per_user[uid];
         let speech_h_per_day = speech as f64 / MS_PER_HOUR as f64 / f64::from(o.days);
         let density = speech as f64 / (lines as f64 * 60_000.0);
         match f.kind {
             Kind::Abuser => {
                 assert!(first - o.start_ms < MS_PER_HOUR, "{uid} starts in the first hour");
-                assert!(speech_h_per_day > 11.0, "{uid}: {speech_h_per_day:.1} h of speech a day");
-                assert!(density > 0.7, "{uid}: density {density:.2}");
+                assert!(speech_h_per_day > 8.0, "{uid}: {speech_h_per_day:.1} h of speech a day");
+                assert!(density > 0.6, "{uid}: density {density:.2}");
             }
             Kind::Honest => {
-                assert!((1.0..6.0).contains(&speech_h_per_day), "{uid}: {speech_h_per_day:.1} h of speech a day");
-                assert!((0.28..0.62).contains(&density), "{uid}: density {density:.2}");
+                assert!((0.5..9.0).contains(&speech_h_per_day), "{uid}: {speech_h_per_day:.1} h of speech a day");
+                assert!((0.15..0.95).contains(&density), "{uid}: density {density:.2}");
             }
         }
     }
