@@ -6,7 +6,8 @@
 //! conversations (numbered series, back-to-back chains, continuous speech, day-long coverage,
 //! media categories) at most [`STRUCTURE_LIMIT`] more, and only beside a conversation whose
 //! metadata describes content; the two together stay below 0.7, so a qualifying verdict always
-//! cites conversations whose own title or overview describes recorded media.
+//! cites conversations whose own metadata (title, overview, or the category the host filed them
+//! under) describes recorded media.
 
 mod series;
 mod structure;
@@ -28,9 +29,9 @@ use structure::{
     PLAYED_GAP_MS, binges, busiest_day_minutes, chain_within, continuous, longest_chain, played_runs, played_through,
     words_per_minute,
 };
-use words::{MEDIA_CATEGORIES, content_cues, first_person, fold, media_of, names_others, personal_text};
+use words::{content_cues, first_person, fold, media_category, media_of, names_others, personal_text};
 
-pub const HEURISTIC_VERSION: &str = "heuristic-v6";
+pub const HEURISTIC_VERSION: &str = "heuristic-v7";
 /// The most that usage shape and volume can contribute: below 0.7, so never a qualifying verdict alone.
 pub const SHAPE_SCORE_LIMIT: f64 = 0.45;
 /// The most that the structure of the conversations can add (series, chains, continuous speech,
@@ -101,7 +102,9 @@ const PLAYBACK_WEIGHT: f64 = 0.1;
 ///   numbered chapter or episode, "S02E03"), 0.8 when it describes content with two different
 ///   cues (a story told: plot, characters, "recounts"; a broadcast: presenter, guests, headlines,
 ///   studio; a match: goals, penalty, the crowd; a service or guided session; an overview naming
-///   two other people or places) or one cue and continuous speech, 0.45 for one cue, 0.8 when
+///   two other people or places) or one cue and continuous speech, 0.45 for one cue (or, when
+///   its words say nothing, a category host apps file recorded media under: "entertainment",
+///   "religion", "sports", "podcast", in any language of the conversation), 0.8 when
 ///   its title repeats the show, book or numbered template of a conversation that names media,
 ///   0.6 in continuous speech in one unbroken stream with such a conversation; 0 otherwise, and
 ///   0 when its overview says the user took part ("we recorded episode 12", "I preached").
@@ -170,7 +173,8 @@ fn read(c: &Conversation, dense: bool) -> Reading<'_> {
     let pace = words_per_minute(c).map_or(String::new(), |w| format!(", {w:.0} words a minute"));
     let conversational =
         !dense && c.speaker_count.is_some_and(|n| n >= 3) && words_per_minute(c).is_none_or(|w| w < 100.0);
-    let media_category = MEDIA_CATEGORIES.contains(&fold(c.category.trim()).as_str());
+    let category_type = media_category(&c.category);
+    let media_category = category_type.is_some();
     let mut r = Reading {
         conv: c,
         minutes,
@@ -202,6 +206,14 @@ fn read(c: &Conversation, dense: bool) -> Reading<'_> {
     let names = names_others(&c.title, &c.overview);
     let count = cues.len() + usize::from(names);
     if count == 0 {
+        // Nothing in its words, but the host filed it under recorded media's category
+        // ("entertainment", "religion", "sports"): in any language, that is one content cue.
+        if media_category {
+            r.strength = ONE_CUE;
+            r.usage_type = category_type;
+            r.why =
+                format!("category {:?}, recorded media's, and nothing live: {minutes:.0} min{pace}", c.category.trim());
+        }
         return r;
     }
     let mut votes: BTreeMap<UsageType, usize> = BTreeMap::new();

@@ -806,34 +806,42 @@ pub(super) fn names_others(title: &str, overview: &str) -> bool {
     names.len() >= 2
 }
 
-/// Categories host apps give recorded media: a weak sign only, never enough with shape alone.
-pub(super) const MEDIA_CATEGORIES: &[&str] = &[
-    "entertainment",
-    "entretenimiento",
-    "entretenimento",
-    "unterhaltung",
-    "divertissement",
-    "intrattenimento",
-    "religion",
-    "religious",
-    "spirituality",
-    "faith",
-    "sports",
-    "sport",
-    "deportes",
-    "esportes",
-    "audiobook",
-    "audiobooks",
-    "podcast",
-    "podcasts",
-    "music",
-    "media",
-    "tv",
-    "movies",
-    "film",
-    "radio",
-    "fiction",
+/// Categories host apps give recorded media, with the usage type each points at. The host's own
+/// category is metadata that describes content: a conversation that says nothing else counts it as
+/// one content cue, and it still needs signs of playback beside it to qualify.
+const MEDIA_CATEGORY_TYPES: &[(&str, UsageType)] = &[
+    ("entertainment", UsageType::TvMovie),
+    ("entretenimiento", UsageType::TvMovie),
+    ("entretenimento", UsageType::TvMovie),
+    ("unterhaltung", UsageType::TvMovie),
+    ("divertissement", UsageType::TvMovie),
+    ("intrattenimento", UsageType::TvMovie),
+    ("religion", UsageType::Prerecorded),
+    ("religious", UsageType::Prerecorded),
+    ("spirituality", UsageType::Prerecorded),
+    ("faith", UsageType::Prerecorded),
+    ("sports", UsageType::TvMovie),
+    ("sport", UsageType::TvMovie),
+    ("deportes", UsageType::TvMovie),
+    ("esportes", UsageType::TvMovie),
+    ("audiobook", UsageType::Audiobook),
+    ("audiobooks", UsageType::Audiobook),
+    ("podcast", UsageType::Podcast),
+    ("podcasts", UsageType::Podcast),
+    ("music", UsageType::Unknown),
+    ("media", UsageType::Unknown),
+    ("tv", UsageType::TvMovie),
+    ("movies", UsageType::TvMovie),
+    ("film", UsageType::TvMovie),
+    ("radio", UsageType::Podcast),
+    ("fiction", UsageType::Audiobook),
 ];
+
+/// The usage type a host's category points at, when it is one recorded media are given.
+pub(super) fn media_category(category: &str) -> Option<UsageType> {
+    let folded = fold(category.trim());
+    MEDIA_CATEGORY_TYPES.iter().find(|(c, _)| *c == folded).map(|(_, t)| *t)
+}
 
 /// Lowercase, without the accents of Latin scripts ("Capítulo" is "capitulo", "Hörbuch"
 /// "horbuch", "ß" "ss"), full-width digits as ASCII and typographic apostrophes as `'`, so that
