@@ -20,17 +20,11 @@
 use std::collections::BTreeMap;
 use std::io::BufRead;
 
-use fairuse_domain::classifier::{ClassifierInput, HeuristicClassifier};
+use fairuse_domain::classifier::HeuristicClassifier;
 use fairuse_domain::policy::Policy;
-use serde::Deserialize;
 
-#[derive(Deserialize)]
-struct Line {
-    uid: String,
-    kind: Option<String>,
-    hours: f64,
-    input: Option<ClassifierInput>,
-}
+mod common;
+use common::Line;
 
 struct Run {
     hours: f64,

@@ -13,16 +13,10 @@
 use std::collections::BTreeMap;
 use std::io::BufRead;
 
-use fairuse_domain::classifier::{ClassifierInput, HeuristicClassifier};
-use serde::Deserialize;
+use fairuse_domain::classifier::HeuristicClassifier;
 
-#[derive(Deserialize)]
-struct Line {
-    uid: String,
-    kind: Option<String>,
-    hours: f64,
-    input: Option<ClassifierInput>,
-}
+mod common;
+use common::Line;
 
 /// The signals that read no words: the shape and the structure parts, before any cap.
 const WORDLESS: [&str; 6] =
