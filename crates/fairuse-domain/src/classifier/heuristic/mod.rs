@@ -31,7 +31,7 @@ use structure::{
 };
 use words::{content_cues, first_person, fold, media_category, media_of, names_others, personal_text};
 
-pub const HEURISTIC_VERSION: &str = "heuristic-v7";
+pub const HEURISTIC_VERSION: &str = "heuristic-v8";
 /// The most that usage shape and volume can contribute: below 0.7, so never a qualifying verdict alone.
 pub const SHAPE_SCORE_LIMIT: f64 = 0.45;
 /// The most that the structure of the conversations can add (series, chains, continuous speech,
@@ -204,8 +204,8 @@ fn read(c: &Conversation, dense: bool) -> Reading<'_> {
     let mut cues: Vec<(&str, UsageType)> = content_cues(&text);
     cues.dedup_by_key(|c| c.0);
     let names = names_others(&c.title, &c.overview);
-    let count = cues.len() + usize::from(names);
-    if count == 0 {
+    let words = cues.len() + usize::from(names);
+    if words == 0 {
         // Nothing in its words, but the host filed it under recorded media's category
         // ("entertainment", "religion", "sports"): in any language, that is one content cue.
         if media_category {
@@ -220,11 +220,21 @@ fn read(c: &Conversation, dense: bool) -> Reading<'_> {
     for (_, t) in &cues {
         *votes.entry(*t).or_default() += 1;
     }
-    r.usage_type = votes.into_iter().max_by_key(|(t, n)| (*n, std::cmp::Reverse(*t))).map(|(t, _)| t);
+    r.usage_type = votes
+        .into_iter()
+        .max_by_key(|(t, n)| (*n, std::cmp::Reverse(*t)))
+        .map(|(t, _)| t)
+        .or(category_type.filter(|t| *t != UsageType::Unknown));
     let mut said: Vec<String> = cues.iter().take(3).map(|(w, _)| format!("{w:?}")).collect();
     if names {
         said.push("names other people or places".into());
     }
+    // The host's media category is a cue of its own, read apart from the words: one word cue
+    // filed under "entertainment" is two things saying content.
+    if media_category {
+        said.push(format!("category {:?}", c.category.trim()));
+    }
+    let count = words + usize::from(media_category);
     r.strength = if count >= 2 || continuous { CUES } else { ONE_CUE };
     r.why = format!(
         "describes content ({}), not live people{}: {minutes:.0} min{pace}",

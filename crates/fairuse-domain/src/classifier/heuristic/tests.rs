@@ -347,6 +347,37 @@ fn live_heavy_use_in_many_languages_does_not_qualify() {
 }
 
 #[test]
+fn a_media_category_is_a_cue_beside_the_words_and_only_genres_of_media_are() {
+    // One word cue alone is one cue; filed under a genre of media it is two things saying content.
+    let one =
+        |category: &str| Conversation { category: category.into(), ..at(1, 0, 90, "Evening", "The plot thickens.") };
+    let alone = HeuristicClassifier.classify_now(&input(vec![one("other")], UsageShape::default()));
+    assert!(alone.misuse_score > 0.0 && alone.misuse_score < 0.7, "one cue: {alone:?}");
+    let two_cues = alone.misuse_score + CONTENT_WEIGHT * (CUES - ONE_CUE);
+    for genre in ["Entertainment", "news", "Comedy", "documentary", "spiritual"] {
+        let v = HeuristicClassifier.classify_now(&input(vec![one(genre)], UsageShape::default()));
+        // (and the category's own structure weight); still no verdict without signs of playback.
+        assert!(v.misuse_score >= two_cues - 2e-3 && v.misuse_score < 0.7, "{genre}: {v:?}");
+        assert!(v.evidence[0].reason.contains(&format!("category {genre:?}")), "{v:?}");
+    }
+    // What people do with others is no genre: a councillor's, a streamer's, a trainer's day.
+    for activity in ["politics", "gaming", "fitness", "work", "education"] {
+        let v = HeuristicClassifier.classify_now(&input(vec![one(activity)], UsageShape::default()));
+        assert_eq!(v.misuse_score, alone.misuse_score, "{activity}: {v:?}");
+    }
+    // The words name the usage type when they can; a category that names none leaves it to them.
+    let v = HeuristicClassifier.classify_now(&input(vec![one("news")], UsageShape::default()));
+    assert_ne!(v.usage_type, UsageType::TvMovie, "news says nothing of the medium: {v:?}");
+    // Live words still win over any category: the news filed from the user's own meeting.
+    let meeting = Conversation {
+        category: "news".into(),
+        ..at(2, 200, 90, "Newsroom planning", "I pitched my story to the editor and we agreed on the plot.")
+    };
+    let v = HeuristicClassifier.classify_now(&input(vec![meeting], UsageShape::default()));
+    assert_eq!(v.misuse_score, 0.0, "{v:?}");
+}
+
+#[test]
 fn narration_cues_are_silenced_by_live_people() {
     let club = at(1, 0, 90, "Book club", "Book club with friends: we argued about the protagonist and the plot.");
     let story = at(2, 200, 90, "Elizabeth and Darcy", "The protagonist confronts Darcy; the plot thickens.");

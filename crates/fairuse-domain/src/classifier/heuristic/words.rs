@@ -806,9 +806,11 @@ pub(super) fn names_others(title: &str, overview: &str) -> bool {
     names.len() >= 2
 }
 
-/// Categories host apps give recorded media, with the usage type each points at. The host's own
-/// category is metadata that describes content: a conversation that says nothing else counts it as
-/// one content cue, and it still needs signs of playback beside it to qualify.
+/// Categories host apps give recorded media, with the usage type each points at: genres of what
+/// people watch and listen to, not activities they do with others ("politics", "gaming", "fitness"
+/// and "work" are a councillor's, a streamer's, a trainer's day too). The host's own category is
+/// metadata that describes content: it counts as one content cue beside the conversation's words,
+/// and it still needs signs of playback beside it to qualify.
 const MEDIA_CATEGORY_TYPES: &[(&str, UsageType)] = &[
     ("entertainment", UsageType::TvMovie),
     ("entretenimiento", UsageType::TvMovie),
@@ -835,6 +837,21 @@ const MEDIA_CATEGORY_TYPES: &[(&str, UsageType)] = &[
     ("film", UsageType::TvMovie),
     ("radio", UsageType::Podcast),
     ("fiction", UsageType::Audiobook),
+    // News is watched and listened to; the medium is not in the word.
+    ("news", UsageType::Unknown),
+    ("noticias", UsageType::Unknown),
+    ("nachrichten", UsageType::Unknown),
+    ("actualites", UsageType::Unknown),
+    ("notizie", UsageType::Unknown),
+    ("comedy", UsageType::TvMovie),
+    ("humor", UsageType::TvMovie),
+    ("humour", UsageType::TvMovie),
+    ("documentary", UsageType::TvMovie),
+    ("documentaries", UsageType::TvMovie),
+    ("animation", UsageType::TvMovie),
+    ("cartoons", UsageType::TvMovie),
+    ("anime", UsageType::TvMovie),
+    ("spiritual", UsageType::Prerecorded),
 ];
 
 /// The usage type a host's category points at, when it is one recorded media are given.
