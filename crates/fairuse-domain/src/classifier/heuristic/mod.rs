@@ -31,7 +31,7 @@ use structure::{
 };
 use words::{content_cues, first_person, fold, media_category, media_of, names_others, personal_text};
 
-pub const HEURISTIC_VERSION: &str = "heuristic-v8";
+pub const HEURISTIC_VERSION: &str = "heuristic-v9";
 /// The most that usage shape and volume can contribute: below 0.7, so never a qualifying verdict alone.
 pub const SHAPE_SCORE_LIMIT: f64 = 0.45;
 /// The most that the structure of the conversations can add (series, chains, continuous speech,
@@ -53,7 +53,9 @@ const ONE_CUE: f64 = 0.45;
 const CUES: f64 = 0.8;
 /// ... whose title repeats the name or numbered template of a conversation that names media.
 const SAME_NAME: f64 = 0.8;
-/// ... in continuous speech, describing nothing, right next to one that describes media.
+/// ... in continuous speech, describing nothing, right next to one that describes media (at
+/// most the strength of that one: one whose category alone says media lends one cue, and only
+/// while the meter measures narration density).
 const SAME_STREAM: f64 = 0.6;
 /// ... whose title is a numbered item played straight after the one before it
 /// ([`structure::played_through`]), while the meter measures narration density.
@@ -386,12 +388,21 @@ impl HeuristicClassifier {
             last_end = r.conv.finished_at.millis();
         }
         for stream in &streams {
-            let Some(&anchor) = stream.iter().find(|&&i| readings[i].strength >= CUES) else { continue };
+            // The anchor's own strength bounds what it lends: a conversation that only its
+            // category calls media lends one cue, and only while the meter measures narration.
+            let Some(&anchor) = stream
+                .iter()
+                .filter(|&&i| readings[i].strength >= CUES || (dense && readings[i].strength >= ONE_CUE))
+                .max_by(|&&a, &&b| readings[a].strength.total_cmp(&readings[b].strength))
+            else {
+                continue;
+            };
             let (id, ty) = (readings[anchor].conv.conversation_id.clone(), readings[anchor].usage_type);
+            let lent = SAME_STREAM.min(readings[anchor].strength);
             for &i in stream {
                 let r = &mut readings[i];
                 if r.strength == 0.0 && r.continuous {
-                    r.strength = SAME_STREAM;
+                    r.strength = lent;
                     r.usage_type = ty;
                     r.why = format!(
                         "continuous speech in one stream with {id}, which describes recorded media; {:.0} min",

@@ -378,6 +378,37 @@ fn a_media_category_is_a_cue_beside_the_words_and_only_genres_of_media_are() {
 }
 
 #[test]
+fn a_conversation_only_its_category_calls_media_lends_one_cue_to_its_stream_at_narration_density() {
+    // Words the heuristic cannot read, one voice at narration pace, back to back: the first filed
+    // under "news", the second under nothing of the kind.
+    let item = |i: usize, category: &str| Conversation {
+        speaker_count: Some(1),
+        word_count: Some(60 * 150),
+        category: category.into(),
+        ..at(i, (i as i64 - 1) * 61, 60, "ሌሊት", "ረጅም ቅጂ።")
+    };
+    let stream = vec![item(1, "news"), item(2, "other")];
+    let cited =
+        |v: &Verdict| v.evidence.iter().any(|e| e.conversation_id == "c2" && e.reason.contains("one stream with c1"));
+    let narration = UsageShape { mean_density_ms: 50_000, ..UsageShape::default() };
+    let v = HeuristicClassifier.classify_now(&input(stream.clone(), narration.clone()));
+    assert!(cited(&v), "{v:?}");
+    // What it lends is what it has: one cue (0.45 of each of the two hours), not a stream's 0.6.
+    let e = HeuristicClassifier.explain(&input(stream.clone(), narration.clone()));
+    let content = e.signals.iter().find(|s| s.name == "content").expect("content");
+    assert!(content.detail.starts_with("54 strength-weighted of 120 min"), "{:?}", e.signals);
+    // Under narration density the meter hears people talking, and a category lends nothing.
+    let v = HeuristicClassifier.classify_now(&input(stream.clone(), UsageShape::default()));
+    assert!(!cited(&v), "{v:?}");
+    // Nor across a gap: half an hour later it is another stream.
+    let mut apart = stream;
+    apart[1].started_at = apart[0].finished_at.plus_ms(30 * MS_PER_MINUTE);
+    apart[1].finished_at = apart[1].started_at.plus_ms(60 * MS_PER_MINUTE);
+    let v = HeuristicClassifier.classify_now(&input(apart, narration));
+    assert!(!cited(&v), "{v:?}");
+}
+
+#[test]
 fn narration_cues_are_silenced_by_live_people() {
     let club = at(1, 0, 90, "Book club", "Book club with friends: we argued about the protagonist and the plot.");
     let story = at(2, 200, 90, "Elizabeth and Darcy", "The protagonist confronts Darcy; the plot thickens.");
