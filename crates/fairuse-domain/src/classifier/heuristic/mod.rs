@@ -31,7 +31,7 @@ use structure::{
 };
 use words::{content_cues, first_person, fold, media_category, media_of, names_others, personal_text};
 
-pub const HEURISTIC_VERSION: &str = "heuristic-v9";
+pub const HEURISTIC_VERSION: &str = "heuristic-v10";
 /// The most that usage shape and volume can contribute: below 0.7, so never a qualifying verdict alone.
 pub const SHAPE_SCORE_LIMIT: f64 = 0.45;
 /// The most that the structure of the conversations can add (series, chains, continuous speech,
@@ -81,6 +81,10 @@ const PLAYBACK_SUPPORT: f64 = 0.2;
 /// teaching live fill under 70 % of their minutes, and their named episodes, numbered sessions
 /// and back-to-back bookings must not carry them over the line (a live podcast host's day).
 const PLAYBACK_SUPPORT_SPARSE: f64 = 0.3;
+/// The least the meter's own part (shape) must add to a qualifying verdict when it measured
+/// minutes: narration density with one more sign (two unbroken hours, speech around the clock, a
+/// recipe's pattern), or more. Structure read from the conversations cannot stand in for it.
+const METER_SUPPORT: f64 = 0.2;
 /// Where a verdict without that support stops: under the qualifying score of the shipped policy.
 const BELOW_QUALIFYING: f64 = 0.69;
 /// Gateway sessions that sound like playback ([`StreamSession::playback_like`]) before the shape
@@ -461,6 +465,11 @@ impl HeuristicClassifier {
         let sparse = input.shape.active_minutes > 0 && !dense;
         let needed = if sparse { PLAYBACK_SUPPORT_SPARSE } else { PLAYBACK_SUPPORT };
         let score = if support < needed { score.min(BELOW_QUALIFYING) } else { score };
+        // And the meter itself must say "a lot" once it measured minutes: a live radio host's
+        // show is as continuous, as back to back and as much "broadcast" as a listener's, but it
+        // fills a morning, not two unbroken hours at narration density or the hours of sleep.
+        let metered = input.shape.active_minutes > 0;
+        let score = if metered && shape_score < METER_SUPPORT { score.min(BELOW_QUALIFYING) } else { score };
 
         let mut signals = vec![Signal { name: "shape", score: round(shape_score), detail: String::new() }];
         signals.push(Signal {

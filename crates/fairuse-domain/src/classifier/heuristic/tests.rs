@@ -409,6 +409,39 @@ fn a_conversation_only_its_category_calls_media_lends_one_cue_to_its_stream_at_n
 }
 
 #[test]
+fn a_qualifying_verdict_needs_the_meter_to_say_a_lot_once_it_measured_minutes() {
+    // Four hours of a named broadcast with four-minute breaks, dense: a listener's or a live host's.
+    let show: Vec<_> = (0..4)
+        .map(|i| {
+            at(
+                i + 1,
+                i as i64 * 64,
+                60,
+                &format!("Morning call-in, hour {}", i + 1),
+                "Radio broadcast: listeners call in.",
+            )
+        })
+        .collect();
+    let morning = UsageShape {
+        speech_ms: 4 * 60 * 50_000,
+        active_minutes: 240,
+        longest_run_minutes: 55,
+        hours_of_day_active: 4,
+        mean_density_ms: 50_000,
+    };
+    let e = HeuristicClassifier.explain(&input(show.clone(), morning.clone()));
+    assert!(e.signals[0].score < METER_SUPPORT, "{:?}", e.signals);
+    assert!(e.verdict.misuse_score < 0.7, "a morning's show, however dense: {:?}", e.signals);
+    // Two unbroken hours at narration density: the meter says playback, and it qualifies.
+    let unbroken = UsageShape { longest_run_minutes: 150, ..morning };
+    let v = HeuristicClassifier.classify_now(&input(show.clone(), unbroken));
+    assert!(v.misuse_score >= 0.7, "{v:?}");
+    // With no minutes measured the meter has no say, and words with structure decide.
+    let v = HeuristicClassifier.classify_now(&input(show, UsageShape::default()));
+    assert!(v.misuse_score >= 0.7, "{v:?}");
+}
+
+#[test]
 fn narration_cues_are_silenced_by_live_people() {
     let club = at(1, 0, 90, "Book club", "Book club with friends: we argued about the protagonist and the plot.");
     let story = at(2, 200, 90, "Elizabeth and Darcy", "The protagonist confronts Darcy; the plot thickens.");
