@@ -101,19 +101,21 @@ const PLAYBACK_WEIGHT: f64 = 0.1;
 ///   and the recipes: dense speech (70 % of every active minute), long unbroken runs (2 h, 6 h),
 ///   both at once, speech around the clock, recipe rules, and two or more gateway sessions that
 ///   sound like playback. Volume and shape say "a lot", never "what".
-/// * `content` is `0.6 x` the time-weighted mean strength of what each conversation's metadata
+/// * `content` is `0.65 x` the time-weighted mean strength of what each conversation's metadata
 ///   describes, read lowercase without accents in English, Spanish, Portuguese, French, German,
 ///   Italian, Russian and Japanese: 1 when it names the medium (audiobook, narrator, podcast,
 ///   episode, broadcast, commentator, listeners, telenovela, sermon, guided meditation, a
 ///   numbered chapter or episode, "S02E03"), 0.8 when it describes content with two different
 ///   cues (a story told: plot, characters, "recounts"; a broadcast: presenter, guests, headlines,
 ///   studio; a match: goals, penalty, the crowd; a service or guided session; an overview naming
-///   two other people or places) or one cue and continuous speech, 0.45 for one cue (or, when
-///   its words say nothing, a category host apps file recorded media under: "entertainment",
-///   "religion", "sports", "podcast", in any language of the conversation), 0.8 when
-///   its title repeats the show, book or numbered template of a conversation that names media,
-///   0.6 in continuous speech in one unbroken stream with such a conversation; 0 otherwise, and
-///   0 when its overview says the user took part ("we recorded episode 12", "I preached").
+///   two other people or places) or one cue and continuous speech, 0.45 for one cue; a category
+///   host apps file recorded media under ("entertainment", "religion", "sports", "podcast",
+///   "news", in any language of the conversation) is a cue of its own, beside the words or
+///   alone; 0.8 when its title repeats the show, book or numbered template of a conversation
+///   that names media, 0.6 in continuous speech in one unbroken stream with a conversation
+///   whose words describe media (0.45 with one only its category calls media, at narration
+///   density); 0 otherwise, and 0 when its overview says the user took part ("we recorded
+///   episode 12", "I preached").
 /// * `structure` (at most [`STRUCTURE_LIMIT`], and only when `content` is not 0) reads no words:
 ///   continuous speech (105 words a minute or more, pauses included, for 20 minutes or more: one
 ///   narrator or a broadcast; people talking with each other stay at 40-100), chains of
@@ -127,8 +129,9 @@ const PLAYBACK_WEIGHT: f64 = 0.1;
 ///   or three speakers or more at a conversational pace.
 ///
 /// Words say what, not how much: a verdict whose shape and structure together (uncapped) stay
-/// under 0.2 stops at 0.69, whatever its content (one named sermon in a day of dense minutes is
-/// a live pastor's Sunday too).
+/// under 0.2 (0.3 under narration density) stops at 0.69, whatever its content (one named sermon
+/// in a day of dense minutes is a live pastor's Sunday too), and so does one whose shape alone
+/// stays under [`METER_SUPPORT`] once the meter measured minutes (a live radio host's morning).
 ///
 /// Numbering alone is not suspicious (a live course has lecture 14 on Monday and 15 on Wednesday;
 /// "Weekly sync 12"), nor is volume (a manager's day of meetings), nor speech at night (a night
