@@ -131,7 +131,7 @@ const PLAYBACK_WEIGHT: f64 = 0.1;
 /// Words say what, not how much: a verdict whose shape and structure together (uncapped) stay
 /// under 0.2 (0.3 under narration density) stops at 0.69, whatever its content (one named sermon
 /// in a day of dense minutes is a live pastor's Sunday too), and so does one whose shape alone
-/// stays under [`METER_SUPPORT`] once the meter measured minutes (a live radio host's morning).
+/// stays under 0.2 once the meter measured minutes (a live radio host's morning).
 ///
 /// Numbering alone is not suspicious (a live course has lecture 14 on Monday and 15 on Wednesday;
 /// "Weekly sync 12"), nor is volume (a manager's day of meetings), nor speech at night (a night
