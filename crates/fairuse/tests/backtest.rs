@@ -57,8 +57,8 @@ enum Act {
 /// The traffic of `hours` hours, by minute.
 ///
 /// - `reader` listens to audiobooks 20 h a day, a chapter an hour: staged under any policy;
-/// - `moderate` listens 100 minutes a day, two 50-minute chapters: under the shipped 2 h daily cap,
-///   over a 1 h one;
+/// - `moderate` listens two hours a day without a pause, two 60-minute chapters (110 minutes of
+///   speech): under the shipped 2 h daily cap, over a 1 h one;
 /// - `manager` is in meetings 09:00-17:00: over the caps, honestly, never staged;
 /// - `pro` listens 3 h a day on the unlimited plan (4 h cap): staged only if the plan were lost;
 /// - `freebie` has used up a free plan's credits: the synthetic verdict warns them;
@@ -90,13 +90,13 @@ fn traffic(hours: i64) -> BTreeMap<i64, Vec<Act>> {
             }
             push(m, Act::Usage("reader", 55_000));
         }
-        if (600..700).contains(&minute_of_day) {
+        if (600..720).contains(&minute_of_day) {
             push(m, Act::Usage("moderate", 55_000));
         }
-        if minute_of_day == 650 || minute_of_day == 700 {
-            let n = m / 50;
+        if minute_of_day == 660 || minute_of_day == 720 {
+            let n = m / 60;
             let title = format!("The Long Road - Chapter {n}");
-            push(m, Act::Conversation("moderate", format!("moderate-{n}"), title, READ, 50));
+            push(m, Act::Conversation("moderate", format!("moderate-{n}"), title, READ, 60));
         }
         if (9..17).contains(&hour_of_day) {
             if m % 60 == 0 && hour_of_day > 9 {
@@ -279,7 +279,7 @@ async fn recorded_traffic_backtests_to_no_change_under_the_live_policy_and_a_str
 
     // The stricter cap's premise: what the service did with the traffic.
     assert_eq!(served["reader"].1, Stage::Restrict, "the all-day listener is restricted: {served:?}");
-    assert_eq!(served["moderate"].1, Stage::None, "100 minutes a day is under the 2 h cap: {served:?}");
+    assert_eq!(served["moderate"].1, Stage::None, "110 minutes of speech a day is under the 2 h cap: {served:?}");
     assert_eq!(served["manager"].1, Stage::None, "meetings are not abuse: {served:?}");
     assert_eq!(served["pro"].1, Stage::None, "3 h is under the unlimited plan's cap: {served:?}");
     assert_eq!(served["freebie"].1, Stage::Warning, "{served:?}");
