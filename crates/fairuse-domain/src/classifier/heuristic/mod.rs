@@ -465,13 +465,13 @@ impl HeuristicClassifier {
         // beyond them (dense minutes with continuous speech, a long chain, a day of it, ...).
         let support = shape_score + structure_sum;
         // Sparse: the meter measured minutes, and under narration density (no minutes: no say).
-        let sparse = input.shape.active_minutes > 0 && !dense;
+        let metered = input.shape.active_minutes > 0;
+        let sparse = metered && !dense;
         let needed = if sparse { PLAYBACK_SUPPORT_SPARSE } else { PLAYBACK_SUPPORT };
         let score = if support < needed { score.min(BELOW_QUALIFYING) } else { score };
         // And the meter itself must say "a lot" once it measured minutes: a live radio host's
         // show is as continuous, as back to back and as much "broadcast" as a listener's, but it
         // fills a morning, not two unbroken hours at narration density or the hours of sleep.
-        let metered = input.shape.active_minutes > 0;
         let score = if metered && shape_score < METER_SUPPORT { score.min(BELOW_QUALIFYING) } else { score };
 
         let mut signals = vec![Signal { name: "shape", score: round(shape_score), detail: String::new() }];
