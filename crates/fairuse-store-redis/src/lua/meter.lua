@@ -31,9 +31,17 @@
 -- 59 + 23 + days + 23 + 59 fields) and clipped at the newest capped minute, so it costs nothing
 -- past the user's last speech. An hour or day field is used only when its whole span lies inside
 -- the range, so speech stamped in the future never leaks into a total.
+--
+-- Numbers are costly in Redis's Lua (5.1): formatting one takes a string.format, and `tonumber`
+-- parses a string twice (lua_isnumber, then lua_tonumber) where arithmetic parses it once. So the
+-- scripts read numbers from ARGV and from the hash with `+ 0` (or straight into a sum), and a minute
+-- the caller already spelled out in ARGV is taken from `spelled` instead of formatted again.
 local function fmt(n)
   return string.format('%d', n)
 end
+
+-- Minute -> its field name, for the minutes a script found spelled out in its ARGV.
+local spelled = {}
 
 -- Appends the fields whose sum is the capped speech of minutes x..y, each with `sign`.
 local function cut(x, y, sign, mx, names, signs)
@@ -52,7 +60,7 @@ local function cut(x, y, sign, mx, names, signs)
       name = 'h' .. fmt(x / 60)
       x = x + 60
     else
-      name = fmt(x)
+      name = spelled[x] or fmt(x)
       x = x + 1
     end
     names[#names + 1] = name
@@ -110,7 +118,7 @@ local function window_totals(plans, values, signs)
     for i = p[4], p[5] do
       local value = values[i]
       if value then
-        sum = sum + signs[i] * tonumber(value)
+        sum = sum + signs[i] * value
       end
     end
     totals[w] = sum
@@ -197,17 +205,17 @@ local function load_state(key, packed, old, windows)
 end
 
 -- The state field `s` (see the top): hz, pm, mx, ma, ex (false when unset), then each window's
--- length, first and last minute and total.
-local function pack_state(hz, pm, mx, ma, ex, windows, plans, totals)
-  local state = { hz, pm, mx or false, ma or false, ex or false }
+-- length, first and last minute and total. Written over `state` (the loaded state, no longer
+-- needed), which usually has the size already: growing a table is a good part of its cost.
+local function pack_state(state, hz, pm, mx, ma, ex, windows, plans, totals)
+  state[1], state[2], state[3], state[4], state[5] = hz, pm, mx or false, ma or false, ex or false
+  local j = 5
   for w = 1, #windows do
     local p = plans[w]
-    state[#state + 1] = windows[w]
-    state[#state + 1] = p[1]
-    state[#state + 1] = p[2]
-    state[#state + 1] = totals[w]
+    state[j + 1], state[j + 2], state[j + 3], state[j + 4] = windows[w], p[1], p[2], totals[w]
+    j = j + 4
   end
-  return cmsgpack.pack(unpack(state))
+  return cmsgpack.pack(unpack(state, 1, j))
 end
 
 -- The values of `names` (a reply of HMGET), taking those already read from `known` (name -> value,

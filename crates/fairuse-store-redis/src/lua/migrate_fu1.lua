@@ -146,7 +146,7 @@ if #names > 0 then
   values = hcall('HMGET', key, names)
 end
 local totals = window_totals(plans, values, signs)
-redis.call('HSET', key, 's', pack_state(hz, pm or hz, mx, ma, ex, windows, plans, totals))
+redis.call('HSET', key, 's', pack_state({}, hz, pm or hz, mx, ma, ex, windows, plans, totals))
 
 if ttl < 1 then
   ttl = meter_ttl

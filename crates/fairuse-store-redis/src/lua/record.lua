@@ -23,33 +23,32 @@
 -- `sweep_look_hours` hours and deletes at most `sweep_active_hours` hours holding speech), so
 -- neither is paid per report.
 -- The realtime lane keeps no minute field of its own: it is the capped minute minus sync_fresh's.
-local LANES = { false, 'f', 'b', 'c' }
+local LANES = { ['0'] = false, ['1'] = 'f', ['2'] = 'b', ['3'] = 'c' }
 local key = KEYS[1]
-local now = tonumber(ARGV[1])
-local retention = tonumber(ARGV[2])
+local now = ARGV[1] + 0
+local retention = ARGV[2] + 0
 local gc_ttl = ARGV[3]
 local meter_ttl = ARGV[4]
-local refresh = tonumber(ARGV[5])
-local sweep_look = tonumber(ARGV[6])
-local sweep_active = tonumber(ARGV[7])
-local nwin = tonumber(ARGV[8])
+local refresh = ARGV[5] + 0
+local nwin = ARGV[8] + 0
 local windows = {}
-for i = 1, nwin do
-  windows[i] = tonumber(ARGV[8 + i])
-end
 local now_min = math.floor(now / 60000)
+for i = 1, nwin do
+  windows[i] = ARGV[8 + i] + 0
+  spelled[ARGV[8 + nwin + i] + 0] = ARGV[8 + nwin + i]
+end
 local oldest_kept = now_min - math.floor(retention / 60000) + 1
 
 -- Pass 1: idempotency keys and sessions decide what each report adds.
 local out, writes = {}, {}
 local wrote = false
 for b = 9 + 2 * nwin, #ARGV - 8, 9 do
-  local lane = tonumber(ARGV[b]) + 1
+  local lane = ARGV[b]
   local capped = ARGV[b + 1] == '1'
-  local amount = tonumber(ARGV[b + 2])
-  local stt = tonumber(ARGV[b + 3])
-  local idem = tonumber(ARGV[b + 7])
-  local sess = tonumber(ARGV[b + 8])
+  local amount = ARGV[b + 2] + 0
+  local stt = ARGV[b + 3] + 0
+  local idem = ARGV[b + 7] + 0
+  local sess = ARGV[b + 8] + 0
   local duplicate = false
   if idem > 0 then
     -- The value is when the key was first seen, by the caller's clock: the domain forgets a key
@@ -92,7 +91,9 @@ for b = 9 + 2 * nwin, #ARGV - 8, 9 do
       if capped then
         hour, day = 'h' .. ARGV[b + 5], 'd' .. ARGV[b + 6]
       end
-      writes[#writes + 1] = { lane, capped, tonumber(name), speech, lane_field, name, hour, day }
+      local minute = name + 0
+      spelled[minute] = name
+      writes[#writes + 1] = { lane, capped, minute, speech, lane_field, name, hour, day }
     end
     out[#out + 1] = speech
     out[#out + 1] = stt_added
@@ -201,8 +202,8 @@ for i = 1, #writes do
   end
 end
 local sweep_from, sweep_to = math.floor(pm / 60), math.floor(hz / 60) - 1
-if sweep_to > sweep_from + sweep_look - 1 then
-  sweep_to = sweep_from + sweep_look - 1
+if sweep_to >= sweep_from then
+  sweep_to = math.min(sweep_to, sweep_from + ARGV[6] - 1)
 end
 local first_marker = #names + 1
 for h = sweep_from, sweep_to do
@@ -229,7 +230,7 @@ local set = { 's', false }
 for i = 1, #order do
   local field = order[i]
   set[#set + 1] = field
-  set[#set + 1] = fmt(tonumber(known[field] or 0) + adds[field])
+  set[#set + 1] = fmt((known[field] or 0) + adds[field])
 end
 
 -- The sweep: whole hours below the horizon, oldest first; an hour without a marker holds no
@@ -238,6 +239,7 @@ end
 if sweep_to >= sweep_from then
   local doomed = {}
   local mark = (sweep_to + 1) * 60
+  local sweep_active = ARGV[7] + 0
   local swept = 0
   for h = sweep_from, sweep_to do
     local i = first_marker + 2 * (h - sweep_from)
@@ -286,7 +288,7 @@ local expire = not ex or now - ex >= refresh or now < ex
 if expire then
   ex = now
 end
-set[2] = pack_state(hz, pm, new_mx, new_ma, ex, windows, plans, totals)
+set[2] = pack_state(st, hz, pm, new_mx, new_ma, ex, windows, plans, totals)
 hcall('HSET', key, set)
 if expire then
   redis.call('PEXPIRE', key, meter_ttl)

@@ -5,12 +5,13 @@
 -- that left the windows since the minute before now's (now's minute - length; see record.lua).
 -- Reply: W totals, then the number of hash fields read.
 local key = KEYS[1]
-local now_min = math.floor(tonumber(ARGV[1]) / 60000)
-local nwin = tonumber(ARGV[2])
+local now_min = math.floor(ARGV[1] / 60000)
+local nwin = ARGV[2] + 0
 local windows, first, known = {}, { 's', 'hz' }, {}
 for i = 1, nwin do
-  windows[i] = tonumber(ARGV[2 + i])
+  windows[i] = ARGV[2 + i] + 0
   local field = ARGV[2 + nwin + i]
+  spelled[field + 0] = field
   if known[field] == nil then
     known[field] = false
     first[#first + 1] = field
