@@ -26,12 +26,12 @@ use super::{
 use crate::sessions::StreamSession;
 use series::{SeriesKind, series_of, title_names};
 use structure::{
-    PLAYED_GAP_MS, binges, busiest_day_minutes, chain_within, continuous, longest_chain, played_runs, played_through,
-    words_per_minute,
+    Continuity, PLAYED_GAP_MS, binges, busiest_day_minutes, chain_within, continuity, longest_chain, played_runs,
+    played_through, words_per_minute,
 };
 use words::{content_cues, first_person, fold, media_category, media_of, names_others, personal_text};
 
-pub const HEURISTIC_VERSION: &str = "heuristic-v10";
+pub const HEURISTIC_VERSION: &str = "heuristic-v11";
 /// The most that usage shape and volume can contribute: below 0.7, so never a qualifying verdict alone.
 pub const SHAPE_SCORE_LIMIT: f64 = 0.45;
 /// The most that the structure of the conversations can add (series, chains, continuous speech,
@@ -117,8 +117,10 @@ const PLAYBACK_WEIGHT: f64 = 0.1;
 ///   density); 0 otherwise, and 0 when its overview says the user took part ("we recorded
 ///   episode 12", "I preached").
 /// * `structure` (at most [`STRUCTURE_LIMIT`], and only when `content` is not 0) reads no words:
-///   continuous speech (105 words a minute or more, pauses included, for 20 minutes or more: one
-///   narrator or a broadcast; people talking with each other stay at 40-100), chains of
+///   continuous speech (105 words a minute or more, pauses included, for 15 minutes or more: one
+///   narrator or a broadcast; people talking with each other stay at 40-100; and, at narration
+///   density, clips played one after another: three or more items each starting within two
+///   minutes of the last, a quarter of an hour together at that pace or in one voice), chains of
 ///   back-to-back conversations (90 and 150 minutes with gaps under 5), more than 12 hours of
 ///   conversation in a day, numbered series worked through faster than anything live happens
 ///   (titles sharing a template with an advancing counter, back to back or three in a day), and
@@ -126,7 +128,9 @@ const PLAYBACK_WEIGHT: f64 = 0.1;
 /// * `live` is `0.35 x` the share of time in conversations that name no media and describe live
 ///   people or the user's own work: meetings, calls, classes, patients, clients in several
 ///   languages, the first person ("we agreed", "hablamos", "wir haben"), outcomes ("next steps"),
-///   or three speakers or more at a conversational pace.
+///   or three speakers or more at a conversational pace; in a clip among clips at narration
+///   density only the first person says live (the children a kids' video is for are heard, not
+///   in the room).
 ///
 /// Words say what, not how much: a verdict whose shape and structure together (uncapped) stay
 /// under 0.2 (0.3 under narration density) stops at 0.69, whatever its content (one named sermon
@@ -163,14 +167,20 @@ fn push_evidence(evidence: &mut Vec<Evidence>, c: &Conversation, reason: String)
 }
 
 /// Reads one conversation's metadata and pace; `dense` is the meter measuring narration density
-/// over the lookback, where several voices at a slow pace are a cast, not a meeting.
-fn read(c: &Conversation, dense: bool) -> Reading<'_> {
+/// over the lookback, where several voices at a slow pace are a cast, not a meeting; `continuous`
+/// how its speech is continuous ([`Continuity::Clip`] counts only at narration density).
+fn read(c: &Conversation, dense: bool, continuity: Continuity) -> Reading<'_> {
+    let clip = dense && continuity == Continuity::Clip;
+    let continuous = clip || continuity == Continuity::Own;
     let text = fold(&format!("{} {}", c.title, c.overview));
     let overview = fold(&c.overview);
     let minutes = c.duration_minutes().max(1.0);
-    let continuous = continuous(c);
-    let own_work = first_person(&overview);
-    let live_words = personal_text(&text) || own_work;
+    let own_work = first_person(&overview, &c.overview);
+    // A clip among clips at a narrator's pace, at narration density: the people its words name
+    // ("for children", patients, a meeting) are what is heard, not who is in the room, and only
+    // the user's own part says live. A conversation continuous on its own may be a live speech
+    // to students, and keeps what its words say.
+    let live_words = (personal_text(&text) && !clip) || own_work;
     let series = series_of(&c.title);
     // "S02E03" and "Season 2 Episode 3" are how only recorded shows are numbered.
     let named = if matches!(series, Some((SeriesKind::TvEpisode, _, _))) {
@@ -328,7 +338,8 @@ impl HeuristicClassifier {
         }
         let shape_score = Self::shape_score(&shape, &recipes, &input.sessions);
         let dense = input.shape.mean_density_ms >= DENSE_MS;
-        let mut readings: Vec<Reading<'_>> = convs.iter().map(|c| read(c, dense)).collect();
+        let mut readings: Vec<Reading<'_>> =
+            convs.iter().zip(continuity(convs)).map(|(c, how)| read(c, dense, how)).collect();
 
         // A title that repeats the show, book or numbered template of a conversation that names
         // media is that media too.

@@ -35,6 +35,64 @@ pub(super) fn continuous(c: &Conversation) -> bool {
         && words_per_minute(c).is_some_and(|w| w >= CONTINUOUS_WORDS_PER_MINUTE)
 }
 
+/// Items of a continuous run played one after another: at least this many in one run.
+const CLIP_RUN_ITEMS: usize = 3;
+
+/// How a conversation's speech is continuous ([`continuity`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Continuity {
+    /// Not continuous: people talking with each other, or too short to say.
+    No,
+    /// Continuous on its own ([`continuous`]).
+    Own,
+    /// One of [`CLIP_RUN_ITEMS`] or more items of an unbroken run at a narrator's pace: clips
+    /// played one after another, whatever its own length.
+    Clip,
+}
+
+/// Per conversation: continuous on its own, or cut from continuous speech, an item of an unbroken
+/// run ([`played_runs`]: each starting within [`PLAYED_GAP_MS`] of the last one's end) of
+/// [`CLIP_RUN_ITEMS`] or more items that together last [`CONTINUOUS_MIN_MINUTES`] or more at
+/// [`CONTINUOUS_WORDS_PER_MINUTE`]: a player moving from clip to clip (ten-minute videos,
+/// three-minute stories) keeps one narrator's pace for the whole run, and people do not talk
+/// with each other at that pace for a quarter of an hour, however the host cut it.
+pub(super) fn continuity(convs: &[Conversation]) -> Vec<Continuity> {
+    let run = played_runs(convs);
+    let mut totals: BTreeMap<usize, (usize, f64, f64, usize, usize)> = BTreeMap::new();
+    for (c, r) in convs.iter().zip(&run) {
+        if let Some(words) = c.word_count {
+            let t = totals.entry(*r).or_default();
+            t.0 += 1;
+            t.1 += c.duration_minutes();
+            t.2 += words as f64;
+            if let Some(n) = c.speaker_count {
+                t.3 += 1;
+                t.4 += usize::from(n == 1);
+            }
+        }
+    }
+    convs
+        .iter()
+        .zip(&run)
+        .map(|(c, r)| {
+            let clip = c.word_count.is_some()
+                && totals.get(r).is_some_and(|&(items, minutes, words, counted, one)| {
+                    items >= CLIP_RUN_ITEMS
+                        && minutes >= CONTINUOUS_MIN_MINUTES
+                        && (words / minutes >= CONTINUOUS_WORDS_PER_MINUTE
+                            || (counted >= CLIP_RUN_ITEMS && one as f64 >= 0.6 * counted as f64))
+                });
+            if clip {
+                Continuity::Clip
+            } else if continuous(c) {
+                Continuity::Own
+            } else {
+                Continuity::No
+            }
+        })
+        .collect()
+}
+
 /// A numbered series consumed faster than anything live happens.
 pub(super) struct Binge {
     pub kind: SeriesKind,

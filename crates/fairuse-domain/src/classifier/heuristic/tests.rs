@@ -636,13 +636,25 @@ fn overviews_that_describe_content_differ_from_overviews_of_ones_own_work() {
     assert!(media.misuse_score >= 0.7, "{media:?}");
     assert_eq!(media.usage_type, UsageType::Podcast);
     assert!(work.misuse_score < 0.5, "the user's own recording session: {work:?}");
-    assert!(first_person(&fold(own)) && !first_person(&fold(show)));
-    assert!(!first_person(&fold("Pip is seized in the marshes")), "\"i\" is a word, not the start of \"in\"");
-    assert!(first_person(&fold("Hablamos con el equipo y acordamos los próximos pasos.")));
-    assert!(first_person(&fold("Wir haben die Zahlen besprochen.")));
-    assert!(first_person(&fold("Мы обсудили план.")) && first_person(&fold("私たちは計画を話し合った。")));
+    assert!(first_person_of(own) && !first_person_of(show));
+    assert!(!first_person_of("Pip is seized in the marshes"), "\"i\" is a word, not the start of \"in\"");
+    assert!(first_person_of("Hablamos con el equipo y acordamos los próximos pasos."));
+    assert!(first_person_of("Wir haben die Zahlen besprochen."));
+    assert!(first_person_of("Мы обсудили план.") && first_person_of("私たちは計画を話し合った。"));
     let told = "Рассказчик описывает, как Раскольников в жаркий день приходит к Алёне Ивановне заложить часы и обдумывает свой план.";
-    assert!(!first_person(&fold(told)), "\"мы\" inside a word is not \"we\"");
+    assert!(!first_person_of(told), "\"мы\" inside a word is not \"we\"");
+    // English writes "I" upper case and among its own words; elsewhere "i" and "je" are others.
+    assert!(first_person_of("I preached on grace and the choir sang."));
+    assert!(first_person_of("J'ai appelé le client et je lui ai envoyé le devis."));
+    assert!(!first_person_of("Veðurforsøgnin sigur frá hvassum vindi í nátt."), "Faroese \"í\" is \"in\"");
+    assert!(!first_person_of("Il coro canta i salmi e i bambini ascoltano."), "Italian \"i\" is \"the\"");
+    assert!(!first_person_of("I det här avsnittet berättar programledaren om stormen."), "Swedish \"I\" is \"in\"");
+    assert!(!first_person_of("Vodič objašnjava kako je rukopis spašen."), "Croatian \"je\" is \"is\"");
+    assert!(!first_person_of("In deze aflevering hoor je het verhaal van de storm."), "Dutch \"je\" is \"you\"");
+}
+
+fn first_person_of(overview: &str) -> bool {
+    first_person(&fold(overview), overview)
 }
 
 #[test]
@@ -807,8 +819,8 @@ fn several_slow_voices_are_a_meeting_unless_the_meter_says_narration() {
     let mut c = at(1, 0, 40, "Pimpa e il viaggio sulla luna", "");
     c.speaker_count = Some(4);
     c.word_count = Some(40 * 90);
-    assert!(read(&c, false).live, "four voices at 90 words a minute talk with each other");
-    assert!(!read(&c, true).live, "at narration density they are a cast");
+    assert!(read(&c, false, Continuity::No).live, "four voices at 90 words a minute talk with each other");
+    assert!(!read(&c, true, Continuity::No).live, "at narration density they are a cast");
 }
 
 #[test]
@@ -830,4 +842,51 @@ fn without_narration_density_words_and_some_structure_stay_below_the_line() {
     // The same at narration density is playback.
     let dense = UsageShape { mean_density_ms: 50_000, ..sparse };
     assert!(HeuristicClassifier.classify_now(&input(convs, dense)).misuse_score >= 0.7);
+}
+
+#[test]
+fn clips_played_one_after_another_are_continuous_speech_and_the_people_they_name_are_heard() {
+    // A child's tablet: fourteen ten-minute clips a minute apart at a narrator's pace, one titled
+    // as a chapter, the others in words the heuristic does not read, each saying who it is for.
+    let clips = |gap: i64, words_per_minute: u64, voices: u32| -> Vec<Conversation> {
+        (1..=14)
+            .map(|i| Conversation {
+                word_count: Some(10 * words_per_minute),
+                speaker_count: Some(voices),
+                ..at(
+                    i,
+                    (i as i64 - 1) * (10 + gap),
+                    10,
+                    if i == 1 { "Capítulo 4: los colores" } else { "Mitãme guarã" },
+                    "Una presentadora enseña los colores a los niños con una canción.",
+                )
+            })
+            .collect()
+    };
+    let played = clips(1, 120, 1);
+    assert!(continuity(&played).iter().all(|c| *c == Continuity::Clip));
+    let e = HeuristicClassifier.explain(&input(played.clone(), dense_broken_shape()));
+    assert!(e.verdict.misuse_score >= 0.7, "{:?}", e.signals);
+    let clip = e.verdict.evidence.iter().find(|e| e.conversation_id == "c2").expect("a clip is cited");
+    assert!(clip.reason.contains("continuous speech"), "{clip:?}");
+    assert_eq!(e.signals.iter().find(|s| s.name == "live").map(|s| s.score), Some(0.0), "{:?}", e.signals);
+    // Five minutes apart they are ten-minute conversations, and "los niños" are in the room.
+    let spaced = clips(5, 120, 1);
+    assert!(continuity(&spaced).iter().all(|c| *c == Continuity::No));
+    let e = HeuristicClassifier.explain(&input(spaced, dense_broken_shape()));
+    assert!(e.verdict.misuse_score < 0.7, "{:?}", e.signals);
+    // Three voices at a conversation's pace are people talking, a minute apart or not; one voice
+    // reciting slowly, clip after clip, is a narrator still.
+    assert!(continuity(&clips(1, 80, 3)).iter().all(|c| *c == Continuity::No));
+    assert!(continuity(&clips(1, 70, 1)).iter().all(|c| *c == Continuity::Clip));
+    // Two items are a pair, not a run of clips.
+    assert!(continuity(&played[..2]).iter().all(|c| *c == Continuity::No));
+    // A speech continuous on its own keeps the people its words name: a coach with students.
+    let speech = Conversation {
+        word_count: Some(30 * 130),
+        speaker_count: Some(2),
+        ..at(1, 0, 30, "Practice round", "Students debate the motion while the coach times speeches.")
+    };
+    assert!(read(&speech, true, Continuity::Own).live);
+    assert!(!read(&speech, true, Continuity::Clip).live);
 }

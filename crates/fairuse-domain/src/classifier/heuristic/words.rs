@@ -720,7 +720,6 @@ pub(super) const CONTENT_CUES: &[(&str, UsageType)] = &[
 pub(super) const FIRST_PERSON: &[&str] = &[
     "we",
     "our",
-    "i",
     "my",
     "i'm",
     "i've",
@@ -741,7 +740,6 @@ pub(super) const FIRST_PERSON: &[&str] = &[
     "nous",
     "notre",
     "j'ai",
-    "je",
     "wir",
     "ich",
     "unser",
@@ -935,9 +933,24 @@ pub(super) fn personal_text(text: &str) -> bool {
     PERSONAL_WORDS.iter().any(|w| has_word(text, w))
 }
 
-/// The overview ([`fold`]ed) says the user took part ([`FIRST_PERSON`]).
-pub(super) fn first_person(overview: &str) -> bool {
-    FIRST_PERSON.iter().any(|w| has_exact_word(overview, w))
+/// Short first-person words that are other words in other languages, with words of their own
+/// language that must stand beside them: "i" is "and" in Catalan, Polish and Croatian, "the" in
+/// Italian, "in" in Swedish and (as "í") Faroese; "je" is "is" in Croatian and Czech and "you"
+/// in Dutch. English writes its "I" upper case.
+const FIRST_PERSON_IN_CONTEXT: &[(&str, &[&str])] = &[
+    ("I", &["the", "and", "with", "my", "of", "about", "we", "our"]),
+    ("je", &["et", "une", "du", "avec", "mon", "ma"]),
+];
+
+/// The overview says the user took part ([`FIRST_PERSON`], and [`FIRST_PERSON_IN_CONTEXT`] beside
+/// words of its language); `folded` is the overview [`fold`]ed, `original` as the host sent it.
+pub(super) fn first_person(folded: &str, original: &str) -> bool {
+    FIRST_PERSON.iter().any(|w| has_exact_word(folded, w))
+        || FIRST_PERSON_IN_CONTEXT.iter().any(|(word, beside)| {
+            // "I" is matched as written (upper case only), "je" in the folded text.
+            let text = if word.chars().any(char::is_uppercase) { original } else { folded };
+            has_exact_word(text, word) && beside.iter().any(|b| has_exact_word(folded, b))
+        })
 }
 
 /// `word` occurs in `text` on word boundaries, with no ending: "i" is not the start of "in".
