@@ -70,6 +70,20 @@ const SERIES_MARKERS: &[(&str, SeriesKind)] = &[
     ("aflevering", SeriesKind::Episode),
     ("puntata", SeriesKind::Episode),
     ("エピソード", SeriesKind::Episode),
+    // The broadcast episode's own word, with its number, in more scripts: Arabic, Persian,
+    // Turkish, Russian, Ukrainian, Polish, Czech and Slovak, Finnish, Greek, Thai.
+    // ("حلقة" alone is a study circle too: only "حلقة 12" numbers an episode.)
+    ("الحلقة", SeriesKind::Episode),
+    ("حلقة", SeriesKind::Episode),
+    ("قسمت", SeriesKind::Episode),
+    ("bolum", SeriesKind::Episode),
+    ("серия", SeriesKind::Episode),
+    ("серія", SeriesKind::Episode),
+    ("odcinek", SeriesKind::Episode),
+    ("epizoda", SeriesKind::Episode),
+    ("jakso", SeriesKind::Episode),
+    ("επεισόδιο", SeriesKind::Episode),
+    ("ตอนที่", SeriesKind::Episode),
     ("lecture", SeriesKind::Lecture),
     ("lesson", SeriesKind::Lecture),
     ("leccion", SeriesKind::Lecture),
@@ -437,7 +451,7 @@ mod tests {
         let c = |t: &str| counter_of(t).map(|(k, n)| (k.rsplit(':').next().unwrap_or_default().to_owned(), n));
         assert_eq!(counter_of("Lesson 7: Greetings").map(|x| x.1), Some(7));
         assert_eq!(counter_of("Lesson 7: Greetings").map(|x| x.0), counter_of("Lesson 8: Numbers").map(|x| x.0));
-        assert_eq!(c("الحلقة 8: قطة صغيرة تضيع"), Some(("الحلقة".into(), 8)));
+        assert_eq!(c("الدرس 8: الحروف"), Some(("الدرس".into(), 8)));
         assert_eq!(c("एपिसोड 4"), Some(("एपिसोड".into(), 4)));
         assert_eq!(c("Chamada #41"), Some(("chamada".into(), 41)));
         assert_eq!(counter_of("#41").map(|x| x.1), Some(41));
@@ -455,6 +469,16 @@ mod tests {
         assert_eq!(s("Der Process – Kapitel 3"), Some((SeriesKind::Chapter, "der process".into(), 3)));
         assert_eq!(s("Chapitre IV : Le départ"), Some((SeriesKind::Chapter, String::new(), 4)));
         assert_eq!(s("Hoofdstuk 7"), Some((SeriesKind::Chapter, String::new(), 7)));
+        let episode = |t: &str| series_of(t).map(|(kind, _, n)| (kind, n));
+        assert_eq!(episode("الحلقة 8: قطة صغيرة تضيع"), Some((SeriesKind::Episode, 8)));
+        assert_eq!(episode("كلمة أخيرة | حلقة 12 كاملة"), Some((SeriesKind::Episode, 12)));
+        assert_eq!(episode("حلقة تحفيظ – جزء عم – المجموعة 3"), None, "a study circle, numbered by its group");
+        assert_eq!(episode("Aşk-ı Memnu 34. Bölüm"), None, "Turkish puts the number first");
+        assert_eq!(episode("Kuruluş Osman Bölüm 12"), Some((SeriesKind::Episode, 12)));
+        assert_eq!(episode("Кухня — серия 45"), Some((SeriesKind::Episode, 45)));
+        assert_eq!(episode("Ojciec Mateusz odcinek 301"), Some((SeriesKind::Episode, 301)));
+        assert_eq!(episode("Τα Μυστικά της Εδέμ - Επεισόδιο 17"), Some((SeriesKind::Episode, 17)));
+        assert_eq!(episode("รันนิ่งแมน ตอนที่ 5"), Some((SeriesKind::Episode, 5)));
         assert_eq!(s("Mi podcast - Episodio 12"), Some((SeriesKind::Episode, "mi podcast".into(), 12)));
         assert_eq!(s("Die drei ??? Folge 201"), Some((SeriesKind::Episode, "die drei".into(), 201)));
         assert_eq!(
