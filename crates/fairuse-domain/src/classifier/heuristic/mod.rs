@@ -339,8 +339,9 @@ impl HeuristicClassifier {
         }
         let shape_score = Self::shape_score(&shape, &recipes, &input.sessions);
         let dense = input.shape.mean_density_ms >= DENSE_MS;
+        let runs = played_runs(convs);
         let mut readings: Vec<Reading<'_>> =
-            convs.iter().zip(continuity(convs)).map(|(c, how)| read(c, dense, how)).collect();
+            convs.iter().zip(continuity(convs, &runs)).map(|(c, how)| read(c, dense, how)).collect();
 
         // A title that repeats the show, book or numbered template of a conversation that names
         // media is that media too.
@@ -372,10 +373,9 @@ impl HeuristicClassifier {
         // fill 70 % of every minute), and only in a run that holds a conversation whose own
         // words describe media: numbering alone never makes a verdict.
         if dense {
-            let runs = played_runs(convs);
             let described: std::collections::BTreeSet<usize> =
                 readings.iter().zip(&runs).filter(|(r, _)| r.strength > 0.0).map(|(_, run)| *run).collect();
-            for ((r, played), run) in readings.iter_mut().zip(played_through(convs)).zip(&runs) {
+            for ((r, played), run) in readings.iter_mut().zip(played_through(convs, &runs)).zip(&runs) {
                 if played && described.contains(run) && !r.live && r.strength < PLAYED_ITEM {
                     r.strength = PLAYED_ITEM;
                     r.usage_type = r.usage_type.or_else(|| series_of(&r.conv.title).and_then(|s| s.0.usage_type()));

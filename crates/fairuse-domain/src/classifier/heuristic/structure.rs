@@ -38,6 +38,17 @@ pub(super) fn continuous(c: &Conversation) -> bool {
 /// Items of a continuous run played one after another: at least this many in one run.
 const CLIP_RUN_ITEMS: usize = 3;
 
+/// What a run of played items adds up to ([`continuity`]): conversations with a word count,
+/// their minutes and words, and of those with a speaker count, how many had one voice.
+#[derive(Default)]
+struct RunTotals {
+    items: usize,
+    minutes: f64,
+    words: f64,
+    counted: usize,
+    one_voice: usize,
+}
+
 /// How a conversation's speech is continuous ([`continuity`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Continuity {
@@ -55,32 +66,32 @@ pub(super) enum Continuity {
 /// [`CLIP_RUN_ITEMS`] or more items that together last [`CONTINUOUS_MIN_MINUTES`] or more at
 /// [`CONTINUOUS_WORDS_PER_MINUTE`]: a player moving from clip to clip (ten-minute videos,
 /// three-minute stories) keeps one narrator's pace for the whole run, and people do not talk
-/// with each other at that pace for a quarter of an hour, however the host cut it.
-pub(super) fn continuity(convs: &[Conversation]) -> Vec<Continuity> {
-    let run = played_runs(convs);
-    let mut totals: BTreeMap<usize, (usize, f64, f64, usize, usize)> = BTreeMap::new();
-    for (c, r) in convs.iter().zip(&run) {
+/// with each other at that pace for a quarter of an hour, however the host cut it. `runs` is
+/// [`played_runs`] of `convs`.
+pub(super) fn continuity(convs: &[Conversation], runs: &[usize]) -> Vec<Continuity> {
+    let mut totals: BTreeMap<usize, RunTotals> = BTreeMap::new();
+    for (c, r) in convs.iter().zip(runs) {
         if let Some(words) = c.word_count {
             let t = totals.entry(*r).or_default();
-            t.0 += 1;
-            t.1 += c.duration_minutes();
-            t.2 += words as f64;
+            t.items += 1;
+            t.minutes += c.duration_minutes();
+            t.words += words as f64;
             if let Some(n) = c.speaker_count {
-                t.3 += 1;
-                t.4 += usize::from(n == 1);
+                t.counted += 1;
+                t.one_voice += usize::from(n == 1);
             }
         }
     }
     convs
         .iter()
-        .zip(&run)
+        .zip(runs)
         .map(|(c, r)| {
             let clip = c.word_count.is_some()
-                && totals.get(r).is_some_and(|&(items, minutes, words, counted, one)| {
-                    items >= CLIP_RUN_ITEMS
-                        && minutes >= CONTINUOUS_MIN_MINUTES
-                        && (words / minutes >= CONTINUOUS_WORDS_PER_MINUTE
-                            || (counted >= CLIP_RUN_ITEMS && one as f64 >= 0.6 * counted as f64))
+                && totals.get(r).is_some_and(|t| {
+                    t.items >= CLIP_RUN_ITEMS
+                        && t.minutes >= CONTINUOUS_MIN_MINUTES
+                        && (t.words / t.minutes >= CONTINUOUS_WORDS_PER_MINUTE
+                            || (t.counted >= CLIP_RUN_ITEMS && t.one_voice as f64 >= 0.6 * t.counted as f64))
                 });
             if clip {
                 Continuity::Clip
@@ -219,11 +230,10 @@ pub(super) fn played_runs(convs: &[Conversation]) -> Vec<usize> {
 /// conversations (each starting within [`PLAYED_GAP_MS`] of the last one's end; unnumbered ones
 /// may sit between): the items of a series played through, "Lesson 7" straight into "Lesson 8:
 /// Numbers" or "Level 2, Lesson 9", whatever the title template. Per conversation: whether it
-/// is such an item.
-pub(super) fn played_through(convs: &[Conversation]) -> Vec<bool> {
+/// is such an item. `run` is [`played_runs`] of `convs`.
+pub(super) fn played_through(convs: &[Conversation], run: &[usize]) -> Vec<bool> {
     let mut order: Vec<usize> = (0..convs.len()).collect();
     order.sort_by_key(|&i| convs[i].started_at);
-    let run = played_runs(convs);
     let mut groups: BTreeMap<usize, Vec<(usize, u32)>> = BTreeMap::new();
     for &i in &order {
         if let Some((_, n)) = counter_of(&convs[i].title) {

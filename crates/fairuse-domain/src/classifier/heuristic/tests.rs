@@ -767,7 +767,7 @@ fn numbered_items_played_straight_through_are_content_in_any_script_only_at_narr
             c.finished_at = c.finished_at.plus_ms(62 * MS_PER_MINUTE);
             c
         }));
-        let played = played_through(&convs);
+        let played = through(&convs);
         assert!(played.iter().all(|p| *p), "{a} / {b}: {played:?}");
         let cited =
             |v: &Explanation| v.verdict.evidence.iter().filter(|e| e.reason.contains("played straight")).count();
@@ -784,12 +784,12 @@ fn numbered_items_played_straight_through_are_content_in_any_script_only_at_narr
         assert_eq!(cited(&HeuristicClassifier.explain(&input(with_cartoon, live))), 0, "{a}");
     }
     // Classes, calls and visits have people walking between them: five minutes apart is no playback.
-    assert!(played_through(&numbered("Clase {n}", 12, 4, 50, 5)).iter().all(|p| !p));
+    assert!(through(&numbered("Clase {n}", 12, 4, 50, 5)).iter().all(|p| !p));
     // Nor is a number that goes back or jumps far ahead.
-    assert!(played_through(&numbered("Room {n}", 30, 1, 20, 1)).iter().all(|p| !p));
+    assert!(through(&numbered("Room {n}", 30, 1, 20, 1)).iter().all(|p| !p));
     let mut jumps = numbered("Ticket {n}", 100, 2, 10, 1);
     jumps[1].title = "Ticket 250".into();
-    assert!(played_through(&jumps).iter().all(|p| !p));
+    assert!(through(&jumps).iter().all(|p| !p));
 }
 
 #[test]
@@ -864,7 +864,7 @@ fn clips_played_one_after_another_are_continuous_speech_and_the_people_they_name
             .collect()
     };
     let played = clips(1, 120, 1);
-    assert!(continuity(&played).iter().all(|c| *c == Continuity::Clip));
+    assert!(continuity_of(&played).iter().all(|c| *c == Continuity::Clip));
     let e = HeuristicClassifier.explain(&input(played.clone(), dense_broken_shape()));
     assert!(e.verdict.misuse_score >= 0.7, "{:?}", e.signals);
     let clip = e.verdict.evidence.iter().find(|e| e.conversation_id == "c2").expect("a clip is cited");
@@ -872,15 +872,15 @@ fn clips_played_one_after_another_are_continuous_speech_and_the_people_they_name
     assert_eq!(e.signals.iter().find(|s| s.name == "live").map(|s| s.score), Some(0.0), "{:?}", e.signals);
     // Five minutes apart they are ten-minute conversations, and "los niños" are in the room.
     let spaced = clips(5, 120, 1);
-    assert!(continuity(&spaced).iter().all(|c| *c == Continuity::No));
+    assert!(continuity_of(&spaced).iter().all(|c| *c == Continuity::No));
     let e = HeuristicClassifier.explain(&input(spaced, dense_broken_shape()));
     assert!(e.verdict.misuse_score < 0.7, "{:?}", e.signals);
     // Three voices at a conversation's pace are people talking, a minute apart or not; one voice
     // reciting slowly, clip after clip, is a narrator still.
-    assert!(continuity(&clips(1, 80, 3)).iter().all(|c| *c == Continuity::No));
-    assert!(continuity(&clips(1, 70, 1)).iter().all(|c| *c == Continuity::Clip));
+    assert!(continuity_of(&clips(1, 80, 3)).iter().all(|c| *c == Continuity::No));
+    assert!(continuity_of(&clips(1, 70, 1)).iter().all(|c| *c == Continuity::Clip));
     // Two items are a pair, not a run of clips.
-    assert!(continuity(&played[..2]).iter().all(|c| *c == Continuity::No));
+    assert!(continuity_of(&played[..2]).iter().all(|c| *c == Continuity::No));
     // A speech continuous on its own keeps the people its words name: a coach with students.
     let speech = Conversation {
         word_count: Some(30 * 130),
@@ -889,4 +889,14 @@ fn clips_played_one_after_another_are_continuous_speech_and_the_people_they_name
     };
     assert!(read(&speech, true, Continuity::Own).live);
     assert!(!read(&speech, true, Continuity::Clip).live);
+}
+
+/// [`played_through`] with the runs it is given in `explain`.
+fn through(convs: &[Conversation]) -> Vec<bool> {
+    played_through(convs, &played_runs(convs))
+}
+
+/// [`continuity`] with the runs it is given in `explain`.
+fn continuity_of(convs: &[Conversation]) -> Vec<Continuity> {
+    continuity(convs, &played_runs(convs))
 }
