@@ -31,7 +31,7 @@ use structure::{
 };
 use words::{content_cues, first_person, fold, media_category, media_of, names_others, personal_text};
 
-pub const HEURISTIC_VERSION: &str = "heuristic-v12";
+pub const HEURISTIC_VERSION: &str = "heuristic-v13";
 /// The most that usage shape and volume can contribute: below 0.7, so never a qualifying verdict alone.
 pub const SHAPE_SCORE_LIMIT: f64 = 0.45;
 /// The most that the structure of the conversations can add (series, chains, continuous speech,
@@ -105,6 +105,7 @@ const PLAYBACK_WEIGHT: f64 = 0.1;
 ///   describes, read lowercase without accents in English, Spanish, Portuguese, French, German,
 ///   Italian, Russian and Japanese: 1 when it names the medium (audiobook, narrator, podcast,
 ///   episode, broadcast, commentator, listeners, telenovela, sermon, guided meditation, a
+///   recorded voice, message or announcement (a shop's loudspeaker; adverts and jingles are cues), a
 ///   numbered chapter or episode in any of a dozen scripts ("Folge 12", "حلقة 12", "Bölüm 12",
 ///   "ตอนที่ 5"), "S02E03"), 0.8 when it describes content with two different
 ///   cues (a story told: plot, characters, "recounts"; a broadcast: presenter, guests, headlines,

@@ -900,3 +900,36 @@ fn through(convs: &[Conversation]) -> Vec<bool> {
 fn continuity_of(convs: &[Conversation]) -> Vec<Continuity> {
     continuity(convs, &played_runs(convs))
 }
+
+#[test]
+fn a_recorded_voice_looping_adverts_is_playback_and_a_recorded_statement_is_not() {
+    let shop: Vec<_> = (0..8)
+        .map(|i| {
+            let (title, overview) = [
+                ("Weekend specials", "A recorded voice advertises rice and cooking oil, then starts again."),
+                ("Tienda", "Una voz grabada anuncia las ofertas de la semana y vuelve a empezar."),
+                ("Promosi pulsa", "Iklan dari toko hape manyabuik paket data murah, diulang-ulang."),
+                ("Store audio", "The advert for a mattress clearance plays with a jingle underneath."),
+            ][i % 4];
+            at(i + 1, i as i64 * 31, 30, title, overview)
+        })
+        .collect();
+    let v = HeuristicClassifier.classify_now(&input(shop, max_shape()));
+    assert!(v.misuse_score >= 0.7, "{v:?}");
+    assert_eq!(v.usage_type, UsageType::Prerecorded);
+    assert!(v.evidence.iter().any(|e| e.reason.contains("recorded voice")), "{:?}", v.evidence);
+
+    // An adjuster's recorded statements and a marketing team's advert review are work.
+    let work: Vec<_> = (0..8)
+        .map(|i| {
+            let (title, overview) = [
+                ("Recorded statement from driver", "The adjuster takes a recorded statement about the collision."),
+                ("Advert review", "We reviewed the new advert and agreed on the jingle with the agency."),
+            ][i % 2];
+            at(i + 1, i as i64 * 31, 30, title, overview)
+        })
+        .collect();
+    let v = HeuristicClassifier.classify_now(&input(work, max_shape()));
+    assert!(v.misuse_score < 0.7, "{v:?}");
+    assert!(v.evidence.iter().all(|e| !e.reason.contains("recorded")), "{:?}", v.evidence);
+}
