@@ -933,3 +933,27 @@ fn a_recorded_voice_looping_adverts_is_playback_and_a_recorded_statement_is_not(
     assert!(v.misuse_score < 0.7, "{v:?}");
     assert!(v.evidence.iter().all(|e| !e.reason.contains("recorded")), "{:?}", v.evidence);
 }
+
+#[test]
+fn a_game_master_narrating_to_players_is_live_and_a_narrator_reading_is_not() {
+    let table: Vec<_> = (0..6)
+        .map(|i| {
+            at(
+                i + 1,
+                i as i64 * 62,
+                60,
+                "Tavern Brawl and Escape",
+                "Friends around a table: the game master narrates a bar fight, the players improvise.",
+            )
+        })
+        .collect();
+    let v = HeuristicClassifier.classify_now(&input(table, max_shape()));
+    assert!(v.misuse_score < 0.7, "{v:?}");
+    assert!(v.evidence.iter().all(|e| !e.reason.contains("narrat")), "{:?}", v.evidence);
+    // Narration without live people is still a cue, and the narrator names the medium.
+    let read: Vec<_> = (0..6)
+        .map(|i| at(i + 1, i as i64 * 62, 60, &format!("Chapter {}", i + 1), "The narrator reads the chapter."))
+        .collect();
+    let v = HeuristicClassifier.classify_now(&input(read, max_shape()));
+    assert!(v.misuse_score >= 0.7 && v.usage_type == UsageType::Audiobook, "{v:?}");
+}

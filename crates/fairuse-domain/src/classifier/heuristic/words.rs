@@ -45,9 +45,11 @@ const MEDIA_WORDS: &[(&str, UsageType, Strength)] = &[
     ("horbucher", AB, N),
     ("luisterboek", AB, N),
     ("narrator", AB, N),
-    ("narration", AB, N),
     ("narrated", AB, N),
-    ("narrates", AB, N),
+    // Narrating is also what a live storyteller does (a game master at a table of players, a
+    // parent reading aloud): a cue, which live people silence; the narrator names the medium.
+    ("narration", AB, C),
+    ("narrates", AB, C),
     ("narrador", AB, N),
     ("narradora", AB, N),
     ("narracion", AB, N),
