@@ -957,3 +957,15 @@ fn a_game_master_narrating_to_players_is_live_and_a_narrator_reading_is_not() {
     let v = HeuristicClassifier.classify_now(&input(read, max_shape()));
     assert!(v.misuse_score >= 0.7 && v.usage_type == UsageType::Audiobook, "{v:?}");
 }
+
+#[test]
+fn a_backlog_of_meeting_recordings_is_commercial_transcription_and_the_meetings_themselves_are_not() {
+    let meeting = "The finance team reviews energy costs and the warehouse budget for next year.";
+    let titles = ["Zoom Recording 12", "Nagranie spotkania 16", "Grabación de reunión 3", "Gravação da reunião 7"];
+    let backlog: Vec<_> = (0..8).map(|i| at(i + 1, i as i64 * 41, 40, titles[i % 4], meeting)).collect();
+    let v = HeuristicClassifier.classify_now(&input(backlog, max_shape()));
+    assert!(v.misuse_score >= 0.7, "{v:?}");
+    assert_eq!(v.usage_type, UsageType::Commercial);
+    let live: Vec<_> = (0..8).map(|i| at(i + 1, i as i64 * 41, 40, "Budget meeting", meeting)).collect();
+    assert!(HeuristicClassifier.classify_now(&input(live, max_shape())).misuse_score < 0.7);
+}
