@@ -901,34 +901,39 @@ fn continuity_of(convs: &[Conversation]) -> Vec<Continuity> {
     continuity(convs, &played_runs(convs))
 }
 
+/// `n` conversations of `minutes` each, one minute apart, cycling through `(title, overview)`.
+fn back_to_back(n: usize, minutes: i64, items: &[(&str, &str)]) -> Vec<Conversation> {
+    (0..n)
+        .map(|i| at(i + 1, i as i64 * (minutes + 1), minutes, items[i % items.len()].0, items[i % items.len()].1))
+        .collect()
+}
+
 #[test]
 fn a_recorded_voice_looping_adverts_is_playback_and_a_recorded_statement_is_not() {
-    let shop: Vec<_> = (0..8)
-        .map(|i| {
-            let (title, overview) = [
-                ("Weekend specials", "A recorded voice advertises rice and cooking oil, then starts again."),
-                ("Tienda", "Una voz grabada anuncia las ofertas de la semana y vuelve a empezar."),
-                ("Promosi pulsa", "Iklan dari toko hape manyabuik paket data murah, diulang-ulang."),
-                ("Store audio", "The advert for a mattress clearance plays with a jingle underneath."),
-            ][i % 4];
-            at(i + 1, i as i64 * 31, 30, title, overview)
-        })
-        .collect();
+    let shop = back_to_back(
+        8,
+        30,
+        &[
+            ("Weekend specials", "A recorded voice advertises rice and cooking oil, then starts again."),
+            ("Tienda", "Una voz grabada anuncia las ofertas de la semana y vuelve a empezar."),
+            ("Promosi pulsa", "Iklan dari toko hape manyabuik paket data murah, diulang-ulang."),
+            ("Store audio", "The advert for a mattress clearance plays with a jingle underneath."),
+        ],
+    );
     let v = HeuristicClassifier.classify_now(&input(shop, max_shape()));
     assert!(v.misuse_score >= 0.7, "{v:?}");
     assert_eq!(v.usage_type, UsageType::Prerecorded);
     assert!(v.evidence.iter().any(|e| e.reason.contains("recorded voice")), "{:?}", v.evidence);
 
     // An adjuster's recorded statements and a marketing team's advert review are work.
-    let work: Vec<_> = (0..8)
-        .map(|i| {
-            let (title, overview) = [
-                ("Recorded statement from driver", "The adjuster takes a recorded statement about the collision."),
-                ("Advert review", "We reviewed the new advert and agreed on the jingle with the agency."),
-            ][i % 2];
-            at(i + 1, i as i64 * 31, 30, title, overview)
-        })
-        .collect();
+    let work = back_to_back(
+        8,
+        30,
+        &[
+            ("Recorded statement from driver", "The adjuster takes a recorded statement about the collision."),
+            ("Advert review", "We reviewed the new advert and agreed on the jingle with the agency."),
+        ],
+    );
     let v = HeuristicClassifier.classify_now(&input(work, max_shape()));
     assert!(v.misuse_score < 0.7, "{v:?}");
     assert!(v.evidence.iter().all(|e| !e.reason.contains("recorded")), "{:?}", v.evidence);
@@ -936,17 +941,14 @@ fn a_recorded_voice_looping_adverts_is_playback_and_a_recorded_statement_is_not(
 
 #[test]
 fn a_game_master_narrating_to_players_is_live_and_a_narrator_reading_is_not() {
-    let table: Vec<_> = (0..6)
-        .map(|i| {
-            at(
-                i + 1,
-                i as i64 * 62,
-                60,
-                "Tavern Brawl and Escape",
-                "Friends around a table: the game master narrates a bar fight, the players improvise.",
-            )
-        })
-        .collect();
+    let table = back_to_back(
+        6,
+        60,
+        &[(
+            "Tavern Brawl and Escape",
+            "Friends around a table: the game master narrates a bar fight, the players improvise.",
+        )],
+    );
     let v = HeuristicClassifier.classify_now(&input(table, max_shape()));
     assert!(v.misuse_score < 0.7, "{v:?}");
     assert!(v.evidence.iter().all(|e| !e.reason.contains("narrat")), "{:?}", v.evidence);
@@ -962,10 +964,10 @@ fn a_game_master_narrating_to_players_is_live_and_a_narrator_reading_is_not() {
 fn a_backlog_of_meeting_recordings_is_commercial_transcription_and_the_meetings_themselves_are_not() {
     let meeting = "The finance team reviews energy costs and the warehouse budget for next year.";
     let titles = ["Zoom Recording 12", "Nagranie spotkania 16", "Grabación de reunión 3", "Gravação da reunião 7"];
-    let backlog: Vec<_> = (0..8).map(|i| at(i + 1, i as i64 * 41, 40, titles[i % 4], meeting)).collect();
+    let backlog = back_to_back(8, 40, &titles.map(|t| (t, meeting)));
     let v = HeuristicClassifier.classify_now(&input(backlog, max_shape()));
     assert!(v.misuse_score >= 0.7, "{v:?}");
     assert_eq!(v.usage_type, UsageType::Commercial);
-    let live: Vec<_> = (0..8).map(|i| at(i + 1, i as i64 * 41, 40, "Budget meeting", meeting)).collect();
+    let live = back_to_back(8, 40, &[("Budget meeting", meeting)]);
     assert!(HeuristicClassifier.classify_now(&input(live, max_shape())).misuse_score < 0.7);
 }
