@@ -757,8 +757,7 @@ fn dense_broken_shape() -> UsageShape {
 fn numbered_items_played_straight_through_are_content_in_any_script_only_at_narration_density() {
     // Arabic, Hindi and Korean titles: no word the heuristic knows, only the counter advancing
     // across templates, items a minute apart, after one item whose overview describes a cartoon.
-    for (a, b) in
-        [("الدرس {n}", "المستوى 2 – الدرس {n}"), ("एपिसोड {n}", "भाग {n}"), ("강의 {n}", "{n}강 복습 강의 {n}")]
+    for (a, b) in [("الدرس {n}", "المستوى 2 – الدرس {n}"), ("पाठ {n}", "भाग {n}"), ("강의 {n}", "{n}강 복습 강의 {n}")]
     {
         let mut convs = numbered(a, 7, 2, 30, 1);
         convs.extend(numbered(b, 9, 2, 30, 1).into_iter().enumerate().map(|(i, mut c)| {

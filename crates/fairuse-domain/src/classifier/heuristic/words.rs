@@ -325,6 +325,12 @@ const MEDIA_WORDS: &[(&str, UsageType, Strength)] = &[
     ("prerecorded", PR, N),
     ("promo loop", PR, N),
     ("promotional loop", PR, N),
+    // A promotional or welcome video and a TV channel are played, whoever made them (a hotel's
+    // in-house channel on the room's screen).
+    ("promo video", PR, N),
+    ("promotional video", PR, N),
+    ("welcome video", PR, N),
+    ("tv channel", TV, N),
     ("voz grabada", PR, N),
     ("mensaje grabado", PR, N),
     ("anuncio grabado", PR, N),
@@ -347,6 +353,9 @@ const MEDIA_WORDS: &[(&str, UsageType, Strength)] = &[
     ("advert", PR, C),
     ("advertisement", PR, C),
     ("jingle", PR, C),
+    // A promo is played, but a marketing team plans promos: cues.
+    ("promo", PR, C),
+    ("promotional", PR, C),
     ("ad break", PR, C),
     ("commercial break", PR, C),
     ("publicidad", PR, C),
@@ -399,6 +408,118 @@ const MEDIA_WORDS: &[(&str, UsageType, Strength)] = &[
     ("archivo de audio", CM, C),
     ("fichier audio", CM, C),
     ("audiodatei", CM, C),
+    // Replays, reruns and compilations are recordings by definition, but the words also serve
+    // live work ("reviewing replays" with a team, "rerun the report"): cues, which live people
+    // silence. A compilation or best-of selection in the scripts that have a word only for that
+    // names the medium.
+    ("replay", PR, C),
+    ("rerun", TV, C),
+    ("compilation", PC, C),
+    ("recopilacion", PC, C),
+    ("compilacion", PC, C),
+    ("compilacao", PC, C),
+    ("合集", PC, N),
+    ("傑作選", PC, N),
+    ("総集編", TV, N),
+    ("精選集", PC, N),
+    // The same media in the languages of Asia's largest app markets, written as their
+    // summarizers write them (words in scripts without spaces match inside longer words, which
+    // is how particles attach to them). What only a recording is (an audiobook, a podcast, a
+    // TV serial, a film, dubbing, a rerun) names the medium; what a live person may also be or
+    // have (a host, listeners, a sermon, a story read) is a cue. Viewers and audiences are not
+    // even cues: a live seller on a livestream chats with hers.
+    // Korean.
+    ("오디오북", AB, N),
+    ("팟캐스트", PC, N),
+    ("드라마", TV, N),
+    ("영화", TV, N),
+    ("예능", TV, N),
+    ("재방송", TV, N),
+    ("몰아보기", TV, N),
+    ("다시듣기", PC, N),
+    ("청취자", PC, N),
+    ("라디오", PC, C),
+    ("방송", TV, C),
+    ("진행자", PC, C),
+    ("사연", PC, C),
+    ("낭독", AB, C),
+    ("다큐", TV, C),
+    ("애니", TV, C),
+    ("설교", PR, C),
+    // Chinese (simplified and traditional).
+    ("有声小说", AB, N),
+    ("有聲小說", AB, N),
+    ("电视剧", TV, N),
+    ("電視劇", TV, N),
+    ("连续剧", TV, N),
+    ("連續劇", TV, N),
+    ("電影", TV, N),
+    ("综艺", TV, N),
+    ("綜藝", TV, N),
+    ("重播", TV, N),
+    ("听众", PC, C),
+    ("聽眾", PC, C),
+    ("主持人", PC, C),
+    ("节目", PC, C),
+    ("節目", PC, C),
+    ("广播", PC, C),
+    ("廣播", PC, C),
+    ("评书", AB, C),
+    ("評書", AB, C),
+    // Thai.
+    ("หนังสือเสียง", AB, N),
+    ("พอดแคสต์", PC, N),
+    ("ภาพยนตร์", TV, N),
+    ("พากย์", TV, N),
+    ("ถ่ายทอดสด", TV, N),
+    ("ละคร", TV, C),
+    ("ซีรีส์", TV, C),
+    ("ผู้ฟัง", PC, C),
+    ("ดีเจ", PC, C),
+    ("วิทยุ", PC, C),
+    // Vietnamese (as folded: only the accents of [`fold`] are removed).
+    ("sach noi", AB, N),
+    ("xem phim", TV, N),
+    ("phim bộ", TV, N),
+    ("thuyết minh phim", TV, N),
+    ("lồng tiếng", TV, N),
+    ("phat thanh", PC, N),
+    ("thinh giả", PC, C),
+    ("người dẫn chương trinh", PC, C),
+    ("truyền hinh", TV, C),
+    // Indonesian and Malay.
+    ("buku audio", AB, N),
+    ("siniar", PC, N),
+    ("sinetron", TV, N),
+    ("penyiar", PC, N),
+    ("siaran", TV, C),
+    ("pendengar", PC, C),
+    ("dongeng", AB, C),
+    // Filipino and Cebuano.
+    ("teleserye", TV, N),
+    ("pelikula", TV, N),
+    ("programa sa radyo", PC, N),
+    ("radyo", PC, C),
+    ("tagapakinig", PC, C),
+    ("tigpaminaw", PC, C),
+    // Hindi.
+    ("ऑडियोबुक", AB, N),
+    ("पॉडकास्ट", PC, N),
+    ("धारावाहिक", TV, N),
+    ("फ़िल्म", TV, N),
+    ("फिल्म", TV, N),
+    ("एपिसोड", PC, N),
+    ("श्रोता", PC, C),
+    ("रेडियो", PC, C),
+    ("प्रवचन", PR, C),
+    // Arabic.
+    ("كتاب صوتي", AB, N),
+    ("بودكاست", PC, N),
+    ("مسلسل", TV, N),
+    ("فيلم", TV, N),
+    ("مستمع", PC, C),
+    ("مذيع", PC, C),
+    ("إذاعة", PC, C),
 ];
 
 /// When a conversation names several media types, the most specific wins ("episode" is generic).
@@ -1070,6 +1191,45 @@ mod tests {
         assert_eq!(cues("The seller reads out viewers' questions and counts down the deal."), Vec::<&str>::new());
         assert_eq!(cues("The chair read out the results of the vote."), Vec::<&str>::new());
         assert_eq!(cues("She reads the next part of the novel."), vec!["novel", "reads"]);
+    }
+
+    #[test]
+    fn every_listed_word_is_written_folded() {
+        // A word written with an accent or a capital would never match the folded text.
+        let lists = MEDIA_WORDS
+            .iter()
+            .map(|w| w.0)
+            .chain(CONTENT_CUES.iter().map(|w| w.0))
+            .chain(PERSONAL_WORDS.iter().copied());
+        for word in lists.chain(FIRST_PERSON.iter().copied()) {
+            assert_eq!(fold(word), word, "{word:?} is not folded");
+        }
+    }
+
+    #[test]
+    fn media_is_named_in_the_languages_of_asian_app_markets() {
+        let named = |text: &str| media_of(&fold(text), false).map(|m| m.0);
+        let cue = |text: &str| media_of(&fold(text), true).map(|m| m.0);
+        assert_eq!(named("주말 드라마 몰아보기 3화"), Some(UsageType::TvMovie), "particles attach in Korean");
+        assert_eq!(named("청취자가 보낸 사연을 읽어 준다"), Some(UsageType::Podcast));
+        assert_eq!(named("Xem phim bộ Hàn Quốc tập 12"), Some(UsageType::TvMovie));
+        assert_eq!(named("Sinetron favorit ibu, episode malam"), Some(UsageType::TvMovie));
+        assert_eq!(named("电视剧《山海情》第12集"), Some(UsageType::TvMovie));
+        // What a live person also has (listeners, a host) is only a cue.
+        assert_eq!(named("ผู้ฟังถามคำถามหลังการบรรยาย"), None);
+        assert_eq!(cue("ผู้ฟังถามคำถามหลังการบรรยาย"), Some(UsageType::Podcast));
+        assert_eq!(named("Reviewing replays of last night's scrim"), None);
+    }
+
+    #[test]
+    fn a_promo_video_or_tv_channel_is_played_a_promo_alone_is_a_cue() {
+        let named = |text: &str| media_of(&fold(text), false).map(|m| m.0);
+        assert_eq!(named("Hotel TV channel: spa offers"), Some(UsageType::TvMovie));
+        assert_eq!(named("Welcome video (dining)"), Some(UsageType::Prerecorded));
+        assert_eq!(named("Promo: sunset cruise"), None);
+        assert_eq!(media_of(&fold("Promo: sunset cruise"), true).map(|m| m.0), Some(UsageType::Prerecorded));
+        // Planning a promo with the team is live: the cue is silenced.
+        assert!(personal_text(&fold("Meeting with the team about the summer promo")));
     }
 
     #[test]
