@@ -348,6 +348,41 @@ const MEDIA_WORDS: &[(&str, UsageType, Strength)] = &[
     ("записанное объявление", PR, N),
     ("suara rekaman", PR, N),
     ("iklan yang direkam", PR, N),
+    // Played over and over: a recording on repeat or on a loop (a vendor's loudspeaker, a lobby
+    // screen), in the languages of v16 too; a recorded voice in Thai, Vietnamese and Chinese
+    // ("เสียงอัด", "thu sẵn", "录好的"). A recording alone is not one: voice apps title every new
+    // recording "Recording", "Rekaman", "Ghi âm", "录音". Where the phrase is also a figure of
+    // speech ("ça tourne en boucle", "in Dauerschleife"), and for adverts, a cue.
+    ("played over and over", PR, N),
+    ("on repeat", PR, N),
+    ("on a loop", PR, N),
+    ("on loop", PR, N),
+    ("en bucle", PR, N),
+    ("em loop", PR, N),
+    ("繰り返し再生", PR, N),
+    ("ループ再生", PR, N),
+    ("循环播放", PR, N),
+    ("循環播放", PR, N),
+    ("反复播放", PR, N),
+    ("反覆播放", PR, N),
+    ("录好的", PR, N),
+    ("錄好的", PR, N),
+    ("반복 재생", PR, N),
+    ("반복재생", PR, N),
+    ("녹음된 목소리", PR, N),
+    ("녹음된 안내", PR, N),
+    ("เสียงอัด", PR, N),
+    ("เปิดวน", PR, N),
+    ("เปิดซ้ำ", PR, N),
+    ("thu sẵn", PR, N),
+    ("phat đi phat lại", PR, N),
+    ("phat lặp lại", PR, N),
+    ("diputar berulang", PR, N),
+    ("diputar terus", PR, N),
+    ("en boucle", PR, C),
+    ("in dauerschleife", PR, C),
+    ("โฆษณา", PR, C),
+    ("quảng cao", PR, C),
     // Adverts and jingles: what a loudspeaker plays; a marketing team talks about them too, so
     // cues, counted only where no live people are described.
     ("advert", PR, C),
@@ -1229,6 +1264,26 @@ mod tests {
         // A promo alone is not even a cue: in Indonesian and Spanish it is a sale's discount,
         // which a live seller announces all day.
         assert_eq!(media_of(&fold("Sesi tanya jawab tentang ongkos kirim dan promo gratis ongkir"), true), None);
+    }
+
+    #[test]
+    fn a_recording_played_over_and_over_is_named_a_recording_alone_is_not() {
+        let named = |text: &str| media_of(&fold(text), false).map(|m| m.0);
+        for text in [
+            "Một giọng nói thu sẵn rao bánh mì, phát đi phát lại",
+            "店门口的喇叭循环播放促销内容",
+            "เสียงอัดประกาศขายผลไม้ เปิดวนทั้งวัน",
+            "Rekaman promosi diputar berulang lewat pengeras suara",
+            "The same safety message on a loop all night",
+        ] {
+            assert_eq!(named(text), Some(UsageType::Prerecorded), "{text}");
+        }
+        // The default titles of a new recording in voice apps name nothing.
+        for text in ["Ghi âm 3", "录音 12", "Rekaman baru 4", "New Recording 7"] {
+            assert_eq!(media_of(&fold(text), true), None, "{text}");
+        }
+        // A figure of speech in French is only a cue.
+        assert_eq!(named("Cette question tourne en boucle dans la réunion"), None);
     }
 
     #[test]
