@@ -103,9 +103,11 @@ const PLAYBACK_WEIGHT: f64 = 0.1;
 ///   sound like playback. Volume and shape say "a lot", never "what".
 /// * `content` is `0.65 x` the time-weighted mean strength of what each conversation's metadata
 ///   describes, read lowercase without accents in English, Spanish, Portuguese, French, German,
-///   Italian, Russian and Japanese: 1 when it names the medium (audiobook, narrator, podcast,
-///   episode, broadcast, commentator, listeners, telenovela, sermon, guided meditation, a
-///   recorded voice, message or announcement (a shop's loudspeaker; adverts and jingles are cues), a
+///   Italian, Russian and Japanese (and the main words for media in Korean, Chinese, Thai,
+///   Vietnamese, Indonesian, Filipino, Hindi and Arabic): 1 when it names the medium (audiobook,
+///   narrator, podcast, episode, broadcast, commentator, listeners, telenovela, sermon, guided
+///   meditation, a recorded voice, message or announcement, a recording played over and over (a
+///   shop's loudspeaker; adverts and jingles are cues), a
 ///   numbered chapter or episode in any of a dozen scripts ("Folge 12", "حلقة 12", "Bölüm 12",
 ///   "ตอนที่ 5"), "S02E03"), 0.8 when it describes content with two different
 ///   cues (a story told: plot, characters, "recounts"; a broadcast: presenter, guests, headlines,
