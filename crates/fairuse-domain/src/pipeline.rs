@@ -87,7 +87,8 @@ pub const DUE_EVALUATION_PREFIX: &str = "evaluate:";
 
 /// The job that judges `uid` once it is due (enqueue it with `due_at` as its due time). When it
 /// runs, it takes the evaluation slot like a report would: if the slot is taken, the user was
-/// judged after the report that recorded this job, and there is nothing left to do.
+/// judged after the report that recorded this job, and there is nothing left to do (a
+/// re-judgement tries once more: [`retry_due_evaluation`]).
 pub fn due_evaluation_job(uid: &str, session_id: Option<String>, now: Timestamp) -> Job {
     Job {
         id: format!("{DUE_EVALUATION_PREFIX}{uid}"),
@@ -103,13 +104,35 @@ pub fn due_evaluation_job(uid: &str, session_id: Option<String>, now: Timestamp)
 /// its id is no other user's), so a pending due evaluation, or the one running when the cooldown
 /// is found, does not swallow it.
 pub fn rejudge_job(uid: &str, session_id: Option<String>, now: Timestamp) -> Job {
-    Job { id: format!("{DUE_EVALUATION_PREFIX}{uid}/rejudge"), ..due_evaluation_job(uid, session_id, now) }
+    Job { id: format!("{DUE_EVALUATION_PREFIX}{uid}{REJUDGE_SUFFIX}"), ..due_evaluation_job(uid, session_id, now) }
+}
+
+const REJUDGE_SUFFIX: &str = "/rejudge";
+
+/// What a due evaluation does when it finds the user's evaluation slot taken: `Some(at)` to run
+/// again at `at`, `None` when there is nothing left to do.
+///
+/// A due evaluation queued for a crossing is done: the slot was taken after the report that
+/// queued it, by an evaluation that read the same windows or later ones. A re-judgement
+/// ([`rejudge_job`]) is not: the slot may have been taken by a report's evaluation a minute
+/// before the cooldown ended, which found the user cooling down and judged nothing. If that was
+/// the user's last report (a listener who stops for the night as the cooldown runs out), the
+/// ladder would wait for their next report, hours later. So it tries once more when that slot
+/// has certainly ended (one check interval on); a slot taken then was taken after the cooldown,
+/// by an evaluation that judged.
+pub fn retry_due_evaluation(job: &Job, policy: &Policy, now: Timestamp) -> Option<Timestamp> {
+    (job.is_rejudge() && job.attempts == 0).then(|| now.plus_ms(policy.metering.check_interval.ms()))
 }
 
 impl Job {
     /// True for the jobs [`due_evaluation_job`] and [`rejudge_job`] make; every other job runs the classifier.
     pub fn is_due_evaluation(&self) -> bool {
         self.id.starts_with(DUE_EVALUATION_PREFIX)
+    }
+
+    /// True for the jobs [`rejudge_job`] makes.
+    pub fn is_rejudge(&self) -> bool {
+        self.is_due_evaluation() && self.id.ends_with(REJUDGE_SUFFIX)
     }
 }
 
@@ -544,6 +567,31 @@ mod tests {
         let job = rejudge_job("u", None, now);
         assert!(job.is_due_evaluation());
         assert_ne!(job.id, due_evaluation_job("u", None, now).id, "a pending due evaluation does not swallow it");
+    }
+
+    #[test]
+    fn a_rejudgement_that_finds_the_slot_taken_tries_once_more_a_check_interval_later() {
+        let policy = Policy::default();
+        let now = Timestamp::from_millis(20 * MS_PER_HOUR);
+        let interval = policy.metering.check_interval.ms();
+        let job = rejudge_job("u", None, now);
+        assert!(job.is_rejudge());
+        assert_eq!(
+            retry_due_evaluation(&job, &policy, now),
+            Some(now.plus_ms(interval)),
+            "the slot may not have judged"
+        );
+        let retried = Job { attempts: 1, ..job };
+        assert_eq!(retry_due_evaluation(&retried, &policy, now), None, "a slot taken after that judged");
+        let crossing = due_evaluation_job("u", None, now);
+        assert!(!crossing.is_rejudge());
+        assert_eq!(
+            retry_due_evaluation(&crossing, &policy, now),
+            None,
+            "a crossing's is done: the slot read its windows"
+        );
+        let classifier = Job { id: "0b9c".into(), ..crossing };
+        assert!(!classifier.is_rejudge() && !classifier.is_due_evaluation());
     }
 
     #[test]

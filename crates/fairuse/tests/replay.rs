@@ -35,6 +35,11 @@ const MINUTES: i64 = 80 * 60;
 /// 130 (judged then); the cooldown ends 720 minutes later. The last report comes a minute before.
 const LULL_FIRST_JUDGED: i64 = 130;
 const LULL_LAST_REPORT: i64 = LULL_FIRST_JUDGED + 720 - 1;
+/// Like the lull's listener, but the stream stops at minute 840 and one last report comes at 848:
+/// its evaluation takes the slot (to 853) and finds the user cooling down (to 850), so the
+/// re-judgement due at 851 finds the slot taken and must try again when it is free.
+const DUSK_STREAM_END: i64 = 840;
+const DUSK_LAST_REPORT: i64 = 848;
 
 fn at(minute: i64) -> String {
     Timestamp::from_millis(T0 + minute * MS_PER_MINUTE).to_rfc3339()
@@ -93,6 +98,13 @@ fn trace() -> Vec<Value> {
             if m % 60 == 59 {
                 let title = format!("Tales of the North - Chapter {}", m / 60 + 1);
                 push(m, conversation(m, "lull", format!("lull-{m}"), title, "The narrator reads.", 60));
+            }
+        }
+        if m < DUSK_STREAM_END || m == DUSK_LAST_REPORT {
+            push(m, usage(m, "dusk", 55_000, 0));
+            if m % 60 == 59 {
+                let title = format!("Songs of the Delta - Chapter {}", m / 60 + 1);
+                push(m, conversation(m, "dusk", format!("dusk-{m}"), title, "The narrator reads.", 60));
             }
         }
         push(m, json!({"t": at(m), "type": "tick"}));
@@ -339,4 +351,12 @@ async fn one_trace_through_simulate_and_through_the_http_service_gives_the_same_
     // Reports of minutes 846-849 found the slot taken (judged at 845); the first queued a due
     // evaluation for 851, after the cooldown ended at 850.
     assert_eq!(lull, vec![at(LULL_FIRST_JUDGED), at(LULL_LAST_REPORT + 2)], "judged again with no later report");
+    let dusk: Vec<&str> = simulated
+        .iter()
+        .filter(|v| v["uid"] == "dusk" && v["type"] == "classified")
+        .filter_map(|v| v["t"].as_str())
+        .collect();
+    // The re-judgement due at 851 found the slot taken by the evaluation of 848, which judged
+    // nothing (cooling down to 850); it tried again when that slot had ended, at 856.
+    assert_eq!(dusk, vec![at(LULL_FIRST_JUDGED), at(851 + 5)], "the last report's evaluation does not swallow it");
 }

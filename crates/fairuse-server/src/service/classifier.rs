@@ -62,6 +62,9 @@ impl Service {
         if self.stores.locks.try_acquire(&eval_key(&uid), &token(), interval, now).await? {
             self.recent_evaluations.note(&uid, interval, now);
             self.evaluate(&uid, job.session_id.clone(), &policy, now).await?;
+        } else if let Some(at) = pipeline::retry_due_evaluation(job, &policy, now) {
+            self.stores.jobs.retry(&job.id, at).await?;
+            return Ok(());
         }
         metrics::counter!("fairuse_due_evaluations_run_total").increment(1);
         self.stores.jobs.complete(&job.id).await?;

@@ -117,8 +117,9 @@ pub struct Simulator<'p, W: Write> {
     users: Vec<SimUser>,
     index: HashMap<String, usize>,
     timers: BinaryHeap<Reverse<(Timestamp, usize)>>,
-    /// Due evaluations by due instant (the service's queued `evaluate:` jobs; `true` for a re-judgement).
-    due: BinaryHeap<Reverse<(Timestamp, usize, bool)>>,
+    /// Due evaluations by due instant (the service's queued `evaluate:` jobs): `None` for a
+    /// crossing's, the attempts made for a re-judgement.
+    due: BinaryHeap<Reverse<(Timestamp, usize, Option<u32>)>>,
     jobs: u64,
     ids: SequentialIds,
     out: W,
@@ -397,7 +398,7 @@ impl<'p, W: Write> Simulator<'p, W> {
             } else if !user.due_pending {
                 user.due_pending = true;
                 user.due_session = session;
-                self.due.push(Reverse((due_at, u, false)));
+                self.due.push(Reverse((due_at, u, None)));
             }
         }
         Ok(())
@@ -424,7 +425,7 @@ impl<'p, W: Write> Simulator<'p, W> {
                 {
                     user.rejudge_pending = true;
                     user.rejudge_session = session_id;
-                    self.due.push(Reverse((at, u, true)));
+                    self.due.push(Reverse((at, u, Some(0))));
                 }
                 return Ok(());
             }
@@ -566,19 +567,42 @@ impl<'p, W: Write> Simulator<'p, W> {
         self.emit(u, &events)
     }
 
-    /// A due evaluation takes the evaluation slot like a report would; if the user was judged
-    /// since it was queued, there is nothing left to do.
+    /// A due evaluation takes the evaluation slot like a report would; if the slot is taken, the
+    /// pipeline says whether to try again ([`pipeline::retry_due_evaluation`]), as the service's
+    /// job does.
     fn next_due(&mut self) -> Result<(), SimError> {
         let Some(Reverse((due, u, rejudge))) = self.due.pop() else { return Ok(()) };
+        let policy = self.policy;
         let user = &mut self.users[u];
-        let session = if rejudge {
-            user.rejudge_pending = false;
-            user.rejudge_session.take()
-        } else {
+        if engine::evaluation_due(user.last_eval, policy, due) {
+            if rejudge.is_some() {
+                // The service's job is still queued while it runs, so the evaluation cannot queue
+                // the same re-judgement again.
+                let session = user.rejudge_session.take();
+                self.evaluate(u, due, session)?;
+                self.users[u].rejudge_pending = false;
+                return Ok(());
+            }
             user.due_pending = false;
-            user.due_session.take()
-        };
-        if engine::evaluation_due(user.last_eval, self.policy, due) { self.evaluate(u, due, session) } else { Ok(()) }
+            let session = user.due_session.take();
+            return self.evaluate(u, due, session);
+        }
+        match rejudge {
+            Some(attempts) => {
+                let job = Job { attempts, ..pipeline::rejudge_job(&user.uid, None, due) };
+                if let Some(at) = pipeline::retry_due_evaluation(&job, policy, due) {
+                    self.due.push(Reverse((at, u, Some(attempts + 1))));
+                } else {
+                    user.rejudge_pending = false;
+                    user.rejudge_session = None;
+                }
+            }
+            None => {
+                user.due_pending = false;
+                user.due_session = None;
+            }
+        }
+        Ok(())
     }
 
     fn emit(&mut self, u: usize, events: &[Event]) -> Result<(), SimError> {
