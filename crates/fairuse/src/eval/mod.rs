@@ -59,7 +59,8 @@ pub struct EvalArgs {
     /// Which classifier answers: the built-in heuristic, or the trace's `verdict` lines.
     #[arg(long, value_enum, default_value = "heuristic")]
     pub classifier: SimClassifier,
-    /// An abuser counts as caught when restricted within this many hours of their first usage.
+    /// An abuser counts as caught when restricted by a misuse verdict within this many hours of their
+    /// first usage (the synthetic verdict for exhausted free credits is not a detection).
     #[arg(long, default_value_t = 48)]
     pub within_hours: u32,
     /// Where the markdown report goes; `-` is standard output.
@@ -292,7 +293,9 @@ pub fn evaluate_with_verdicts<R: BufRead>(
             row.throttled += u64::from(u.by_misuse[1].is_some());
             row.restricted += u64::from(u.by_misuse[2].is_some());
             row.free_exhausted_only += u64::from(u.any[0].is_some() && u.by_misuse[0].is_none());
-            if let (Some(at), Some(first)) = (u.any[2], first_usage.get(uid)) {
+            // Restricted by a misuse verdict, as the `restricted` column counts: a free user whose
+            // host reported no credits left is staged by design, not detected.
+            if let (Some(at), Some(first)) = (u.by_misuse[2], first_usage.get(uid)) {
                 let ms = at - first;
                 to_restrict.push(ms as f64 / MS_PER_HOUR as f64);
                 row.restricted_within += u64::from(ms <= within_ms);
