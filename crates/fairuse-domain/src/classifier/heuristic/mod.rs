@@ -31,7 +31,7 @@ use structure::{
 };
 use words::{content_cues, first_person, fold, media_category, media_of, names_others, personal_text};
 
-pub const HEURISTIC_VERSION: &str = "heuristic-v17";
+pub const HEURISTIC_VERSION: &str = "heuristic-v18";
 /// The most that usage shape and volume can contribute: below 0.7, so never a qualifying verdict alone.
 pub const SHAPE_SCORE_LIMIT: f64 = 0.45;
 /// The most that the structure of the conversations can add (series, chains, continuous speech,
@@ -70,8 +70,10 @@ const SERIES_WEIGHT: f64 = 0.1;
 const CATEGORY_WEIGHT: f64 = 0.05;
 /// A chain of back-to-back conversations this long (minutes), and what it adds.
 const CHAIN_MINUTES: [(f64, f64); 2] = [(90.0, 0.05), (150.0, 0.1)];
-/// This much conversation in 24 hours is more than any working day.
-const DAY_MINUTES: f64 = 12.0 * 60.0;
+/// This much conversation in 24 hours is more than a working day. The 24 hours slide, so they can
+/// hold one whole shift and the start of the next (a 9 h day and an early start make 12 h with no
+/// one streaming): 14 h, not 12.
+const DAY_MINUTES: f64 = 14.0 * 60.0;
 const DAY_WEIGHT: f64 = 0.1;
 /// The least shape and structure (uncapped) that a qualifying verdict needs besides content: a
 /// sermon or an episode named in one conversation is a live pastor's or host's day as well, until
@@ -125,7 +127,7 @@ const PLAYBACK_WEIGHT: f64 = 0.1;
 ///   narrator or a broadcast; people talking with each other stay at 40-100; and, at narration
 ///   density, clips played one after another: three or more items each starting within two
 ///   minutes of the last, a quarter of an hour together at that pace or in one voice), chains of
-///   back-to-back conversations (90 and 150 minutes with gaps under 5), more than 12 hours of
+///   back-to-back conversations (90 and 150 minutes with gaps under 5), more than 14 hours of
 ///   conversation in a day, numbered series worked through faster than anything live happens
 ///   (titles sharing a template with an advancing counter, back to back or three in a day), and
 ///   media categories.

@@ -709,6 +709,26 @@ fn the_first_judgement_of_a_broadcast_qualifies_and_a_clinic_morning_does_not() 
 }
 
 #[test]
+fn a_shift_and_the_start_of_the_next_are_not_a_day_of_conversation_but_fifteen_hours_are() {
+    // A 9 h shift from 09:00 and an early one from 05:00 the next day: 13 h of conversation start
+    // within one sliding 24 h, with no one streaming.
+    let shifts: Vec<_> = (0..9)
+        .map(|h| h * 60)
+        .chain((0..4).map(|h| (20 + h) * 60))
+        .enumerate()
+        .map(|(i, start)| at(i + 1, start, 58, "Item", ""))
+        .collect();
+    let day = |convs: &[Conversation]| {
+        let e = HeuristicClassifier.explain(&input(convs.to_vec(), UsageShape::default()));
+        e.signals.iter().find(|s| s.name == "day coverage").map(|s| (s.score, s.detail.clone()))
+    };
+    assert!(super::structure::busiest_day_minutes(&shifts) >= 12.0 * 58.0);
+    assert_eq!(day(&shifts).map(|d| d.0), Some(0.0), "{:?}", day(&shifts));
+    let stream: Vec<_> = (0..15).map(|h| at(h + 1, h as i64 * 60, 58, "Item", "")).collect();
+    assert_eq!(day(&stream).map(|d| d.0), Some(DAY_WEIGHT), "{:?}", day(&stream));
+}
+
+#[test]
 fn more_than_a_working_day_of_conversation_and_long_chains_are_structure() {
     let day: Vec<_> = (0..16).map(|i| at(i + 1, i as i64 * 60, 58, "Item", "")).collect();
     assert!(super::structure::busiest_day_minutes(&day) >= 16.0 * 58.0 - 1e-9);
