@@ -280,6 +280,49 @@ const MEDIA_WORDS: &[(&str, UsageType, Strength)] = &[
     ("videoaula", PR, N),
     ("cours en ligne", PR, N),
     ("cours enregistre", PR, N),
+    // A lecture or class that says it is recorded, in the languages whose summaries of recorded
+    // courses the lists above did not read (exam-review lectures played one after another).
+    // Only the recorded kind: "lecture" or "class" alone is a live teacher's day too.
+    ("recorded class", PR, N),
+    ("recorded lesson", PR, N),
+    ("clases grabadas", PR, N),
+    ("aulas gravadas", PR, N),
+    ("cours enregistres", PR, N),
+    ("aufgezeichnete vorlesung", PR, N),
+    ("vorlesungsaufzeichnung", PR, N),
+    ("videovorlesung", PR, N),
+    ("lezione registrata", PR, N),
+    ("lezioni registrate", PR, N),
+    ("videolezione", PR, N),
+    ("videolezioni", PR, N),
+    ("nagrany wyklad", PR, N),
+    ("nagranie wykladu", PR, N),
+    ("видеолекци", PR, N),
+    ("запись лекции", PR, N),
+    ("записанная лекция", PR, N),
+    ("видеоурок", PR, N),
+    ("kayıtlı ders", PR, N),
+    ("ders kaydı", PR, N),
+    ("konu anlatım videosu", PR, N),
+    ("محاضرة مسجلة", PR, N),
+    ("محاضرات مسجلة", PR, N),
+    ("درس مسجل", PR, N),
+    ("کلاس ضبط\u{200c}شده", PR, N),
+    ("کلاس ضبط شده", PR, N),
+    ("درس ضبط\u{200c}شده", PR, N),
+    ("रिकॉर्डेड लेक्चर", PR, N),
+    ("रिकॉर्डेड क्लास", PR, N),
+    ("녹화 강의", PR, N),
+    ("녹화강의", PR, N),
+    ("동영상 강의", PR, N),
+    ("동영상강의", PR, N),
+    ("録画講義", PR, N),
+    ("収録講義", PR, N),
+    ("講義動画", PR, N),
+    ("录播", PR, N),
+    ("錄播", PR, N),
+    ("kuliah rekaman", PR, N),
+    ("rekaman kuliah", PR, N),
     ("online-kurs", PR, N),
     ("onlinekurs", PR, N),
     ("videokurs", PR, N),
@@ -1247,6 +1290,29 @@ mod tests {
         assert_eq!(named("ผู้ฟังถามคำถามหลังการบรรยาย"), None);
         assert_eq!(cue("ผู้ฟังถามคำถามหลังการบรรยาย"), Some(UsageType::Podcast));
         assert_eq!(named("Reviewing replays of last night's scrim"), None);
+    }
+
+    #[test]
+    fn a_lecture_that_says_it_is_recorded_is_named_a_lecture_alone_is_not() {
+        let named = |text: &str| media_of(&fold(text), false).map(|m| m.0);
+        for text in [
+            "의사국가고시 내과 총정리: 녹화 강의로 핵심 개념을 설명한다",
+            "کلاس ضبط\u{200c}شده جراحی؛ استاد مطالب مهم را توضیح می\u{200c}دهد",
+            "Aufgezeichnete Vorlesung: Kardiologie, Teil 3",
+            "Lezione registrata di farmacologia",
+            "Видеолекция по анатомии, часть 2",
+            "Dahiliye konu anlatım videosu 14",
+            "محاضرة مسجلة في علم الأدوية",
+            "药理学录播课 第12讲",
+            "Recorded class: mortgage basics",
+        ] {
+            assert_eq!(named(text), Some(UsageType::Prerecorded), "{text}");
+        }
+        // A lecture or a class alone is what a live teacher gives.
+        for text in ["내과 강의 12강", "Vorlesung Kardiologie, Teil 3", "Лекция по анатомии", "개인강습 3회차"]
+        {
+            assert_eq!(named(text), None, "{text}");
+        }
     }
 
     #[test]
