@@ -591,6 +591,108 @@ const MEDIA_WORDS: &[(&str, UsageType, Strength)] = &[
     ("مستمع", PC, C),
     ("مذيع", PC, C),
     ("إذاعة", PC, C),
+    // Broadcasting and television across more of the world's languages, one concept at a time
+    // rather than one round of data at a time: the word for a broadcast or for airing a
+    // programme names the medium, as "broadcast" does in English; television, a channel and a
+    // programme are cues, as "on TV" is (a TV producer's meeting says "meeting" beside them).
+    // Words that also mean something live or everyday are left out: "emisión" (emissions),
+    // "Sendung" (a parcel), "kanal" (a canal, a root canal), "sending", "lähetys" (a shipment).
+    // Latin scripts, [`fold`]ed.
+    ("uitzending", TV, N),
+    ("sandning", TV, N),
+    ("emisiune", TV, N),
+    ("emisiunea", TV, N),
+    ("transmisiune", TV, N),
+    ("vysilani", TV, N),
+    ("kozvetites", TV, N),
+    ("audycja", PC, N),
+    ("audycji", PC, N),
+    ("phat song", TV, N),
+    ("ditayangkan", TV, N),
+    ("canli yayin", TV, N),
+    ("canlı yayın", TV, N),
+    ("transmisja", TV, C),
+    ("transmisji", TV, C),
+    ("trasmissione", TV, C),
+    ("tayangan", TV, C),
+    ("matangazo", PC, C),
+    ("tv", TV, C),
+    ("televisao", TV, C),
+    ("televisione", TV, C),
+    ("telewizja", TV, C),
+    ("telewizji", TV, C),
+    ("televize", TV, C),
+    ("televizi", TV, C),
+    ("televiziune", TV, C),
+    ("televisie", TV, C),
+    ("televisjon", TV, C),
+    ("televisio", TV, C),
+    ("televizio", TV, C),
+    ("televizyon", TV, C),
+    ("televisheni", TV, C),
+    ("televisyon", TV, C),
+    ("televisi", TV, C),
+    ("kenh", TV, C),
+    ("redio", PC, C),
+    ("yayın", TV, C),
+    // Cyrillic, Greek, Hebrew, Arabic script, the scripts of India, Thai, Ethiopic, Georgian,
+    // Armenian, Chinese, Japanese and Korean: these match inside longer words, which is how
+    // their cases, articles and particles attach ("на телеканале", "השידור", "القناة").
+    ("трансляци", TV, N),
+    ("телеканал", TV, N),
+    ("телепрограм", TV, N),
+    ("εκπομπ", TV, N),
+    ("שידור", TV, N),
+    ("प्रसारण", TV, N),
+    ("प्रसारित", TV, N),
+    ("সম্প্রচার", TV, N),
+    ("ஒளிபரப்பு", TV, N),
+    ("ప్రసార", TV, N),
+    ("സംപ്രേഷണ", TV, N),
+    ("ออกอากาศ", TV, N),
+    ("ስርጭት", TV, N),
+    ("გადაცემ", TV, N),
+    ("հաղորդում", TV, N),
+    ("播出", TV, N),
+    ("放映", TV, N),
+    ("방영", TV, N),
+    ("телевиз", TV, C),
+    ("телевіз", TV, C),
+    ("телебачен", TV, C),
+    ("τηλεόραση", TV, C),
+    ("κανάλι", TV, C),
+    ("טלוויזיה", TV, C),
+    ("ערוץ", TV, C),
+    ("רדיו", PC, C),
+    ("تلفزيون", TV, C),
+    ("تلویزیون", TV, C),
+    ("قناة", TV, C),
+    ("راديو", PC, C),
+    ("رادیو", PC, C),
+    ("ٹی وی", TV, C),
+    ("टीवी", TV, C),
+    ("चैनल", TV, C),
+    ("টিভি", TV, C),
+    ("চ্যানেল", TV, C),
+    ("রেডিও", PC, C),
+    ("தொலைக்காட்சி", TV, C),
+    ("வானொலி", PC, C),
+    ("ทีวี", TV, C),
+    ("โทรทัศน์", TV, C),
+    ("ቴሌቪዥን", TV, C),
+    ("ሬዲዮ", PC, C),
+    ("ტელევიზი", TV, C),
+    ("რადიო", PC, C),
+    ("հեռուստա", TV, C),
+    ("ռադիո", PC, C),
+    ("テレビ", TV, C),
+    ("チャンネル", TV, C),
+    ("채널", TV, C),
+    ("텔레비전", TV, C),
+    ("电视", TV, C),
+    ("電視", TV, C),
+    ("频道", TV, C),
+    ("頻道", TV, C),
 ];
 
 /// When a conversation names several media types, the most specific wins ("episode" is generic).
@@ -1312,6 +1414,36 @@ mod tests {
         for text in ["내과 강의 12강", "Vorlesung Kardiologie, Teil 3", "Лекция по анатомии", "개인강습 3회차"]
         {
             assert_eq!(named(text), None, "{text}");
+        }
+    }
+
+    #[test]
+    fn a_broadcast_is_named_in_many_languages_television_and_channels_are_cues() {
+        let named = |text: &str| media_of(&fold(text), false).map(|m| m.0);
+        let cue = |text: &str| media_of(&fold(text), true).map(|m| m.0);
+        for text in [
+            "शैक्षिक टीवी चैनल पर एक के बाद एक पाठ प्रसारित हो रहे हैं",
+            "শিক্ষা চ্যানেলে একের পর এক ক্লাস সম্প্রচার হচ্ছে",
+            "Прямая трансляция заседания на телеканале",
+            "Η εκπομπή της Κυριακής με τον παρουσιαστή",
+            "השידור החוזר של התוכנית",
+            "Uitzending van het journaal",
+            "Maç canlı yayın, ikinci yarı",
+            "Chương trình phát sóng lúc nửa đêm",
+            "ละครที่ออกอากาศเมื่อคืน",
+            "新闻联播播出",
+        ] {
+            assert_eq!(named(text), Some(UsageType::TvMovie), "{text}");
+        }
+        // Television, a channel and a programme are what a live person works on too: cues.
+        for text in ["Elimu TV: hisabati", "القناة التعليمية، الحصة 3", "テレビの配線の相談", "Телевизор в гостиной"]
+        {
+            assert_eq!(named(text), None, "{text}");
+            assert_eq!(cue(text), Some(UsageType::TvMovie), "{text}");
+        }
+        // Emissions, canals and root canals are not media.
+        for text in ["Cut CO2 emissions by 2030", "Kanal tedavisi kontrolü", "Root canal follow-up"] {
+            assert_eq!(cue(text), None, "{text}");
         }
     }
 
