@@ -467,6 +467,34 @@ const MEDIA_WORDS: &[(&str, UsageType, Strength)] = &[
     ("opname van de vergadering", CM, N),
     ("nagranie spotkania", CM, N),
     ("nagranie z spotkania", CM, N),
+    // An event played back afterwards: the replay, archive or catch-up of a webcast, a
+    // conference call, a press conference or a shareholders' meeting, and the catch-up services
+    // of broadcasters ("見逃し配信", "다시보기", "回放", "rediffusion", "en diferido"). Those who
+    // took part live do not title it a replay. "A recording" alone is nothing (voice apps title
+    // every new recording so); a webcast, or the audio of something ("の音声"), is a cue.
+    ("webcast replay", PR, N),
+    ("replay of the webcast", PR, N),
+    ("archived webcast", PR, N),
+    ("on-demand webcast", PR, N),
+    ("webcast recording", PR, N),
+    ("conference call replay", PR, N),
+    ("earnings call replay", PR, N),
+    ("rediffusion", TV, N),
+    ("en diferido", TV, N),
+    ("aufzeichnung der telefonkonferenz", PR, N),
+    ("aufzeichnung der pressekonferenz", PR, N),
+    ("aufzeichnung der hauptversammlung", PR, N),
+    ("gravacao da teleconferencia", PR, N),
+    ("grabacion de la conferencia", PR, N),
+    ("enregistrement de la conference", PR, N),
+    ("registrazione della conferenza", PR, N),
+    ("回放", PR, N),
+    ("見逃し配信", TV, N),
+    ("アーカイブ配信", PR, N),
+    ("音声配信", PR, N),
+    ("다시보기", TV, N),
+    ("webcast", PR, C),
+    ("の音声", PR, C),
     // Other people's recordings transcribed as a job.
     ("transcription job", CM, N),
     ("client file", CM, N),
@@ -1444,6 +1472,27 @@ mod tests {
         // Emissions, canals and root canals are not media.
         for text in ["Cut CO2 emissions by 2030", "Kanal tedavisi kontrolü", "Root canal follow-up"] {
             assert_eq!(cue(text), None, "{text}");
+        }
+    }
+
+    #[test]
+    fn an_event_played_back_afterwards_is_named_a_recording_alone_is_not() {
+        let named = |text: &str| media_of(&fold(text), false).map(|m| m.0);
+        for text in [
+            "Acme Q2 FY26 Earnings Webcast Replay",
+            "Aufzeichnung der Telefonkonferenz von Acme mit Fragen der Analysten",
+            "Gravação da teleconferência de resultados",
+            "业绩电话会议回放",
+            "決算説明会 音声配信 4",
+        ] {
+            assert_eq!(named(text), Some(UsageType::Prerecorded), "{text}");
+        }
+        assert_eq!(named("Le match en rediffusion"), Some(UsageType::TvMovie));
+        assert_eq!(named("드라마 다시보기 5화"), Some(UsageType::TvMovie));
+        // What a voice app calls every new recording, and a coach going through a recorded call
+        // with an agent, name nothing.
+        for text in ["Grabación 12", "Gravação", "Aufzeichnung 3", "Call recording review with Maria", "録音 4"] {
+            assert_eq!(named(text), None, "{text}");
         }
     }
 
