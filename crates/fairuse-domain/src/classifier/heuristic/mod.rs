@@ -110,7 +110,8 @@ const PLAYBACK_WEIGHT: f64 = 0.1;
 ///   some forty languages): 1 when it names the medium (audiobook,
 ///   narrator, podcast, episode, broadcast, commentator, listeners, telenovela, sermon, guided
 ///   meditation, a recorded voice, message or announcement, a recording played over and over (a
-///   shop's loudspeaker; adverts and jingles are cues), a
+///   shop's loudspeaker; adverts and jingles are cues), the replay of a webcast or conference call
+///   and a broadcaster's catch-up service, a
 ///   numbered chapter or episode in any of a dozen scripts ("Folge 12", "حلقة 12", "Bölüm 12",
 ///   "ตอนที่ 5"), "S02E03"), 0.8 when it describes content with two different
 ///   cues (a story told: plot, characters, "recounts"; a broadcast: presenter, guests, headlines,
