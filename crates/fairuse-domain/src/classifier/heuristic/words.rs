@@ -221,6 +221,60 @@ const MEDIA_WORDS: &[(&str, UsageType, Strength)] = &[
     ("documentary", TV, C),
     ("documental", TV, C),
     ("documentaire", TV, C),
+    // A documentary and a cartoon in the languages of the broadcast words (v20): cues, as in
+    // English (a class watches one, a teacher shows one).
+    ("documentario", TV, C),
+    ("dokumentarfilm", TV, C),
+    ("dokumentalny", TV, C),
+    ("dokumenter", TV, C),
+    ("belgesel", TV, C),
+    ("phim tai lieu", TV, C),
+    ("документальн", TV, C),
+    ("ντοκιμαντερ", TV, C),
+    ("סרט תיעודי", TV, C),
+    ("وثائقي", TV, C),
+    ("डॉक्यूमेंट्री", TV, C),
+    ("वृत्तचित्र", TV, C),
+    ("สารคดี", TV, C),
+    ("ドキュメンタリー", TV, C),
+    ("纪录片", TV, C),
+    ("紀錄片", TV, C),
+    ("다큐", TV, C),
+    ("cartoons", TV, C),
+    ("dibujos animados", TV, C),
+    ("desenho animado", TV, C),
+    ("desenhos animados", TV, C),
+    ("dessin anime", TV, C),
+    ("dessins animes", TV, C),
+    ("cartoni animati", TV, C),
+    ("zeichentrick", TV, C),
+    ("tekenfilm", TV, C),
+    ("kreskowka", TV, C),
+    ("kreskowki", TV, C),
+    ("cizgi film", TV, C),
+    ("kartun", TV, C),
+    ("hoat hinh", TV, C),
+    ("мультфильм", TV, C),
+    ("мультик", TV, C),
+    ("мультсериал", TV, C),
+    ("кінофільм", TV, C),
+    ("كرتون", TV, C),
+    ("کارٹون", TV, C),
+    ("कार्टून", TV, C),
+    ("การ์ตูน", TV, C),
+    ("アニメ", TV, C),
+    ("动画片", TV, C),
+    ("動畫", TV, C),
+    ("만화", TV, C),
+    ("애니메이션", TV, C),
+    // A drama serial: "сериал" (above), Persian "سریال", the South Asian TV drama ("ڈرامہ",
+    // "ड्रामा", a cue: a play on a stage is one too) and the film industries.
+    ("سریال", TV, N),
+    ("ڈرامہ", TV, C),
+    ("ड्रामा", TV, C),
+    ("নাটক", TV, C),
+    ("nollywood", TV, N),
+    ("bollywood", TV, N),
     ("novela", TV, C),
     ("characters", TV, C),
     ("broadcast", TV, N),
@@ -721,6 +775,54 @@ const MEDIA_WORDS: &[(&str, UsageType, Strength)] = &[
     ("電視", TV, C),
     ("频道", TV, C),
     ("頻道", TV, C),
+    // A video: what a screen plays, in the word most languages borrowed (and in their scripts).
+    // Video calls and visits are live (`PERSONAL_WORDS`), and people who make or review videos
+    // describe themselves or the people with them, so a cue, never a name.
+    ("video", PR, C),
+    ("videoklip", PR, C),
+    ("videoclip", PR, C),
+    ("videosu", PR, C),
+    ("videolar", PR, C),
+    ("videot", PR, C),
+    ("videa", PR, C),
+    ("wideo", PR, C),
+    ("filmpje", PR, C),
+    ("vidio", PR, C),
+    ("bidyo", PR, C),
+    ("bidiyo", PR, C),
+    ("bidiyoyin", PR, C),
+    ("ividiyo", PR, C),
+    ("amavidiyo", PR, C),
+    ("видео", PR, C),
+    ("відео", PR, C),
+    ("βιντεο", PR, C),
+    ("וידאו", PR, C),
+    ("סרטון", PR, C),
+    ("فيديو", PR, C),
+    ("ویدیو", PR, C),
+    ("ویدئو", PR, C),
+    ("ویڈیو", PR, C),
+    ("वीडियो", PR, C),
+    ("ভিডিও", PR, C),
+    ("வீடியோ", PR, C),
+    ("వీడియో", PR, C),
+    ("വീഡിയോ", PR, C),
+    ("ವೀಡಿಯೊ", PR, C),
+    ("วิดีโอ", PR, C),
+    ("វីដេអូ", PR, C),
+    ("ວິດີໂອ", PR, C),
+    ("ဗီဒီယို", PR, C),
+    ("ቪዲዮ", PR, C),
+    ("ვიდეო", PR, C),
+    ("վիդեո", PR, C),
+    ("տեսանյութ", PR, C),
+    ("ビデオ", PR, C),
+    ("動画", PR, C),
+    ("视频", PR, C),
+    ("視頻", PR, C),
+    ("影片", PR, C),
+    ("비디오", PR, C),
+    ("영상", PR, C),
 ];
 
 /// When a conversation names several media types, the most specific wins ("episode" is generic).
@@ -740,6 +842,39 @@ const PERSONAL_WORDS: &[&str] = &[
     "call with",
     "phone call",
     "video call",
+    // A call by video in the languages whose word for a video is a cue.
+    "video visit",
+    "videochamada",
+    "chamada de video",
+    "appel video",
+    "visioconference",
+    "videochiamata",
+    "videobellen",
+    "videogesprek",
+    "videosamtal",
+    "rozmowa wideo",
+    "videohovor",
+    "videohivas",
+    "videokonferenz",
+    "videoconferencia",
+    "video gorusme",
+    "panggilan video",
+    "cuoc goi video",
+    "видеозвон",
+    "видеосвяз",
+    "видеоконференц",
+    "відеодзвін",
+    "ビデオ通話",
+    "视频通话",
+    "視訊",
+    "视频会议",
+    "영상통화",
+    "화상",
+    "वीडियो कॉल",
+    "ভিডিও কল",
+    "مكالمة فيديو",
+    "تماس تصویری",
+    "שיחת וידאו",
     "conference call",
     "sync",
     "catch-up",
@@ -1493,6 +1628,37 @@ mod tests {
         // with an agent, name nothing.
         for text in ["Grabación 12", "Gravação", "Aufzeichnung 3", "Call recording review with Maria", "録音 4"] {
             assert_eq!(named(text), None, "{text}");
+        }
+    }
+
+    #[test]
+    fn a_video_a_documentary_and_a_cartoon_are_cues_in_many_languages_a_video_call_is_live() {
+        let named = |text: &str| media_of(&fold(text), false).map(|m| m.0);
+        let cue = |text: &str| media_of(&fold(text), true).map(|m| m.0);
+        for text in [
+            "Video inaeleza jinsi mbu wanavyoeneza malaria",
+            "Ividiyo ichaza izimpawu zeTB",
+            "Bidiyon yana bayanin allurar rigakafi",
+            "ቪዲዮው ወባ እንዴት እንደሚተላለፍ ያብራራል",
+            "Ipinaliwanag ng bidyo ang tamang paghuhugas ng kamay",
+            "វីដេអូនេះចាក់សន្ទនាខ្លីៗជាភាសាកូរ៉េ",
+            "Видео о вакцинации детей",
+            "健康教育の動画",
+        ] {
+            assert_eq!(named(text), None, "{text}");
+            assert_eq!(cue(text), Some(UsageType::Prerecorded), "{text}");
+        }
+        for text in ["Belgesel: Kapadokya", "Мультики про кота", "Dibujos animados del sábado", "自然纪录片"]
+        {
+            assert_eq!(named(text), None, "{text}");
+            assert_eq!(cue(text), Some(UsageType::TvMovie), "{text}");
+        }
+        assert_eq!(named("سریال پایتخت، قسمت ۵"), Some(UsageType::TvMovie));
+        // A call by video is people talking.
+        for text in
+            ["Videochamada com a família", "Видеозвонок с бабушкой", "영상통화로 상담", "Panggilan video dengan klien"]
+        {
+            assert!(personal_text(&fold(text)), "{text}");
         }
     }
 
