@@ -31,7 +31,7 @@ use structure::{
 };
 use words::{content_cues, first_person, fold, media_category, media_of, names_others, personal_text};
 
-pub const HEURISTIC_VERSION: &str = "heuristic-v22";
+pub const HEURISTIC_VERSION: &str = "heuristic-v23";
 /// The most that usage shape and volume can contribute: below 0.7, so never a qualifying verdict alone.
 pub const SHAPE_SCORE_LIMIT: f64 = 0.45;
 /// The most that the structure of the conversations can add (series, chains, continuous speech,
@@ -107,19 +107,20 @@ const PLAYBACK_WEIGHT: f64 = 0.1;
 ///   describes, read lowercase without accents in English, Spanish, Portuguese, French, German,
 ///   Italian, Russian and Japanese (and the main words for media in Korean, Chinese, Thai,
 ///   Vietnamese, Indonesian, Filipino, Hindi and Arabic; a broadcast, television and a channel in
-///   some forty languages, a video, a documentary and a cartoon, as cues, in about as many): 1 when it names the medium (audiobook,
-///   narrator, podcast, episode, broadcast, commentator, listeners, telenovela, sermon, guided
-///   meditation, a recorded voice, message or announcement, a recording played over and over (a
-///   shop's loudspeaker; adverts and jingles are cues), the replay of a webcast or conference call
-///   and a broadcaster's catch-up service, a
-///   numbered chapter or episode in any of a dozen scripts ("Folge 12", "حلقة 12", "Bölüm 12",
-///   "ตอนที่ 5"), "S02E03"), 0.8 when it describes content with two different
-///   cues (a story told: plot, characters, "recounts"; a broadcast: presenter, guests, headlines,
-///   studio; a match: goals, penalty, the crowd; a service or guided session; an overview naming
-///   two other people or places) or one cue and continuous speech, 0.45 for one cue; a category
-///   host apps file recorded media under ("entertainment", "religion", "sports", "podcast",
-///   "news", in any language of the conversation) is a cue of its own, beside the words or
-///   alone; 0.8 when its title repeats the show, book or numbered template of a conversation
+///   some forty languages, a video, a documentary and a cartoon, as cues, in about as many; an
+///   episode, a podcast, a narrator, a sermon and the news in more scripts, and streaming
+///   services by name): 1 when it names the medium (audiobook, narrator, podcast, episode,
+///   broadcast, commentator, listeners, telenovela, sermon, guided meditation, a recorded voice,
+///   message or announcement, a recording played over and over (a shop's loudspeaker; adverts
+///   and jingles are cues), the replay of a webcast or conference call and a broadcaster's
+///   catch-up service, a numbered chapter or episode in any of a dozen scripts ("Folge 12",
+///   "حلقة 12", "Bölüm 12", "ตอนที่ 5"), "S02E03"), 0.8 when it describes content with two
+///   different cues (a story told: plot, characters, "recounts"; a broadcast: presenter, guests,
+///   headlines, studio; a match: goals, penalty, the crowd; a service or guided session; an
+///   overview naming two other people or places) or one cue and continuous speech, 0.45 for one
+///   cue; a category host apps file recorded media under ("entertainment", "religion",
+///   "sports", "podcast", "news", in any language of the conversation) is a cue of its own,
+///   beside the words or alone; 0.8 when its title repeats the show, book or numbered template of a conversation
 ///   that names media, 0.6 in continuous speech in one unbroken stream with a conversation
 ///   whose words describe media (0.45 with one only its category calls media, at narration
 ///   density); 0 otherwise, and 0 when its overview says the user took part ("we recorded

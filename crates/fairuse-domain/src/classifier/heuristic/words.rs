@@ -803,6 +803,13 @@ const MEDIA_WORDS: &[(&str, UsageType, Strength)] = &[
     ("ویدئو", PR, C),
     ("ویڈیو", PR, C),
     ("वीडियो", PR, C),
+    ("व्हिडिओ", PR, C),
+    ("भिडियो", PR, C),
+    ("વિડિયો", PR, C),
+    ("વીડિયો", PR, C),
+    ("ਵੀਡੀਓ", PR, C),
+    ("ଭିଡିଓ", PR, C),
+    ("වීඩියෝ", PR, C),
     ("ভিডিও", PR, C),
     ("வீடியோ", PR, C),
     ("వీడియో", PR, C),
@@ -823,6 +830,74 @@ const MEDIA_WORDS: &[(&str, UsageType, Strength)] = &[
     ("影片", PR, C),
     ("비디오", PR, C),
     ("영상", PR, C),
+    // The same concepts as English's, in the languages and scripts where only some were read:
+    // an episode, a podcast, a narrator, a sermon, the news, a vlog, a webinar, and the streaming
+    // services people leave playing. Left out as the vocabulary of people who make media: a live
+    // stream (a live seller's "直播", "прямой эфир", "ao vivo"), a vlog, a YouTuber, narration
+    // ("ナレーション収録" is a creator recording a voice-over). Where the word is also an everyday one
+    // (an "episode" of a crime in Russian law, an anecdote in Japanese and Korean; "part" in
+    // Persian; a hadith's narrator in Arabic; a relay point in Japanese logistics), a cue. Left
+    // out: "berita" ("berita acara" is a meeting's minutes), "kajian" (a literature review),
+    // "twitch" (a muscle's).
+    ("এপিসোড", PC, N),
+    ("epizod", PC, C),
+    ("epizoda", PC, C),
+    ("эпизод", PC, C),
+    ("エピソード", PC, C),
+    ("에피소드", PC, C),
+    ("قسمت", PC, C),
+    ("حلقه", PC, C),
+    ("podkast", PC, N),
+    ("پادکست", PC, N),
+    ("پوڈکاسٹ", PC, N),
+    ("راوی", AB, N),
+    ("الراوي", AB, C),
+    ("ナレーター", AB, N),
+    ("khutbah", PR, N),
+    ("khutba", PR, N),
+    ("khotbah", PR, N),
+    ("خطبة", PR, N),
+    ("خطبه", PR, N),
+    ("讲道", PR, N),
+    ("講道", PR, N),
+    ("เทศน์", PR, N),
+    ("ceramah", PR, C),
+    ("telejornal", TV, N),
+    ("telediario", TV, N),
+    ("noticiero", TV, N),
+    ("noticiario", TV, N),
+    ("journal televise", TV, N),
+    ("nieuws", PC, C),
+    ("tin tuc", PC, C),
+    ("أخبار", PC, C),
+    ("اخبار", PC, C),
+    ("समाचार", PC, C),
+    ("新闻", PC, C),
+    ("新聞", PC, C),
+    ("뉴스", PC, C),
+    ("ข่าว", PC, C),
+    ("중계", TV, N),
+    ("中継", TV, C),
+    ("highlights", TV, C),
+    ("melhores momentos", TV, C),
+    ("webinar", PR, C),
+    ("вебинар", PR, C),
+    ("ウェビナー", PR, C),
+    ("웨비나", PR, C),
+    ("bilibili", TV, N),
+    ("douyin", PR, N),
+    ("tiktok", PR, C),
+    ("iqiyi", TV, N),
+    ("youku", TV, N),
+    ("hotstar", TV, N),
+    ("zee5", TV, N),
+    ("jiocinema", TV, N),
+    ("showmax", TV, N),
+    ("globoplay", TV, N),
+    ("crunchyroll", TV, N),
+    ("storytel", AB, N),
+    ("bookbeat", AB, N),
+    ("spotify", PC, C),
 ];
 
 /// When a conversation names several media types, the most specific wins ("episode" is generic).
@@ -1659,6 +1734,38 @@ mod tests {
             ["Videochamada com a família", "Видеозвонок с бабушкой", "영상통화로 상담", "Panggilan video dengan klien"]
         {
             assert!(personal_text(&fold(text)), "{text}");
+        }
+    }
+
+    #[test]
+    fn episodes_podcasts_narrators_sermons_news_and_streams_are_read_in_more_scripts() {
+        let named = |text: &str| media_of(&fold(text), false).map(|m| m.0);
+        let cue = |text: &str| media_of(&fold(text), true).map(|m| m.0);
+        for (text, ty) in [
+            ("পর্ব নয়: নতুন এপিসোড", UsageType::Podcast),
+            ("پادکست رادیو راه، قسمت ۱۲", UsageType::Podcast),
+            ("خطبة الجمعة عن الصبر", UsageType::Prerecorded),
+            ("Khutbah Jumat: keutamaan sabar", UsageType::Prerecorded),
+            ("Jornal: telejornal da noite", UsageType::TvMovie),
+            ("ナレーターが昔話を読む", UsageType::Audiobook),
+        ] {
+            assert_eq!(named(text), Some(ty), "{text}");
+        }
+        // Words that are everyday ones too are cues: an anecdote, a count in a criminal case, the
+        // news; and a video in the scripts v22 missed (Sinhala, Marathi).
+        for (text, ty) in [
+            ("面白いエピソードを話す", UsageType::Podcast),
+            ("Эпизод мошенничества по делу 12", UsageType::Podcast),
+            ("أخبار الساعة التاسعة", UsageType::Podcast),
+            ("වීඩියෝවේ කර්මාන්තශාලා ආරක්ෂක නීති", UsageType::Prerecorded),
+            ("शेतीविषयक व्हिडिओ", UsageType::Prerecorded),
+        ] {
+            assert_eq!(named(text), None, "{text}");
+            assert_eq!(cue(text), Some(ty), "{text}");
+        }
+        // A meeting's minutes, a literature review and a muscle's twitch are nothing.
+        for text in ["Berita acara rapat koordinasi", "Kajian pustaka bab dua", "Eyelid twitch for two weeks"] {
+            assert_eq!(cue(text), None, "{text}");
         }
     }
 
