@@ -226,11 +226,12 @@ const MEDIA_WORDS: &[(&str, UsageType, Strength)] = &[
     ("documentario", TV, C),
     ("dokumentarfilm", TV, C),
     ("dokumentalny", TV, C),
-    ("dokumenter", TV, C),
+    ("film dokumenter", TV, C),
     ("belgesel", TV, C),
-    ("phim tai lieu", TV, C),
-    ("документальн", TV, C),
-    ("ντοκιμαντερ", TV, C),
+    ("phim tai liệu", TV, C),
+    ("документальный фильм", TV, C),
+    ("документалк", TV, C),
+    ("ντοκιμαντέρ", TV, C),
     ("סרט תיעודי", TV, C),
     ("وثائقي", TV, C),
     ("डॉक्यूमेंट्री", TV, C),
@@ -248,17 +249,19 @@ const MEDIA_WORDS: &[(&str, UsageType, Strength)] = &[
     ("dessins animes", TV, C),
     ("cartoni animati", TV, C),
     ("zeichentrick", TV, C),
+    ("zeichentrickfilm", TV, C),
     ("tekenfilm", TV, C),
     ("kreskowka", TV, C),
     ("kreskowki", TV, C),
     ("cizgi film", TV, C),
     ("kartun", TV, C),
-    ("hoat hinh", TV, C),
+    ("hoạt hinh", TV, C),
     ("мультфильм", TV, C),
     ("мультик", TV, C),
     ("мультсериал", TV, C),
-    ("кінофільм", TV, C),
-    ("كرتون", TV, C),
+    ("رسوم متحركة", TV, C),
+    ("أفلام كرتون", TV, C),
+    ("افلام كرتون", TV, C),
     ("کارٹون", TV, C),
     ("कार्टून", TV, C),
     ("การ์ตูน", TV, C),
@@ -267,14 +270,15 @@ const MEDIA_WORDS: &[(&str, UsageType, Strength)] = &[
     ("動畫", TV, C),
     ("만화", TV, C),
     ("애니메이션", TV, C),
-    // A drama serial: "сериал" (above), Persian "سریال", the South Asian TV drama ("ڈرامہ",
-    // "ड्रामा", a cue: a play on a stage is one too) and the film industries.
-    ("سریال", TV, N),
+    // A drama serial and the film industries, as cues: Persian "سریال" is a serial number too,
+    // the South Asian TV drama ("ڈرامہ", "ड्रामा") a play on a stage, and a Bollywood dance class
+    // is live; only "nollywood" names the films alone. ("сериал" is named elsewhere.)
+    ("سریال", TV, C),
     ("ڈرامہ", TV, C),
     ("ड्रामा", TV, C),
     ("নাটক", TV, C),
     ("nollywood", TV, N),
-    ("bollywood", TV, N),
+    ("bollywood", TV, C),
     ("novela", TV, C),
     ("characters", TV, C),
     ("broadcast", TV, N),
@@ -795,7 +799,7 @@ const MEDIA_WORDS: &[(&str, UsageType, Strength)] = &[
     ("amavidiyo", PR, C),
     ("видео", PR, C),
     ("відео", PR, C),
-    ("βιντεο", PR, C),
+    ("βίντεο", PR, C),
     ("וידאו", PR, C),
     ("סרטון", PR, C),
     ("فيديو", PR, C),
@@ -831,14 +835,17 @@ const MEDIA_WORDS: &[(&str, UsageType, Strength)] = &[
     ("비디오", PR, C),
     ("영상", PR, C),
     // The same concepts as English's, in the languages and scripts where only some were read:
-    // an episode, a podcast, a narrator, a sermon, the news, a vlog, a webinar, and the streaming
+    // an episode, a podcast, a narrator, a sermon, the news, a webinar, and the streaming
     // services people leave playing. Left out as the vocabulary of people who make media: a live
     // stream (a live seller's "直播", "прямой эфир", "ao vivo"), a vlog, a YouTuber, narration
-    // ("ナレーション収録" is a creator recording a voice-over). Where the word is also an everyday one
-    // (an "episode" of a crime in Russian law, an anecdote in Japanese and Korean; "part" in
-    // Persian; a hadith's narrator in Arabic; a relay point in Japanese logistics), a cue. Left
+    // ("ナレーション収録" is a creator recording a voice-over). Where the word is also an everyday one,
+    // a cue: an "episode" of a crime in Russian law, an anecdote in Japanese and Korean, "part"
+    // in Persian and "fate" in Urdu ("قسمت"), a hadith's narrator in Arabic and the night prayers
+    // "تراویح" around Persian "راوی", an engagement ("خطبة") and a wedding's "خطبه عقد", a relay
+    // point in Japanese logistics and a Seoul district ("중계동"), a TikTok or Douyin shop. Left
     // out: "berita" ("berita acara" is a meeting's minutes), "kajian" (a literature review),
-    // "twitch" (a muscle's).
+    // "twitch" (a muscle's), "highlights" (a meeting summary's heading), "讲道" (inside
+    // "讲道理", to reason with someone).
     ("এপিসোড", PC, N),
     ("epizod", PC, C),
     ("epizoda", PC, C),
@@ -850,16 +857,15 @@ const MEDIA_WORDS: &[(&str, UsageType, Strength)] = &[
     ("podkast", PC, N),
     ("پادکست", PC, N),
     ("پوڈکاسٹ", PC, N),
-    ("راوی", AB, N),
+    ("راوی", AB, C),
     ("الراوي", AB, C),
     ("ナレーター", AB, N),
     ("khutbah", PR, N),
     ("khutba", PR, N),
     ("khotbah", PR, N),
-    ("خطبة", PR, N),
-    ("خطبه", PR, N),
-    ("讲道", PR, N),
-    ("講道", PR, N),
+    ("خطبة الجمعة", PR, N),
+    ("خطبة", PR, C),
+    ("خطبه", PR, C),
     ("เทศน์", PR, N),
     ("ceramah", PR, C),
     ("telejornal", TV, N),
@@ -868,7 +874,7 @@ const MEDIA_WORDS: &[(&str, UsageType, Strength)] = &[
     ("noticiario", TV, N),
     ("journal televise", TV, N),
     ("nieuws", PC, C),
-    ("tin tuc", PC, C),
+    ("tin tức", PC, C),
     ("أخبار", PC, C),
     ("اخبار", PC, C),
     ("समाचार", PC, C),
@@ -876,16 +882,15 @@ const MEDIA_WORDS: &[(&str, UsageType, Strength)] = &[
     ("新聞", PC, C),
     ("뉴스", PC, C),
     ("ข่าว", PC, C),
-    ("중계", TV, N),
+    ("중계", TV, C),
     ("中継", TV, C),
-    ("highlights", TV, C),
     ("melhores momentos", TV, C),
     ("webinar", PR, C),
     ("вебинар", PR, C),
     ("ウェビナー", PR, C),
     ("웨비나", PR, C),
     ("bilibili", TV, N),
-    ("douyin", PR, N),
+    ("douyin", PR, C),
     ("tiktok", PR, C),
     ("iqiyi", TV, N),
     ("youku", TV, N),
@@ -932,9 +937,9 @@ const PERSONAL_WORDS: &[&str] = &[
     "videohivas",
     "videokonferenz",
     "videoconferencia",
-    "video gorusme",
+    "video goruşme",
     "panggilan video",
-    "cuoc goi video",
+    "cuộc gọi video",
     "видеозвон",
     "видеосвяз",
     "видеоконференц",
@@ -944,7 +949,10 @@ const PERSONAL_WORDS: &[&str] = &[
     "視訊",
     "视频会议",
     "영상통화",
-    "화상",
+    "화상통화",
+    "화상회의",
+    "화상 회의",
+    "화상상담",
     "वीडियो कॉल",
     "ভিডিও কল",
     "مكالمة فيديو",
@@ -1728,7 +1736,8 @@ mod tests {
             assert_eq!(named(text), None, "{text}");
             assert_eq!(cue(text), Some(UsageType::TvMovie), "{text}");
         }
-        assert_eq!(named("سریال پایتخت، قسمت ۵"), Some(UsageType::TvMovie));
+        assert_eq!(named("سریال پایتخت"), None);
+        assert_eq!(cue("سریال پایتخت"), Some(UsageType::TvMovie));
         // A call by video is people talking.
         for text in
             ["Videochamada com a família", "Видеозвонок с бабушкой", "영상통화로 상담", "Panggilan video dengan klien"]
@@ -1763,10 +1772,23 @@ mod tests {
             assert_eq!(named(text), None, "{text}");
             assert_eq!(cue(text), Some(ty), "{text}");
         }
-        // A meeting's minutes, a literature review and a muscle's twitch are nothing.
-        for text in ["Berita acara rapat koordinasi", "Kajian pustaka bab dua", "Eyelid twitch for two weeks"] {
+        // A meeting's minutes, a literature review, a muscle's twitch, reasoning with a client and
+        // a summary's highlights are nothing.
+        for text in [
+            "Berita acara rapat koordinasi",
+            "Kajian pustaka bab dua",
+            "Eyelid twitch for two weeks",
+            "跟客户讲道理",
+            "Key highlights of the meeting",
+        ] {
             assert_eq!(cue(text), None, "{text}");
         }
+        // An engagement party, a Seoul district and a Bollywood dance class name no media.
+        for text in ["حفلة خطبة أختي", "중계동 아파트 상담", "Bollywood dance class"] {
+            assert_eq!(named(text), None, "{text}");
+        }
+        // A film award is not a video call.
+        assert!(!personal_text(&fold("청룡영화상 시상식")));
     }
 
     #[test]
