@@ -727,7 +727,15 @@ const MEDIA_WORDS: &[(&str, UsageType, Strength)] = &[
     ("трансляци", TV, N),
     ("телеканал", TV, N),
     ("телепрограм", TV, N),
-    ("εκπομπ", TV, N),
+    // Greek "εκπομπή" is a broadcast or a show; its plural is also "emissions" ("εκπομπές ρύπων",
+    // "κανόνες εκπομπών"), so only the singular names one and the plural is a cue.
+    ("εκπομπή", TV, N),
+    ("εκπομπής", TV, N),
+    ("εκπομπη", TV, N),
+    ("εκπομπές", TV, C),
+    ("εκπομπες", TV, C),
+    ("εκπομπών", TV, C),
+    ("εκπομπων", TV, C),
     ("שידור", TV, N),
     ("प्रसारण", TV, N),
     ("प्रसारित", TV, N),
@@ -1680,6 +1688,12 @@ mod tests {
             "新闻联播播出",
         ] {
             assert_eq!(named(text), Some(UsageType::TvMovie), "{text}");
+        }
+        // Emissions are not broadcasts: the Greek plural is only a cue.
+        for text in ["Οι εκπομπές ρύπων της ναυτιλίας", "Νέοι κανόνες εκπομπών για τα πλοία"]
+        {
+            assert_eq!(named(text), None, "{text}");
+            assert_eq!(cue(text), Some(UsageType::TvMovie), "{text}");
         }
         // Television, a channel and a programme are what a live person works on too: cues.
         for text in ["Elimu TV: hisabati", "القناة التعليمية، الحصة 3", "テレビの配線の相談", "Телевизор в гостиной"]
