@@ -3,6 +3,7 @@
 //! 10,080 active minutes of history.
 //!
 //! Usage: bench_redis <redis-url> [seconds per measured run, default 5] [warm-up seconds, default 1]
+//! [connections of the concurrent mode, default 50]
 //!
 //! The URL must point at a PRIVATE Redis: the benchmark resets its statistics (`CONFIG RESETSTAT`)
 //! before every measured run and reads `INFO commandstats` / `INFO cpu` after it, so any other
@@ -47,6 +48,11 @@
 //! Redis CPU per operation (`INFO cpu` deltas). A second pass measures the check alone
 //! (fairuse `read_totals`, Omi `get_rolling_speech_ms`). The markdown report goes to stdout,
 //! progress to stderr.
+//!
+//! The concurrent mode (issue 12; the fourth argument, N connections) runs fairuse's
+//! record-and-check on N connections at once against a trivial EVALSHA (`return 1`) on as many,
+//! and a design probe that is not the product: the native MULTI/EXEC a fast path for users far
+//! under every cap would send instead of the script.
 
 use std::collections::BTreeMap;
 use std::error::Error;
