@@ -124,11 +124,18 @@ const MEDIA_WORDS: &[(&str, UsageType, Strength)] = &[
     ("ascoltatori", PC, N),
     ("horer", PC, N),
     ("horerinnen", PC, N),
-    ("слушател", PC, N),
+    ("слушател", PC, C), // also a course's participants
+    ("радиослушател", PC, N),
     ("радиоэфир", PC, N),
     ("радиопередач", PC, N),
     ("подкаст", PC, N),
-    ("выпуск", PC, N),
+    // "Выпуск" is also a graduation, an issue of bonds, a release: the issue of a show is named.
+    ("выпуск", PC, C),
+    ("выпуск подкаст", PC, N),
+    ("выпуске подкаст", PC, N),
+    ("выпуск передачи", TV, N),
+    ("выпуске передачи", TV, N),
+    ("выпуск новостей", TV, N),
     ("リスナー", PC, N),
     ("番組", PC, N),
     ("放送", TV, N),
@@ -304,14 +311,22 @@ const MEDIA_WORDS: &[(&str, UsageType, Strength)] = &[
     ("фильм", TV, N),
     ("аудиокниг", AB, N),
     ("рассказчик", AB, N),
-    ("чтец", AB, N),
+    ("чтец", AB, C), // a school recitation contest has "чтецы" too
     ("проповедь", PR, N),
-    ("медитаци", PR, N),
+    // A doctor recommends meditation: a guided or recorded one is named.
+    ("медитаци", PR, C),
+    ("аудиомедитаци", PR, N),
+    ("медитация для сна", PR, N),
+    ("медитацию для сна", PR, N),
+    ("медитации для сна", PR, N),
     ("実況", TV, N),
     ("解説者", TV, N),
     ("アニメ", TV, N),
-    ("説教", PR, N),
-    ("瞑想", PR, N),
+    ("説教", PR, C), // also a scolding
+    ("瞑想", PR, C),
+    ("誘導瞑想", PR, N),
+    ("瞑想音声", PR, N),
+    ("ガイド付き瞑想", PR, N),
     ("ナレーター", AB, N),
     // Pre-recorded courses, talks, sermons and guided audio.
     ("recorded lecture", PR, N),
@@ -359,8 +374,12 @@ const MEDIA_WORDS: &[(&str, UsageType, Strength)] = &[
     ("запись лекции", PR, N),
     ("записанная лекция", PR, N),
     ("видеоурок", PR, N),
-    ("kayıtlı ders", PR, N),
-    ("ders kaydı", PR, N),
+    // "Kayıtlı ders" and "ders kaydı" are a recorded lecture, and an enrolled course and course
+    // registration too: cues.
+    ("kayıtlı ders", PR, C),
+    ("ders kaydı", PR, C),
+    ("kaydedilmiş ders", PR, N),
+    ("dersin video kaydı", PR, N),
     ("konu anlatım videosu", PR, N),
     ("محاضرة مسجلة", PR, N),
     ("محاضرات مسجلة", PR, N),
@@ -546,7 +565,10 @@ const MEDIA_WORDS: &[(&str, UsageType, Strength)] = &[
     ("grabacion de la conferencia", PR, N),
     ("enregistrement de la conference", PR, N),
     ("registrazione della conferenza", PR, N),
-    ("回放", PR, N),
+    ("回放", PR, C), // also a security camera's playback
+    ("会议回放", PR, N),
+    ("會議回放", PR, N),
+    ("发布会回放", PR, N),
     ("見逃し配信", TV, N),
     ("アーカイブ配信", PR, N),
     ("音声配信", PR, N),
@@ -575,7 +597,10 @@ const MEDIA_WORDS: &[(&str, UsageType, Strength)] = &[
     ("recopilacion", PC, C),
     ("compilacion", PC, C),
     ("compilacao", PC, C),
-    ("合集", PC, N),
+    ("合集", PC, C), // also any collection ("资料合集")
+    ("视频合集", PC, N),
+    ("音频合集", PC, N),
+    ("节目合集", PC, N),
     ("傑作選", PC, N),
     ("総集編", TV, N),
     ("精選集", PC, N),
@@ -628,7 +653,7 @@ const MEDIA_WORDS: &[(&str, UsageType, Strength)] = &[
     ("พอดแคสต์", PC, N),
     ("ภาพยนตร์", TV, N),
     ("พากย์", TV, N),
-    ("ถ่ายทอดสด", TV, N),
+    ("ถ่ายทอดสด", TV, C), // a live stream, also a live seller's own
     ("ละคร", TV, C),
     ("ซีรีส์", TV, C),
     ("ผู้ฟัง", PC, C),
@@ -695,8 +720,11 @@ const MEDIA_WORDS: &[(&str, UsageType, Strength)] = &[
     ("audycji", PC, N),
     ("phat song", TV, N),
     ("ditayangkan", TV, N),
-    ("canli yayin", TV, N),
-    ("canlı yayın", TV, N),
+    // A live stream is a live seller's own work too; a match's is named.
+    ("canli yayin", TV, C),
+    ("canlı yayın", TV, C),
+    ("mac canli yayin", TV, N),
+    ("mac canlı yayın", TV, N),
     ("transmisja", TV, C),
     ("transmisji", TV, C),
     ("trasmissione", TV, C),
@@ -724,29 +752,50 @@ const MEDIA_WORDS: &[(&str, UsageType, Strength)] = &[
     // Cyrillic, Greek, Hebrew, Arabic script, the scripts of India, Thai, Ethiopic, Georgian,
     // Armenian, Chinese, Japanese and Korean: these match inside longer words, which is how
     // their cases, articles and particles attach ("на телеканале", "השידור", "القناة").
-    ("трансляци", TV, N),
+    // Also a live stream, "трансляция опыта" (sharing experience) and address translation.
+    ("трансляци", TV, C),
+    ("телетрансляци", TV, N),
+    ("трансляция матча", TV, N),
+    ("трансляцию матча", TV, N),
+    ("трансляции матча", TV, N),
     ("телеканал", TV, N),
     ("телепрограм", TV, N),
-    // Greek "εκπομπή" is a broadcast or a show; its plural is also "emissions" ("εκπομπές ρύπων",
-    // "κανόνες εκπομπών"), so only the singular names one and the plural is a cue.
-    ("εκπομπή", TV, N),
-    ("εκπομπής", TV, N),
-    ("εκπομπη", TV, N),
+    // Greek "εκπομπή" is a broadcast or a show, and an emission too ("εκπομπές ρύπων", "τομογραφία
+    // εκπομπής ποζιτρονίων"): a cue, named as a TV or radio show.
+    ("εκπομπή", TV, C),
+    ("εκπομπής", TV, C),
+    ("εκπομπη", TV, C),
+    ("τηλεοπτική εκπομπή", TV, N),
+    ("τηλεοπτικής εκπομπής", TV, N),
+    ("ραδιοφωνική εκπομπή", TV, N),
+    ("ραδιοφωνικής εκπομπής", TV, N),
     ("εκπομπές", TV, C),
     ("εκπομπες", TV, C),
     ("εκπομπών", TV, C),
     ("εκπομπων", TV, C),
-    ("שידור", TV, N),
+    ("שידור", TV, C), // also a transmission of data
+    ("שידור חוזר", TV, N),
+    ("השידור החוזר", TV, N),
     ("प्रसारण", TV, N),
-    ("प्रसारित", TV, N),
+    ("प्रसारित", TV, C), // also a circular issued
+    ("प्रसारित हो रह", TV, N),
+    ("टीवी पर प्रसारित", TV, N),
     ("সম্প্রচার", TV, N),
     ("ஒளிபரப்பு", TV, N),
     ("ప్రసార", TV, N),
     ("സംപ്രേഷണ", TV, N),
     ("ออกอากาศ", TV, N),
-    ("ስርጭት", TV, N),
-    ("გადაცემ", TV, N),
-    ("հաղորդում", TV, N),
+    ("ስርጭት", TV, C), // also the spread of a disease, a distribution
+    ("የቴሌቪዥን ስርጭት", TV, N),
+    ("የሬዲዮ ስርጭት", TV, N),
+    ("გადაცემ", TV, C), // also a transfer, a gearbox
+    ("ტელეგადაცემ", TV, N),
+    ("რადიოგადაცემ", TV, N),
+    ("სატელევიზიო გადაცემ", TV, N),
+    ("հաղորդում", TV, C), // also a report to the police, a nerve conduction
+    ("հեռուստահաղորդ", TV, N),
+    ("ռադիոհաղորդում", TV, N),
+    ("ռադիոհաղորդման", TV, N),
     ("播出", TV, N),
     ("放映", TV, N),
     ("방영", TV, N),
@@ -874,7 +923,7 @@ const MEDIA_WORDS: &[(&str, UsageType, Strength)] = &[
     ("خطبة الجمعة", PR, N),
     ("خطبة", PR, C),
     ("خطبه", PR, C),
-    ("เทศน์", PR, N),
+    ("เทศน์", PR, C), // also a scolding
     ("ceramah", PR, C),
     ("telejornal", TV, N),
     ("telediario", TV, N),
@@ -1538,10 +1587,11 @@ pub(super) fn has_word(text: &str, word: &str) -> bool {
 /// The media type a conversation's metadata describes, and the first word that says so: a
 /// [`Strength::Named`] word, else (when `allow_cues`) a [`Strength::Cue`].
 pub(super) fn media_of(text: &str, allow_cues: bool) -> Option<(UsageType, &'static str)> {
+    let text = without(text, NOT_MEDIA);
     let pick = |strength: Strength| {
         let mut hits: BTreeMap<UsageType, (usize, &'static str)> = BTreeMap::new();
         for &(word, ty, s) in MEDIA_WORDS {
-            if s == strength && has_word(text, word) {
+            if s == strength && has_word(&text, word) {
                 hits.entry(ty).or_insert((0, word)).0 += 1;
             }
         }
@@ -1592,12 +1642,8 @@ pub(super) fn has_exact_word(text: &str, word: &str) -> bool {
 /// The distinct [`CONTENT_CUES`] and [`Strength::Cue`] words of [`MEDIA_WORDS`] in `text`
 /// ([`fold`]ed), with the media type each points at.
 pub(super) fn content_cues(text: &str) -> Vec<(&'static str, UsageType)> {
-    let mut text = std::borrow::Cow::Borrowed(text);
-    for phrase in NOT_CUES {
-        if text.contains(phrase) {
-            text = std::borrow::Cow::Owned(text.replace(phrase, " "));
-        }
-    }
+    let text = without(text, NOT_MEDIA);
+    let text = without(&text, NOT_CUES);
     let cues = MEDIA_WORDS.iter().filter(|(_, _, s)| *s == Strength::Cue).map(|&(w, t, _)| (w, t));
     CONTENT_CUES.iter().copied().chain(cues).filter(|(w, _)| has_word(&text, w)).collect()
 }
@@ -1607,6 +1653,99 @@ pub(super) fn content_cues(text: &str) -> Vec<(&'static str, UsageType)> {
 /// the people in front of them (a host, a teacher, a chair); a book is read, or read aloud.
 /// [`fold`]ed; removed from the text before the cues are looked for.
 const NOT_CUES: &[&str] = &["reads out", "read out"];
+
+/// Words and phrases that contain a word of [`MEDIA_WORDS`] or [`CONTENT_CUES`] but say something
+/// else. Words outside the Latin script match anywhere, so a film sits inside "充电影响" (charging
+/// affects), a drama inside "민영화" (privatisation) and an animation inside "アニメーション" (a
+/// slide's animation); and some everyday phrases use the word itself: radio calisthenics, a
+/// school's or a hospital's public address (a shop's is its recorded loop), an X-ray film, a serial number. [`fold`]ed; removed from the text
+/// before media words and cues are looked for.
+const NOT_MEDIA: &[&str] = &[
+    // Chinese
+    "电影响",
+    "電影響",
+    "记录好的",
+    "記錄好的",
+    "登录好的",
+    "登錄好的",
+    "电台账",
+    "电台区",
+    "电台灯",
+    "直播客",
+    "传播出",
+    "直播出",
+    "散播出",
+    "幻灯片放映",
+    "幻燈片放映",
+    "严重播",
+    "注重播",
+    "录播教室",
+    "联合集团",
+    "混合集",
+    "投影片",
+    // Japanese
+    "アニメーション",
+    "校内放送",
+    "館内放送",
+    "院内放送",
+    "構内放送",
+    "社内放送",
+    "実況見分",
+    "イベントリスナー",
+    "ドラマチック",
+    "ドラマー",
+    "反映画",
+    "ラジオ体操",
+    "ラジオボタン",
+    "ラジオ波",
+    "ラジオペンチ",
+    "一番組",
+    // Korean
+    "민영화",
+    "공영화",
+    "국영화",
+    "유방영상",
+    "지방영업",
+    "드라마틱",
+    // Russian and Ukrainian: told (a story is told in the present tense: "рассказывает" stays a
+    // cue), an agenda, a hotel, acute
+    "рассказал",
+    "повестк",
+    "гостиниц",
+    "гостр",
+    // Arabic, Persian, Hebrew, Hindi, Bengali, Georgian, Armenian, Amharic: a serial number, an
+    // X-ray film, a screen protector, a registered teacher, radiology
+    "الرقم المسلسل",
+    "رقم مسلسل",
+    "فيلم أشعة",
+    "فيلم حماية",
+    "مدرس مسجل",
+    "एक्स-रे फिल्म",
+    "एक्स-रे फ़िल्म",
+    "رادیولوژ",
+    "راديولوج",
+    "רדיולוג",
+    "रेडियोलॉज",
+    "রেডিওলজ",
+    "რადიოლოგ",
+    "ռադիոլոգ",
+    "ሬዲዮሎጂ",
+    // Thai: a wound reopened; Vietnamese: Ms Thu is ready, a revenue at hand
+    "แผลเปิดซ้ำ",
+    "thu sẵn sang",
+    "thu sẵn co",
+];
+
+/// `text` without the phrases of `phrases`, each replaced by a space.
+fn without<'a>(text: &'a str, phrases: &[&str]) -> std::borrow::Cow<'a, str> {
+    let mut text = std::borrow::Cow::Borrowed(text);
+    for phrase in phrases {
+        if text.contains(phrase) {
+            text = std::borrow::Cow::Owned(text.replace(phrase, " "));
+        }
+    }
+    text
+}
 
 #[cfg(test)]
 mod tests {
@@ -1621,13 +1760,66 @@ mod tests {
     }
 
     #[test]
+    fn everyday_words_that_contain_a_media_word_or_share_it_name_no_media() {
+        let named = |text: &str| media_of(&fold(text), false).map(|m| m.1);
+        for text in [
+            "充电影响电池寿命",
+            "의료 민영화 반대",
+            "スライドにアニメーションを設定",
+            "把记录好的数据发给我",
+            "朝のラジオ体操",
+            "校内放送で連絡",
+            "上司に説教された",
+            "医師が瞑想を勧めた",
+            "直播客服的话术",
+            "疾病传播出去",
+            "查看监控回放发现小偷",
+            "资料合集",
+            "Выпуск облигаций",
+            "Слушатели курсов повышения квалификации задали вопросы",
+            "Трансляция педагогического опыта",
+            "Психолог рекомендовала медитацию",
+            "Τομογραφία εκπομπής ποζιτρονίων",
+            "Ders kaydı dönemi başladı",
+            "მონაცემთა გადაცემა",
+            "Հանցագործության մասին հաղորդում",
+            "የወባ ስርጭት ጨምሯል",
+            "परिपत्र प्रसारित किया गया",
+            "الرقم المسلسل للجهاز",
+            "فيلم أشعة الصدر",
+            "שידור נתונים מהחיישן",
+            "ارجاع به رادیولوژی",
+        ] {
+            assert_eq!(named(text), None, "{text}");
+        }
+        for text in [
+            "Выпуск подкаста 12",
+            "Трансляция матча",
+            "ラジオ番組を聴く",
+            "电影《流浪地球》",
+            "어제 본 영화",
+            "שידור חוזר של התוכנית",
+            "የቴሌቪዥን ስርጭት",
+            "ტელეგადაცემა",
+            "Καθημερινή ραδιοφωνική εκπομπή",
+        ] {
+            assert!(named(text).is_some(), "{text}");
+        }
+        // Told and an agenda are not stories.
+        let cues = |text: &str| content_cues(&fold(text)).into_iter().map(|c| c.0).collect::<Vec<_>>();
+        assert_eq!(cues("Пациент рассказал о болях, обсудили повестку"), Vec::<&str>::new());
+    }
+
+    #[test]
     fn every_listed_word_is_written_folded() {
         // A word written with an accent or a capital would never match the folded text.
         let lists = MEDIA_WORDS
             .iter()
             .map(|w| w.0)
             .chain(CONTENT_CUES.iter().map(|w| w.0))
-            .chain(PERSONAL_WORDS.iter().copied());
+            .chain(PERSONAL_WORDS.iter().copied())
+            .chain(NOT_MEDIA.iter().copied())
+            .chain(NOT_CUES.iter().copied());
         for word in lists.chain(FIRST_PERSON.iter().copied()) {
             assert_eq!(fold(word), word, "{word:?} is not folded");
         }
@@ -1679,7 +1871,7 @@ mod tests {
             "शैक्षिक टीवी चैनल पर एक के बाद एक पाठ प्रसारित हो रहे हैं",
             "শিক্ষা চ্যানেলে একের পর এক ক্লাস সম্প্রচার হচ্ছে",
             "Прямая трансляция заседания на телеканале",
-            "Η εκπομπή της Κυριακής με τον παρουσιαστή",
+            "Η τηλεοπτική εκπομπή της Κυριακής με τον παρουσιαστή",
             "השידור החוזר של התוכנית",
             "Uitzending van het journaal",
             "Maç canlı yayın, ikinci yarı",
